@@ -1,0 +1,210 @@
+//! Plain-data configuration shared by every runtime.
+//!
+//! Defaults follow nginx where nginx has one, so that an operator replacing nginx
+//! gets the behaviour they already know. With the `serde` feature, every struct
+//! derives `Deserialize` (unknown keys are errors) and durations read as strings
+//! such as `"60s"`, `"500ms"`, `"2m"` or as whole seconds.
+
+use std::time::Duration;
+
+/// Everything a [`Session`](crate::Session) needs to decide; shared behind an `Arc`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct Config {
+    /// Upstream address (`host:port`) that requests go to. The runtime resolves it;
+    /// the core only names it in [`Output::Connect`](crate::Output::Connect) and uses it
+    /// as `Host` for HTTP/1.0 requests that carry none.
+    pub upstream: String,
+    /// Bound on bytes accepted from one side and not yet reported written to the other
+    /// (flow control, per direction). nginx: `proxy_buffer_size`.
+    pub buffer_size: usize,
+    /// Size limits on request and response heads.
+    pub limits: Limits,
+    /// Every deadline the session keeps.
+    pub timeouts: Timeouts,
+    /// Which `X-Forwarded-*` fields the proxy adds to requests.
+    pub forwarded: Forwarded,
+    /// Upstream keep-alive pool, kept by the runtime (the core only says what is reusable).
+    pub pool: Pool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            upstream: String::from("127.0.0.1:9000"),
+            buffer_size: 16 * 1024,
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            forwarded: Forwarded::default(),
+            pool: Pool::default(),
+        }
+    }
+}
+
+/// Head size limits (RFC 9112 §2.3, RFC 9110 §15.5.15, §15.5.20 and RFC 6585 §5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct Limits {
+    /// Largest request or response head, in bytes; larger → 431 (request) or 502 (response).
+    /// nginx: `large_client_header_buffers`.
+    pub max_head_size: usize,
+    /// Most header fields in one head; more → 431 (request) or 502 (response).
+    pub max_headers: usize,
+    /// Longest request-target, in bytes; longer → 414.
+    pub max_target_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_head_size: 16 * 1024, max_headers: 100, max_target_len: 8 * 1024 }
+    }
+}
+
+/// Deadlines. Each one names what the peer sees when it fires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct Timeouts {
+    /// Dialling the upstream; expiry → 502. nginx: `proxy_connect_timeout`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
+    pub upstream_connect: Duration,
+    /// Receiving a whole request head, counted from its first byte (or from accept
+    /// for a new connection); expiry → 408 and close. nginx: `client_header_timeout`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
+    pub client_head: Duration,
+    /// Upstream silent while the response head is awaited; expiry → 504.
+    /// nginx: `proxy_read_timeout` (before the head).
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
+    pub upstream_response_head: Duration,
+    /// Between two reads of a body, either direction; expiry → close.
+    /// nginx: `client_body_timeout`, `proxy_read_timeout`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
+    pub body_read: Duration,
+    /// A kept-alive client connection with no request in progress; expiry → close.
+    /// nginx: `keepalive_timeout`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
+    pub keepalive_idle: Duration,
+    /// A write that makes no progress; expiry → close. nginx: `send_timeout`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
+    pub send: Duration,
+    /// A tunnel with no bytes either way; expiry → close. nginx has none of its own
+    /// (tunnels fall under `proxy_read_timeout`).
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
+    pub tunnel_idle: Duration,
+    /// After the first EOF of a tunnel, how long the other direction may still run.
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
+    pub fin: Duration,
+    /// After an error response, how long unread client bytes are drained before the
+    /// close, so the response is not destroyed by a TCP reset. nginx: `lingering_timeout`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
+    pub linger: Duration,
+    /// On shutdown (SIGTERM), how long in-flight work may run before every connection
+    /// is closed. Used by runtimes to build [`Input::Drain`](crate::Input::Drain).
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
+    pub shutdown: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        let s = Duration::from_secs;
+        Timeouts {
+            upstream_connect: s(60),
+            client_head: s(60),
+            upstream_response_head: s(60),
+            body_read: s(60),
+            keepalive_idle: s(75),
+            send: s(60),
+            tunnel_idle: s(60),
+            fin: s(30),
+            linger: s(5),
+            shutdown: s(30),
+        }
+    }
+}
+
+/// `X-Forwarded-*` fields added to requests (de-facto standard, see RFC 7239 §1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct Forwarded {
+    /// Append the client's IP address to `X-Forwarded-For`.
+    pub x_forwarded_for: bool,
+    /// Set `X-Forwarded-Proto` to `http` or `https`, replacing any sent by the client.
+    pub x_forwarded_proto: bool,
+}
+
+impl Default for Forwarded {
+    fn default() -> Self {
+        Forwarded { x_forwarded_for: true, x_forwarded_proto: true }
+    }
+}
+
+/// Upstream keep-alive pool bounds (nginx: `keepalive`, `keepalive_timeout` in `upstream`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct Pool {
+    /// Most idle connections kept per upstream address.
+    pub max_idle: usize,
+    /// An idle pooled connection older than this is closed.
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
+    pub idle_timeout: Duration,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool { max_idle: 32, idle_timeout: Duration::from_secs(60) }
+    }
+}
+
+/// Parses a human duration: `"250ms"`, `"60s"`, `"2m"`, `"1h"`, or whole seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. \"60s\", \"500ms\", \"2m\""))?;
+    let millis_per_unit = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        other => return Err(format!("invalid duration unit {other:?} in {text:?}: use ms, s, m or h")),
+    };
+    value
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("duration {text:?} is too large"))
+}
+
+/// Serde glue: a duration is a string for [`parse_duration`] or whole seconds.
+#[cfg(feature = "serde")]
+pub mod duration {
+    use std::time::Duration;
+
+    /// Deserializes `"60s"`-style strings or integers (seconds).
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Duration;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration such as \"60s\", \"500ms\", \"2m\" or whole seconds")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
+                Ok(Duration::from_secs(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
+                u64::try_from(v)
+                    .map(Duration::from_secs)
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+                super::parse_duration(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}

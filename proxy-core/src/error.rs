@@ -1,0 +1,3 @@
+//! Errors.
+/// error
+#[derive(Debug)] pub struct ProxyError;

@@ -1,0 +1,178 @@
+//! The session's vocabulary: what the runtime feeds in ([`Input`]) and what it must
+//! carry out ([`Output`]). One enum each way, as in str0m.
+
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// One of the two connections a session joins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The connection accepted from the client.
+    Client,
+    /// The connection dialled (or taken from a pool) towards the upstream.
+    Upstream,
+}
+
+impl Side {
+    /// The other side.
+    pub fn peer(self) -> Side {
+        match self {
+            Side::Client => Side::Upstream,
+            Side::Upstream => Side::Client,
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Side::Client => 0,
+            Side::Upstream => 1,
+        }
+    }
+}
+
+/// What the runtime knows about the accepted client connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// Peer address, for `X-Forwarded-For`; `None` when unknown (e.g. a Unix socket).
+    pub addr: Option<SocketAddr>,
+    /// Whether the client connection is TLS, for `X-Forwarded-Proto`.
+    pub tls: bool,
+}
+
+/// Why dialling the upstream failed; all of them give the client a 502.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectError {
+    /// The upstream host refused the connection.
+    Refused,
+    /// The address could not be resolved or reached.
+    Unreachable,
+    /// Any other failure, described for the log.
+    Other(String),
+}
+
+/// Something that happened, fed to [`Session::handle_input`](crate::Session::handle_input).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Bytes read from that side's socket.
+    Data(Side, Bytes),
+    /// That side shut down its write half (read returned 0).
+    Eof(Side),
+    /// That side's socket failed (reset, or a read or write error): nothing more can
+    /// be read from it or written to it.
+    Reset(Side),
+    /// This many bytes of earlier [`Output::Send`]s to that side were taken by the OS.
+    Written(Side, usize),
+    /// The upstream connection asked for by [`Output::Connect`] is ready. `reused` says
+    /// whether it came from the keep-alive pool (it may then turn out to be stale).
+    UpstreamConnected {
+        /// Taken from the keep-alive pool rather than freshly dialled.
+        reused: bool,
+    },
+    /// Dialling the upstream failed.
+    UpstreamFailed(ConnectError),
+    /// Stop taking new work: finish what is in flight, close idle keep-alive
+    /// connections now and everything else by `deadline`.
+    Drain {
+        /// When the session must be closed, whatever is still in flight.
+        deadline: std::time::Instant,
+    },
+}
+
+/// Where to connect.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// `host:port` as configured.
+    pub address: String,
+    /// A pooled connection may be used. `false` after a pooled connection turned out
+    /// stale: the retry must dial afresh.
+    pub allow_pooled: bool,
+}
+
+/// Something the runtime must do, drained with [`Session::poll_output`](crate::Session::poll_output).
+///
+/// Outputs are ordered: a runtime carries them out in the order polled, and writes the
+/// `Send`s for one side in order, before a later `ShutdownWrite` or `Close`.
+#[must_use]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Dial the target, or take an idle pooled connection to it; answer with
+    /// [`Input::UpstreamConnected`] or [`Input::UpstreamFailed`].
+    Connect(Target),
+    /// Write these bytes to that side; report progress with [`Input::Written`].
+    Send(Side, Bytes),
+    /// Shut down the write half towards that side once earlier sends are written.
+    ShutdownWrite(Side),
+    /// The session is done with its upstream connection. If `reusable`, it may go back
+    /// to the keep-alive pool; otherwise close it.
+    ReleaseUpstream {
+        /// The connection is at a message boundary and may carry another request.
+        reusable: bool,
+    },
+    /// For logs and metrics.
+    Event(Event),
+    /// The session is over: finish earlier writes and close both connections.
+    Close,
+}
+
+/// Something worth a log line or a metric.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// One request/response exchange finished (or failed with a status the proxy sent).
+    Request(RequestLog),
+    /// A tunnel ended.
+    Tunnel(TunnelLog),
+}
+
+/// One line of access log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestLog {
+    /// Request method, `-` if the head could not be parsed.
+    pub method: String,
+    /// Request-target as received (at most 256 bytes of it), `-` if unknown.
+    pub target: String,
+    /// Status sent to the client (0 if none was sent).
+    pub status: u16,
+    /// Body bytes forwarded upstream.
+    pub request_body_bytes: u64,
+    /// Body bytes forwarded to the client.
+    pub response_body_bytes: u64,
+    /// From the first byte of the request head to the end of the response.
+    pub duration: Duration,
+    /// Whether the status came from the proxy itself (an error) rather than the upstream.
+    pub from_proxy: bool,
+    /// Why the proxy answered itself, if it did.
+    pub error: Option<&'static str>,
+}
+
+/// Why a tunnel ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TunnelEnd {
+    /// Both sides shut down cleanly.
+    Closed,
+    /// No bytes either way for `tunnel_idle`.
+    IdleTimeout,
+    /// One side shut down and the other did not follow within `fin`.
+    FinTimeout,
+    /// A write made no progress within `send`.
+    SendTimeout,
+    /// One side's socket failed.
+    Reset(Side),
+    /// The proxy was draining and the deadline came.
+    Drain,
+}
+
+/// One line of tunnel log, when it ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelLog {
+    /// The protocol the upstream switched to, as it named it (e.g. `websocket`).
+    pub protocol: String,
+    /// Bytes forwarded from client to upstream.
+    pub client_to_upstream: u64,
+    /// Bytes forwarded from upstream to client.
+    pub upstream_to_client: u64,
+    /// From the `101` to the end.
+    pub duration: Duration,
+    /// Why it ended.
+    pub end: TunnelEnd,
+}
