@@ -1,3 +1,216 @@
-//! Errors.
-/// error
-#[derive(Debug)] pub struct ProxyError;
+//! Errors are values: one variant per broken rule, each mapped to what the peer sees.
+//!
+//! Client-side violations become a 4xx/5xx response and a close; upstream violations
+//! become a `502` (or `504` for silence) if the client has not yet received a final
+//! response head, and a plain close otherwise. After an error the session stays failed:
+//! nothing more is forwarded in either direction.
+
+use std::fmt;
+
+/// A rule broken by a peer, or a deadline missed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyError {
+    // ---- request head (RFC 9112 §2–§5, RFC 9110 §5) ----
+    /// Request head larger than `limits.max_head_size` (431, RFC 6585 §5).
+    RequestHeadTooLarge,
+    /// More fields than `limits.max_headers` (431).
+    TooManyRequestFields,
+    /// Request-target longer than `limits.max_target_len` (414, RFC 9110 §15.5.15).
+    RequestTargetTooLong,
+    /// The request-line is not `method SP request-target SP HTTP-version` (400).
+    MalformedRequestLine,
+    /// A protocol version other than HTTP/1.0 or HTTP/1.1 (505).
+    UnsupportedVersion,
+    /// A field name that is not a token, whitespace before the colon, or an obs-fold
+    /// line (400, RFC 9112 §5.1, §5.2).
+    InvalidFieldName,
+    /// CR, LF, NUL or another control character inside a field value (400, RFC 9110 §5.5).
+    InvalidFieldValue,
+    /// A line ended by LF without CR (400, RFC 9112 §2.2: a proxy must not guess).
+    BareLineFeed,
+    /// HTTP/1.1 request without `Host` (400, RFC 9112 §3.2).
+    MissingHost,
+    /// More than one `Host` field (400, RFC 9112 §3.2).
+    DuplicateHost,
+    /// A `Host` value that is not a valid authority (400, RFC 9112 §3.2).
+    InvalidHost,
+    /// The request-target is not origin-, absolute- or asterisk-form (400, RFC 9112 §3.2).
+    InvalidRequestTarget,
+    /// `CONNECT` is not offered by a reverse proxy (501).
+    ConnectNotSupported,
+    /// Both `Content-Length` and `Transfer-Encoding` (400, RFC 9112 §6.1).
+    ContentLengthWithTransferEncoding,
+    /// A `Content-Length` that is not a decimal number or does not fit 64 bits (400).
+    InvalidContentLength,
+    /// Several `Content-Length` values that differ (400, RFC 9112 §6.3).
+    ConflictingContentLength,
+    /// `Transfer-Encoding` whose final coding is not `chunked`, or with `chunked` twice
+    /// (400, RFC 9112 §6.3).
+    ChunkedNotFinal,
+    /// A transfer coding the proxy does not know (400, RFC 9112 §6.1).
+    UnknownTransferCoding,
+    /// `Transfer-Encoding` in an HTTP/1.0 message (400, RFC 9112 §6.1).
+    TransferEncodingInHttp10,
+    // ---- chunked bodies (RFC 9112 §7.1) ----
+    /// A chunk size that is not hexadecimal digits (400).
+    InvalidChunkSize,
+    /// A chunk size that does not fit 64 bits (400).
+    ChunkSizeOverflow,
+    /// Chunk data not followed by CRLF (400).
+    MissingChunkDataCrlf,
+    /// A malformed chunk extension or trailer section, or one over the size limit (400).
+    InvalidChunkMetadata,
+    // ---- client behaviour ----
+    /// The request head did not arrive within `timeouts.client_head` (408).
+    ClientHeadTimeout,
+    /// The request body stalled for `timeouts.body_read` (408).
+    ClientBodyTimeout,
+    /// A new upgrade attempt while the proxy drains (503).
+    UpgradeWhileDraining,
+    // ---- upstream ----
+    /// Dialling the upstream failed (502).
+    UpstreamConnectFailed,
+    /// Dialling the upstream did not finish within `timeouts.upstream_connect` (502).
+    UpstreamConnectTimeout,
+    /// The upstream sent no response head within `timeouts.upstream_response_head` (504).
+    UpstreamResponseTimeout,
+    /// The upstream closed or reset before a complete response head (502).
+    UpstreamClosedEarly,
+    /// The upstream's bytes are not an HTTP/1.x response head, or its fields are
+    /// malformed (502).
+    MalformedResponse,
+    /// The upstream's head is larger than the limits (502).
+    ResponseHeadTooLarge,
+    /// The upstream's framing fields are contradictory (502).
+    InvalidResponseFraming,
+    /// `101` to a request that did not ask for an upgrade (502, RFC 9110 §7.8).
+    UnsolicitedUpgrade,
+    /// `101` without `Connection: upgrade` or naming a protocol that was not requested,
+    /// or sent before the request was complete (502, RFC 9110 §15.2.2).
+    UpgradeProtocolMismatch,
+    /// `101` to a WebSocket request whose `Sec-WebSocket-Accept` is missing or wrong
+    /// (502, RFC 6455 §4.1).
+    WebSocketAcceptMismatch,
+    /// The response body broke its framing (close).
+    InvalidResponseBody,
+    /// The response body stalled for `timeouts.body_read` (close).
+    UpstreamBodyTimeout,
+    /// The upstream closed in the middle of a framed body (close).
+    UpstreamTruncatedBody,
+    /// A write made no progress for `timeouts.send` (close).
+    SendTimeout,
+}
+
+impl ProxyError {
+    /// The status the client gets, when it can still get one.
+    pub fn status(self) -> u16 {
+        use ProxyError::*;
+        match self {
+            RequestHeadTooLarge | TooManyRequestFields => 431,
+            RequestTargetTooLong => 414,
+            UnsupportedVersion => 505,
+            ConnectNotSupported => 501,
+            ClientHeadTimeout | ClientBodyTimeout => 408,
+            UpgradeWhileDraining => 503,
+            UpstreamResponseTimeout => 504,
+            UpstreamConnectFailed
+            | UpstreamConnectTimeout
+            | UpstreamClosedEarly
+            | MalformedResponse
+            | ResponseHeadTooLarge
+            | InvalidResponseFraming
+            | UnsolicitedUpgrade
+            | UpgradeProtocolMismatch
+            | WebSocketAcceptMismatch
+            | InvalidResponseBody
+            | UpstreamBodyTimeout
+            | UpstreamTruncatedBody
+            | SendTimeout => 502,
+            _ => 400,
+        }
+    }
+
+    /// A short, fixed description (never echoes peer bytes).
+    pub fn message(self) -> &'static str {
+        use ProxyError::*;
+        match self {
+            RequestHeadTooLarge => "request head too large",
+            TooManyRequestFields => "too many request header fields",
+            RequestTargetTooLong => "request-target too long",
+            MalformedRequestLine => "malformed request line",
+            UnsupportedVersion => "HTTP version not supported",
+            InvalidFieldName => "invalid header field name",
+            InvalidFieldValue => "invalid header field value",
+            BareLineFeed => "line ending without CR",
+            MissingHost => "missing Host",
+            DuplicateHost => "more than one Host",
+            InvalidHost => "invalid Host",
+            InvalidRequestTarget => "invalid request-target",
+            ConnectNotSupported => "CONNECT is not supported",
+            ContentLengthWithTransferEncoding => "both Content-Length and Transfer-Encoding",
+            InvalidContentLength => "invalid Content-Length",
+            ConflictingContentLength => "conflicting Content-Length values",
+            ChunkedNotFinal => "Transfer-Encoding must end with a single chunked",
+            UnknownTransferCoding => "unknown transfer coding",
+            TransferEncodingInHttp10 => "Transfer-Encoding in HTTP/1.0",
+            InvalidChunkSize => "invalid chunk size",
+            ChunkSizeOverflow => "chunk size too large",
+            MissingChunkDataCrlf => "missing CRLF after chunk data",
+            InvalidChunkMetadata => "invalid chunk extension or trailer",
+            ClientHeadTimeout => "request head timeout",
+            ClientBodyTimeout => "request body timeout",
+            UpgradeWhileDraining => "shutting down",
+            UpstreamConnectFailed => "upstream connect failed",
+            UpstreamConnectTimeout => "upstream connect timeout",
+            UpstreamResponseTimeout => "upstream response timeout",
+            UpstreamClosedEarly => "upstream closed before responding",
+            MalformedResponse => "malformed upstream response",
+            ResponseHeadTooLarge => "upstream response head too large",
+            InvalidResponseFraming => "invalid upstream response framing",
+            UnsolicitedUpgrade => "upstream switched protocols unasked",
+            UpgradeProtocolMismatch => "upstream switched to a protocol not requested",
+            WebSocketAcceptMismatch => "upstream Sec-WebSocket-Accept mismatch",
+            InvalidResponseBody => "invalid upstream response body",
+            UpstreamBodyTimeout => "upstream body timeout",
+            UpstreamTruncatedBody => "upstream closed mid-body",
+            SendTimeout => "send timeout",
+        }
+    }
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for ProxyError {}
+
+/// The reason phrase for the statuses the proxy itself sends.
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        408 => "Request Timeout",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Error",
+    }
+}
+
+/// The complete response the proxy sends for `error`: small, closed, no peer bytes echoed.
+pub(crate) fn error_response(error: ProxyError) -> bytes::Bytes {
+    let status = error.status();
+    let body = format!("{} {}: {}\n", status, reason_phrase(status), error.message());
+    bytes::Bytes::from(format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        status,
+        reason_phrase(status),
+        body.len(),
+        body
+    ))
+}

@@ -1,1 +1,209 @@
-//! TODO
+//! Message body length (RFC 9112 §6): how the end of each body is found, and how the
+//! proxy carries the body on.
+//!
+//! The decision is made once per message from its head, strictly: anything ambiguous
+//! is an error, because an intermediary that guesses differently from the next hop is
+//! how request smuggling works.
+
+use bytes::Bytes;
+
+use crate::chunked::{self, Chunk, ChunkedDecoder};
+use crate::error::ProxyError;
+use crate::head::{is_token, Fields};
+
+/// How a message's body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body (also `Content-Length: 0`).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// The chunked transfer coding.
+    Chunked,
+    /// Everything until the upstream closes (responses only).
+    UntilClose,
+}
+
+/// Transfer codings a request may carry (RFC 9110 §8.4.1, RFC 9112 §7).
+const KNOWN_CODINGS: [&str; 6] = ["chunked", "gzip", "x-gzip", "deflate", "compress", "x-compress"];
+
+/// The framing of a request, RFC 9112 §6.1–§6.3, with no leniency:
+/// `Transfer-Encoding` must end in a single `chunked` and name only known codings,
+/// must not come with `Content-Length` or in HTTP/1.0; `Content-Length` values must be
+/// decimal and agree.
+pub(crate) fn request_body(fields: &Fields, http10: bool) -> Result<BodyKind, ProxyError> {
+    let has_te = fields.values("transfer-encoding").next().is_some();
+    let length = content_length(fields)?;
+    if has_te {
+        if http10 {
+            return Err(ProxyError::TransferEncodingInHttp10);
+        }
+        if length.is_some() {
+            return Err(ProxyError::ContentLengthWithTransferEncoding);
+        }
+        let mut codings = 0;
+        for coding in fields.list("transfer-encoding") {
+            if !KNOWN_CODINGS.iter().any(|k| coding.eq_ignore_ascii_case(k.as_bytes())) {
+                return Err(ProxyError::UnknownTransferCoding);
+            }
+            codings += 1;
+        }
+        return match chunked_position(fields) {
+            Some(position) if position + 1 == codings && count_chunked(fields) == 1 => Ok(BodyKind::Chunked),
+            _ => Err(ProxyError::ChunkedNotFinal),
+        };
+    }
+    Ok(match length {
+        None | Some(0) => BodyKind::Empty,
+        Some(n) => BodyKind::Length(n),
+    })
+}
+
+/// The framing of a response, RFC 9112 §6.3: no body after HEAD, for 1xx, 204 and 304;
+/// else a final `chunked`, else `Content-Length`, else until the upstream closes.
+/// Contradictory fields are an error (the proxy does not pick a winner).
+pub(crate) fn response_body(fields: &Fields, status: u16, request_was_head: bool) -> Result<BodyKind, ProxyError> {
+    let has_te = fields.values("transfer-encoding").next().is_some();
+    let length = content_length(fields).map_err(|_| ProxyError::InvalidResponseFraming)?;
+    if request_was_head || (100..200).contains(&status) || status == 204 || status == 304 {
+        return Ok(BodyKind::Empty);
+    }
+    if has_te {
+        if length.is_some() {
+            return Err(ProxyError::InvalidResponseFraming);
+        }
+        if fields.list("transfer-encoding").any(|c| !is_token(c)) || count_chunked(fields) > 1 {
+            return Err(ProxyError::InvalidResponseFraming);
+        }
+        let codings = fields.list("transfer-encoding").count();
+        return Ok(match chunked_position(fields) {
+            Some(position) if position + 1 == codings => BodyKind::Chunked,
+            Some(_) => return Err(ProxyError::InvalidResponseFraming),
+            None => BodyKind::UntilClose,
+        });
+    }
+    Ok(match length {
+        Some(0) => BodyKind::Empty,
+        Some(n) => BodyKind::Length(n),
+        None => BodyKind::UntilClose,
+    })
+}
+
+fn chunked_position(fields: &Fields) -> Option<usize> {
+    fields.list("transfer-encoding").position(|c| c.eq_ignore_ascii_case(b"chunked"))
+}
+
+fn count_chunked(fields: &Fields) -> usize {
+    fields.list("transfer-encoding").filter(|c| c.eq_ignore_ascii_case(b"chunked")).count()
+}
+
+/// The value of `Content-Length`, if any: every field and list element must be
+/// `1*DIGIT`, fit 64 bits, and all must be equal (RFC 9112 §6.3 rule 5).
+pub(crate) fn content_length(fields: &Fields) -> Result<Option<u64>, ProxyError> {
+    let mut found = None;
+    for value in fields.values("content-length") {
+        for element in value.split(|&b| b == b',') {
+            let element = crate::head::trim_ows(element);
+            let n = parse_decimal(element).ok_or(ProxyError::InvalidContentLength)?;
+            match found {
+                Some(previous) if previous != n => return Err(ProxyError::ConflictingContentLength),
+                _ => found = Some(n),
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    s.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
+/// Reads one body off a byte stream and produces what to forward.
+///
+/// Length-delimited and close-delimited bodies are forwarded as the same `Bytes`
+/// slices that were read. Chunked bodies are decoded and re-encoded with the same
+/// chunk sizes (or, towards an HTTP/1.0 client, sent as plain data).
+#[derive(Clone, Debug)]
+pub(crate) enum BodyReader {
+    Length(u64),
+    Chunked { decoder: ChunkedDecoder, reencode: bool },
+    UntilClose,
+    Done,
+}
+
+impl BodyReader {
+    pub(crate) fn new(kind: BodyKind, reencode_chunked: bool) -> Self {
+        match kind {
+            BodyKind::Empty | BodyKind::Length(0) => BodyReader::Done,
+            BodyKind::Length(n) => BodyReader::Length(n),
+            BodyKind::Chunked => BodyReader::Chunked { decoder: ChunkedDecoder::new(), reencode: reencode_chunked },
+            BodyKind::UntilClose => BodyReader::UntilClose,
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(self, BodyReader::Done)
+    }
+
+    /// Takes body bytes from the front of `input`, calling `forward` with each piece
+    /// to send on and returning the count of payload bytes it carried. Bytes after
+    /// the body's end stay in `input`.
+    pub(crate) fn read(&mut self, input: &mut Bytes, mut forward: impl FnMut(Bytes)) -> Result<u64, ProxyError> {
+        let mut payload = 0;
+        match self {
+            BodyReader::Length(remaining) => {
+                let take = (*remaining).min(input.len() as u64);
+                if take > 0 {
+                    forward(input.split_to(take as usize));
+                }
+                *remaining -= take;
+                payload = take;
+                if *remaining == 0 {
+                    *self = BodyReader::Done;
+                }
+            }
+            BodyReader::UntilClose => {
+                if !input.is_empty() {
+                    payload = input.len() as u64;
+                    forward(std::mem::take(input));
+                }
+            }
+            BodyReader::Chunked { decoder, reencode } => {
+                while let Some(step) = decoder.decode(input)? {
+                    match step {
+                        Chunk::Start(size) if *reencode => forward(chunked::encode_chunk_start(size)),
+                        Chunk::Data(data) => {
+                            payload += data.len() as u64;
+                            forward(data);
+                        }
+                        Chunk::End if *reencode => forward(chunked::CHUNK_END),
+                        Chunk::Last => {
+                            if *reencode {
+                                forward(chunked::LAST_CHUNK);
+                            }
+                            *self = BodyReader::Done;
+                            break;
+                        }
+                        Chunk::Start(_) | Chunk::End => {}
+                    }
+                }
+            }
+            BodyReader::Done => {}
+        }
+        Ok(payload)
+    }
+
+    /// The peer closed: a close-delimited body is complete, any other is truncated.
+    pub(crate) fn finish_at_eof(&mut self) -> bool {
+        match self {
+            BodyReader::UntilClose | BodyReader::Done => {
+                *self = BodyReader::Done;
+                true
+            }
+            _ => false,
+        }
+    }
+}

@@ -37,7 +37,7 @@
 //! a 60-second timeout takes microseconds:
 //!
 //! ```
-//! use proxy_core::{sim::Sim, Config};
+//! use proxy_core::{sim::Sim, Config, Side};
 //! use std::time::Duration;
 //!
 //! let mut sim = Sim::new(Config::default());
@@ -47,6 +47,8 @@
 //! assert!(sim.upstream_received_str().starts_with("GET /slow HTTP/1.1\r\n"));
 //! sim.advance(Duration::from_secs(61)); // the upstream never answers
 //! assert!(sim.client_received_str().starts_with("HTTP/1.1 504 "));
+//! assert_eq!(sim.shutdowns(), &[Side::Client]); // then lingers for the client's EOF
+//! sim.eof(Side::Client);
 //! assert!(sim.is_closed());
 //! ```
 //!

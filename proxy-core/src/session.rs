@@ -1,36 +1,788 @@
-//! STUB — being written.
-use crate::{ClientInfo, Config, Input, Output, Side};
-use std::sync::Arc;
-use std::time::Instant;
+//! [`Session`]: one client connection, driven by inputs and polled for outputs.
+//!
+//! The states and their transitions are described in [`crate::state`]; this file has
+//! one short step function per state, plus the input, timer and output plumbing.
 
-/// One client connection.
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::{error_response, ProxyError};
+use crate::framing::{BodyKind, BodyReader};
+use crate::head::{HeadError, HeadReader};
+use crate::io::{ClientInfo, Event, Input, Output, RequestLog, Side, Target, TunnelEnd, TunnelLog};
+use crate::request::RequestHead;
+use crate::response::{ClientFraming, ResponseHead};
+use crate::state::{Exchange, ResponsePhase, State, Tunnel, UpstreamLink};
+use crate::timer::Timer;
+use crate::upgrade;
+use crate::Config;
+
+/// The proxy's side of one client connection.
+///
+/// Calling contract:
+/// - Feed every event with [`handle_input`](Self::handle_input) and call
+///   [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout)
+///   passes (calling it early is harmless).
+/// - After each call, drain [`poll_output`](Self::poll_output) until `None` and carry
+///   the outputs out in order.
+/// - Read from a side only while [`wants_read`](Self::wants_read) is true; its answer
+///   and the next deadline change only through `handle_*` calls.
+/// - Time must not go backwards; an earlier `now` is treated as the latest one seen.
+#[derive(Debug)]
 pub struct Session {
-    _config: Arc<Config>,
+    config: Arc<Config>,
+    client: ClientInfo,
+    state: State,
+    outputs: VecDeque<Output>,
+    now: Instant,
+    /// Bytes read but not yet consumed, per source side (pipelined or held bytes).
+    unread: [Bytes; 2],
+    /// Whether each side's read half ended (EOF or reset).
+    eof: [bool; 2],
+    /// Bytes sent towards each side and not yet reported written.
+    unacked: [usize; 2],
+    /// When the writes towards each side last made progress (or began).
+    send_progress_at: [Instant; 2],
+    /// When the current request head began (first byte, or accept for a new connection).
+    head_started: Option<Instant>,
+    /// When the connection last became idle between requests.
+    idle_since: Instant,
+    drain_deadline: Option<Instant>,
 }
 
 impl Session {
-    /// New session for an accepted client connection.
-    pub fn new(config: Arc<Config>, _client: ClientInfo, _now: Instant) -> Session {
-        Session { _config: config }
+    /// A session for a freshly accepted client connection.
+    pub fn new(config: Arc<Config>, client: ClientInfo, now: Instant) -> Session {
+        Session {
+            config,
+            client,
+            state: State::ExpectRequestHead(HeadReader::for_requests()),
+            outputs: VecDeque::new(),
+            now,
+            unread: [Bytes::new(), Bytes::new()],
+            eof: [false; 2],
+            unacked: [0; 2],
+            send_progress_at: [now; 2],
+            head_started: Some(now),
+            idle_since: now,
+            drain_deadline: None,
+        }
     }
-    /// Feed one input.
-    pub fn handle_input(&mut self, _now: Instant, _input: Input) {}
-    /// Deadline passed.
-    pub fn handle_timeout(&mut self, _now: Instant) {}
-    /// Next output.
+
+    /// Feeds one event in. Never panics, whatever the input.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        self.now = self.now.max(now);
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        match input {
+            Input::Data(side, data) => self.on_data(side, data),
+            Input::Eof(side) => self.eof[side.index()] = true,
+            Input::Reset(side) => self.on_reset(side),
+            Input::Written(side, n) => self.on_written(side, n),
+            Input::UpstreamConnected { reused } => self.on_upstream_connected(reused),
+            Input::UpstreamFailed(_) => {
+                if let State::Exchange(x) = &self.state {
+                    if matches!(x.upstream, UpstreamLink::Connecting { .. }) {
+                        self.fail(ProxyError::UpstreamConnectFailed);
+                    }
+                }
+            }
+            Input::Drain { deadline } => self.on_drain(deadline),
+        }
+        self.pump();
+    }
+
+    /// Fires every deadline that `now` has reached. Safe to call at any time.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        // Each firing moves the session on (to a later deadline or to `Closed`); the
+        // bound is a guard, not a mechanism.
+        for _ in 0..16 {
+            match self.next_timer() {
+                Some((deadline, timer)) if deadline <= self.now => self.on_timer(timer),
+                _ => break,
+            }
+        }
+        self.pump();
+    }
+
+    /// The next thing for the runtime to do, in order.
     pub fn poll_output(&mut self) -> Option<Output> {
-        None
+        self.outputs.pop_front()
     }
-    /// Next deadline.
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        self.next_timer().map(|(deadline, _)| deadline)
     }
-    /// Flow control.
-    pub fn wants_read(&self, _side: Side) -> bool {
+
+    /// Whether the runtime should read from `side` now (flow control: at most
+    /// `buffer_size` bytes are taken from one side before the other side's writes
+    /// report progress; the runtime adds at most one read's worth on top).
+    pub fn wants_read(&self, side: Side) -> bool {
+        if self.eof[side.index()] {
+            return false;
+        }
+        let limit = self.config.buffer_size;
+        let room_towards = |to: Side| self.unacked[to.index()] < limit;
+        match (&self.state, side) {
+            (State::ExpectRequestHead(_), Side::Client) => true,
+            (State::Exchange(x), Side::Client) => {
+                if x.request_body.is_done() {
+                    self.unread[Side::Client.index()].len() < limit
+                } else {
+                    room_towards(Side::Upstream)
+                }
+            }
+            (State::Exchange(x), Side::Upstream) => match (&x.upstream, &x.response) {
+                (UpstreamLink::Connected { .. }, ResponsePhase::ExpectHead(_)) => true,
+                (UpstreamLink::Connected { .. }, ResponsePhase::Body(_)) => room_towards(Side::Client),
+                _ => false,
+            },
+            (State::Tunnel(_), side) => room_towards(side.peer()),
+            (State::Lingering { .. }, Side::Client) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the session is over (`Close` was emitted).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// The next deadline and the rule it enforces.
+    pub fn next_timer(&self) -> Option<(Instant, Timer)> {
+        let t = &self.config.timeouts;
+        let mut next: Option<(Instant, Timer)> = None;
+        let mut consider = |at: Instant, timer: Timer| {
+            if next.is_none_or(|(best, _)| at < best) {
+                next = Some((at, timer));
+            }
+        };
+        if matches!(self.state, State::Closed) {
+            return None;
+        }
+        if let Some(deadline) = self.drain_deadline {
+            consider(deadline, Timer::Drain);
+        }
+        for (side, timer) in [(Side::Client, Timer::SendClient), (Side::Upstream, Timer::SendUpstream)] {
+            if self.unacked[side.index()] > 0 {
+                consider(self.send_progress_at[side.index()] + t.send, timer);
+            }
+        }
+        match &self.state {
+            State::ExpectRequestHead(_) => match self.head_started {
+                Some(started) => consider(started + t.client_head, Timer::ClientHead),
+                None => consider(self.idle_since + t.keepalive_idle, Timer::KeepAliveIdle),
+            },
+            State::Exchange(x) => {
+                match (&x.upstream, &x.response) {
+                    (UpstreamLink::Connecting { since }, _) => consider(*since + t.upstream_connect, Timer::UpstreamConnect),
+                    (_, ResponsePhase::ExpectHead(_)) => {
+                        consider(x.upstream_activity + t.upstream_response_head, Timer::UpstreamResponseHead)
+                    }
+                    (_, ResponsePhase::Body(_)) if self.wants_read(Side::Upstream) => {
+                        consider(x.response_read_at + t.body_read, Timer::ResponseBodyRead)
+                    }
+                    _ => {}
+                }
+                if !x.request_body.is_done() && self.wants_read(Side::Client) {
+                    consider(x.request_read_at + t.body_read, Timer::RequestBodyRead);
+                }
+            }
+            State::Tunnel(tunnel) => {
+                consider(tunnel.last_activity + t.tunnel_idle, Timer::TunnelIdle);
+                if let Some(first) = tunnel.first_eof_at {
+                    consider(first + t.fin, Timer::Fin);
+                }
+            }
+            State::Lingering { until } => consider(*until, Timer::Linger),
+            State::Closed => {}
+        }
+        next
+    }
+
+    // ---------------------------------------------------------------- inputs
+
+    fn on_data(&mut self, side: Side, data: Bytes) {
+        if data.is_empty() || self.eof[side.index()] {
+            return;
+        }
+        let has_upstream = matches!(
+            &self.state,
+            State::Exchange(x) if matches!(x.upstream, UpstreamLink::Connected { .. })
+        ) || matches!(self.state, State::Tunnel(_));
+        if side == Side::Upstream && !has_upstream {
+            return;
+        }
+        let unread = &mut self.unread[side.index()];
+        if unread.is_empty() {
+            *unread = data;
+        } else {
+            // Only held bytes (pipelined requests, data after an upgrade request) are
+            // ever joined; bytes in flight pass straight through.
+            let mut joined = BytesMut::with_capacity(unread.len() + data.len());
+            joined.extend_from_slice(unread);
+            joined.extend_from_slice(&data);
+            *unread = joined.freeze();
+        }
+    }
+
+    fn on_written(&mut self, side: Side, n: usize) {
+        let i = side.index();
+        self.unacked[i] = self.unacked[i].saturating_sub(n);
+        self.send_progress_at[i] = self.now;
+    }
+
+    fn on_reset(&mut self, side: Side) {
+        self.eof[side.index()] = true;
+        match &self.state {
+            State::Tunnel(_) => self.end_tunnel(TunnelEnd::Reset(side)),
+            State::Exchange(_) if side == Side::Upstream => {
+                // Handled like an EOF by the exchange (retry, 502 or truncation) but the
+                // connection is not reusable either way.
+                if let State::Exchange(x) = &mut self.state {
+                    x.upstream_reusable = false;
+                }
+            }
+            State::Lingering { .. } | State::ExpectRequestHead(_) | State::Exchange(_) => self.close(),
+            State::Closed => {}
+        }
+    }
+
+    fn on_upstream_connected(&mut self, reused: bool) {
+        let now = self.now;
+        let State::Exchange(x) = &mut self.state else { return };
+        if !matches!(x.upstream, UpstreamLink::Connecting { .. }) {
+            return;
+        }
+        x.upstream = UpstreamLink::Connected { reused };
+        x.upstream_activity = now;
+        x.request_read_at = now;
+        let head = x.forwarded_head.clone();
+        let pending = std::mem::take(&mut x.pending_upstream);
+        // The pending body bytes were counted when produced; the head is counted now.
+        self.send(Side::Upstream, head);
+        self.outputs.extend(pending.into_iter().map(|bytes| Output::Send(Side::Upstream, bytes)));
+    }
+
+    fn on_drain(&mut self, deadline: Instant) {
+        self.drain_deadline = Some(self.drain_deadline.map_or(deadline, |d| d.min(deadline)));
+        if let State::ExpectRequestHead(reader) = &self.state {
+            if reader.buffered() == 0 && self.unread[Side::Client.index()].is_empty() {
+                self.close();
+            }
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::ClientHead => {
+                let started = matches!(&self.state, State::ExpectRequestHead(r) if r.buffered() > 0);
+                if started {
+                    self.fail(ProxyError::ClientHeadTimeout);
+                } else {
+                    self.close();
+                }
+            }
+            Timer::KeepAliveIdle | Timer::Linger => self.close(),
+            Timer::UpstreamConnect => self.fail(ProxyError::UpstreamConnectTimeout),
+            Timer::UpstreamResponseHead => self.fail(ProxyError::UpstreamResponseTimeout),
+            Timer::RequestBodyRead => self.fail(ProxyError::ClientBodyTimeout),
+            Timer::ResponseBodyRead => self.fail(ProxyError::UpstreamBodyTimeout),
+            Timer::SendClient | Timer::SendUpstream => match self.state {
+                State::Tunnel(_) => self.end_tunnel(TunnelEnd::SendTimeout),
+                _ => self.abort(ProxyError::SendTimeout),
+            },
+            Timer::TunnelIdle => self.end_tunnel(TunnelEnd::IdleTimeout),
+            Timer::Fin => self.end_tunnel(TunnelEnd::FinTimeout),
+            Timer::Drain => match self.state {
+                State::Tunnel(_) => self.end_tunnel(TunnelEnd::Drain),
+                _ => self.close(),
+            },
+        }
+    }
+
+    // ---------------------------------------------------------------- states
+
+    /// Runs the current state's step until nothing more can happen without input.
+    fn pump(&mut self) {
+        loop {
+            let progressed = match self.state {
+                State::ExpectRequestHead(_) => self.step_request_head(),
+                State::Exchange(_) => self.step_exchange(),
+                State::Tunnel(_) => self.step_tunnel(),
+                State::Lingering { .. } => self.step_lingering(),
+                State::Closed => false,
+            };
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn step_request_head(&mut self) -> bool {
+        let State::ExpectRequestHead(reader) = &mut self.state else { return false };
+        let input = &mut self.unread[Side::Client.index()];
+        if input.is_empty() {
+            if self.eof[Side::Client.index()] {
+                self.close();
+                return true;
+            }
+            return false;
+        }
+        if self.head_started.is_none() {
+            self.head_started = Some(self.now);
+        }
+        let limits = &self.config.limits;
+        match reader.read(input, limits.max_head_size) {
+            Ok(None) => true,
+            Ok(Some(head)) => {
+                self.on_request_head(head);
+                true
+            }
+            Err(HeadError::BareLineFeed) => {
+                self.fail(ProxyError::BareLineFeed);
+                true
+            }
+            Err(HeadError::TooLarge { start_line_open }) => {
+                self.fail(if start_line_open {
+                    ProxyError::RequestTargetTooLong
+                } else {
+                    ProxyError::RequestHeadTooLarge
+                });
+                true
+            }
+        }
+    }
+
+    fn on_request_head(&mut self, head: Bytes) {
+        let request = match RequestHead::parse(head, &self.config) {
+            Ok(request) => request,
+            Err(error) => return self.fail(error),
+        };
+        if self.drain_deadline.is_some() && request.upgrade().is_some() {
+            return self.fail(ProxyError::UpgradeWhileDraining);
+        }
+        let now = self.now;
+        let forwarded_head = request.forward(&self.config, &self.client);
+        let request_body = BodyReader::new(request.body(), true);
+        self.state = State::Exchange(Box::new(Exchange {
+            started: self.head_started.unwrap_or(now),
+            request,
+            forwarded_head,
+            request_body,
+            request_body_bytes: 0,
+            upstream: UpstreamLink::Connecting { since: now },
+            pending_upstream: Vec::new(),
+            response: ResponsePhase::ExpectHead(HeadReader::for_responses()),
+            status: None,
+            response_body_bytes: 0,
+            upstream_reusable: false,
+            client_keep_alive: false,
+            upstream_spoke: false,
+            retried: false,
+            upstream_activity: now,
+            request_read_at: now,
+            response_read_at: now,
+        }));
+        self.head_started = None;
+        self.connect(true);
+    }
+
+    fn connect(&mut self, allow_pooled: bool) {
+        let address = self.config.upstream.clone();
+        self.outputs.push_back(Output::Connect(Target { address, allow_pooled }));
+    }
+
+    fn step_exchange(&mut self) -> bool {
+        let mut progressed = self.step_request_body();
+        progressed |= self.step_response();
+        let State::Exchange(x) = &self.state else { return true };
+        if matches!(x.response, ResponsePhase::Done) {
+            self.finish_exchange();
+            return true;
+        }
+        if !x.request_body.is_done() && self.eof[Side::Client.index()] && self.unread[0].is_empty() {
+            // The client gave up in the middle of its request body.
+            self.abort_quietly();
+            return true;
+        }
+        progressed
+    }
+
+    /// Moves request body bytes from the client towards the upstream.
+    fn step_request_body(&mut self) -> bool {
+        let now = self.now;
+        let State::Exchange(x) = &mut self.state else { return false };
+        let input = &mut self.unread[Side::Client.index()];
+        if x.request_body.is_done() || input.is_empty() {
+            return false;
+        }
+        let connected = matches!(x.upstream, UpstreamLink::Connected { .. });
+        let mut sent = 0usize;
+        let outputs = &mut self.outputs;
+        let pending = &mut x.pending_upstream;
+        let result = x.request_body.read(input, |piece| {
+            sent += piece.len();
+            if connected {
+                outputs.push_back(Output::Send(Side::Upstream, piece));
+            } else {
+                pending.push(piece);
+            }
+        });
+        x.request_read_at = now;
+        x.upstream_activity = now;
+        self.note_sent(Side::Upstream, sent);
+        match result {
+            Ok(payload) => {
+                if let State::Exchange(x) = &mut self.state {
+                    x.request_body_bytes += payload;
+                }
+            }
+            Err(error) => self.fail(error),
+        }
         true
     }
-    /// Over.
-    pub fn is_closed(&self) -> bool {
-        false
+
+    /// Reads what the upstream sent for the current exchange.
+    fn step_response(&mut self) -> bool {
+        let State::Exchange(x) = &mut self.state else { return false };
+        if !matches!(x.upstream, UpstreamLink::Connected { .. }) {
+            return false;
+        }
+        let input = &mut self.unread[Side::Upstream.index()];
+        let upstream_eof = self.eof[Side::Upstream.index()];
+        if input.is_empty() && !upstream_eof {
+            return false;
+        }
+        if !input.is_empty() {
+            x.upstream_spoke = true;
+            x.upstream_activity = self.now;
+        }
+        match &mut x.response {
+            ResponsePhase::ExpectHead(reader) => {
+                if input.is_empty() {
+                    return self.upstream_closed_before_head();
+                }
+                let max = self.config.limits.max_head_size;
+                match reader.read(input, max) {
+                    Ok(None) => true,
+                    Ok(Some(head)) => {
+                        self.on_response_head(head);
+                        true
+                    }
+                    Err(HeadError::TooLarge { .. }) => {
+                        self.fail(ProxyError::ResponseHeadTooLarge);
+                        true
+                    }
+                    Err(HeadError::BareLineFeed) => {
+                        self.fail(ProxyError::MalformedResponse);
+                        true
+                    }
+                }
+            }
+            ResponsePhase::Body(reader) => {
+                if input.is_empty() {
+                    // EOF: the end of a close-delimited body, or a truncation.
+                    if reader.finish_at_eof() {
+                        x.response = ResponsePhase::Done;
+                    } else {
+                        self.abort(ProxyError::UpstreamTruncatedBody);
+                    }
+                    return true;
+                }
+                let mut sent = 0usize;
+                let outputs = &mut self.outputs;
+                let result = reader.read(input, |piece| {
+                    sent += piece.len();
+                    outputs.push_back(Output::Send(Side::Client, piece));
+                });
+                x.response_read_at = self.now;
+                let done = reader.is_done();
+                match result {
+                    Ok(payload) => {
+                        x.response_body_bytes += payload;
+                        if done {
+                            x.response = ResponsePhase::Done;
+                        }
+                        self.note_sent(Side::Client, sent);
+                    }
+                    Err(_) => {
+                        self.note_sent(Side::Client, sent);
+                        self.abort(ProxyError::InvalidResponseBody);
+                    }
+                }
+                true
+            }
+            ResponsePhase::Done => false,
+        }
+    }
+
+    /// The upstream closed before a response head: a stale pooled connection is
+    /// retried once on a fresh one when nothing unrepeatable was sent; else 502.
+    fn upstream_closed_before_head(&mut self) -> bool {
+        let State::Exchange(x) = &mut self.state else { return false };
+        let repeatable = x.request.body() == BodyKind::Empty;
+        let stale_pooled = matches!(x.upstream, UpstreamLink::Connected { reused: true }) && !x.upstream_spoke;
+        if stale_pooled && repeatable && !x.retried && x.request.upgrade().is_none() {
+            x.retried = true;
+            x.upstream = UpstreamLink::Connecting { since: self.now };
+            x.response = ResponsePhase::ExpectHead(HeadReader::for_responses());
+            self.release_upstream(false);
+            self.connect(false);
+        } else {
+            self.fail(ProxyError::UpstreamClosedEarly);
+        }
+        true
+    }
+
+    fn on_response_head(&mut self, head: Bytes) {
+        let State::Exchange(x) = &mut self.state else { return };
+        let response = match ResponseHead::parse(head, &self.config.limits) {
+            Ok(response) => response,
+            Err(error) => return self.fail(error),
+        };
+        let status = response.status();
+        if status == 101 {
+            return self.on_switching_protocols(response);
+        }
+        let client_http10 = x.request.is_http10();
+        if status < 200 {
+            // Interim: forwarded (never to HTTP/1.0 clients, RFC 9110 §15.2), then the
+            // real response is still to come.
+            x.response = ResponsePhase::ExpectHead(HeadReader::for_responses());
+            if !client_http10 {
+                let framing = ClientFraming { body: BodyKind::Empty, client_http10, keep_alive: true };
+                let bytes = response.forward(framing);
+                self.send(Side::Client, bytes);
+            }
+            return;
+        }
+        let body = match response.body(x.request.is_head()) {
+            Ok(body) => body,
+            Err(error) => return self.fail(error),
+        };
+        let dechunked = client_http10 && body == BodyKind::Chunked;
+        x.client_keep_alive = x.request.keep_alive()
+            && x.request_body.is_done()
+            && body != BodyKind::UntilClose
+            && !dechunked
+            && self.drain_deadline.is_none()
+            && !self.eof[Side::Client.index()];
+        x.upstream_reusable = response.upstream_keep_alive() && body != BodyKind::UntilClose;
+        x.status = Some(status);
+        x.response_read_at = self.now;
+        let framing = ClientFraming { body, client_http10, keep_alive: x.client_keep_alive };
+        let reader = BodyReader::new(body, !client_http10);
+        x.response = if reader.is_done() { ResponsePhase::Done } else { ResponsePhase::Body(reader) };
+        let bytes = response.forward(framing);
+        self.send(Side::Client, bytes);
+    }
+
+    fn on_switching_protocols(&mut self, response: ResponseHead) {
+        let State::Exchange(x) = &mut self.state else { return };
+        if !x.request_body.is_done() {
+            // RFC 9110 §15.2.2: the switch happens after the whole request.
+            return self.fail(ProxyError::UpgradeProtocolMismatch);
+        }
+        let protocol = match upgrade::accept_switch(x.request.upgrade(), response.fields()) {
+            Ok(protocol) => protocol,
+            Err(error) => return self.fail(error),
+        };
+        let started = x.started;
+        self.emit_request_log(101, None);
+        self.state = State::Tunnel(Box::new(Tunnel {
+            protocol,
+            started,
+            last_activity: self.now,
+            forwarded: [0; 2],
+            shut: [false; 2],
+            first_eof_at: None,
+        }));
+        // The 101 goes out byte-exact; held client bytes and any upstream bytes after
+        // the head are forwarded by the tunnel's first step.
+        self.send(Side::Client, response.raw().clone());
+    }
+
+    fn finish_exchange(&mut self) {
+        let State::Exchange(x) = &self.state else { return };
+        let keep_alive = x.client_keep_alive && x.request_body.is_done();
+        let reusable = x.upstream_reusable
+            && x.request_body.is_done()
+            && self.unread[Side::Upstream.index()].is_empty()
+            && !self.eof[Side::Upstream.index()];
+        let status = x.status.unwrap_or(0);
+        self.emit_request_log(status, None);
+        self.release_upstream(reusable);
+        if keep_alive && self.drain_deadline.is_none() {
+            self.state = State::ExpectRequestHead(HeadReader::for_requests());
+            self.idle_since = self.now;
+            self.head_started = None;
+        } else {
+            self.linger();
+        }
+    }
+
+    fn step_tunnel(&mut self) -> bool {
+        let now = self.now;
+        let mut progressed = false;
+        for from in [Side::Client, Side::Upstream] {
+            let to = from.peer();
+            let State::Tunnel(tunnel) = &mut self.state else { return progressed };
+            let input = std::mem::take(&mut self.unread[from.index()]);
+            if !input.is_empty() {
+                tunnel.forwarded[to.index()] += input.len() as u64;
+                tunnel.last_activity = now;
+                self.send(to, input);
+                progressed = true;
+            }
+            let State::Tunnel(tunnel) = &mut self.state else { return progressed };
+            if self.eof[from.index()] && !tunnel.shut[to.index()] {
+                // Half-close: pass the EOF on, keep the other direction flowing.
+                tunnel.shut[to.index()] = true;
+                tunnel.first_eof_at.get_or_insert(now);
+                self.outputs.push_back(Output::ShutdownWrite(to));
+                progressed = true;
+            }
+        }
+        if let State::Tunnel(tunnel) = &self.state {
+            if tunnel.shut == [true, true] {
+                self.end_tunnel(TunnelEnd::Closed);
+                return true;
+            }
+        }
+        progressed
+    }
+
+    fn step_lingering(&mut self) -> bool {
+        let input = &mut self.unread[Side::Client.index()];
+        let had_input = !input.is_empty();
+        *input = Bytes::new();
+        if self.eof[Side::Client.index()] {
+            self.close();
+            return true;
+        }
+        had_input
+    }
+
+    // ---------------------------------------------------------------- endings
+
+    /// A rule was broken or a deadline missed: answer with the error's status if the
+    /// client has not received a final response head yet, else just close.
+    fn fail(&mut self, error: ProxyError) {
+        let response_started = matches!(&self.state, State::Exchange(x) if x.status.is_some());
+        if response_started {
+            return self.abort(error);
+        }
+        if let State::Exchange(_) = self.state {
+            self.release_upstream(false);
+        }
+        self.send(Side::Client, error_response(error));
+        self.emit_request_log(error.status(), Some(error));
+        self.linger();
+    }
+
+    /// Ends the session at once, logging why.
+    fn abort(&mut self, error: ProxyError) {
+        if let State::Exchange(x) = &self.state {
+            let status = x.status.unwrap_or(0);
+            self.emit_request_log(status, Some(error));
+        }
+        self.close();
+    }
+
+    /// Ends the session at once because the client went away.
+    fn abort_quietly(&mut self) {
+        if let State::Exchange(x) = &self.state {
+            let status = x.status.unwrap_or(0);
+            self.emit_request_log(status, None);
+        }
+        self.close();
+    }
+
+    fn end_tunnel(&mut self, end: TunnelEnd) {
+        if let State::Tunnel(tunnel) = &self.state {
+            let log = TunnelLog {
+                protocol: tunnel.protocol.clone(),
+                client_to_upstream: tunnel.forwarded[Side::Upstream.index()],
+                upstream_to_client: tunnel.forwarded[Side::Client.index()],
+                duration: self.now.saturating_duration_since(tunnel.started),
+                end,
+            };
+            self.outputs.push_back(Output::Event(Event::Tunnel(log)));
+        }
+        self.close();
+    }
+
+    /// The last response is queued: shut the client's write side and drain its input
+    /// for a while before closing (see `State::Lingering`).
+    fn linger(&mut self) {
+        self.outputs.push_back(Output::ShutdownWrite(Side::Client));
+        self.unacked[Side::Upstream.index()] = 0;
+        self.state = State::Lingering { until: self.now + self.config.timeouts.linger };
+    }
+
+    fn close(&mut self) {
+        if !matches!(self.state, State::Closed) {
+            self.outputs.push_back(Output::Close);
+            self.state = State::Closed;
+            self.unread = [Bytes::new(), Bytes::new()];
+        }
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    fn send(&mut self, to: Side, bytes: Bytes) {
+        let len = bytes.len();
+        self.outputs.push_back(Output::Send(to, bytes));
+        self.note_sent(to, len);
+    }
+
+    /// Accounts for bytes queued towards `to` (flow control and the send timer).
+    fn note_sent(&mut self, to: Side, len: usize) {
+        let i = to.index();
+        if len > 0 && self.unacked[i] == 0 {
+            self.send_progress_at[i] = self.now;
+        }
+        self.unacked[i] += len;
+    }
+
+    fn release_upstream(&mut self, reusable: bool) {
+        self.outputs.push_back(Output::ReleaseUpstream { reusable });
+        let i = Side::Upstream.index();
+        self.unacked[i] = 0;
+        self.eof[i] = false;
+        self.unread[i] = Bytes::new();
+    }
+
+    fn emit_request_log(&mut self, status: u16, error: Option<ProxyError>) {
+        let log = match &self.state {
+            State::Exchange(x) => RequestLog {
+                method: String::from_utf8_lossy(x.request.method()).into_owned(),
+                target: String::from_utf8_lossy(&x.request.target()[..x.request.target().len().min(256)]).into_owned(),
+                status,
+                request_body_bytes: x.request_body_bytes,
+                response_body_bytes: x.response_body_bytes,
+                duration: self.now.saturating_duration_since(x.started),
+                from_proxy: error.is_some(),
+                error: error.map(ProxyError::message),
+            },
+            _ => RequestLog {
+                method: "-".into(),
+                target: "-".into(),
+                status,
+                request_body_bytes: 0,
+                response_body_bytes: 0,
+                duration: self.head_started.map_or(Duration::ZERO, |s| self.now.saturating_duration_since(s)),
+                from_proxy: true,
+                error: error.map(ProxyError::message),
+            },
+        };
+        self.outputs.push_back(Output::Event(Event::Request(log)));
     }
 }

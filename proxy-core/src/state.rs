@@ -1,1 +1,128 @@
-//! TODO
+//! The session's states: every transition is listed here, and made in `session.rs` by
+//! one short function per state.
+//!
+//! # Rules of this file
+//! 1. Everything that decides which state comes next is named in the table below.
+//! 2. States are named after what they wait for.
+//!
+//! # Theory of operation
+//! A session serves one client connection: a sequence of request/response exchanges,
+//! each on an upstream connection it asks for (`Connect`) and gives back
+//! (`ReleaseUpstream`). HTTP/1.1 is sequential, so at most one exchange is in flight;
+//! bytes the client sends beyond the current request (pipelined requests, or data
+//! after an upgrade request) are *held*, never forwarded, until the response decides
+//! what they are. An accepted `101` turns the session into a tunnel for good.
+//!
+//! # Transitions
+//!
+//! | state               | on                                         | next                 |
+//! |---------------------|--------------------------------------------|----------------------|
+//! | `ExpectRequestHead` | a valid head                               | `Exchange` (Connect) |
+//! | `ExpectRequestHead` | an invalid head, head timeout              | `Lingering` (4xx)    |
+//! | `ExpectRequestHead` | EOF, keep-alive timeout, drain when idle   | `Closed`             |
+//! | `Exchange`          | response complete, client keeps alive      | `ExpectRequestHead`  |
+//! | `Exchange`          | response complete, connection not kept     | `Lingering`          |
+//! | `Exchange`          | accepted `101` (see `upgrade`)             | `Tunnel`             |
+//! | `Exchange`          | error before the response head was sent    | `Lingering` (4xx/5xx)|
+//! | `Exchange`          | error after it, client gone, send timeout  | `Closed`             |
+//! | `Tunnel`            | both EOFs, idle/fin/send timeout, reset, drain deadline | `Closed` |
+//! | `Lingering`         | client EOF, linger timeout                 | `Closed`             |
+//!
+//! Inside `Exchange`, each direction has its own small state (as in h11): the request
+//! body (`framing::BodyReader`: length, chunked, done) and the response
+//! (`ResponsePhase`: expect head, body, done). The exchange ends when the response
+//! is done; if the request body was not, the connection cannot be reused and closes.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::framing::BodyReader;
+use crate::head::HeadReader;
+use crate::request::RequestHead;
+
+/// Where the session is.
+#[derive(Debug)]
+pub(crate) enum State {
+    /// Waiting for a request head (a new connection, or a kept-alive one).
+    ExpectRequestHead(HeadReader),
+    /// A request is in flight.
+    Exchange(Box<Exchange>),
+    /// The upstream switched protocols: bytes flow both ways untouched.
+    Tunnel(Box<Tunnel>),
+    /// The last response is queued and the client's write side is shut down; its
+    /// further bytes are read and dropped until it closes, so that a TCP reset (from
+    /// unread data) cannot destroy the response before the client reads it.
+    Lingering {
+        /// When to stop waiting for the client's EOF.
+        until: Instant,
+    },
+    /// Over: `Close` was emitted.
+    Closed,
+}
+
+/// One request/response exchange.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    pub(crate) request: RequestHead,
+    /// The head as sent upstream, kept to resend after a stale pooled connection.
+    pub(crate) forwarded_head: Bytes,
+    pub(crate) started: Instant,
+    pub(crate) request_body: BodyReader,
+    pub(crate) request_body_bytes: u64,
+    pub(crate) upstream: UpstreamLink,
+    /// Request bytes produced before the upstream connection was ready.
+    pub(crate) pending_upstream: Vec<Bytes>,
+    pub(crate) response: ResponsePhase,
+    /// The final status sent to the client, once its head is sent.
+    pub(crate) status: Option<u16>,
+    pub(crate) response_body_bytes: u64,
+    /// The upstream may take another request once this response is read.
+    pub(crate) upstream_reusable: bool,
+    /// The client connection stays open after this response.
+    pub(crate) client_keep_alive: bool,
+    /// Whether any byte came from this exchange's upstream connection.
+    pub(crate) upstream_spoke: bool,
+    /// Whether the request was already retried on a fresh connection.
+    pub(crate) retried: bool,
+    /// Last time the upstream sent anything or the request body moved.
+    pub(crate) upstream_activity: Instant,
+    /// Last time request body bytes arrived.
+    pub(crate) request_read_at: Instant,
+    /// Last time response body bytes arrived.
+    pub(crate) response_read_at: Instant,
+}
+
+/// The exchange's upstream connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UpstreamLink {
+    /// `Connect` was emitted at this time.
+    Connecting { since: Instant },
+    /// Ready; `reused` if it came from the keep-alive pool.
+    Connected { reused: bool },
+}
+
+/// The response direction of an exchange.
+#[derive(Debug)]
+pub(crate) enum ResponsePhase {
+    /// Waiting for a (final or interim) response head.
+    ExpectHead(HeadReader),
+    /// Forwarding the body.
+    Body(BodyReader),
+    /// The response is complete.
+    Done,
+}
+
+/// A switched connection.
+#[derive(Debug)]
+pub(crate) struct Tunnel {
+    /// The protocol switched to, as the upstream named it.
+    pub(crate) protocol: String,
+    pub(crate) started: Instant,
+    pub(crate) last_activity: Instant,
+    /// Bytes forwarded towards each side (indexed by `Side::index` of the destination).
+    pub(crate) forwarded: [u64; 2],
+    /// Whether the write side towards each side was shut down.
+    pub(crate) shut: [bool; 2],
+    pub(crate) first_eof_at: Option<Instant>,
+}

@@ -1,1 +1,105 @@
-//! TODO
+//! Protocol upgrades (RFC 9110 §7.8, §15.2.2; RFC 6455 §4).
+//!
+//! A proxy must not let an upstream switch a client that never asked: the `101` is
+//! accepted only when it answers an upgrade attempt, says `Connection: upgrade`, names
+//! exactly one of the offered protocols, and, for WebSocket, proves it read the
+//! client's key (`Sec-WebSocket-Accept`).
+
+use base64::Engine as _;
+
+use crate::error::ProxyError;
+use crate::head::Fields;
+
+/// The GUID RFC 6455 §1.3 appends to the client's key.
+const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// What the client asked to switch to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpgradeOffer {
+    /// Protocols listed in `Upgrade`, as sent (`name` or `name/version`).
+    pub protocols: Vec<String>,
+    /// The `Sec-WebSocket-Key`, when exactly one was sent.
+    pub websocket_key: Option<String>,
+}
+
+/// An HTTP/1.1 request is an upgrade attempt when it has `Upgrade` and its `Connection`
+/// lists the `upgrade` option. (RFC 9110 §7.8: `Upgrade` in HTTP/1.0 is ignored.)
+pub(crate) fn offer(fields: &Fields, http10: bool) -> Option<UpgradeOffer> {
+    if http10 || !fields.has_token("connection", "upgrade") {
+        return None;
+    }
+    let protocols: Vec<String> = fields.list("upgrade").map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+    if protocols.is_empty() {
+        return None;
+    }
+    let mut keys = fields.values("sec-websocket-key");
+    let websocket_key = match (keys.next(), keys.next()) {
+        (Some(key), None) => std::str::from_utf8(key).ok().map(str::to_owned),
+        _ => None,
+    };
+    Some(UpgradeOffer { protocols, websocket_key })
+}
+
+/// Checks a `101` against the offer; returns the protocol switched to.
+pub(crate) fn accept_switch(offer: Option<&UpgradeOffer>, response: &Fields) -> Result<String, ProxyError> {
+    let offer = offer.ok_or(ProxyError::UnsolicitedUpgrade)?;
+    if !response.has_token("connection", "upgrade") {
+        return Err(ProxyError::UpgradeProtocolMismatch);
+    }
+    let mut chosen = response.list("upgrade");
+    let protocol = match (chosen.next(), chosen.next()) {
+        (Some(p), None) => p,
+        _ => return Err(ProxyError::UpgradeProtocolMismatch),
+    };
+    let offered = offer.protocols.iter().any(|o| same_protocol(o.as_bytes(), protocol));
+    if !offered {
+        return Err(ProxyError::UpgradeProtocolMismatch);
+    }
+    if protocol.eq_ignore_ascii_case(b"websocket") {
+        let key = offer.websocket_key.as_deref().ok_or(ProxyError::WebSocketAcceptMismatch)?;
+        let mut accepts = response.values("sec-websocket-accept");
+        match (accepts.next(), accepts.next()) {
+            (Some(accept), None) if accept == websocket_accept(key).as_bytes() => {}
+            _ => return Err(ProxyError::WebSocketAcceptMismatch),
+        }
+    }
+    Ok(String::from_utf8_lossy(protocol).into_owned())
+}
+
+/// Protocol names compare case-insensitively; a version, when the response gives one,
+/// must match an offered one (RFC 9110 §7.8).
+fn same_protocol(offered: &[u8], chosen: &[u8]) -> bool {
+    let name = |p: &[u8]| p.split(|&b| b == b'/').next().unwrap_or_default().to_ascii_lowercase();
+    if chosen.contains(&b'/') {
+        offered.eq_ignore_ascii_case(chosen)
+    } else {
+        name(offered) == name(chosen)
+    }
+}
+
+/// `Sec-WebSocket-Accept` for a key: base64(SHA-1(key ++ GUID)), RFC 6455 §4.2.2.
+pub fn websocket_accept(key: &str) -> String {
+    let mut sha1 = sha1_smol::Sha1::new();
+    sha1.update(key.as_bytes());
+    sha1.update(WEBSOCKET_GUID.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(sha1.digest().bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn websocket_accept_matches_rfc6455_example() {
+        // RFC 6455 §1.3.
+        assert_eq!(websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn protocol_versions_must_match_when_given() {
+        assert!(same_protocol(b"WebSocket", b"websocket"));
+        assert!(same_protocol(b"h2c", b"H2C"));
+        assert!(!same_protocol(b"foo/1", b"foo/2"));
+        assert!(same_protocol(b"foo/1", b"foo"));
+    }
+}

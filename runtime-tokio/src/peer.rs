@@ -1,0 +1,137 @@
+//! One side of a session: its socket, the bytes queued for it, and how far its
+//! shutdown has got. No protocol here, only socket bookkeeping.
+
+use crate::transport::Transport;
+use bytes::{Buf, Bytes};
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+
+/// Most queued buffers handed to one vectored write.
+const MAX_IOVECS: usize = 8;
+
+/// A socket and the bookkeeping for it.
+pub(crate) struct Peer<T> {
+    pub(crate) io: T,
+    pub(crate) state: State,
+}
+
+/// Everything about a side that does not depend on the kind of socket.
+#[derive(Default)]
+pub(crate) struct State {
+    queue: VecDeque<Bytes>,
+    /// Bytes were written since the last flush (matters for buffering streams like TLS).
+    dirty: bool,
+    shutdown: Shutdown,
+    /// Read returned 0: never read again (its readiness would fire forever).
+    pub(crate) eof: bool,
+    /// A read or write failed: the socket is dead both ways.
+    failed: bool,
+}
+
+#[derive(Default, PartialEq, Eq)]
+enum Shutdown {
+    #[default]
+    No,
+    /// Asked for; happens once the queue is written.
+    Pending,
+    Done,
+}
+
+/// What one step of writing achieved.
+pub(crate) enum Wrote {
+    /// This many bytes of the queue were taken.
+    Bytes(usize),
+    /// A flush or shutdown finished; nothing to report to the session.
+    Nothing,
+}
+
+impl State {
+    /// Whether reading this side could still produce anything.
+    pub(crate) fn readable(&self) -> bool {
+        !self.eof && !self.failed
+    }
+
+    pub(crate) fn send(&mut self, bytes: Bytes) {
+        if !self.failed && !bytes.is_empty() {
+            self.queue.push_back(bytes);
+        }
+    }
+
+    pub(crate) fn shutdown_after_queue(&mut self) {
+        if self.shutdown == Shutdown::No {
+            self.shutdown = Shutdown::Pending;
+        }
+    }
+
+    /// Whether there is writing, flushing or a shutdown still to do.
+    pub(crate) fn busy(&self) -> bool {
+        !self.failed && (!self.queue.is_empty() || self.dirty || self.shutdown == Shutdown::Pending)
+    }
+
+    /// Whether the connection can carry another request: all written, nothing
+    /// broken, open both ways.
+    pub(crate) fn reusable(&self) -> bool {
+        self.queue.is_empty() && !self.failed && !self.eof && self.shutdown == Shutdown::No
+    }
+
+    /// Records what [`Peer::write_step`] achieved.
+    pub(crate) fn wrote(&mut self, wrote: &Wrote) {
+        match *wrote {
+            Wrote::Bytes(mut n) => {
+                self.dirty = true;
+                while let (true, Some(front)) = (n > 0, self.queue.front_mut()) {
+                    let taken = n.min(front.len());
+                    front.advance(taken);
+                    n -= taken;
+                    if front.is_empty() {
+                        self.queue.pop_front();
+                    }
+                }
+            }
+            Wrote::Nothing if self.dirty => self.dirty = false,
+            Wrote::Nothing => self.shutdown = Shutdown::Done,
+        }
+    }
+
+    /// Marks the socket dead: nothing more is read from it or written to it.
+    pub(crate) fn fail(&mut self) {
+        self.failed = true;
+        self.queue.clear();
+    }
+}
+
+impl<T: Transport> Peer<T> {
+    pub(crate) fn new(io: T) -> Self {
+        Peer { io, state: State::default() }
+    }
+
+    /// Does the next piece of [`State::busy`] work. Cancel-safe: the state changes
+    /// only in [`State::wrote`], after this returns.
+    pub(crate) async fn write_step(&self) -> io::Result<Wrote> {
+        let state = &self.state;
+        if !state.queue.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let count = slices.iter_mut().zip(&state.queue).map(|(slice, bytes)| *slice = IoSlice::new(bytes)).count();
+            return match self.io.write(&slices[..count]).await? {
+                0 => Err(io::ErrorKind::WriteZero.into()),
+                n => Ok(Wrote::Bytes(n)),
+            };
+        }
+        if state.dirty {
+            self.io.flush().await?;
+        } else {
+            self.io.shutdown().await?;
+        }
+        Ok(Wrote::Nothing)
+    }
+
+    /// Writes out what is queued (and shuts down if asked), as far as it goes.
+    pub(crate) async fn flush_all(&mut self) {
+        while self.state.busy() {
+            match self.write_step().await {
+                Ok(wrote) => self.state.wrote(&wrote),
+                Err(_) => self.state.fail(),
+            }
+        }
+    }
+}

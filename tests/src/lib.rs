@@ -1,0 +1,212 @@
+//! # Switchyard end-to-end scenarios
+//!
+//! Every scenario is written once, in [`scenarios`], against the runtime-neutral
+//! [`ProxyUnderTest`]: "start a proxy with this [`Config`] on 127.0.0.1, tell me its
+//! address, and stop it when I say so". A runtime's test file implements that trait
+//! and expands the whole list with [`scenarios!`], one `#[tokio::test]` per scenario:
+//!
+//! ```ignore
+//! struct Tokio;
+//! impl switchyard_e2e::ProxyUnderTest for Tokio { /* start runtime_tokio::serve */ }
+//! switchyard_e2e::scenarios!(Tokio);
+//! ```
+//!
+//! The clients and backends always run on tokio (tokio-tungstenite is the real
+//! WebSocket peer); the proxy under test may run on any executor, e.g. on a thread of
+//! its own, as long as it listens on the address it reports.
+//!
+//! Rules every scenario keeps: ports come from binding port 0, every wait is bounded,
+//! nothing sleeps except where a timeout is the thing under test, and each one stops
+//! by itself within [`SCENARIO_LIMIT`].
+
+pub mod backend;
+pub mod binary;
+pub mod http;
+pub mod scenarios;
+pub mod ws;
+
+use futures_util::future::BoxFuture;
+pub use proxy_core::Config;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+#[doc(hidden)]
+pub use tokio as __tokio;
+
+/// Upper bound on one scenario's run time.
+pub const SCENARIO_LIMIT: Duration = Duration::from_secs(10);
+
+/// A runtime that can run the proxy for a test.
+pub trait ProxyUnderTest: Send + Sync {
+    /// A name for messages, e.g. `runtime-tokio`.
+    fn name(&self) -> &'static str;
+    /// Starts a proxy with `config` listening on a fresh port of 127.0.0.1.
+    fn start(&self, config: Config) -> BoxFuture<'static, RunningProxy>;
+}
+
+/// A proxy started by a [`ProxyUnderTest`]. Dropping it asks the proxy to shut down
+/// without waiting; [`RunningProxy::shutdown`] waits for `serve` to return.
+pub struct RunningProxy {
+    /// Where the proxy accepts clients.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<oneshot::Receiver<io::Result<()>>>,
+}
+
+impl RunningProxy {
+    /// `stop` is sent (or dropped) to make the proxy's shutdown future complete;
+    /// `done` yields what `serve` returned.
+    pub fn new(addr: SocketAddr, stop: oneshot::Sender<()>, done: oneshot::Receiver<io::Result<()>>) -> Self {
+        RunningProxy { addr, stop: Some(stop), done: Some(done) }
+    }
+
+    /// Completes the proxy's shutdown future without waiting for it to finish.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Completes the shutdown future and waits (at most `max`) for `serve` to return.
+    /// `Err` describes a timeout, an error from `serve`, or a serve task that died.
+    pub async fn shutdown(mut self, max: Duration) -> Result<(), String> {
+        self.begin_shutdown();
+        let done = self.done.take().expect("shutdown called once");
+        match tokio::time::timeout(max, done).await {
+            Err(_) => Err(format!("serve did not return within {max:?} of the shutdown signal")),
+            Ok(Err(_)) => Err("the serve task ended without a result (panicked?)".into()),
+            Ok(Ok(Err(e))) => Err(format!("serve returned an error: {e}")),
+            Ok(Ok(Ok(()))) => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningProxy {
+    fn drop(&mut self) {
+        self.begin_shutdown();
+    }
+}
+
+/// The configuration scenarios start from: upstream `upstream`, every deadline short
+/// enough that a stuck exchange ends well inside [`SCENARIO_LIMIT`], but long enough
+/// that no deadline fires during a healthy exchange on a loaded 2-core machine.
+/// Scenarios that test a deadline set it lower themselves.
+pub fn test_config(upstream: SocketAddr) -> Config {
+    let mut c = Config { upstream: upstream.to_string(), ..Config::default() };
+    let t = &mut c.timeouts;
+    let s = Duration::from_secs;
+    t.upstream_connect = s(3);
+    t.client_head = s(5);
+    t.upstream_response_head = s(5);
+    t.body_read = s(5);
+    t.keepalive_idle = s(5);
+    t.send = s(5);
+    t.tunnel_idle = s(8);
+    t.fin = s(3);
+    t.linger = Duration::from_millis(300);
+    t.shutdown = s(1);
+    c
+}
+
+/// Runs one scenario future under [`SCENARIO_LIMIT`]; a timeout is a failure.
+pub async fn run_scenario<F: std::future::Future<Output = ()>>(name: &str, runtime: &str, f: F) {
+    if tokio::time::timeout(SCENARIO_LIMIT, f).await.is_err() {
+        panic!("scenario {name} on {runtime} did not finish within {SCENARIO_LIMIT:?}");
+    }
+}
+
+/// Expands every scenario in [`scenarios`] into a `#[tokio::test]` for the
+/// [`ProxyUnderTest`] value given, e.g. `scenarios!(Tokio)`. Test names are the
+/// scenario names.
+#[macro_export]
+macro_rules! scenarios {
+    ($put:expr) => {
+        $crate::__each_scenario!($put;
+            // websocket
+            websocket_text_roundtrip,
+            websocket_binary_roundtrip,
+            websocket_one_mebibyte_message,
+            websocket_thousand_messages_in_order,
+            websocket_client_close_code_and_reason_pass_through,
+            websocket_server_close_code_and_reason_pass_through,
+            websocket_upgrade_request_headers_reach_backend,
+            // plain http
+            keep_alive_reuses_one_upstream_connection,
+            pipelined_requests_answered_in_order,
+            post_with_content_length,
+            post_chunked,
+            upload_ten_mebibytes_checked_by_sha256,
+            upload_chunked_two_mebibytes_checked_by_sha256,
+            download_ten_mebibytes_checked_by_sha256,
+            download_chunked_ten_mebibytes_checked_by_sha256,
+            head_response_has_no_body,
+            status_204_has_no_body,
+            status_304_has_no_body,
+            expect_100_continue_gets_interim_then_final,
+            read_until_close_response_then_eof,
+            http10_request_gets_host_and_response,
+            // smuggling and limits
+            rejects_content_length_with_transfer_encoding,
+            rejects_two_different_content_lengths,
+            rejects_non_numeric_content_length,
+            rejects_plus_signed_content_length,
+            rejects_transfer_encoding_not_ending_in_chunked,
+            rejects_unknown_transfer_coding,
+            rejects_chunked_applied_twice,
+            rejects_transfer_encoding_on_http10,
+            rejects_obs_fold,
+            rejects_space_before_colon,
+            rejects_nul_in_header_value,
+            rejects_control_character_in_transfer_encoding,
+            rejects_missing_host_on_http11,
+            rejects_two_host_fields,
+            rejects_invalid_chunk_size,
+            rejects_chunk_size_overflow,
+            rejects_missing_crlf_after_chunk_data,
+            rejects_head_over_limit_with_431,
+            rejects_too_many_fields_with_431,
+            rejects_long_target_with_414,
+            // hop-by-hop
+            hop_by_hop_request_fields_not_forwarded_others_byte_exact,
+            hop_by_hop_response_fields_not_forwarded_others_byte_exact,
+            connection_close_request_closes_client_connection,
+            // upgrade
+            unsolicited_101_is_502,
+            switching_to_unrequested_protocol_is_502,
+            wrong_websocket_accept_is_502,
+            bytes_after_upgrade_request_held_until_101,
+            non_101_answer_to_upgrade_is_normal_response,
+            // tunnel
+            tunnel_idle_timeout_closes_client,
+            tunnel_activity_keeps_it_open,
+            tunnel_client_half_close,
+            tunnel_upstream_half_close,
+            // upstream failures and deadlines
+            upstream_unreachable_is_502,
+            upstream_closes_without_answer_is_502,
+            upstream_silent_is_504,
+            slow_client_head_is_408,
+            // shutdown
+            shutdown_with_idle_keepalive_connection_returns_promptly,
+            shutdown_lets_in_flight_request_finish,
+            shutdown_ends_open_tunnel_by_deadline,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __each_scenario {
+    ($put:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[$crate::__tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let put = $put;
+                let runtime = $crate::ProxyUnderTest::name(&put);
+                $crate::run_scenario(stringify!($name), runtime, $crate::scenarios::$name(&put)).await;
+            }
+        )*
+    };
+}

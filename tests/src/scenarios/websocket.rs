@@ -1,0 +1,127 @@
+//! WebSockets through the proxy with a real client (tokio-tungstenite) and a real
+//! server ([`WsEcho`]).
+
+use super::start;
+use crate::backend::WsEcho;
+use crate::ws::{self, End};
+use crate::ProxyUnderTest;
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+const WAIT: Duration = Duration::from_secs(3);
+
+/// A text message goes through and its echo comes back unchanged.
+pub async fn websocket_text_roundtrip(p: &dyn ProxyUnderTest) {
+    let backend = WsEcho::start().await;
+    let proxy = start(p, backend.addr).await;
+    let mut client = ws::connect(proxy.addr).await;
+    client.send(Message::text("hello, switchyard ✓")).await.unwrap();
+    let got = ws::next(&mut client, WAIT).await.expect("echo").expect("echo ok");
+    assert_eq!(got, Message::text("hello, switchyard ✓"));
+}
+
+/// A binary message, every byte value included, goes through unchanged.
+pub async fn websocket_binary_roundtrip(p: &dyn ProxyUnderTest) {
+    let backend = WsEcho::start().await;
+    let proxy = start(p, backend.addr).await;
+    let mut client = ws::connect(proxy.addr).await;
+    let payload: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    client.send(Message::binary(payload.clone())).await.unwrap();
+    let got = ws::next(&mut client, WAIT).await.expect("echo").expect("echo ok");
+    assert_eq!(got, Message::binary(payload));
+}
+
+/// A 1 MiB message crosses the proxy's bounded buffers both ways intact.
+pub async fn websocket_one_mebibyte_message(p: &dyn ProxyUnderTest) {
+    let backend = WsEcho::start().await;
+    let proxy = start(p, backend.addr).await;
+    let mut client = ws::connect(proxy.addr).await;
+    let payload = crate::http::pattern(1 << 20, 7);
+    client.send(Message::binary(payload.clone())).await.unwrap();
+    let got = ws::next(&mut client, Duration::from_secs(5)).await.expect("echo").expect("echo ok");
+    let got = got.into_data();
+    assert_eq!(got.len(), payload.len(), "echoed length");
+    assert!(got == payload, "1 MiB echo differs from what was sent");
+}
+
+/// 1,000 small messages sent back to back come back complete and in order.
+pub async fn websocket_thousand_messages_in_order(p: &dyn ProxyUnderTest) {
+    let backend = WsEcho::start().await;
+    let proxy = start(p, backend.addr).await;
+    let client = ws::connect(proxy.addr).await;
+    let (mut tx, mut rx) = client.split();
+    let sender = tokio::spawn(async move {
+        for i in 0..1000u32 {
+            tx.feed(Message::text(format!("message {i}"))).await.unwrap();
+        }
+        tx.flush().await.unwrap();
+        tx
+    });
+    for i in 0..1000u32 {
+        let got = tokio::time::timeout(WAIT, rx.next())
+            .await
+            .unwrap_or_else(|_| panic!("message {i} did not arrive"))
+            .unwrap_or_else(|| panic!("stream ended before message {i}"))
+            .unwrap_or_else(|e| panic!("error before message {i}: {e}"));
+        assert_eq!(got, Message::text(format!("message {i}")), "message {i} out of order or changed");
+    }
+    sender.await.unwrap();
+}
+
+/// The client closes with 4000 "client-bye": the server receives exactly that, and the
+/// client receives the echoed Close with the same code and reason.
+pub async fn websocket_client_close_code_and_reason_pass_through(p: &dyn ProxyUnderTest) {
+    let backend = WsEcho::start().await;
+    let proxy = start(p, backend.addr).await;
+    let mut client = ws::connect(proxy.addr).await;
+    client
+        .close(Some(CloseFrame { code: CloseCode::from(4000), reason: "client-bye".into() }))
+        .await
+        .unwrap();
+    let end = ws::wait_end(&mut client, WAIT).await.unwrap();
+    assert_eq!(end, End::Close(Some((4000, "client-bye".into()))), "close echoed to the client");
+    let log = backend.wait_for(WAIT, |l| !l.closes.is_empty()).await;
+    assert_eq!(log.closes, vec![Some((4000, "client-bye".to_string()))], "close seen by the server");
+}
+
+/// The server closes with 4001 "server-bye": the client receives exactly that, and
+/// the server receives the client's reply.
+pub async fn websocket_server_close_code_and_reason_pass_through(p: &dyn ProxyUnderTest) {
+    let backend = WsEcho::start().await;
+    let proxy = start(p, backend.addr).await;
+    let mut client = ws::connect(proxy.addr).await;
+    client.send(Message::text("close:4001:server-bye")).await.unwrap();
+    let end = ws::wait_end(&mut client, WAIT).await.unwrap();
+    assert_eq!(end, End::Close(Some((4001, "server-bye".into()))), "server's close seen by the client");
+    let log = backend.wait_for(WAIT, |l| !l.closes.is_empty()).await;
+    assert_eq!(log.closes, vec![Some((4001, "server-bye".to_string()))], "client's reply seen by the server");
+    assert!(log.errors.is_empty(), "server-side errors: {:?}", log.errors);
+}
+
+/// The upgrade request reaches the backend as a WebSocket upgrade: `Upgrade:
+/// websocket`, `Connection: Upgrade` (the exact value the proxy writes), the client's
+/// key and version.
+pub async fn websocket_upgrade_request_headers_reach_backend(p: &dyn ProxyUnderTest) {
+    let backend = WsEcho::start().await;
+    let proxy = start(p, backend.addr).await;
+    let mut client = ws::connect(proxy.addr).await;
+    client.send(Message::text("x")).await.unwrap();
+    let _ = ws::next(&mut client, WAIT).await;
+    let log = backend.log();
+    assert_eq!(log.handshakes.len(), 1, "one handshake");
+    let hs = &log.handshakes[0];
+    let get = |name: &str| {
+        hs.iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(get("upgrade"), vec!["websocket"], "Upgrade at the backend: {hs:?}");
+    assert_eq!(get("connection"), vec!["Upgrade"], "Connection at the backend: {hs:?}");
+    assert_eq!(get("sec-websocket-version"), vec!["13"], "{hs:?}");
+    assert_eq!(get("sec-websocket-key").len(), 1, "{hs:?}");
+    assert_eq!(get("host").len(), 1, "{hs:?}");
+}
