@@ -1,0 +1,95 @@
+//! Helpers shared by the rule tests.
+#![allow(dead_code)]
+
+use proxy_core::sim::Sim;
+use proxy_core::upgrade::websocket_accept;
+use proxy_core::Config;
+
+pub const GET: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: example.com\r\n\r\n";
+pub const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+pub const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+pub fn sim() -> Sim {
+    Sim::new(Config::default())
+}
+
+/// A session whose client sent `request` in one read and whose upstream is connected.
+pub fn connected(request: &[u8]) -> Sim {
+    let mut sim = sim();
+    sim.client_sends(request);
+    sim.expect_connect();
+    sim.upstream_connected();
+    sim
+}
+
+pub fn websocket_request() -> Vec<u8> {
+    format!(
+        "GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+pub fn websocket_101() -> Vec<u8> {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        websocket_accept(WS_KEY)
+    )
+    .into_bytes()
+}
+
+/// A session with an open WebSocket tunnel; both received-buffers are emptied.
+pub fn tunnel(config: Config) -> Sim {
+    let mut sim = Sim::new(config);
+    sim.client_sends(&websocket_request());
+    sim.expect_connect();
+    sim.upstream_connected();
+    sim.upstream_sends(&websocket_101());
+    sim.take_client_received();
+    sim.take_upstream_received();
+    sim
+}
+
+/// What a session did with some input: bytes each peer got, and whether it closed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub upstream: String,
+    pub client: String,
+    pub closed: bool,
+}
+
+pub fn outcome(sim: &Sim) -> Outcome {
+    Outcome { upstream: sim.upstream_received_str(), client: sim.client_received_str(), closed: sim.is_closed() }
+}
+
+/// Runs `run` with `input` cut into pieces every possible way that matters: whole,
+/// one byte at a time, and split in two at every position. Asserts every run gives the
+/// same outcome as the whole input, and returns it.
+pub fn split_everywhere(input: &[u8], run: impl Fn(&[&[u8]]) -> Outcome) -> Outcome {
+    let whole = run(&[input]);
+    let bytewise: Vec<&[u8]> = input.chunks(1).collect();
+    assert_eq!(run(&bytewise), whole, "one byte at a time differs from whole");
+    for at in 1..input.len() {
+        let (a, b) = input.split_at(at);
+        assert_eq!(run(&[a, b]), whole, "split at {at} differs from whole");
+    }
+    whole
+}
+
+/// Client sends `request` in the given pieces to a connected upstream which answers
+/// `response` after the request arrived.
+pub fn client_pieces_outcome(pieces: &[&[u8]], response: &[u8]) -> Outcome {
+    let mut sim = sim();
+    for piece in pieces {
+        sim.client_sends(piece);
+        if sim.has_pending_connect() {
+            sim.expect_connect();
+            sim.upstream_connected();
+        }
+    }
+    if sim.upstream_held() {
+        sim.upstream_sends(response);
+    }
+    outcome(&sim)
+}
