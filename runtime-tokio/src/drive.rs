@@ -90,7 +90,8 @@ struct Upstream {
     address: String,
 }
 
-type Connecting<'a> = Pin<Box<dyn Future<Output = (String, Result<(TcpStream, bool), ConnectError>)> + Send + 'a>>;
+type Connecting<'a> =
+    Pin<Box<dyn Future<Output = (String, Result<(TcpStream, bool), ConnectError>)> + Send + 'a>>;
 
 impl<'a, C: Transport> Sockets<'a, C> {
     fn new(client: C, client_addr: Option<SocketAddr>, ctx: &'a Context) -> Self {
@@ -111,7 +112,11 @@ impl<'a, C: Transport> Sockets<'a, C> {
         match output {
             Output::Send(side, bytes) => match self.state(side) {
                 Some(state) => state.send(bytes),
-                None => warn!(?side, len = bytes.len(), "session sent to a side with no connection"),
+                None => warn!(
+                    ?side,
+                    len = bytes.len(),
+                    "session sent to a side with no connection"
+                ),
             },
             Output::ShutdownWrite(side) => {
                 if let Some(state) = self.state(side) {
@@ -145,7 +150,8 @@ impl<'a, C: Transport> Sockets<'a, C> {
         let (client, n) = (&self.client, self.read_size);
         let upstream = self.upstream.as_ref().map(|u| &u.peer);
         let read_client = client.state.readable() && session.wants_read(Side::Client);
-        let read_upstream = upstream.is_some_and(|u| u.state.readable()) && session.wants_read(Side::Upstream);
+        let read_upstream =
+            upstream.is_some_and(|u| u.state.readable()) && session.wants_read(Side::Upstream);
         let write_upstream = upstream.is_some_and(|u| u.state.busy());
         tokio::select! {
             r = client.io.read(n), if read_client => self.read(Side::Client, r),
@@ -163,7 +169,9 @@ impl<'a, C: Transport> Sockets<'a, C> {
     }
 
     fn read(&mut self, side: Side, result: io::Result<Bytes>) -> Wake {
-        let Some(state) = self.state(side) else { return Wake::Nothing };
+        let Some(state) = self.state(side) else {
+            return Wake::Nothing;
+        };
         Wake::Input(match result {
             Ok(bytes) if bytes.is_empty() => {
                 state.eof = true;
@@ -179,7 +187,9 @@ impl<'a, C: Transport> Sockets<'a, C> {
     }
 
     fn wrote(&mut self, side: Side, result: io::Result<Wrote>) -> Wake {
-        let Some(state) = self.state(side) else { return Wake::Nothing };
+        let Some(state) = self.state(side) else {
+            return Wake::Nothing;
+        };
         match result {
             Ok(wrote) => {
                 state.wrote(&wrote);
@@ -196,12 +206,18 @@ impl<'a, C: Transport> Sockets<'a, C> {
         }
     }
 
-    fn connected(&mut self, (address, result): (String, Result<(TcpStream, bool), ConnectError>)) -> Wake {
+    fn connected(
+        &mut self,
+        (address, result): (String, Result<(TcpStream, bool), ConnectError>),
+    ) -> Wake {
         self.connecting = None;
         Wake::Input(match result {
             Ok((stream, reused)) => {
                 self.upstream_addr = stream.peer_addr().ok();
-                self.upstream = Some(Upstream { peer: Peer::new(stream), address });
+                self.upstream = Some(Upstream {
+                    peer: Peer::new(stream),
+                    address,
+                });
                 Input::UpstreamConnected { reused }
             }
             Err(e) => Input::UpstreamFailed(e),
@@ -245,7 +261,9 @@ async fn connect(pool: &Pool, target: Target) -> (String, Result<(TcpStream, boo
 }
 
 async fn dial(address: &str) -> Result<TcpStream, ConnectError> {
-    let addrs = tokio::net::lookup_host(address).await.map_err(|_| ConnectError::Unreachable)?;
+    let addrs = tokio::net::lookup_host(address)
+        .await
+        .map_err(|_| ConnectError::Unreachable)?;
     let mut last = ConnectError::Unreachable; // no address at all
     for addr in addrs {
         match TcpStream::connect(addr).await {
@@ -277,7 +295,9 @@ async fn some<F: Future>(f: Option<F>) -> F::Output {
 }
 
 /// The drain deadline, as soon as there is one (at once if draining already began).
-async fn drain_requested(drain: Option<&mut watch::Receiver<Option<std::time::Instant>>>) -> std::time::Instant {
+async fn drain_requested(
+    drain: Option<&mut watch::Receiver<Option<std::time::Instant>>>,
+) -> std::time::Instant {
     if let Some(drain) = drain {
         if let Ok(deadline) = drain.wait_for(Option::is_some).await {
             if let Some(deadline) = *deadline {

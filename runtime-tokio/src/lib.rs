@@ -5,6 +5,7 @@
 pub use proxy_core;
 
 pub mod access_log;
+pub mod config_file;
 mod drive;
 mod peer;
 pub mod pool;

@@ -102,7 +102,10 @@ impl State {
 
 impl<T: Transport> Peer<T> {
     pub(crate) fn new(io: T) -> Self {
-        Peer { io, state: State::default() }
+        Peer {
+            io,
+            state: State::default(),
+        }
     }
 
     /// Does the next piece of [`State::busy`] work. Cancel-safe: the state changes
@@ -111,7 +114,11 @@ impl<T: Transport> Peer<T> {
         let state = &self.state;
         if !state.queue.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let count = slices.iter_mut().zip(&state.queue).map(|(slice, bytes)| *slice = IoSlice::new(bytes)).count();
+            let count = slices
+                .iter_mut()
+                .zip(&state.queue)
+                .map(|(slice, bytes)| *slice = IoSlice::new(bytes))
+                .count();
             return match self.io.write(&slices[..count]).await? {
                 0 => Err(io::ErrorKind::WriteZero.into()),
                 n => Ok(Wrote::Bytes(n)),

@@ -34,7 +34,10 @@ struct Idle {
 impl Pool {
     /// An empty pool with these bounds.
     pub fn new(config: proxy_core::Pool) -> Arc<Pool> {
-        Arc::new(Pool { config, inner: Mutex::default() })
+        Arc::new(Pool {
+            config,
+            inner: Mutex::default(),
+        })
     }
 
     /// The most recently pooled live connection to `address`, if any.
@@ -63,7 +66,10 @@ impl Pool {
         if self.config.max_idle == 0 || self.config.idle_timeout.is_zero() {
             return;
         }
-        let idle = Idle { stream, since: Instant::now() };
+        let idle = Idle {
+            stream,
+            since: Instant::now(),
+        };
         let mut inner = self.lock();
         let oldest = match inner.idle.get_mut(address) {
             Some(list) => {
@@ -113,7 +119,8 @@ impl Pool {
         let mut dropped = Vec::new();
         let mut inner = self.lock();
         inner.idle.retain(|_, list| {
-            let (keep, stale): (Vec<Idle>, Vec<Idle>) = list.drain(..).partition(|idle| self.alive(idle, now));
+            let (keep, stale): (Vec<Idle>, Vec<Idle>) =
+                list.drain(..).partition(|idle| self.alive(idle, now));
             dropped.extend(stale);
             *list = keep;
             !list.is_empty()
@@ -128,14 +135,18 @@ impl Pool {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 /// Runs while the pool has idle connections and the pool itself is alive.
 async fn sweep(pool: Weak<Pool>) {
     loop {
-        let Some(interval) = pool.upgrade().map(|p| p.sweep_interval()) else { return };
+        let Some(interval) = pool.upgrade().map(|p| p.sweep_interval()) else {
+            return;
+        };
         tokio::time::sleep(interval).await;
         match pool.upgrade() {
             Some(pool) if pool.sweep_once() => continue,

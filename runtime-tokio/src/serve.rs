@@ -5,7 +5,7 @@
 //! ready-made accept loop; embedders with their own (TLS, Unix sockets, …) call
 //! [`serve_connection`] per stream and [`Context::drain`] on shutdown.
 
-use crate::drive::drive;
+use crate::drive::{drive, now};
 use crate::pool::Pool;
 use crate::transport::Shared;
 use proxy_core::{ClientInfo, Config};
@@ -65,13 +65,17 @@ impl Context {
     /// and waits until all sessions ended or the deadline plus one second passed.
     /// Stop accepting before calling this.
     pub async fn drain(&self) {
-        let deadline = Instant::now() + self.config.timeouts.shutdown;
+        let deadline = now() + self.config.timeouts.shutdown;
         self.drain.send_replace(Some(deadline));
         self.pool.clear();
-        let all_done = self.live.subscribe().wait_for(|&live| live == 0).await.map(drop);
+        let mut live = self.live.subscribe();
+        let all_done = live.wait_for(|&live| live == 0);
         let give_up = tokio::time::Instant::from_std(deadline + DRAIN_GRACE);
         if tokio::time::timeout_at(give_up, all_done).await.is_err() {
-            warn!(live = self.live_connections(), "shutdown deadline passed; dropping remaining connections");
+            warn!(
+                live = self.live_connections(),
+                "shutdown deadline passed; dropping remaining connections"
+            );
         }
     }
 
@@ -119,7 +123,10 @@ pub async fn serve_all(
     }
     shutdown.await;
     accepting.shutdown().await; // drops the listeners: no new connections from here on
-    info!(live = ctx.live_connections(), "shutting down: draining connections");
+    info!(
+        live = ctx.live_connections(),
+        "shutting down: draining connections"
+    );
     ctx.drain().await;
     Ok(())
 }
@@ -149,7 +156,10 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
 
 fn is_connection_error(e: &io::Error) -> bool {
     use io::ErrorKind::*;
-    matches!(e.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused)
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused
+    )
 }
 
 /// Drives one accepted TCP connection to its end, waiting on socket readiness
@@ -159,7 +169,15 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "set_nodelay on client connection");
     }
-    drive(stream, ClientInfo { addr: Some(peer), tls: false }, ctx).await;
+    drive(
+        stream,
+        ClientInfo {
+            addr: Some(peer),
+            tls: false,
+        },
+        ctx,
+    )
+    .await;
 }
 
 /// Drives one accepted stream of any kind (TLS, Unix socket, in-memory) to its end.

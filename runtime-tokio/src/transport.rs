@@ -73,7 +73,9 @@ impl<S> Shared<S> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, S> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
