@@ -41,6 +41,11 @@ impl HeadReader {
         self.buf.len()
     }
 
+    /// The bytes of the incomplete head held so far.
+    pub(crate) fn partial(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Takes bytes from `input`. Returns the whole head (ending with the empty line)
     /// once complete, leaving what follows it in `input`.
     pub(crate) fn read(&mut self, input: &mut Bytes, max_head_size: usize) -> Result<Option<Bytes>, HeadError> {

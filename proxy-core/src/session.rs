@@ -340,6 +340,11 @@ impl Session {
         }
         let limits = &self.config.limits;
         match reader.read(input, limits.max_head_size) {
+            Ok(None) if !starts_like_a_method(reader.partial()) => {
+                // Binary or garbage bytes: refuse now rather than at the head timeout.
+                self.fail(ProxyError::MalformedRequestLine);
+                true
+            }
             Ok(None) => true,
             Ok(Some(head)) => {
                 self.on_request_head(head);
@@ -785,4 +790,11 @@ impl Session {
         };
         self.outputs.push_back(Output::Event(Event::Request(log)));
     }
+}
+
+/// Whether an incomplete head could still begin with `method SP` (a token).
+fn starts_like_a_method(partial: &[u8]) -> bool {
+    let start = partial.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(partial.len());
+    let method = partial[start..].split(|&b| b == b' ').next().unwrap_or_default();
+    method.is_empty() || crate::head::is_token(method)
 }

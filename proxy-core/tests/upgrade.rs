@@ -1,0 +1,173 @@
+//! Upgrades (RFC 9110 §7.8, RFC 6455 §4): zero configuration, and no switch the client
+//! did not ask for.
+
+mod common;
+use common::*;
+use proxy_core::upgrade::websocket_accept;
+use proxy_core::{Event, Side};
+
+#[test]
+fn upgrade_request_forwards_upgrade_verbatim_and_connection_upgrade() {
+    let sim = connected(b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: keep-alive, UPGRADE\r\nSec-WebSocket-Key: k\r\n\r\n");
+    let upstream = sim.upstream_received_str();
+    assert!(upstream.contains("\r\nUpgrade: WebSocket\r\n"), "{upstream}");
+    assert!(upstream.ends_with("\r\nConnection: Upgrade\r\n\r\n"), "{upstream}");
+    assert_eq!(upstream.matches("Connection").count(), 1);
+}
+
+#[test]
+fn ordinary_request_forwards_neither_upgrade_nor_connection() {
+    let sim = connected(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n\r\n");
+    let upstream = sim.upstream_received_str();
+    assert!(!upstream.contains("Upgrade"), "{upstream}");
+    assert!(!upstream.contains("Connection"), "{upstream}");
+}
+
+#[test]
+fn upgrade_in_http10_is_ignored() {
+    let sim = connected(b"GET / HTTP/1.0\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n");
+    assert!(!sim.upstream_received_str().contains("Upgrade"));
+}
+
+#[test]
+fn valid_101_opens_a_tunnel_and_reaches_the_client_byte_exact() {
+    let mut sim = connected(&websocket_request());
+    let response = websocket_101();
+    sim.upstream_sends(&response);
+    assert_eq!(sim.client_received(), &response[..]);
+    sim.take_client_received();
+    sim.client_sends(b"\x81\x85maskhello");
+    assert!(sim.upstream_received().ends_with(b"\x81\x85maskhello"));
+    sim.upstream_sends(b"\x81\x02hi");
+    assert_eq!(sim.client_received(), b"\x81\x02hi");
+}
+
+#[test]
+fn bytes_after_an_upgrade_request_are_held_until_the_101() {
+    let mut request = websocket_request();
+    request.extend_from_slice(b"EARLY");
+    let mut sim = connected(&request);
+    assert!(!sim.upstream_received_str().contains("EARLY"));
+    sim.client_sends(b"MORE");
+    assert!(!sim.upstream_received_str().contains("MORE"));
+    sim.upstream_sends(&websocket_101());
+    let upstream = sim.upstream_received_str();
+    assert!(upstream.ends_with("\r\n\r\nEARLYMORE"), "{upstream}");
+    assert_eq!(upstream.matches("EARLY").count(), 1);
+}
+
+#[test]
+fn bytes_after_the_101_in_the_same_read_reach_the_client() {
+    let mut sim = connected(&websocket_request());
+    let mut response = websocket_101();
+    response.extend_from_slice(b"\x81\x05hello");
+    sim.upstream_sends(&response);
+    assert_eq!(sim.client_received(), &response[..]);
+}
+
+#[test]
+fn upgrade_split_everywhere_gives_the_same_tunnel() {
+    let mut request = websocket_request();
+    request.extend_from_slice(b"held");
+    let mut response = websocket_101();
+    response.extend_from_slice(b"after");
+    let result = split_everywhere(&request, |pieces| client_pieces_outcome(pieces, &response));
+    assert!(result.upstream.ends_with("held"));
+    assert!(result.client.ends_with("after"));
+    // And the response split anywhere.
+    let result = split_everywhere(&response, |pieces| {
+        let mut sim = connected(&request);
+        for piece in pieces {
+            sim.upstream_sends(piece);
+        }
+        outcome(&sim)
+    });
+    assert!(result.upstream.ends_with("held"));
+}
+
+fn assert_502(request: &[u8], response: &[u8]) {
+    let mut request = request.to_vec();
+    request.extend_from_slice(b"HELD");
+    let mut sim = connected(&request);
+    sim.upstream_sends(response);
+    let client = sim.client_received_str();
+    assert!(client.starts_with("HTTP/1.1 502 "), "{client}");
+    assert!(!sim.upstream_received_str().contains("HELD"), "held bytes never forwarded");
+    assert_eq!(sim.releases(), &[false], "upstream dropped");
+}
+
+#[test]
+fn unsolicited_101_is_502() {
+    assert_502(GET, &websocket_101());
+}
+
+#[test]
+fn switch_to_a_protocol_not_offered_is_502() {
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        websocket_accept(WS_KEY)
+    );
+    assert_502(&websocket_request(), response.as_bytes());
+}
+
+#[test]
+fn switch_without_connection_upgrade_is_502() {
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        websocket_accept(WS_KEY)
+    );
+    assert_502(&websocket_request(), response.as_bytes());
+}
+
+#[test]
+fn wrong_sec_websocket_accept_is_502() {
+    let response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n";
+    assert_502(&websocket_request(), response);
+    let missing = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    assert_502(&websocket_request(), missing);
+}
+
+#[test]
+fn other_protocols_switch_without_a_websocket_check() {
+    let mut sim = connected(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: foo/2, bar\r\nConnection: upgrade\r\n\r\n");
+    sim.upstream_sends(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: bar\r\nConnection: upgrade\r\n\r\n");
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 101 "));
+    sim.client_sends(b"raw");
+    assert!(sim.upstream_received_str().ends_with("raw"));
+}
+
+#[test]
+fn non_101_answer_makes_held_bytes_the_next_request() {
+    let mut request = websocket_request();
+    request.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    let mut sim = connected(&request);
+    sim.upstream_sends(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 403 "));
+    sim.expect_connect();
+    sim.upstream_connected_pooled();
+    let upstream = sim.upstream_received_str();
+    assert!(upstream.contains("GET /next HTTP/1.1\r\n"), "{upstream}");
+}
+
+#[test]
+fn non_101_answer_with_garbage_held_is_400_not_forwarded() {
+    let mut request = websocket_request();
+    request.extend_from_slice(b"\x81\x85maskhello");
+    let mut sim = connected(&request);
+    sim.upstream_sends(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
+    let client = sim.client_received_str();
+    assert!(client.starts_with("HTTP/1.1 401 "));
+    assert!(client.contains("HTTP/1.1 400 "), "{client}");
+    assert!(!sim.upstream_received().ends_with(b"hello"));
+}
+
+#[test]
+fn the_101_is_logged_with_its_status() {
+    let mut sim = connected(&websocket_request());
+    sim.upstream_sends(&websocket_101());
+    let logged = sim.events().iter().any(|e| matches!(e, Event::Request(r) if r.status == 101));
+    assert!(logged);
+    sim.eof(Side::Client);
+    sim.eof(Side::Upstream);
+    assert!(sim.events().iter().any(|e| matches!(e, Event::Tunnel(t) if t.protocol == "websocket")));
+}
