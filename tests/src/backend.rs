@@ -88,10 +88,18 @@ struct LogCell(Mutex<ConnLog>);
 
 impl Recorder for LogCell {
     fn received(&self, bytes: &[u8]) {
-        self.0.lock().unwrap().events.push(Event::Recv(bytes.to_vec()));
+        self.0
+            .lock()
+            .unwrap()
+            .events
+            .push(Event::Recv(bytes.to_vec()));
     }
     fn sent(&self, bytes: &[u8]) {
-        self.0.lock().unwrap().events.push(Event::Sent(bytes.to_vec()));
+        self.0
+            .lock()
+            .unwrap()
+            .events
+            .push(Event::Sent(bytes.to_vec()));
     }
     fn eof(&self) {
         self.0.lock().unwrap().events.push(Event::Eof);
@@ -205,7 +213,9 @@ impl Backend {
         Fut: Future<Output = io::Result<()>> + Send + 'static,
     {
         let handler: Handler = Arc::new(move |c| Box::pin(handler(c)));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
         let addr = listener.local_addr().unwrap();
         let logs: Arc<Mutex<Vec<Arc<LogCell>>>> = Arc::default();
         let logs2 = logs.clone();
@@ -214,7 +224,10 @@ impl Backend {
                 let _ = stream.set_nodelay(true);
                 let log = Arc::new(LogCell::default());
                 logs2.lock().unwrap().push(log.clone());
-                let conn = BackendConn { conn: Conn::recorded(stream, log.clone()), log: log.clone() };
+                let conn = BackendConn {
+                    conn: Conn::recorded(stream, log.clone()),
+                    log: log.clone(),
+                };
                 let fut = handler(conn);
                 tokio::spawn(async move {
                     let result = fut.await;
@@ -263,7 +276,8 @@ impl Backend {
 
     /// Answers every request with `200 OK` and the body `<METHOD> <target>`.
     pub async fn ok() -> Backend {
-        Backend::http(|r| Reply::Bytes(http::ok(format!("{} {}", r.method, r.target).as_bytes()))).await
+        Backend::http(|r| Reply::Bytes(http::ok(format!("{} {}", r.method, r.target).as_bytes())))
+            .await
     }
 
     /// Answers every request with `200 OK` echoing the request body.
@@ -311,7 +325,8 @@ impl Backend {
     /// Answers with a body delimited by closing the connection (no length, no chunking).
     pub async fn read_until_close(body: Vec<u8>) -> Backend {
         Backend::http(move |_| {
-            let mut b = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
+            let mut b =
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
             b.extend_from_slice(&body);
             Reply::BytesThenClose(b)
         })
@@ -329,7 +344,9 @@ impl Backend {
         Backend::start(move |mut c| {
             let response = response.clone();
             async move {
-                let Some(req) = c.read_request().await? else { return Ok(()) };
+                let Some(req) = c.read_request().await? else {
+                    return Ok(());
+                };
                 if !hold.is_zero() {
                     // Anything that arrives now arrived before the 101: record it.
                     let early = c.read_for(hold).await;
@@ -349,22 +366,65 @@ impl Backend {
 
     /// A correct WebSocket `101` for `req`, then echo.
     pub async fn websocket_raw_echo(hold: Duration) -> Backend {
-        Backend::upgrade_then_echo(hold, |req| switching_protocols(req)).await
+        Backend::upgrade_then_echo(hold, switching_protocols).await
+    }
+
+    /// Serves both: WebSocket upgrades get a correct `101` and a WebSocket echo
+    /// (tungstenite), other requests `200 OK` with the body `<METHOD> <target>`.
+    pub async fn http_and_websocket() -> Backend {
+        Backend::start(|mut c| async move {
+            while let Some(req) = c.read_request().await? {
+                if req.head.has_token("upgrade", "websocket") {
+                    c.write(&switching_protocols(&req)).await?;
+                    let (stream, rest) = c.conn.into_parts();
+                    let mut ws = tokio_tungstenite::WebSocketStream::from_partially_read(
+                        stream,
+                        rest,
+                        tokio_tungstenite::tungstenite::protocol::Role::Server,
+                        None,
+                    )
+                    .await;
+                    while let Some(Ok(msg)) = ws.next().await {
+                        if msg.is_text() || msg.is_binary() {
+                            ws.send(msg).await.map_err(io::Error::other)?;
+                        }
+                    }
+                    return Ok(());
+                }
+                c.write(&http::ok(
+                    format!("{} {}", req.method, req.target).as_bytes(),
+                ))
+                .await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Snapshots of every connection accepted so far, in accept order.
     pub fn connections(&self) -> Vec<ConnLog> {
-        self.logs.lock().unwrap().iter().map(|l| l.0.lock().unwrap().clone()).collect()
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| l.0.lock().unwrap().clone())
+            .collect()
     }
 
     /// Every byte received on every connection.
     pub fn received_all(&self) -> Vec<u8> {
-        self.connections().iter().flat_map(|c| c.received()).collect()
+        self.connections()
+            .iter()
+            .flat_map(|c| c.received())
+            .collect()
     }
 
     /// Every complete request parsed, in order, across connections.
     pub fn requests(&self) -> Vec<Request> {
-        self.connections().into_iter().flat_map(|c| c.requests).collect()
+        self.connections()
+            .into_iter()
+            .flat_map(|c| c.requests)
+            .collect()
     }
 
     /// Waits until every accepted connection's handler finished, or `max` passed.
@@ -448,7 +508,9 @@ impl Drop for WsEcho {
 impl WsEcho {
     /// Starts the server.
     pub async fn start() -> WsEcho {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind ws backend");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind ws backend");
         let addr = listener.local_addr().unwrap();
         let log: Arc<Mutex<WsLog>> = Arc::default();
         let log2 = log.clone();
@@ -483,20 +545,32 @@ impl WsEcho {
     }
 }
 
-async fn serve_ws(stream: tokio::net::TcpStream, log: Arc<Mutex<WsLog>>) -> Result<(), Box<dyn std::error::Error>> {
-    use tokio_tungstenite::tungstenite::handshake::server::{Request as WsRequest, Response as WsResponse};
+#[allow(clippy::result_large_err)] // the handshake callback's signature is tungstenite's
+async fn serve_ws(
+    stream: tokio::net::TcpStream,
+    log: Arc<Mutex<WsLog>>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use tokio_tungstenite::tungstenite::handshake::server::{
+        Request as WsRequest, Response as WsResponse,
+    };
     let log_hs = log.clone();
     let callback = move |req: &WsRequest, resp: WsResponse| {
         let headers = req
             .headers()
             .iter()
-            .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         log_hs.lock().unwrap().handshakes.push(headers);
         Ok(resp)
     };
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
-    let mut ws = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await?;
+    let mut ws =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await?;
     while let Some(msg) = ws.next().await {
         match msg? {
             Message::Text(t) => {
@@ -504,8 +578,11 @@ async fn serve_ws(stream: tokio::net::TcpStream, log: Arc<Mutex<WsLog>>) -> Resu
                 if let Some(rest) = t.as_str().strip_prefix("close:") {
                     let (code, reason) = rest.split_once(':').unwrap_or((rest, ""));
                     let code: u16 = code.parse().unwrap_or(1000);
-                    ws.close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.to_string().into() }))
-                        .await?;
+                    ws.close(Some(CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.to_string().into(),
+                    }))
+                    .await?;
                 } else {
                     ws.send(Message::Text(t)).await?;
                 }
@@ -517,7 +594,10 @@ async fn serve_ws(stream: tokio::net::TcpStream, log: Arc<Mutex<WsLog>>) -> Resu
             Message::Close(frame) => {
                 // tungstenite queues the reply (same code and reason) itself; it is
                 // flushed by the next poll, which then ends the stream.
-                log.lock().unwrap().closes.push(frame.map(|f| (u16::from(f.code), f.reason.to_string())));
+                log.lock()
+                    .unwrap()
+                    .closes
+                    .push(frame.map(|f| (u16::from(f.code), f.reason.to_string())));
             }
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }

@@ -7,7 +7,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -30,7 +30,10 @@ pub struct Head {
 impl Head {
     /// The first field with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every field with this name (case-insensitive), in order.
@@ -58,7 +61,8 @@ impl Head {
 
     /// `Content-Length` as a number, if present and valid.
     pub fn content_length(&self) -> Option<u64> {
-        self.header("content-length").and_then(|v| v.trim().parse().ok())
+        self.header("content-length")
+            .and_then(|v| v.trim().parse().ok())
     }
 
     /// Whether the message is chunked (last transfer coding is `chunked`).
@@ -97,7 +101,14 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<(Head, usize)>> {
         let value = line[colon + 1..].trim_matches(|c| c == ' ' || c == '\t');
         headers.push((name.to_string(), value.to_string()));
     }
-    Ok(Some((Head { start_line, headers, raw }, end + 4)))
+    Ok(Some((
+        Head {
+            start_line,
+            headers,
+            raw,
+        },
+        end + 4,
+    )))
 }
 
 /// A response as read by [`Conn::read_response`].
@@ -185,12 +196,25 @@ impl Conn {
 
     /// Wraps an accepted or connected stream.
     pub fn new(stream: TcpStream) -> Conn {
-        Conn { stream, buf: Vec::new(), recorder: None }
+        Conn {
+            stream,
+            buf: Vec::new(),
+            recorder: None,
+        }
     }
 
     /// Wraps a stream and reports every read and write to `recorder`.
     pub fn recorded(stream: TcpStream, recorder: Arc<dyn Recorder>) -> Conn {
-        Conn { stream, buf: Vec::new(), recorder: Some(recorder) }
+        Conn {
+            stream,
+            buf: Vec::new(),
+            recorder: Some(recorder),
+        }
+    }
+
+    /// The stream and the bytes read from it but not consumed.
+    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+        (self.stream, self.buf)
     }
 
     /// The underlying stream.
@@ -326,18 +350,29 @@ impl Conn {
 
     /// Reads one complete request; `Ok(None)` on a clean EOF between requests.
     pub async fn read_request(&mut self) -> io::Result<Option<Request>> {
-        let Some(head) = self.read_head().await? else { return Ok(None) };
+        let Some(head) = self.read_head().await? else {
+            return Ok(None);
+        };
         let mut parts = head.start_line.splitn(3, ' ');
         let method = parts.next().unwrap_or_default().to_string();
         let target = parts.next().unwrap_or_default().to_string();
         let version = parts.next().unwrap_or_default().to_string();
         let body = self.read_request_body(&head).await?;
-        Ok(Some(Request { method, target, version, head, body }))
+        Ok(Some(Request {
+            method,
+            target,
+            version,
+            head,
+            body,
+        }))
     }
 
     /// Reads one response (interim `1xx` included) to a request with `method`.
     pub async fn read_response(&mut self, method: &str) -> io::Result<Response> {
-        let head = self.read_head().await?.ok_or_else(|| eof("EOF instead of a response"))?;
+        let head = self
+            .read_head()
+            .await?
+            .ok_or_else(|| eof("EOF instead of a response"))?;
         let mut parts = head.start_line.splitn(3, ' ');
         let version = parts.next().unwrap_or_default().to_string();
         let status: u16 = parts
@@ -349,22 +384,33 @@ impl Conn {
             return Err(invalid(&format!("bad status line {:?}", head.start_line)));
         }
         let mut until_close = false;
-        let body = if method == "HEAD" || (100..200).contains(&status) || status == 204 || status == 304 {
-            Vec::new()
-        } else if head.is_chunked() {
-            self.read_chunked().await?
-        } else if let Some(n) = head.content_length() {
-            self.read_exact(n as usize).await?
-        } else {
-            until_close = true;
-            self.read_to_end().await?
-        };
-        Ok(Response { version, status, reason, head, body, until_close })
+        let body =
+            if method == "HEAD" || (100..200).contains(&status) || status == 204 || status == 304 {
+                Vec::new()
+            } else if head.is_chunked() {
+                self.read_chunked().await?
+            } else if let Some(n) = head.content_length() {
+                self.read_exact(n as usize).await?
+            } else {
+                until_close = true;
+                self.read_to_end().await?
+            };
+        Ok(Response {
+            version,
+            status,
+            reason,
+            head,
+            body,
+            until_close,
+        })
     }
 
     /// Reads the final response, skipping interim `1xx` responses; returns the
     /// interim ones too.
-    pub async fn read_final_response(&mut self, method: &str) -> io::Result<(Vec<Response>, Response)> {
+    pub async fn read_final_response(
+        &mut self,
+        method: &str,
+    ) -> io::Result<(Vec<Response>, Response)> {
         let mut interim = Vec::new();
         loop {
             let r = self.read_response(method).await?;
@@ -406,7 +452,10 @@ impl Conn {
         match tokio::time::timeout(quiet, self.fill()).await {
             Err(_) => Ok(()),
             Ok(Ok(0)) => Err("connection closed".into()),
-            Ok(Ok(_)) => Err(format!("unexpected bytes: {:?}", String::from_utf8_lossy(&self.buf))),
+            Ok(Ok(_)) => Err(format!(
+                "unexpected bytes: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            )),
             Ok(Err(e)) => Err(format!("read error: {e}")),
         }
     }
@@ -416,7 +465,9 @@ impl Conn {
 pub fn is_reset(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
     )
 }
 
@@ -465,7 +516,10 @@ pub fn chunked(body: &[u8], chunk: usize) -> Vec<u8> {
 /// Hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so large bodies are not all zeros.
@@ -481,9 +535,6 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
-
-/// A shared, clonable log of bytes, for recorders.
-pub type SharedBytes = Arc<Mutex<Vec<u8>>>;
 
 fn invalid(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.to_string())

@@ -25,6 +25,8 @@ pub mod http;
 pub mod scenarios;
 pub mod ws;
 
+#[doc(hidden)]
+pub use futures_util;
 use futures_util::future::BoxFuture;
 pub use proxy_core::Config;
 use std::io;
@@ -58,8 +60,16 @@ pub struct RunningProxy {
 impl RunningProxy {
     /// `stop` is sent (or dropped) to make the proxy's shutdown future complete;
     /// `done` yields what `serve` returned.
-    pub fn new(addr: SocketAddr, stop: oneshot::Sender<()>, done: oneshot::Receiver<io::Result<()>>) -> Self {
-        RunningProxy { addr, stop: Some(stop), done: Some(done) }
+    pub fn new(
+        addr: SocketAddr,
+        stop: oneshot::Sender<()>,
+        done: oneshot::Receiver<io::Result<()>>,
+    ) -> Self {
+        RunningProxy {
+            addr,
+            stop: Some(stop),
+            done: Some(done),
+        }
     }
 
     /// Completes the proxy's shutdown future without waiting for it to finish.
@@ -75,7 +85,9 @@ impl RunningProxy {
         self.begin_shutdown();
         let done = self.done.take().expect("shutdown called once");
         match tokio::time::timeout(max, done).await {
-            Err(_) => Err(format!("serve did not return within {max:?} of the shutdown signal")),
+            Err(_) => Err(format!(
+                "serve did not return within {max:?} of the shutdown signal"
+            )),
             Ok(Err(_)) => Err("the serve task ended without a result (panicked?)".into()),
             Ok(Ok(Err(e))) => Err(format!("serve returned an error: {e}")),
             Ok(Ok(Ok(()))) => Ok(()),
@@ -94,7 +106,10 @@ impl Drop for RunningProxy {
 /// that no deadline fires during a healthy exchange on a loaded 2-core machine.
 /// Scenarios that test a deadline set it lower themselves.
 pub fn test_config(upstream: SocketAddr) -> Config {
-    let mut c = Config { upstream: upstream.to_string(), ..Config::default() };
+    let mut c = Config {
+        upstream: upstream.to_string(),
+        ..Config::default()
+    };
     let t = &mut c.timeouts;
     let s = Duration::from_secs;
     t.upstream_connect = s(3);

@@ -17,9 +17,10 @@ pub async fn connect(addr: SocketAddr) -> Client {
     let stream = TcpStream::connect(addr).await.expect("connect to proxy");
     stream.set_nodelay(true).unwrap();
     let url = format!("ws://{addr}/ws");
-    let (ws, response) = tokio_tungstenite::client_async_with_config(url, stream, Some(WebSocketConfig::default()))
-        .await
-        .unwrap_or_else(|e| panic!("WebSocket handshake through the proxy failed: {e}"));
+    let (ws, response) =
+        tokio_tungstenite::client_async_with_config(url, stream, Some(WebSocketConfig::default()))
+            .await
+            .unwrap_or_else(|e| panic!("WebSocket handshake through the proxy failed: {e}"));
     assert_eq!(response.status().as_u16(), 101, "handshake status");
     ws
 }
@@ -61,12 +62,18 @@ pub async fn wait_end(ws: &mut Client, within: Duration) -> Result<End, String> 
         match tokio::time::timeout_at(deadline, ws.next()).await {
             Err(_) => return Err(format!("WebSocket still open after {within:?}")),
             Ok(None) => return Ok(close.map(End::Close).unwrap_or(End::Eof)),
-            Ok(Some(Err(e))) => return Ok(close.map(End::Close).unwrap_or(End::Error(e.to_string()))),
+            Ok(Some(Err(e))) => {
+                return Ok(close.map(End::Close).unwrap_or(End::Error(e.to_string())))
+            }
             Ok(Some(Ok(Message::Close(f)))) => {
                 close = Some(f.map(|f| (u16::from(f.code), f.reason.to_string())));
             }
             Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
-            Ok(Some(Ok(m))) => return Err(format!("unexpected message while waiting for the end: {m:?}")),
+            Ok(Some(Ok(m))) => {
+                return Err(format!(
+                    "unexpected message while waiting for the end: {m:?}"
+                ))
+            }
         }
     }
 }

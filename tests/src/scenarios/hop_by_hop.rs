@@ -49,8 +49,19 @@ pub async fn hop_by_hop_request_fields_not_forwarded_others_byte_exact(p: &dyn P
     for gone in ["X-Foo", "Keep-Alive", "TE", "Proxy-Connection"] {
         assert!(!head.has(gone), "{gone} was forwarded: {:?}", head.headers);
     }
-    assert!(!head.has_token("connection", "x-foo"), "Connection still names X-Foo: {:?}", head.headers);
-    let end_to_end = ["Host", "X-First", "accept", "UPPER-CASE", "x-MiXeD-name", "Cookie"];
+    assert!(
+        !head.has_token("connection", "x-foo"),
+        "Connection still names X-Foo: {:?}",
+        head.headers
+    );
+    let end_to_end = [
+        "Host",
+        "X-First",
+        "accept",
+        "UPPER-CASE",
+        "x-MiXeD-name",
+        "Cookie",
+    ];
     assert_eq!(
         only(head, &end_to_end),
         [
@@ -64,9 +75,24 @@ pub async fn hop_by_hop_request_fields_not_forwarded_others_byte_exact(p: &dyn P
         "end-to-end fields: names, values and order; all fields: {:?}",
         head.headers
     );
-    let xff: Vec<&str> = head.all("x-forwarded-for").iter().flat_map(|v| v.split(',')).map(str::trim).collect();
-    assert_eq!(xff, ["10.0.0.1", "127.0.0.1"], "X-Forwarded-For: {:?}", head.headers);
-    assert_eq!(head.all("x-forwarded-proto"), ["http"], "X-Forwarded-Proto: {:?}", head.headers);
+    let xff: Vec<&str> = head
+        .all("x-forwarded-for")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        xff,
+        ["10.0.0.1", "127.0.0.1"],
+        "X-Forwarded-For: {:?}",
+        head.headers
+    );
+    assert_eq!(
+        head.all("x-forwarded-proto"),
+        ["http"],
+        "X-Forwarded-Proto: {:?}",
+        head.headers
+    );
 }
 
 /// A response's `Connection`-named fields, `Keep-Alive` and `Proxy-Connection` do
@@ -90,14 +116,33 @@ pub async fn hop_by_hop_response_fields_not_forwarded_others_byte_exact(p: &dyn 
     .await;
     let proxy = start(p, backend.addr).await;
     let mut c = client(&proxy).await;
-    c.write(b"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n").await.unwrap();
+    c.write(b"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        .await
+        .unwrap();
     let r = response(&mut c, "GET", "hop-by-hop response").await;
-    assert_eq!((r.status, r.reason.as_str(), r.text().as_str()), (200, "Fine Thanks", "ok"));
+    assert_eq!(
+        (r.status, r.reason.as_str(), r.text().as_str()),
+        (200, "Fine Thanks", "ok")
+    );
     for gone in ["X-Bar", "Keep-Alive", "Proxy-Connection"] {
-        assert!(!r.head.has(gone), "{gone} reached the client: {:?}", r.head.headers);
+        assert!(
+            !r.head.has(gone),
+            "{gone} reached the client: {:?}",
+            r.head.headers
+        );
     }
-    assert!(!r.head.has_token("connection", "x-bar"), "Connection still names X-Bar: {:?}", r.head.headers);
-    let end_to_end = ["X-Resp-First", "content-type", "Set-Cookie", "X-MiXeD-Case", "Content-Length"];
+    assert!(
+        !r.head.has_token("connection", "x-bar"),
+        "Connection still names X-Bar: {:?}",
+        r.head.headers
+    );
+    let end_to_end = [
+        "X-Resp-First",
+        "content-type",
+        "Set-Cookie",
+        "X-MiXeD-Case",
+        "Content-Length",
+    ];
     assert_eq!(
         only(&r.head, &end_to_end),
         [
@@ -119,9 +164,14 @@ pub async fn connection_close_request_closes_client_connection(p: &dyn ProxyUnde
     let backend = Backend::ok().await;
     let proxy = start(p, backend.addr).await;
     let mut c = client(&proxy).await;
-    c.write(b"GET /bye HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n").await.unwrap();
+    c.write(b"GET /bye HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let r = response(&mut c, "GET", "Connection: close").await;
     assert_eq!((r.status, r.text().as_str()), (200, "GET /bye"));
-    let rest = c.expect_close(RESPONSE_WAIT).await.expect("closed after the response");
+    let rest = c
+        .expect_close(RESPONSE_WAIT)
+        .await
+        .expect("closed after the response");
     assert!(rest.is_empty(), "bytes after the response: {rest:?}");
 }

@@ -15,12 +15,20 @@ pub async fn keep_alive_reuses_one_upstream_connection(p: &dyn ProxyUnderTest) {
     c.write(&get("/first")).await.unwrap();
     let r1 = response(&mut c, "GET", "first").await;
     assert_eq!((r1.status, r1.text().as_str()), (200, "GET /first"));
-    assert!(!r1.closes(), "the proxy closed a keep-alive connection: {:?}", r1.head.headers);
+    assert!(
+        !r1.closes(),
+        "the proxy closed a keep-alive connection: {:?}",
+        r1.head.headers
+    );
     c.write(&get("/second")).await.unwrap();
     let r2 = response(&mut c, "GET", "second").await;
     assert_eq!((r2.status, r2.text().as_str()), (200, "GET /second"));
     let conns = backend.connections();
-    assert_eq!(conns.len(), 1, "upstream connections dialled for two keep-alive requests");
+    assert_eq!(
+        conns.len(),
+        1,
+        "upstream connections dialled for two keep-alive requests"
+    );
     let targets: Vec<_> = conns[0].requests.iter().map(|r| r.target.clone()).collect();
     assert_eq!(targets, ["/first", "/second"]);
 }
@@ -36,7 +44,9 @@ pub async fn pipelined_requests_answered_in_order(p: &dyn ProxyUnderTest) {
     let proxy = start(p, backend.addr).await;
     let mut c = client(&proxy).await;
     let mut batch = get("/one");
-    batch.extend_from_slice(b"POST /two HTTP/1.1\r\nHost: example.test\r\nContent-Length: 5\r\n\r\nhello");
+    batch.extend_from_slice(
+        b"POST /two HTTP/1.1\r\nHost: example.test\r\nContent-Length: 5\r\n\r\nhello",
+    );
     batch.extend_from_slice(&get("/three"));
     c.write(&batch).await.unwrap();
     let mut bodies = Vec::new();
@@ -79,7 +89,11 @@ pub async fn post_chunked(p: &dyn ProxyUnderTest) {
     assert_eq!((r.status, r.text().as_str()), (200, "hello world"));
     let reqs = backend.requests();
     assert_eq!(reqs.len(), 1, "one complete request at the backend");
-    assert!(reqs[0].head.is_chunked(), "framing forwarded as chunked: {:?}", reqs[0].head.headers);
+    assert!(
+        reqs[0].head.is_chunked(),
+        "framing forwarded as chunked: {:?}",
+        reqs[0].head.headers
+    );
 }
 
 /// 10 MiB uploaded with `Content-Length` arrive intact (SHA-256 computed by the backend).
@@ -88,13 +102,23 @@ pub async fn upload_ten_mebibytes_checked_by_sha256(p: &dyn ProxyUnderTest) {
     let proxy = start(p, backend.addr).await;
     let body = http::pattern(10 << 20, 1);
     let mut c = client(&proxy).await;
-    c.write(format!("PUT /up HTTP/1.1\r\nHost: example.test\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes())
-        .await
-        .unwrap();
+    c.write(
+        format!(
+            "PUT /up HTTP/1.1\r\nHost: example.test\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
     c.write(&body).await.unwrap();
     let r = response(&mut c, "PUT", "upload").await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.text(), sha256_hex(&body), "SHA-256 of the body the backend received");
+    assert_eq!(
+        r.text(),
+        sha256_hex(&body),
+        "SHA-256 of the body the backend received"
+    );
 }
 
 /// 2 MiB uploaded chunked (odd chunk sizes) arrive intact.
@@ -103,11 +127,17 @@ pub async fn upload_chunked_two_mebibytes_checked_by_sha256(p: &dyn ProxyUnderTe
     let proxy = start(p, backend.addr).await;
     let body = http::pattern(2 << 20, 2);
     let mut c = client(&proxy).await;
-    c.write(b"PUT /up HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n").await.unwrap();
+    c.write(b"PUT /up HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await
+        .unwrap();
     c.write(&http::chunked(&body, 9_999)).await.unwrap();
     let r = response(&mut c, "PUT", "chunked upload").await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.text(), sha256_hex(&body), "SHA-256 of the body the backend received");
+    assert_eq!(
+        r.text(),
+        sha256_hex(&body),
+        "SHA-256 of the body the backend received"
+    );
 }
 
 /// 10 MiB downloaded with `Content-Length` arrive intact.
@@ -160,7 +190,13 @@ pub async fn download_chunked_ten_mebibytes_checked_by_sha256(p: &dyn ProxyUnder
 
 /// Checks that `first` gets `status` with no body and the connection then carries
 /// another request (so the proxy did not wait for a body that never comes).
-async fn bodiless(p: &dyn ProxyUnderTest, method: &str, first: &[u8], upstream_reply: &'static [u8], status: u16) {
+async fn bodiless(
+    p: &dyn ProxyUnderTest,
+    method: &str,
+    first: &[u8],
+    upstream_reply: &'static [u8],
+    status: u16,
+) {
     let backend = Backend::http(move |r| {
         if r.target == "/after" {
             Reply::Bytes(http::ok(b"after"))
@@ -177,19 +213,41 @@ async fn bodiless(p: &dyn ProxyUnderTest, method: &str, first: &[u8], upstream_r
     assert!(r.body.is_empty());
     c.write(&get("/after")).await.unwrap();
     let r = response(&mut c, "GET", "request after a response without body").await;
-    assert_eq!((r.status, r.text().as_str()), (200, "after"), "framing after the bodiless response");
-    assert!(c.buffered().is_empty(), "stray bytes after the response: {:?}", c.buffered());
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "after"),
+        "framing after the bodiless response"
+    );
+    assert!(
+        c.buffered().is_empty(),
+        "stray bytes after the response: {:?}",
+        c.buffered()
+    );
 }
 
 /// A `HEAD` response announces a length but has no body.
 pub async fn head_response_has_no_body(p: &dyn ProxyUnderTest) {
     let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nContent-Type: text/plain\r\n\r\n";
-    bodiless(p, "HEAD", b"HEAD /h HTTP/1.1\r\nHost: example.test\r\n\r\n", reply, 200).await;
+    bodiless(
+        p,
+        "HEAD",
+        b"HEAD /h HTTP/1.1\r\nHost: example.test\r\n\r\n",
+        reply,
+        200,
+    )
+    .await;
 }
 
 /// A `204` has no body.
 pub async fn status_204_has_no_body(p: &dyn ProxyUnderTest) {
-    bodiless(p, "GET", &get("/204"), b"HTTP/1.1 204 No Content\r\nX-Empty: yes\r\n\r\n", 204).await;
+    bodiless(
+        p,
+        "GET",
+        &get("/204"),
+        b"HTTP/1.1 204 No Content\r\nX-Empty: yes\r\n\r\n",
+        204,
+    )
+    .await;
 }
 
 /// A `304` has no body even with a `Content-Length`.
@@ -208,7 +266,10 @@ pub async fn expect_100_continue_gets_interim_then_final(p: &dyn ProxyUnderTest)
         .await
         .unwrap();
     let interim = response(&mut c, "POST", "interim 100").await;
-    assert_eq!(interim.status, 100, "interim response before the body was sent");
+    assert_eq!(
+        interim.status, 100,
+        "interim response before the body was sent"
+    );
     c.write(b"hello").await.unwrap();
     let r = response(&mut c, "POST", "final").await;
     assert_eq!((r.status, r.text().as_str()), (200, "hello"));
@@ -222,12 +283,18 @@ pub async fn read_until_close_response_then_eof(p: &dyn ProxyUnderTest) {
     let proxy = start(p, backend.addr).await;
     let mut c = client(&proxy).await;
     c.write(&get("/stream")).await.unwrap();
-    let r = tokio::time::timeout(RESPONSE_WAIT, c.read_response("GET")).await.expect("response").unwrap();
+    let r = tokio::time::timeout(RESPONSE_WAIT, c.read_response("GET"))
+        .await
+        .expect("response")
+        .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), body.len(), "body length");
     assert!(r.body == body, "body differs");
     if !r.until_close {
-        let rest = c.expect_close(RESPONSE_WAIT).await.expect("connection closed after the body");
+        let rest = c
+            .expect_close(RESPONSE_WAIT)
+            .await
+            .expect("connection closed after the body");
         assert!(rest.is_empty(), "bytes after the body: {rest:?}");
     }
 }
@@ -238,12 +305,20 @@ pub async fn http10_request_gets_host_and_response(p: &dyn ProxyUnderTest) {
     let backend = Backend::ok().await;
     let proxy = start(p, backend.addr).await;
     let mut c = client(&proxy).await;
-    c.write(b"GET /old HTTP/1.0\r\nUser-Agent: e2e\r\n\r\n").await.unwrap();
+    c.write(b"GET /old HTTP/1.0\r\nUser-Agent: e2e\r\n\r\n")
+        .await
+        .unwrap();
     let r = response(&mut c, "GET", "HTTP/1.0").await;
     assert_eq!((r.status, r.text().as_str()), (200, "GET /old"));
-    c.expect_close(RESPONSE_WAIT).await.expect("HTTP/1.0 connection closed after the response");
+    c.expect_close(RESPONSE_WAIT)
+        .await
+        .expect("HTTP/1.0 connection closed after the response");
     let reqs = backend.requests();
     assert_eq!(reqs.len(), 1);
-    assert_eq!(reqs[0].header("host"), Some(backend.addr.to_string().as_str()), "Host added for HTTP/1.0");
+    assert_eq!(
+        reqs[0].header("host"),
+        Some(backend.addr.to_string().as_str()),
+        "Host added for HTTP/1.0"
+    );
     assert_eq!(reqs[0].header("user-agent"), Some("e2e"));
 }

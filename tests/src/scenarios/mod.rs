@@ -45,7 +45,9 @@ pub(crate) async fn start_with(
 
 /// Connects a raw HTTP client to the proxy.
 pub(crate) async fn client(proxy: &RunningProxy) -> Conn {
-    Conn::connect(proxy.addr).await.expect("connect to the proxy")
+    Conn::connect(proxy.addr)
+        .await
+        .expect("connect to the proxy")
 }
 
 /// Reads one response within [`RESPONSE_WAIT`], panicking with context otherwise.

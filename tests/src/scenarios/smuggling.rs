@@ -21,8 +21,14 @@ async fn rejected(p: &dyn ProxyUnderTest, request: &[u8], expected: u16) {
         Ok(Err(e)) => panic!("{what}: expected {expected}, reading the response failed: {e}"),
         Ok(Ok(r)) => r,
     };
-    assert_eq!(r.status, expected, "{what}: status (response head {:?})", r.head.start_line);
-    c.expect_close(Duration::from_secs(2)).await.unwrap_or_else(|e| panic!("{what}: after {expected}: {e}"));
+    assert_eq!(
+        r.status, expected,
+        "{what}: status (response head {:?})",
+        r.head.start_line
+    );
+    c.expect_close(Duration::from_secs(2))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: after {expected}: {e}"));
     backend.settle(Duration::from_millis(300)).await;
     let got = backend.received_all();
     assert!(
@@ -48,24 +54,44 @@ pub async fn rejects_two_different_content_lengths(p: &dyn ProxyUnderTest) {
 
 /// A `Content-Length` that is not a number.
 pub async fn rejects_non_numeric_content_length(p: &dyn ProxyUnderTest) {
-    rejected(p, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n", 400).await;
+    rejected(
+        p,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n",
+        400,
+    )
+    .await;
 }
 
 /// `Content-Length: +5` — `1*DIGIT` allows no sign (RFC 9110 §8.6), though Rust's
 /// `u64::from_str` accepts one.
 pub async fn rejects_plus_signed_content_length(p: &dyn ProxyUnderTest) {
-    rejected(p, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello", 400).await;
+    rejected(
+        p,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello",
+        400,
+    )
+    .await;
 }
 
 /// `Transfer-Encoding: gzip`: the final coding is not chunked, so the length is
 /// unknowable (RFC 9112 §6.3 item 4).
 pub async fn rejects_transfer_encoding_not_ending_in_chunked(p: &dyn ProxyUnderTest) {
-    rejected(p, b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\nxxxx", 400).await;
+    rejected(
+        p,
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\nxxxx",
+        400,
+    )
+    .await;
 }
 
 /// `Transfer-Encoding: chunked, foo`: an unknown coding, chunked not last.
 pub async fn rejects_unknown_transfer_coding(p: &dyn ProxyUnderTest) {
-    rejected(p, b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, foo\r\n\r\n0\r\n\r\n", 400).await;
+    rejected(
+        p,
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, foo\r\n\r\n0\r\n\r\n",
+        400,
+    )
+    .await;
 }
 
 /// `chunked` applied twice (RFC 9112 §6.1: a sender must not apply chunked more than once).
@@ -77,17 +103,32 @@ pub async fn rejects_chunked_applied_twice(p: &dyn ProxyUnderTest) {
 
 /// `Transfer-Encoding` in an HTTP/1.0 request (RFC 9112 §6.1: ought to be an error).
 pub async fn rejects_transfer_encoding_on_http10(p: &dyn ProxyUnderTest) {
-    rejected(p, b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400).await;
+    rejected(
+        p,
+        b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    )
+    .await;
 }
 
 /// Obsolete line folding in a request (RFC 9112 §5.2: reject with 400).
 pub async fn rejects_obs_fold(p: &dyn ProxyUnderTest) {
-    rejected(p, b"GET / HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n", 400).await;
+    rejected(
+        p,
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n",
+        400,
+    )
+    .await;
 }
 
 /// Whitespace between a field name and the colon (RFC 9112 §5.1: must reject with 400).
 pub async fn rejects_space_before_colon(p: &dyn ProxyUnderTest) {
-    rejected(p, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\nhello", 400).await;
+    rejected(
+        p,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\nhello",
+        400,
+    )
+    .await;
 }
 
 /// NUL in a field value (RFC 9110 §5.5: must reject or replace; a proxy rejects).
@@ -97,7 +138,12 @@ pub async fn rejects_nul_in_header_value(p: &dyn ProxyUnderTest) {
 
 /// A control character (VT) in `Transfer-Encoding`.
 pub async fn rejects_control_character_in_transfer_encoding(p: &dyn ProxyUnderTest) {
-    rejected(p, b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \x0bchunked\r\n\r\n0\r\n\r\n", 400).await;
+    rejected(
+        p,
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \x0bchunked\r\n\r\n0\r\n\r\n",
+        400,
+    )
+    .await;
 }
 
 /// HTTP/1.1 without `Host` (RFC 9112 §3.2: must respond 400).
@@ -127,9 +173,14 @@ async fn broken_chunked_body(p: &dyn ProxyUnderTest, body: &[u8], must_not_forwa
         Ok(Ok(r)) => r,
     };
     assert_eq!(r.status, 400, "{what}: status");
-    c.expect_close(Duration::from_secs(2)).await.unwrap_or_else(|e| panic!("{what}: after 400: {e}"));
+    c.expect_close(Duration::from_secs(2))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: after 400: {e}"));
     backend.settle(Duration::from_secs(1)).await;
-    assert!(backend.requests().is_empty(), "{what}: the backend got a complete request");
+    assert!(
+        backend.requests().is_empty(),
+        "{what}: the backend got a complete request"
+    );
     let got = backend.received_all();
     assert!(
         !contains(&got, must_not_forward),
@@ -146,7 +197,12 @@ pub async fn rejects_invalid_chunk_size(p: &dyn ProxyUnderTest) {
 
 /// A chunk size that overflows 64 bits.
 pub async fn rejects_chunk_size_overflow(p: &dyn ProxyUnderTest) {
-    broken_chunked_body(p, b"ffffffffffffffffff\r\nhello\r\n0\r\n\r\n", b"ffffffffffffffffff").await;
+    broken_chunked_body(
+        p,
+        b"ffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+        b"ffffffffffffffffff",
+    )
+    .await;
 }
 
 /// Chunk data not followed by CRLF.

@@ -14,7 +14,11 @@ async fn bad_101(p: &dyn ProxyUnderTest, request: &[u8], reply: &'static [u8], w
     let mut c = client(&proxy).await;
     c.write(request).await.unwrap();
     let r = response(&mut c, "GET", what).await;
-    assert_eq!(r.status, 502, "{what}: the client must get 502, got {:?}", r.head.start_line);
+    assert_eq!(
+        r.status, 502,
+        "{what}: the client must get 502, got {:?}",
+        r.head.start_line
+    );
     // Nothing may be tunnelled: bytes the client sends now do not reach the backend
     // (the client connection is closed or back to HTTP).
     let _ = c.write(b"TUNNEL-BYTES").await;
@@ -25,12 +29,16 @@ async fn bad_101(p: &dyn ProxyUnderTest, request: &[u8], reply: &'static [u8], w
         "{what}: the upstream connection that sent the bad 101 was not closed"
     );
     let got = backend.received_all();
-    assert!(find(&got, b"TUNNEL-BYTES").is_none(), "{what}: bytes were tunnelled to the backend");
+    assert!(
+        find(&got, b"TUNNEL-BYTES").is_none(),
+        "{what}: bytes were tunnelled to the backend"
+    );
 }
 
 /// A `101` to a request that asked for no upgrade → 502.
 pub async fn unsolicited_101_is_502(p: &dyn ProxyUnderTest) {
-    let reply = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    let reply =
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
     bad_101(p, &get("/plain"), reply, "unsolicited 101").await;
 }
 
@@ -42,9 +50,16 @@ pub async fn switching_to_unrequested_protocol_is_502(p: &dyn ProxyUnderTest) {
 
 /// A WebSocket `101` whose `Sec-WebSocket-Accept` does not match the key → 502.
 pub async fn wrong_websocket_accept_is_502(p: &dyn ProxyUnderTest) {
-    let reply = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+    let reply =
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
                   Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n";
-    bad_101(p, &upgrade_request("example.test"), reply, "101 with a wrong accept").await;
+    bad_101(
+        p,
+        &upgrade_request("example.test"),
+        reply,
+        "101 with a wrong accept",
+    )
+    .await;
 }
 
 /// Bytes the client sends right behind its upgrade request, in the same write, are
@@ -58,26 +73,45 @@ pub async fn bytes_after_upgrade_request_held_until_101(p: &dyn ProxyUnderTest) 
     first_write.extend_from_slice(b"EARLY-BYTES");
     c.write(&first_write).await.unwrap();
     let r = response(&mut c, "GET", "upgrade").await;
-    assert_eq!(r.status, 101, "upgrade answered with {:?}", r.head.start_line);
+    assert_eq!(
+        r.status, 101,
+        "upgrade answered with {:?}",
+        r.head.start_line
+    );
     assert_eq!(r.header("sec-websocket-accept"), Some(UPGRADE_ACCEPT));
-    let echoed = tokio::time::timeout(RESPONSE_WAIT, c.read_exact(11)).await.expect("echo").unwrap();
+    let echoed = tokio::time::timeout(RESPONSE_WAIT, c.read_exact(11))
+        .await
+        .expect("echo")
+        .unwrap();
     assert_eq!(echoed, b"EARLY-BYTES");
     c.write(b"later").await.unwrap();
-    let echoed = tokio::time::timeout(RESPONSE_WAIT, c.read_exact(5)).await.expect("echo").unwrap();
+    let echoed = tokio::time::timeout(RESPONSE_WAIT, c.read_exact(5))
+        .await
+        .expect("echo")
+        .unwrap();
     assert_eq!(echoed, b"later");
 
     let conns = backend.connections();
     assert_eq!(conns.len(), 1);
     let (before, after) = conns[0].received_before_and_after_first_send();
-    let (head, used) = http::parse_head(&before).unwrap().expect("a request head before the 101");
+    let (head, used) = http::parse_head(&before)
+        .unwrap()
+        .expect("a request head before the 101");
     assert_eq!(
         used,
         before.len(),
         "bytes forwarded before the 101: {:?}",
         String::from_utf8_lossy(&before[used..])
     );
-    assert!(head.start_line.starts_with("GET /ws "), "{}", head.start_line);
-    assert_eq!(after, b"EARLY-BYTESlater", "tunnel bytes at the backend after its 101");
+    assert!(
+        head.start_line.starts_with("GET /ws "),
+        "{}",
+        head.start_line
+    );
+    assert_eq!(
+        after, b"EARLY-BYTESlater",
+        "tunnel bytes at the backend after its 101"
+    );
 }
 
 /// A non-`101` answer to an upgrade request is an ordinary response: the client gets
@@ -85,7 +119,12 @@ pub async fn bytes_after_upgrade_request_held_until_101(p: &dyn ProxyUnderTest) 
 pub async fn non_101_answer_to_upgrade_is_normal_response(p: &dyn ProxyUnderTest) {
     let backend = Backend::http(|r| {
         if r.head.has("upgrade") {
-            Reply::Bytes(http::response(200, "OK", &[("X-Declined", "yes")], b"no upgrade here"))
+            Reply::Bytes(http::response(
+                200,
+                "OK",
+                &[("X-Declined", "yes")],
+                b"no upgrade here",
+            ))
         } else {
             Reply::Bytes(http::ok(format!("plain {}", r.target).as_bytes()))
         }
@@ -98,7 +137,9 @@ pub async fn non_101_answer_to_upgrade_is_normal_response(p: &dyn ProxyUnderTest
     assert_eq!((r.status, r.text().as_str()), (200, "no upgrade here"));
     assert_eq!(r.header("x-declined"), Some("yes"));
     if r.closes() {
-        c.expect_close(RESPONSE_WAIT).await.expect("the response said close");
+        c.expect_close(RESPONSE_WAIT)
+            .await
+            .expect("the response said close");
     } else {
         c.write(&get("/next")).await.unwrap();
         let r = response(&mut c, "GET", "request after the declined upgrade").await;

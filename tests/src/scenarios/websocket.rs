@@ -18,8 +18,14 @@ pub async fn websocket_text_roundtrip(p: &dyn ProxyUnderTest) {
     let backend = WsEcho::start().await;
     let proxy = start(p, backend.addr).await;
     let mut client = ws::connect(proxy.addr).await;
-    client.send(Message::text("hello, switchyard ✓")).await.unwrap();
-    let got = ws::next(&mut client, WAIT).await.expect("echo").expect("echo ok");
+    client
+        .send(Message::text("hello, switchyard ✓"))
+        .await
+        .unwrap();
+    let got = ws::next(&mut client, WAIT)
+        .await
+        .expect("echo")
+        .expect("echo ok");
     assert_eq!(got, Message::text("hello, switchyard ✓"));
 }
 
@@ -30,7 +36,10 @@ pub async fn websocket_binary_roundtrip(p: &dyn ProxyUnderTest) {
     let mut client = ws::connect(proxy.addr).await;
     let payload: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
     client.send(Message::binary(payload.clone())).await.unwrap();
-    let got = ws::next(&mut client, WAIT).await.expect("echo").expect("echo ok");
+    let got = ws::next(&mut client, WAIT)
+        .await
+        .expect("echo")
+        .expect("echo ok");
     assert_eq!(got, Message::binary(payload));
 }
 
@@ -41,7 +50,10 @@ pub async fn websocket_one_mebibyte_message(p: &dyn ProxyUnderTest) {
     let mut client = ws::connect(proxy.addr).await;
     let payload = crate::http::pattern(1 << 20, 7);
     client.send(Message::binary(payload.clone())).await.unwrap();
-    let got = ws::next(&mut client, Duration::from_secs(5)).await.expect("echo").expect("echo ok");
+    let got = ws::next(&mut client, Duration::from_secs(5))
+        .await
+        .expect("echo")
+        .expect("echo ok");
     let got = got.into_data();
     assert_eq!(got.len(), payload.len(), "echoed length");
     assert!(got == payload, "1 MiB echo differs from what was sent");
@@ -55,7 +67,9 @@ pub async fn websocket_thousand_messages_in_order(p: &dyn ProxyUnderTest) {
     let (mut tx, mut rx) = client.split();
     let sender = tokio::spawn(async move {
         for i in 0..1000u32 {
-            tx.feed(Message::text(format!("message {i}"))).await.unwrap();
+            tx.feed(Message::text(format!("message {i}")))
+                .await
+                .unwrap();
         }
         tx.flush().await.unwrap();
         tx
@@ -66,9 +80,13 @@ pub async fn websocket_thousand_messages_in_order(p: &dyn ProxyUnderTest) {
             .unwrap_or_else(|_| panic!("message {i} did not arrive"))
             .unwrap_or_else(|| panic!("stream ended before message {i}"))
             .unwrap_or_else(|e| panic!("error before message {i}: {e}"));
-        assert_eq!(got, Message::text(format!("message {i}")), "message {i} out of order or changed");
+        assert_eq!(
+            got,
+            Message::text(format!("message {i}")),
+            "message {i} out of order or changed"
+        );
     }
-    sender.await.unwrap();
+    let _sink = sender.await.unwrap();
 }
 
 /// The client closes with 4000 "client-bye": the server receives exactly that, and the
@@ -78,13 +96,24 @@ pub async fn websocket_client_close_code_and_reason_pass_through(p: &dyn ProxyUn
     let proxy = start(p, backend.addr).await;
     let mut client = ws::connect(proxy.addr).await;
     client
-        .close(Some(CloseFrame { code: CloseCode::from(4000), reason: "client-bye".into() }))
+        .close(Some(CloseFrame {
+            code: CloseCode::from(4000),
+            reason: "client-bye".into(),
+        }))
         .await
         .unwrap();
     let end = ws::wait_end(&mut client, WAIT).await.unwrap();
-    assert_eq!(end, End::Close(Some((4000, "client-bye".into()))), "close echoed to the client");
+    assert_eq!(
+        end,
+        End::Close(Some((4000, "client-bye".into()))),
+        "close echoed to the client"
+    );
     let log = backend.wait_for(WAIT, |l| !l.closes.is_empty()).await;
-    assert_eq!(log.closes, vec![Some((4000, "client-bye".to_string()))], "close seen by the server");
+    assert_eq!(
+        log.closes,
+        vec![Some((4000, "client-bye".to_string()))],
+        "close seen by the server"
+    );
 }
 
 /// The server closes with 4001 "server-bye": the client receives exactly that, and
@@ -93,12 +122,27 @@ pub async fn websocket_server_close_code_and_reason_pass_through(p: &dyn ProxyUn
     let backend = WsEcho::start().await;
     let proxy = start(p, backend.addr).await;
     let mut client = ws::connect(proxy.addr).await;
-    client.send(Message::text("close:4001:server-bye")).await.unwrap();
+    client
+        .send(Message::text("close:4001:server-bye"))
+        .await
+        .unwrap();
     let end = ws::wait_end(&mut client, WAIT).await.unwrap();
-    assert_eq!(end, End::Close(Some((4001, "server-bye".into()))), "server's close seen by the client");
+    assert_eq!(
+        end,
+        End::Close(Some((4001, "server-bye".into()))),
+        "server's close seen by the client"
+    );
     let log = backend.wait_for(WAIT, |l| !l.closes.is_empty()).await;
-    assert_eq!(log.closes, vec![Some((4001, "server-bye".to_string()))], "client's reply seen by the server");
-    assert!(log.errors.is_empty(), "server-side errors: {:?}", log.errors);
+    assert_eq!(
+        log.closes,
+        vec![Some((4001, "server-bye".to_string()))],
+        "client's reply seen by the server"
+    );
+    assert!(
+        log.errors.is_empty(),
+        "server-side errors: {:?}",
+        log.errors
+    );
 }
 
 /// The upgrade request reaches the backend as a WebSocket upgrade: `Upgrade:
@@ -119,8 +163,16 @@ pub async fn websocket_upgrade_request_headers_reach_backend(p: &dyn ProxyUnderT
             .map(|(_, v)| v.as_str())
             .collect::<Vec<_>>()
     };
-    assert_eq!(get("upgrade"), vec!["websocket"], "Upgrade at the backend: {hs:?}");
-    assert_eq!(get("connection"), vec!["Upgrade"], "Connection at the backend: {hs:?}");
+    assert_eq!(
+        get("upgrade"),
+        vec!["websocket"],
+        "Upgrade at the backend: {hs:?}"
+    );
+    assert_eq!(
+        get("connection"),
+        vec!["Upgrade"],
+        "Connection at the backend: {hs:?}"
+    );
     assert_eq!(get("sec-websocket-version"), vec!["13"], "{hs:?}");
     assert_eq!(get("sec-websocket-key").len(), 1, "{hs:?}");
     assert_eq!(get("host").len(), 1, "{hs:?}");

@@ -1,0 +1,301 @@
+//! The shipped binary, run as an operator runs it: built with the cargo that runs the
+//! tests, started with a config file or flags on a free port, stopped with SIGTERM.
+//!
+//! A binary of another package has no `CARGO_BIN_EXE_*`, so [`cargo_bin`] asks cargo to
+//! build it (a no-op when it is fresh) and takes the executable's path from cargo's
+//! JSON messages: that path is right whatever the target directory or profile.
+
+use crate::backend::Backend;
+use crate::http::Conn;
+use crate::ws;
+use futures_util::SinkExt;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Builds binary `bin` of workspace package `package` in the test's profile and
+/// returns its path. Blocking; cached per process. Call it outside any scenario
+/// timeout: the first call may compile.
+pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<(String, String), PathBuf>>> = OnceLock::new();
+    let cache = BUILT.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    let key = (package.to_string(), bin.to_string());
+    if let Some(path) = cache.get(&key) {
+        return path.clone();
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.arg("build")
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args([
+            "-p",
+            package,
+            "--bin",
+            bin,
+            "--message-format=json-render-diagnostics",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("run cargo build for the binary");
+    assert!(
+        out.status.success(),
+        "cargo build -p {package} --bin {bin} failed"
+    );
+    let path = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == bin)
+        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .next_back()
+        .unwrap_or_else(|| panic!("cargo reported no executable for {package}/{bin}"));
+    cache.insert(key, path.clone());
+    path
+}
+
+/// A free port on 127.0.0.1: bound, read, released. (Another process could take it
+/// in between; on a test machine that is rare.)
+pub fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().unwrap()
+}
+
+/// A running `switchyard` process.
+pub struct Process {
+    child: Child,
+    /// Where it listens.
+    pub listen: SocketAddr,
+    output: Arc<Mutex<String>>,
+}
+
+impl Process {
+    /// Starts `exe` with `args`, capturing its output, and waits (at most 5 s) until
+    /// it accepts connections on `listen`.
+    pub async fn spawn(exe: &Path, args: &[String], listen: SocketAddr) -> Process {
+        let mut child = Command::new(exe)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", exe.display()));
+        let output: Arc<Mutex<String>> = Arc::default();
+        for mut pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                while let Ok(n) = pipe.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    output
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        let mut p = Process {
+            child,
+            listen,
+            output,
+        };
+        let start = Instant::now();
+        loop {
+            if tokio::net::TcpStream::connect(listen).await.is_ok() {
+                return p;
+            }
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!(
+                    "switchyard exited with {status} before listening; output:\n{}",
+                    p.output()
+                );
+            }
+            if start.elapsed() > Duration::from_secs(5) {
+                panic!(
+                    "switchyard not accepting on {listen} after 5 s; output:\n{}",
+                    p.output()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Everything it printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM with `kill -TERM <pid>`.
+    pub fn sigterm(&self) {
+        let pid = self.child.id().expect("process still running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {pid} failed");
+    }
+
+    /// Waits for the exit; `Err` (with the output) if it has not exited within `within`.
+    pub async fn wait_exit(&mut self, within: Duration) -> Result<ExitStatus, String> {
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(Ok(status)) => Ok(status),
+            Ok(Err(e)) => Err(format!("wait failed: {e}")),
+            Err(_) => Err(format!(
+                "still running {within:?} after SIGTERM; output:\n{}",
+                self.output()
+            )),
+        }
+    }
+}
+
+/// A TOML config file for the binary.
+pub fn config_file(
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    shutdown: &str,
+) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new()
+        .prefix("switchyard-")
+        .suffix(".toml")
+        .tempfile()
+        .unwrap();
+    let text = format!(
+        "listen = [\"{listen}\"]\n\
+         upstream = \"{upstream}\"\n\
+         buffer_size = 16384\n\
+         \n\
+         [timeouts]\n\
+         upstream_connect = \"2s\"\n\
+         client_head = \"5s\"\n\
+         upstream_response_head = \"5s\"\n\
+         tunnel_idle = \"30s\"\n\
+         linger = \"300ms\"\n\
+         shutdown = \"{shutdown}\"\n\
+         \n\
+         [limits]\n\
+         max_headers = 100\n"
+    );
+    std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+    file
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> Conn {
+    let mut c = Conn::connect(addr).await.expect("connect to switchyard");
+    c.write(format!("GET {path} HTTP/1.1\r\nHost: example.test\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(3), c.read_response("GET"))
+        .await
+        .expect("response from switchyard")
+        .expect("read response");
+    assert_eq!(
+        (r.status, r.text()),
+        (200, format!("GET {path}")),
+        "HTTP through the binary"
+    );
+    c
+}
+
+async fn websocket_roundtrip(addr: SocketAddr) -> ws::Client {
+    let mut client = ws::connect(addr).await;
+    client
+        .send(Message::text("through the binary"))
+        .await
+        .unwrap();
+    let got = ws::next(&mut client, Duration::from_secs(3)).await;
+    assert_eq!(
+        got,
+        Some(Ok(Message::text("through the binary"))),
+        "WebSocket echo through the binary"
+    );
+    client
+}
+
+/// `switchyard --config FILE`: proxies a WebSocket session and an HTTP request; on
+/// SIGTERM it exits 0 within the shutdown deadline.
+pub async fn config_file_proxies_then_sigterm_exits_0(exe: &Path) {
+    let backend = Backend::http_and_websocket().await;
+    let listen = free_addr();
+    let file = config_file(listen, backend.addr, "2s");
+    let args = ["--config".to_string(), file.path().display().to_string()];
+    let mut proc = Process::spawn(exe, &args, listen).await;
+    let mut client = websocket_roundtrip(listen).await;
+    client.close(None).await.unwrap();
+    let _ = ws::wait_end(&mut client, Duration::from_secs(2)).await;
+    drop(http_get(listen, "/via-binary").await);
+    let start = Instant::now();
+    proc.sigterm();
+    let status = proc.wait_exit(Duration::from_secs(3)).await.unwrap();
+    assert!(
+        status.success(),
+        "exit status {status}; output:\n{}",
+        proc.output()
+    );
+    assert!(start.elapsed() <= Duration::from_secs(3));
+}
+
+/// `switchyard --listen ADDR --upstream ADDR`: proxies; a kept-alive idle client does
+/// not delay SIGTERM (idle connections close at once, whatever the deadline): exit 0
+/// within 2 s, and the client sees its connection closed.
+pub async fn flags_sigterm_with_idle_keepalive_exits_0(exe: &Path) {
+    let backend = Backend::http_and_websocket().await;
+    let listen = free_addr();
+    let args = [
+        "--listen".to_string(),
+        listen.to_string(),
+        "--upstream".to_string(),
+        backend.addr.to_string(),
+    ];
+    let mut proc = Process::spawn(exe, &args, listen).await;
+    let mut idle = http_get(listen, "/keep-me").await;
+    proc.sigterm();
+    let status = proc.wait_exit(Duration::from_secs(2)).await.unwrap();
+    assert!(
+        status.success(),
+        "exit status {status}; output:\n{}",
+        proc.output()
+    );
+    idle.expect_close(Duration::from_secs(1))
+        .await
+        .expect("idle keep-alive connection closed");
+}
+
+/// An open WebSocket at SIGTERM is ended by the shutdown deadline (1 s) and the
+/// process exits 0.
+pub async fn sigterm_with_open_websocket_exits_0_by_deadline(exe: &Path) {
+    let backend = Backend::http_and_websocket().await;
+    let listen = free_addr();
+    let file = config_file(listen, backend.addr, "1s");
+    let args = ["--config".to_string(), file.path().display().to_string()];
+    let mut proc = Process::spawn(exe, &args, listen).await;
+    let mut client = websocket_roundtrip(listen).await;
+    let start = Instant::now();
+    proc.sigterm();
+    let status = proc.wait_exit(Duration::from_millis(2500)).await.unwrap();
+    assert!(
+        status.success(),
+        "exit status {status}; output:\n{}",
+        proc.output()
+    );
+    ws::wait_end(&mut client, Duration::from_secs(1))
+        .await
+        .expect("the tunnel was ended");
+    assert!(start.elapsed() <= Duration::from_millis(3500));
+}

@@ -1,0 +1,79 @@
+//! Every end-to-end scenario against runtime-tokio's `serve`, plus the `switchyard`
+//! binary it ships.
+
+use std::sync::Arc;
+use switchyard_e2e::futures_util::future::BoxFuture;
+use switchyard_e2e::{Config, ProxyUnderTest, RunningProxy};
+
+/// runtime-tokio's `serve`, spawned on the test's own tokio runtime.
+struct Tokio;
+
+impl ProxyUnderTest for Tokio {
+    fn name(&self) -> &'static str {
+        "runtime-tokio"
+    }
+
+    fn start(&self, config: Config) -> BoxFuture<'static, RunningProxy> {
+        Box::pin(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind proxy");
+            let addr = listener.local_addr().unwrap();
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop_rx.await;
+                };
+                let result = runtime_tokio::serve(listener, Arc::new(config), shutdown).await;
+                let _ = done_tx.send(result);
+            });
+            RunningProxy::new(addr, stop_tx, done_rx)
+        })
+    }
+}
+
+switchyard_e2e::scenarios!(Tokio);
+
+/// The `switchyard` binary of runtime-tokio.
+mod binary {
+    use std::path::PathBuf;
+    use switchyard_e2e::binary;
+
+    fn exe() -> PathBuf {
+        binary::cargo_bin("runtime-tokio", "switchyard")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn binary_config_file_proxies_then_sigterm_exits_0() {
+        let exe = exe();
+        switchyard_e2e::run_scenario(
+            "binary_config_file_proxies_then_sigterm_exits_0",
+            "switchyard",
+            binary::config_file_proxies_then_sigterm_exits_0(&exe),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn binary_flags_sigterm_with_idle_keepalive_exits_0() {
+        let exe = exe();
+        switchyard_e2e::run_scenario(
+            "binary_flags_sigterm_with_idle_keepalive_exits_0",
+            "switchyard",
+            binary::flags_sigterm_with_idle_keepalive_exits_0(&exe),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn binary_sigterm_with_open_websocket_exits_0_by_deadline() {
+        let exe = exe();
+        switchyard_e2e::run_scenario(
+            "binary_sigterm_with_open_websocket_exits_0_by_deadline",
+            "switchyard",
+            binary::sigterm_with_open_websocket_exits_0_by_deadline(&exe),
+        )
+        .await;
+    }
+}
