@@ -24,7 +24,7 @@ pub(crate) fn event(event: &Event, client: Option<SocketAddr>, upstream: Option<
             response_bytes = r.response_body_bytes,
             duration = ?r.duration,
             %upstream,
-            error = r.error.unwrap_or("-"),
+            error = %r.error.unwrap_or("-"),
             "request"
         ),
         Event::Tunnel(t) => info!(

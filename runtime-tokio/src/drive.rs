@@ -214,13 +214,17 @@ impl<'a, C: Transport> Sockets<'a, C> {
         Wake::Input(match result {
             Ok((stream, reused)) => {
                 self.upstream_addr = stream.peer_addr().ok();
+                debug!(upstream = ?self.upstream_addr, reused, "upstream connected");
                 self.upstream = Some(Upstream {
                     peer: Peer::new(stream),
                     address,
                 });
                 Input::UpstreamConnected { reused }
             }
-            Err(e) => Input::UpstreamFailed(e),
+            Err(e) => {
+                debug!(%address, error = ?e, "upstream connect failed");
+                Input::UpstreamFailed(e)
+            }
         })
     }
 
