@@ -182,7 +182,8 @@ impl Session {
             State::Exchange(x) => {
                 match (&x.upstream, &x.response) {
                     (UpstreamLink::Connecting { since }, _) => consider(*since + t.upstream_connect, Timer::UpstreamConnect),
-                    (_, ResponsePhase::ExpectHead(_)) => {
+                    // The upstream's silence counts once it has the whole request.
+                    (_, ResponsePhase::ExpectHead(_)) if x.request_body.is_done() => {
                         consider(x.upstream_activity + t.upstream_response_head, Timer::UpstreamResponseHead)
                     }
                     (_, ResponsePhase::Body(_)) if self.wants_read(Side::Upstream) => {

@@ -1,0 +1,238 @@
+//! Every deadline of the session, on the virtual clock: it fires at its time, not
+//! before, and the peer sees what the rule says.
+
+mod common;
+use common::*;
+use proxy_core::timer::Timer;
+use proxy_core::{Config, Input, Side};
+use std::time::Duration;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn next_timer(sim: &proxy_core::sim::Sim) -> Option<Timer> {
+    sim.session().next_timer().map(|(_, t)| t)
+}
+
+#[test]
+fn upstream_connect_timeout_is_502_after_60s() {
+    let mut sim = sim();
+    sim.client_sends(GET);
+    sim.expect_connect();
+    assert_eq!(next_timer(&sim), Some(Timer::UpstreamConnect));
+    sim.advance(secs(59));
+    assert!(sim.client_received().is_empty());
+    sim.advance(secs(1));
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 502 "));
+    assert_eq!(sim.releases(), &[false], "the dial is abandoned");
+}
+
+#[test]
+fn upstream_connect_failure_is_502() {
+    let mut sim = sim();
+    sim.client_sends(GET);
+    sim.expect_connect();
+    sim.upstream_fails();
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 502 "));
+}
+
+#[test]
+fn client_head_timeout_on_a_new_silent_connection_closes_without_a_response() {
+    let mut sim = sim();
+    assert_eq!(next_timer(&sim), Some(Timer::ClientHead));
+    sim.advance(secs(60));
+    assert!(sim.is_closed());
+    assert!(sim.client_received().is_empty());
+}
+
+#[test]
+fn client_head_timeout_is_408_and_counts_from_the_first_byte_not_each_byte() {
+    let mut sim = sim();
+    sim.client_sends(b"G");
+    for _ in 0..58 {
+        sim.advance(secs(1));
+        sim.client_sends(b"E");
+    }
+    assert!(sim.client_received().is_empty());
+    sim.advance(secs(2));
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 408 "), "{}", sim.client_received_str());
+}
+
+#[test]
+fn keep_alive_idle_timeout_closes_after_75s() {
+    let mut sim = connected(GET);
+    sim.upstream_sends(OK);
+    assert_eq!(next_timer(&sim), Some(Timer::KeepAliveIdle));
+    sim.advance(secs(74));
+    assert!(!sim.is_closed());
+    sim.advance(secs(1));
+    assert!(sim.is_closed());
+}
+
+#[test]
+fn client_head_timeout_on_a_kept_alive_connection_starts_at_the_first_byte() {
+    let mut sim = connected(GET);
+    sim.upstream_sends(OK);
+    sim.take_client_received();
+    sim.advance(secs(70));
+    sim.client_sends(b"GET / HT");
+    assert_eq!(next_timer(&sim), Some(Timer::ClientHead));
+    sim.advance(secs(59));
+    assert!(sim.client_received().is_empty());
+    sim.advance(secs(1));
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 408 "));
+}
+
+#[test]
+fn upstream_response_head_timeout_is_504_after_60s() {
+    let mut sim = connected(GET);
+    assert_eq!(next_timer(&sim), Some(Timer::UpstreamResponseHead));
+    sim.advance(secs(59));
+    assert!(sim.client_received().is_empty());
+    sim.advance(secs(1));
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 504 "));
+    assert_eq!(sim.releases(), &[false]);
+}
+
+#[test]
+fn interim_responses_restart_the_response_head_timeout() {
+    let mut sim = connected(GET);
+    sim.advance(secs(50));
+    sim.upstream_sends(b"HTTP/1.1 102 Processing\r\n\r\n");
+    sim.advance(secs(50));
+    assert!(!sim.client_received_str().contains("504"));
+    sim.advance(secs(10));
+    assert!(sim.client_received_str().contains("HTTP/1.1 504 "));
+}
+
+#[test]
+fn response_body_read_timeout_closes_the_client() {
+    let mut sim = connected(GET);
+    sim.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+    assert_eq!(next_timer(&sim), Some(Timer::ResponseBodyRead));
+    sim.advance(secs(59));
+    assert!(!sim.is_closed());
+    sim.advance(secs(1));
+    assert!(sim.is_closed(), "the head was sent: no status can follow, only a close");
+}
+
+#[test]
+fn request_body_read_timeout_is_408() {
+    let mut sim = connected(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
+    assert_eq!(next_timer(&sim), Some(Timer::RequestBodyRead));
+    sim.advance(secs(60));
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 408 "));
+    assert_eq!(sim.releases(), &[false]);
+}
+
+#[test]
+fn send_timeout_closes_when_a_write_makes_no_progress() {
+    let mut sim = connected(GET);
+    sim.set_auto_ack(false);
+    sim.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+    sim.upstream_sends(&[0; 20000]);
+    assert!(!sim.session().wants_read(Side::Upstream), "flow control holds the upstream");
+    assert_eq!(next_timer(&sim), Some(Timer::SendClient));
+    sim.advance(secs(30));
+    sim.ack(Side::Client, 100);
+    sim.advance(secs(59));
+    assert!(!sim.is_closed(), "progress restarts the send timer");
+    sim.advance(secs(1));
+    assert!(sim.is_closed());
+}
+
+#[test]
+fn lingering_ends_at_the_client_eof_or_the_linger_timeout() {
+    let mut sim = connected(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    sim.upstream_sends(OK);
+    assert!(!sim.is_closed());
+    assert!(sim.session().wants_read(Side::Client), "drains the client while lingering");
+    sim.client_sends(b"ignored");
+    assert_eq!(next_timer(&sim), Some(Timer::Linger));
+    sim.advance(secs(5));
+    assert!(sim.is_closed());
+}
+
+#[test]
+fn configured_timeouts_are_used() {
+    let mut config = Config::default();
+    config.timeouts.upstream_response_head = Duration::from_millis(250);
+    let mut sim = proxy_core::sim::Sim::new(config);
+    sim.client_sends(GET);
+    sim.expect_connect();
+    sim.upstream_connected();
+    sim.advance(Duration::from_millis(249));
+    assert!(sim.client_received().is_empty());
+    sim.advance(Duration::from_millis(1));
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 504 "));
+}
+
+#[test]
+fn drain_closes_idle_keep_alive_connections_at_once() {
+    let mut sim = connected(GET);
+    sim.upstream_sends(OK);
+    let deadline = sim.now() + secs(30);
+    sim.input(Input::Drain { deadline });
+    assert!(sim.is_closed());
+}
+
+#[test]
+fn drain_lets_an_in_flight_exchange_finish_then_closes() {
+    let mut sim = connected(GET);
+    let deadline = sim.now() + secs(30);
+    sim.input(Input::Drain { deadline });
+    assert!(!sim.is_closed());
+    sim.upstream_sends(OK);
+    let client = sim.client_received_str();
+    assert!(client.ends_with("hello"));
+    assert!(client.contains("Connection: close"));
+    assert_eq!(sim.shutdowns(), &[Side::Client]);
+}
+
+#[test]
+fn drain_refuses_new_upgrades_with_503() {
+    let mut sim = sim();
+    let request = websocket_request();
+    sim.client_sends(&request[..8]);
+    let deadline = sim.now() + secs(30);
+    sim.input(Input::Drain { deadline });
+    sim.client_sends(&request[8..]);
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 503 "), "{}", sim.client_received_str());
+}
+
+#[test]
+fn drain_deadline_closes_whatever_is_left() {
+    let mut sim = connected(GET);
+    let deadline = sim.now() + secs(5);
+    sim.input(Input::Drain { deadline });
+    sim.advance(secs(5));
+    assert!(sim.is_closed());
+}
+
+#[test]
+fn every_session_ends_when_time_runs_on() {
+    // Whatever state it was left in, a session with no more input closes by itself.
+    let scenarios: Vec<Box<dyn Fn() -> proxy_core::sim::Sim>> = vec![
+        Box::new(sim),
+        Box::new(|| connected(GET)),
+        Box::new(|| {
+            let mut s = connected(GET);
+            s.upstream_sends(OK);
+            s
+        }),
+        Box::new(|| tunnel(Config::default())),
+        Box::new(|| {
+            let mut s = sim();
+            s.client_sends(GET);
+            s
+        }),
+    ];
+    for make in scenarios {
+        let mut sim = make();
+        sim.advance(secs(3600));
+        assert!(sim.is_closed());
+        assert_eq!(sim.session().poll_timeout(), None);
+        assert_eq!(sim.outputs_after_close(), 0);
+    }
+}
