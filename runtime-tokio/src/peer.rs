@@ -4,7 +4,9 @@
 use crate::transport::Transport;
 use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::io::{self, IoSlice};
+use std::task::{ready, Context, Poll};
 
 /// Most queued buffers handed to one vectored write.
 const MAX_IOVECS: usize = 8;
@@ -74,7 +76,7 @@ impl State {
         self.queue.is_empty() && !self.failed && !self.eof && self.shutdown == Shutdown::No
     }
 
-    /// Records what [`Peer::write_step`] achieved.
+    /// Records what [`Peer::poll_write_step`] achieved.
     pub(crate) fn wrote(&mut self, wrote: &Wrote) {
         match *wrote {
             Wrote::Bytes(mut n) => {
@@ -110,7 +112,7 @@ impl<T: Transport> Peer<T> {
 
     /// Does the next piece of [`State::busy`] work. Cancel-safe: the state changes
     /// only in [`State::wrote`], after this returns.
-    pub(crate) async fn write_step(&self) -> io::Result<Wrote> {
+    pub(crate) fn poll_write_step(&self, cx: &mut Context<'_>) -> Poll<io::Result<Wrote>> {
         let state = &self.state;
         if !state.queue.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
@@ -119,23 +121,23 @@ impl<T: Transport> Peer<T> {
                 .zip(&state.queue)
                 .map(|(slice, bytes)| *slice = IoSlice::new(bytes))
                 .count();
-            return match self.io.write(&slices[..count]).await? {
-                0 => Err(io::ErrorKind::WriteZero.into()),
-                n => Ok(Wrote::Bytes(n)),
-            };
+            return Poll::Ready(match ready!(self.io.poll_write(cx, &slices[..count])) {
+                Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => Ok(Wrote::Bytes(n)),
+                Err(e) => Err(e),
+            });
         }
-        if state.dirty {
-            self.io.flush().await?;
-        } else {
-            self.io.shutdown().await?;
+        match state.dirty {
+            true => ready!(self.io.poll_flush(cx))?,
+            false => ready!(self.io.poll_shutdown(cx))?,
         }
-        Ok(Wrote::Nothing)
+        Poll::Ready(Ok(Wrote::Nothing))
     }
 
     /// Writes out what is queued (and shuts down if asked), as far as it goes.
     pub(crate) async fn flush_all(&mut self) {
         while self.state.busy() {
-            match self.write_step().await {
+            match poll_fn(|cx| self.poll_write_step(cx)).await {
                 Ok(wrote) => self.state.wrote(&wrote),
                 Err(_) => self.state.fail(),
             }

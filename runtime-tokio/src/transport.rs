@@ -9,56 +9,60 @@
 //! taken only once bytes are there, and handed on as [`Bytes`].
 
 use bytes::{Bytes, BytesMut};
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::{pin, Pin};
 use std::sync::Mutex;
-use std::task::Poll;
+use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// A byte stream the drive loop can read and write concurrently.
+///
+/// Poll-style on purpose: a future over it is a closure of two references, so a task
+/// waiting on both sides of a session stays small.
 pub(crate) trait Transport: Send + Sync {
-    /// Waits for bytes, then reads at most `max` of them into a buffer taken for this
-    /// read only. An empty result is EOF.
-    fn read(&self, max: usize) -> impl Future<Output = io::Result<Bytes>> + Send;
+    /// Reads at most `max` bytes into a buffer taken for this read only, once bytes
+    /// are there. An empty result is EOF.
+    fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>>;
     /// Writes a prefix of `bufs`; returns how many bytes the stream took.
-    fn write(&self, bufs: &[IoSlice<'_>]) -> impl Future<Output = io::Result<usize>> + Send;
+    fn poll_write(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>>;
     /// Pushes out anything the stream buffered itself (a TLS record, say).
-    fn flush(&self) -> impl Future<Output = io::Result<()>> + Send;
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Shuts the write half down (TCP FIN; TLS close_notify).
-    fn shutdown(&self) -> impl Future<Output = io::Result<()>> + Send;
+    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }
 
+/// Readiness first, then `try_*`: nothing is allocated until bytes are there.
 impl Transport for TcpStream {
-    async fn read(&self, max: usize) -> io::Result<Bytes> {
+    fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
         loop {
-            self.readable().await?;
+            ready!(self.poll_read_ready(cx))?;
             let mut buf = BytesMut::with_capacity(max);
             match self.try_read_buf(&mut buf) {
-                Ok(_) => return Ok(compact(buf)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
+                Ok(_) => return Poll::Ready(Ok(compact(buf))),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue, // re-arms the waker
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
 
-    async fn write(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    fn poll_write(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
         loop {
-            self.writable().await?;
+            ready!(self.poll_write_ready(cx))?;
             match self.try_write_vectored(bufs) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return result,
+                result => return Poll::Ready(result),
             }
         }
     }
 
-    async fn flush(&self) -> io::Result<()> {
-        Ok(())
+    fn poll_flush(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 
-    async fn shutdown(&self) -> io::Result<()> {
-        socket2::SockRef::from(self).shutdown(std::net::Shutdown::Write)
+    fn poll_shutdown(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(self).shutdown(std::net::Shutdown::Write))
     }
 }
 
@@ -80,30 +84,25 @@ impl<S> Shared<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for Shared<S> {
-    fn read(&self, max: usize) -> impl Future<Output = io::Result<Bytes>> + Send {
-        poll_fn(move |cx| {
-            // Taken per poll and dropped again if nothing is there: an idle stream
-            // holds no buffer.
-            let mut buf = BytesMut::with_capacity(max);
-            let mut stream = self.lock();
-            match pin!(stream.read_buf(&mut buf)).poll(cx) {
-                Poll::Ready(Ok(_)) => Poll::Ready(Ok(compact(buf))),
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            }
-        })
+    fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
+        // Taken per poll and dropped again if nothing is there: an idle stream holds
+        // no buffer. (`read_buf` fills the spare capacity without zeroing it.)
+        let mut buf = BytesMut::with_capacity(max);
+        let mut stream = self.lock();
+        ready!(pin!(stream.read_buf(&mut buf)).poll(cx))?;
+        Poll::Ready(Ok(compact(buf)))
     }
 
-    fn write(&self, bufs: &[IoSlice<'_>]) -> impl Future<Output = io::Result<usize>> + Send {
-        poll_fn(move |cx| Pin::new(&mut *self.lock()).poll_write_vectored(cx, bufs))
+    fn poll_write(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.lock()).poll_write_vectored(cx, bufs)
     }
 
-    fn flush(&self) -> impl Future<Output = io::Result<()>> + Send {
-        poll_fn(move |cx| Pin::new(&mut *self.lock()).poll_flush(cx))
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.lock()).poll_flush(cx)
     }
 
-    fn shutdown(&self) -> impl Future<Output = io::Result<()>> + Send {
-        poll_fn(move |cx| Pin::new(&mut *self.lock()).poll_shutdown(cx))
+    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.lock()).poll_shutdown(cx)
     }
 }
 
