@@ -147,6 +147,7 @@ macro_rules! scenarios {
             websocket_client_close_code_and_reason_pass_through,
             websocket_server_close_code_and_reason_pass_through,
             websocket_upgrade_request_headers_reach_backend,
+            fifty_concurrent_websockets,
             // plain http
             keep_alive_reuses_one_upstream_connection,
             pipelined_requests_answered_in_order,
@@ -162,6 +163,10 @@ macro_rules! scenarios {
             expect_100_continue_gets_interim_then_final,
             read_until_close_response_then_eof,
             http10_request_gets_host_and_response,
+            // upstream pool
+            upstream_pool_reused_across_client_connections,
+            pool_max_idle_zero_dials_every_time,
+            stale_pooled_connection_is_replaced,
             // smuggling and limits
             rejects_content_length_with_transfer_encoding,
             rejects_two_different_content_lengths,
@@ -203,6 +208,9 @@ macro_rules! scenarios {
             upstream_closes_without_answer_is_502,
             upstream_silent_is_504,
             slow_client_head_is_408,
+            upstream_invalid_content_length_is_502,
+            upstream_response_head_over_limit_is_502,
+            upstream_garbage_response_is_502,
             // shutdown
             shutdown_with_idle_keepalive_connection_returns_promptly,
             shutdown_lets_in_flight_request_finish,

@@ -3,6 +3,7 @@
 
 mod hop_by_hop;
 mod http;
+mod pool;
 mod shutdown;
 mod smuggling;
 mod tunnel;
@@ -12,6 +13,7 @@ mod websocket;
 
 pub use hop_by_hop::*;
 pub use http::*;
+pub use pool::*;
 pub use shutdown::*;
 pub use smuggling::*;
 pub use tunnel::*;

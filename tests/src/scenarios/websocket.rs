@@ -177,3 +177,28 @@ pub async fn websocket_upgrade_request_headers_reach_backend(p: &dyn ProxyUnderT
     assert_eq!(get("sec-websocket-key").len(), 1, "{hs:?}");
     assert_eq!(get("host").len(), 1, "{hs:?}");
 }
+
+/// Fifty WebSockets at once, each with its own messages: no cross-talk, all echoed.
+pub async fn fifty_concurrent_websockets(p: &dyn ProxyUnderTest) {
+    let backend = WsEcho::start().await;
+    let proxy = start(p, backend.addr).await;
+    let addr = proxy.addr;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut client = ws::connect(addr).await;
+                for j in 0..10 {
+                    let text = format!("client {i} message {j}");
+                    client.send(Message::text(text.clone())).await.unwrap();
+                    let got = ws::next(&mut client, WAIT).await;
+                    assert_eq!(got, Some(Ok(Message::text(text))));
+                }
+                client.close(None).await.unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("a client task failed");
+    }
+    assert_eq!(backend.log().handshakes.len(), 50);
+}
