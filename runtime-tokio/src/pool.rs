@@ -154,3 +154,97 @@ async fn sweep(pool: Weak<Pool>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    /// A connected pair: (our end, the upstream's end).
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (theirs, _) = listener.accept().await.unwrap();
+        (ours, theirs)
+    }
+
+    fn pool(max_idle: usize, idle_timeout: Duration) -> Arc<Pool> {
+        Pool::new(proxy_core::Pool {
+            max_idle,
+            idle_timeout,
+        })
+    }
+
+    #[tokio::test]
+    async fn hands_out_the_newest_live_connection_once() {
+        let pool = pool(4, Duration::from_secs(60));
+        let (first, _keep1) = pair().await;
+        let (second, _keep2) = pair().await;
+        let second_addr = second.local_addr().unwrap();
+        pool.put("up:1", first);
+        pool.put("up:1", second);
+        assert_eq!(
+            pool.take("up:1").unwrap().local_addr().unwrap(),
+            second_addr
+        );
+        assert!(pool.take("up:1").is_some());
+        assert!(pool.take("up:1").is_none());
+        assert!(pool.take("other:1").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_is_not_handed_out() {
+        let pool = pool(4, Duration::from_secs(60));
+        let (ours, theirs) = pair().await;
+        pool.put("up:1", ours);
+        drop(theirs);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(pool.take("up:1").is_none());
+        assert_eq!(pool.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_unsolicited_bytes_is_not_handed_out() {
+        let pool = pool(4, Duration::from_secs(60));
+        let (ours, mut theirs) = pair().await;
+        pool.put("up:1", ours);
+        theirs
+            .write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(pool.take("up:1").is_none());
+    }
+
+    #[tokio::test]
+    async fn keeps_at_most_max_idle_per_address() {
+        let pool = pool(2, Duration::from_secs(60));
+        let mut keep = Vec::new();
+        for _ in 0..3 {
+            let (ours, theirs) = pair().await;
+            keep.push(theirs);
+            pool.put("up:1", ours);
+        }
+        assert_eq!(pool.idle_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn max_idle_zero_keeps_nothing() {
+        let pool = pool(0, Duration::from_secs(60));
+        let (ours, _theirs) = pair().await;
+        pool.put("up:1", ours);
+        assert_eq!(pool.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_expire_and_are_swept() {
+        let pool = pool(4, Duration::from_millis(100));
+        let (ours, _theirs) = pair().await;
+        pool.put("up:1", ours);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(pool.idle_count(), 0, "the sweeper closed it");
+    }
+}

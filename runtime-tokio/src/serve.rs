@@ -31,7 +31,7 @@ pub struct Context {
     /// `Some(deadline)` once draining started.
     drain: watch::Sender<Option<Instant>>,
     /// Sessions being driven right now.
-    live: watch::Sender<usize>,
+    live: Arc<watch::Sender<usize>>,
 }
 
 impl Context {
@@ -41,7 +41,7 @@ impl Context {
             pool: Pool::new(config.pool.clone()),
             config,
             drain: watch::Sender::new(None),
-            live: watch::Sender::new(0),
+            live: Arc::new(watch::Sender::new(0)),
         }
     }
 
@@ -85,15 +85,15 @@ impl Context {
     }
 
     /// Counts a session as live until the returned guard drops.
-    fn enter(&self) -> LiveGuard<'_> {
+    fn enter(&self) -> LiveGuard {
         self.live.send_modify(|live| *live += 1);
-        LiveGuard(&self.live)
+        LiveGuard(self.live.clone())
     }
 }
 
-struct LiveGuard<'a>(&'a watch::Sender<usize>);
+struct LiveGuard(Arc<watch::Sender<usize>>);
 
-impl Drop for LiveGuard<'_> {
+impl Drop for LiveGuard {
     fn drop(&mut self) {
         self.0.send_modify(|live| *live -= 1);
     }
@@ -137,8 +137,13 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
         match listener.accept().await {
             Ok((stream, addr)) => {
                 failing = false;
+                // Counted before the task starts, so a drain right now waits for it.
+                let live = ctx.enter();
                 let ctx = ctx.clone();
-                tokio::spawn(async move { serve_tcp(stream, addr, &ctx).await });
+                tokio::spawn(async move {
+                    drive_tcp(stream, addr, &ctx).await;
+                    drop(live);
+                });
             }
             // The connection died in the backlog: nothing wrong with us.
             Err(e) if is_connection_error(&e) => debug!(error = %e, "accept: connection lost"),
@@ -166,6 +171,10 @@ fn is_connection_error(e: &io::Error) -> bool {
 /// directly (the cheapest path; no lock, no buffer while idle).
 pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
     let _live = ctx.enter();
+    drive_tcp(stream, peer, ctx).await;
+}
+
+async fn drive_tcp(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "set_nodelay on client connection");
     }
