@@ -66,7 +66,13 @@ impl Default for ChunkedDecoder {
 impl ChunkedDecoder {
     /// A decoder at the start of a body.
     pub fn new() -> Self {
-        ChunkedDecoder { state: State::Size { digits: 0, value: 0 }, metadata: 0 }
+        ChunkedDecoder {
+            state: State::Size {
+                digits: 0,
+                value: 0,
+            },
+            metadata: 0,
+        }
     }
 
     /// Whether the last chunk and trailers have been read.
@@ -83,7 +89,11 @@ impl ChunkedDecoder {
                 let take = remaining.min(input.len() as u64) as usize;
                 let data = input.split_to(take);
                 let remaining = remaining - take as u64;
-                self.state = if remaining == 0 { State::DataCr } else { State::Data { remaining } };
+                self.state = if remaining == 0 {
+                    State::DataCr
+                } else {
+                    State::Data { remaining }
+                };
                 return Ok(Some(Chunk::Data(data)));
             }
             if self.state == State::Done {
@@ -108,7 +118,10 @@ impl ChunkedDecoder {
                         .checked_mul(16)
                         .and_then(|v| v.checked_add(u64::from(d)))
                         .ok_or(ProxyError::ChunkSizeOverflow)?;
-                    self.state = Size { digits: digits.saturating_add(1), value };
+                    self.state = Size {
+                        digits: digits.saturating_add(1),
+                        value,
+                    };
                 }
                 None if digits > 0 && byte == b';' => self.state = Extension { value },
                 None if digits > 0 && byte == b'\r' => self.state = SizeLf { value },
@@ -133,7 +146,10 @@ impl ChunkedDecoder {
             }
             DataCr if byte == b'\r' => self.state = DataLf,
             DataLf if byte == b'\n' => {
-                self.state = Size { digits: 0, value: 0 };
+                self.state = Size {
+                    digits: 0,
+                    value: 0,
+                };
                 return Ok(Some(Chunk::End));
             }
             DataCr | DataLf => return Err(ProxyError::MissingChunkDataCrlf),

@@ -58,7 +58,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_head_size: 16 * 1024, max_headers: 100, max_target_len: 8 * 1024 }
+        Limits {
+            max_head_size: 16 * 1024,
+            max_headers: 100,
+            max_target_len: 8 * 1024,
+        }
     }
 }
 
@@ -137,7 +141,10 @@ pub struct Forwarded {
 
 impl Default for Forwarded {
     fn default() -> Self {
-        Forwarded { x_forwarded_for: true, x_forwarded_proto: true }
+        Forwarded {
+            x_forwarded_for: true,
+            x_forwarded_proto: true,
+        }
     }
 }
 
@@ -155,24 +162,33 @@ pub struct Pool {
 
 impl Default for Pool {
     fn default() -> Self {
-        Pool { max_idle: 32, idle_timeout: Duration::from_secs(60) }
+        Pool {
+            max_idle: 32,
+            idle_timeout: Duration::from_secs(60),
+        }
     }
 }
 
 /// Parses a human duration: `"250ms"`, `"60s"`, `"2m"`, `"1h"`, or whole seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. \"60s\", \"500ms\", \"2m\""))?;
+    let value: u64 = digits.parse().map_err(|_| {
+        format!("invalid duration {text:?}: expected e.g. \"60s\", \"500ms\", \"2m\"")
+    })?;
     let millis_per_unit = match unit.trim() {
         "ms" => 1,
         "" | "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
-        other => return Err(format!("invalid duration unit {other:?} in {text:?}: use ms, s, m or h")),
+        other => {
+            return Err(format!(
+                "invalid duration unit {other:?} in {text:?}: use ms, s, m or h"
+            ))
+        }
     };
     value
         .checked_mul(millis_per_unit)

@@ -205,7 +205,12 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
 /// The complete response the proxy sends for `error`: small, closed, no peer bytes echoed.
 pub(crate) fn error_response(error: ProxyError) -> bytes::Bytes {
     let status = error.status();
-    let body = format!("{} {}: {}\n", status, reason_phrase(status), error.message());
+    let body = format!(
+        "{} {}: {}\n",
+        status,
+        reason_phrase(status),
+        error.message()
+    );
     bytes::Bytes::from(format!(
         "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
         status,

@@ -25,7 +25,14 @@ pub enum BodyKind {
 }
 
 /// Transfer codings a request may carry (RFC 9110 §8.4.1, RFC 9112 §7).
-const KNOWN_CODINGS: [&str; 6] = ["chunked", "gzip", "x-gzip", "deflate", "compress", "x-compress"];
+const KNOWN_CODINGS: [&str; 6] = [
+    "chunked",
+    "gzip",
+    "x-gzip",
+    "deflate",
+    "compress",
+    "x-compress",
+];
 
 /// The framing of a request, RFC 9112 §6.1–§6.3, with no leniency:
 /// `Transfer-Encoding` must end in a single `chunked` and name only known codings,
@@ -43,13 +50,18 @@ pub(crate) fn request_body(fields: &Fields, http10: bool) -> Result<BodyKind, Pr
         }
         let mut codings = 0;
         for coding in fields.list("transfer-encoding") {
-            if !KNOWN_CODINGS.iter().any(|k| coding.eq_ignore_ascii_case(k.as_bytes())) {
+            if !KNOWN_CODINGS
+                .iter()
+                .any(|k| coding.eq_ignore_ascii_case(k.as_bytes()))
+            {
                 return Err(ProxyError::UnknownTransferCoding);
             }
             codings += 1;
         }
         return match chunked_position(fields) {
-            Some(position) if position + 1 == codings && count_chunked(fields) == 1 => Ok(BodyKind::Chunked),
+            Some(position) if position + 1 == codings && count_chunked(fields) == 1 => {
+                Ok(BodyKind::Chunked)
+            }
             _ => Err(ProxyError::ChunkedNotFinal),
         };
     }
@@ -62,7 +74,11 @@ pub(crate) fn request_body(fields: &Fields, http10: bool) -> Result<BodyKind, Pr
 /// The framing of a response, RFC 9112 §6.3: no body after HEAD, for 1xx, 204 and 304;
 /// else a final `chunked`, else `Content-Length`, else until the upstream closes.
 /// Contradictory fields are an error (the proxy does not pick a winner).
-pub(crate) fn response_body(fields: &Fields, status: u16, request_was_head: bool) -> Result<BodyKind, ProxyError> {
+pub(crate) fn response_body(
+    fields: &Fields,
+    status: u16,
+    request_was_head: bool,
+) -> Result<BodyKind, ProxyError> {
     let has_te = fields.values("transfer-encoding").next().is_some();
     let length = content_length(fields).map_err(|_| ProxyError::InvalidResponseFraming)?;
     if request_was_head || (100..200).contains(&status) || status == 204 || status == 304 {
@@ -90,11 +106,16 @@ pub(crate) fn response_body(fields: &Fields, status: u16, request_was_head: bool
 }
 
 fn chunked_position(fields: &Fields) -> Option<usize> {
-    fields.list("transfer-encoding").position(|c| c.eq_ignore_ascii_case(b"chunked"))
+    fields
+        .list("transfer-encoding")
+        .position(|c| c.eq_ignore_ascii_case(b"chunked"))
 }
 
 fn count_chunked(fields: &Fields) -> usize {
-    fields.list("transfer-encoding").filter(|c| c.eq_ignore_ascii_case(b"chunked")).count()
+    fields
+        .list("transfer-encoding")
+        .filter(|c| c.eq_ignore_ascii_case(b"chunked"))
+        .count()
 }
 
 /// The value of `Content-Length`, if any: every field and list element must be
@@ -106,7 +127,9 @@ pub(crate) fn content_length(fields: &Fields) -> Result<Option<u64>, ProxyError>
             let element = crate::head::trim_ows(element);
             let n = parse_decimal(element).ok_or(ProxyError::InvalidContentLength)?;
             match found {
-                Some(previous) if previous != n => return Err(ProxyError::ConflictingContentLength),
+                Some(previous) if previous != n => {
+                    return Err(ProxyError::ConflictingContentLength)
+                }
                 _ => found = Some(n),
             }
         }
@@ -118,7 +141,9 @@ fn parse_decimal(s: &[u8]) -> Option<u64> {
     if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    s.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+    s.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// Reads one body off a byte stream and produces what to forward.
@@ -129,7 +154,10 @@ fn parse_decimal(s: &[u8]) -> Option<u64> {
 #[derive(Clone, Debug)]
 pub(crate) enum BodyReader {
     Length(u64),
-    Chunked { decoder: ChunkedDecoder, reencode: bool },
+    Chunked {
+        decoder: ChunkedDecoder,
+        reencode: bool,
+    },
     UntilClose,
     Done,
 }
@@ -139,7 +167,10 @@ impl BodyReader {
         match kind {
             BodyKind::Empty | BodyKind::Length(0) => BodyReader::Done,
             BodyKind::Length(n) => BodyReader::Length(n),
-            BodyKind::Chunked => BodyReader::Chunked { decoder: ChunkedDecoder::new(), reencode: reencode_chunked },
+            BodyKind::Chunked => BodyReader::Chunked {
+                decoder: ChunkedDecoder::new(),
+                reencode: reencode_chunked,
+            },
             BodyKind::UntilClose => BodyReader::UntilClose,
         }
     }
@@ -151,7 +182,11 @@ impl BodyReader {
     /// Takes body bytes from the front of `input`, calling `forward` with each piece
     /// to send on and returning the count of payload bytes it carried. Bytes after
     /// the body's end stay in `input`.
-    pub(crate) fn read(&mut self, input: &mut Bytes, mut forward: impl FnMut(Bytes)) -> Result<u64, ProxyError> {
+    pub(crate) fn read(
+        &mut self,
+        input: &mut Bytes,
+        mut forward: impl FnMut(Bytes),
+    ) -> Result<u64, ProxyError> {
         let mut payload = 0;
         match self {
             BodyReader::Length(remaining) => {
@@ -174,7 +209,9 @@ impl BodyReader {
             BodyReader::Chunked { decoder, reencode } => {
                 while let Some(step) = decoder.decode(input)? {
                     match step {
-                        Chunk::Start(size) if *reencode => forward(chunked::encode_chunk_start(size)),
+                        Chunk::Start(size) if *reencode => {
+                            forward(chunked::encode_chunk_start(size))
+                        }
                         Chunk::Data(data) => {
                             payload += data.len() as u64;
                             forward(data);

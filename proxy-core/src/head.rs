@@ -15,6 +15,8 @@ pub(crate) enum HeadError {
     TooLarge { start_line_open: bool },
     /// A LF not preceded by CR.
     BareLineFeed,
+    /// A request that does not begin with a method token.
+    NotAMethod,
 }
 
 /// Accumulates bytes until the end of a head; holds nothing once it is idle.
@@ -29,7 +31,10 @@ pub(crate) struct HeadReader {
 
 impl HeadReader {
     pub(crate) fn for_requests() -> Self {
-        HeadReader { skip_leading_empty_lines: true, ..Default::default() }
+        HeadReader {
+            skip_leading_empty_lines: true,
+            ..Default::default()
+        }
     }
 
     pub(crate) fn for_responses() -> Self {
@@ -41,49 +46,77 @@ impl HeadReader {
         self.buf.len()
     }
 
-    /// The bytes of the incomplete head held so far.
-    pub(crate) fn partial(&self) -> &[u8] {
-        &self.buf
-    }
-
     /// Takes bytes from `input`. Returns the whole head (ending with the empty line)
-    /// once complete, leaving what follows it in `input`.
-    pub(crate) fn read(&mut self, input: &mut Bytes, max_head_size: usize) -> Result<Option<Bytes>, HeadError> {
-        if self.skip_leading_empty_lines && self.buf.is_empty() {
-            while input.starts_with(b"\r\n") {
-                let _ = input.split_to(2);
-            }
-        }
+    /// once complete, leaving what follows it in `input`. The result does not depend on
+    /// how the bytes were split across calls.
+    pub(crate) fn read(
+        &mut self,
+        input: &mut Bytes,
+        max_head_size: usize,
+    ) -> Result<Option<Bytes>, HeadError> {
+        let requests = self.skip_leading_empty_lines;
         if self.buf.is_empty() {
+            if requests {
+                while input.starts_with(b"\r\n") {
+                    let _ = input.split_to(2);
+                }
+            }
             // Fast path: the whole head is in this read; slice it out without copying.
-            match scan(input, 0, max_head_size) {
-                Scan::Complete(end) => return Ok(Some(input.split_to(end))),
-                Scan::Error(e) => return Err(e),
-                Scan::Incomplete => {}
+            if !(requests && input.as_ref() == b"\r") {
+                if requests && !starts_like_a_method(input) {
+                    return Err(HeadError::NotAMethod);
+                }
+                match scan(input, 0, max_head_size) {
+                    Scan::Complete(end) => return Ok(Some(input.split_to(end))),
+                    Scan::Error(e) => return Err(e),
+                    Scan::Incomplete => {}
+                }
             }
         }
-        let start = self.scanned;
-        let room = max_head_size.saturating_add(1).saturating_sub(self.buf.len());
+        let room = max_head_size
+            .saturating_add(1)
+            .saturating_sub(self.buf.len());
         let take = input.len().min(room);
         self.buf.extend_from_slice(&input[..take]);
-        match scan(&self.buf, start, max_head_size) {
-            Scan::Complete(end) => {
-                // Give back what followed the head.
-                let extra = self.buf.len() - end;
-                let _ = input.split_to(take - extra);
+        let _ = input.split_to(take);
+        if requests {
+            // An empty line split as "\r" | "\n" before the request-line.
+            while self.buf.starts_with(b"\r\n") {
+                let _ = self.buf.split_to(2);
                 self.scanned = 0;
+            }
+            if self.buf.as_ref() != b"\r" && !starts_like_a_method(&self.buf) {
+                return Err(HeadError::NotAMethod);
+            }
+        }
+        match scan(&self.buf, self.scanned.saturating_sub(3), max_head_size) {
+            Scan::Complete(end) => {
                 let head = self.buf.split_to(end).freeze();
-                self.buf = BytesMut::new();
+                // Give back what followed the head, ahead of what is still unread.
+                let rest = std::mem::take(&mut self.buf).freeze();
+                if !rest.is_empty() {
+                    let mut joined = BytesMut::with_capacity(rest.len() + input.len());
+                    joined.extend_from_slice(&rest);
+                    joined.extend_from_slice(input);
+                    *input = joined.freeze();
+                }
+                self.scanned = 0;
                 Ok(Some(head))
             }
             Scan::Incomplete => {
-                let _ = input.split_to(take);
                 self.scanned = self.buf.len();
                 Ok(None)
             }
             Scan::Error(e) => Err(e),
         }
     }
+}
+
+/// Whether bytes could still begin `method SP` (a token; RFC 9112 §3.1), so that
+/// garbage is refused at once rather than at the head timeout.
+fn starts_like_a_method(bytes: &[u8]) -> bool {
+    let method = bytes.split(|&b| b == b' ').next().unwrap_or_default();
+    method.is_empty() || is_token(method)
 }
 
 enum Scan {
@@ -116,7 +149,9 @@ fn scan(buf: &[u8], from: usize, max_head_size: usize) -> Scan {
 }
 
 fn too_large(buf: &[u8]) -> HeadError {
-    HeadError::TooLarge { start_line_open: !buf.contains(&b'\n') }
+    HeadError::TooLarge {
+        start_line_open: !buf.contains(&b'\n'),
+    }
 }
 
 /// One field line of a parsed head, as byte ranges into the head.
@@ -143,29 +178,40 @@ impl Fields {
         };
         let ranges = headers
             .iter()
-            .map(|h| FieldRange { name: range(h.name.as_bytes()), value: range(trim_ows(h.value)) })
+            .map(|h| FieldRange {
+                name: range(h.name.as_bytes()),
+                value: range(trim_ows(h.value)),
+            })
             .collect();
         Fields { bytes, ranges }
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.ranges.iter().map(move |r| (&self.bytes[r.name.clone()], &self.bytes[r.value.clone()]))
+        self.ranges
+            .iter()
+            .map(move |r| (&self.bytes[r.name.clone()], &self.bytes[r.value.clone()]))
     }
 
     /// Values of every field with this (lowercase) name.
     pub(crate) fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v)
+        self.iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
     }
 
     /// Comma-separated list elements of every field with this name (RFC 9110 §5.6.1),
     /// trimmed, empty elements skipped.
     pub(crate) fn list<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.values(name).flat_map(|v| v.split(|&b| b == b',')).map(trim_ows).filter(|e| !e.is_empty())
+        self.values(name)
+            .flat_map(|v| v.split(|&b| b == b','))
+            .map(trim_ows)
+            .filter(|e| !e.is_empty())
     }
 
     /// Whether any list element of field `name` equals `token`, ignoring case.
     pub(crate) fn has_token(&self, name: &str, token: &str) -> bool {
-        self.list(name).any(|e| e.eq_ignore_ascii_case(token.as_bytes()))
+        self.list(name)
+            .any(|e| e.eq_ignore_ascii_case(token.as_bytes()))
     }
 }
 
@@ -188,7 +234,6 @@ pub(crate) fn is_field_value_byte(b: u8) -> bool {
 /// Whether `s` is a non-empty token (RFC 9110 §5.6.2).
 pub(crate) fn is_token(s: &[u8]) -> bool {
     !s.is_empty()
-        && s.iter().all(|&b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

@@ -17,7 +17,12 @@ pub const ALWAYS: [&str; 7] = [
 /// trick to make a proxy strip a field the next hop relies on ("hop-by-hop header
 /// abuse"): routing (`Host`), framing (`Content-Length`) and the proxy's own
 /// `X-Forwarded-*` fields stay.
-pub const PROTECTED: [&str; 4] = ["host", "content-length", "x-forwarded-for", "x-forwarded-proto"];
+pub const PROTECTED: [&str; 4] = [
+    "host",
+    "content-length",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+];
 
 /// The options listed in every `Connection` field of a head, as given.
 pub(crate) fn connection_options(fields: &crate::head::Fields) -> Vec<&[u8]> {
@@ -31,7 +36,10 @@ pub fn is_hop_by_hop(name: &[u8], connection_options: &[&[u8]]) -> bool {
     if named(&ALWAYS) {
         return true;
     }
-    !named(&PROTECTED) && connection_options.iter().any(|o| name.eq_ignore_ascii_case(o))
+    !named(&PROTECTED)
+        && connection_options
+            .iter()
+            .any(|o| name.eq_ignore_ascii_case(o))
 }
 
 #[cfg(test)]
@@ -52,7 +60,14 @@ mod tests {
 
     #[test]
     fn standard_hop_by_hop_fields_in_any_case() {
-        for name in ["Connection", "KEEP-ALIVE", "Proxy-Connection", "te", "Trailer", "Upgrade"] {
+        for name in [
+            "Connection",
+            "KEEP-ALIVE",
+            "Proxy-Connection",
+            "te",
+            "Trailer",
+            "Upgrade",
+        ] {
             assert!(is_hop_by_hop(name.as_bytes(), &[]), "{name}");
         }
     }

@@ -41,27 +41,49 @@ impl RequestHead {
                 if target.len() > limits.max_target_len {
                     return Err(ProxyError::RequestTargetTooLong);
                 }
-                (range_in(&head, method.as_bytes()), range_in(&head, target.as_bytes()), request.version == Some(0))
+                (
+                    range_in(&head, method.as_bytes()),
+                    range_in(&head, target.as_bytes()),
+                    request.version == Some(0),
+                )
             }
             Ok(httparse::Status::Partial) => return Err(ProxyError::MalformedRequestLine),
             Err(e) => return Err(classify(e, &head, limits.max_target_len)),
         };
         let fields = Fields::locate(head.clone(), request.headers);
         // httparse accepts obs-text and HTAB in values; controls it already refuses.
-        if fields.iter().any(|(_, v)| !v.iter().all(|&b| is_field_value_byte(b))) {
+        if fields
+            .iter()
+            .any(|(_, v)| !v.iter().all(|&b| is_field_value_byte(b)))
+        {
             return Err(ProxyError::InvalidFieldValue);
         }
         let method_bytes = &head[method.clone()];
         if method_bytes == b"CONNECT" {
             return Err(ProxyError::ConnectNotSupported);
         }
-        let (forward_target, target_authority) = request_target(&head, target.clone(), method_bytes)?;
+        let (forward_target, target_authority) =
+            request_target(&head, target.clone(), method_bytes)?;
         check_host(&fields, http10, target_authority.is_some())?;
         let body = framing::request_body(&fields, http10)?;
         let close = fields.has_token("connection", "close");
-        let keep_alive = if http10 { !close && fields.has_token("connection", "keep-alive") } else { !close };
+        let keep_alive = if http10 {
+            !close && fields.has_token("connection", "keep-alive")
+        } else {
+            !close
+        };
         let upgrade = upgrade::offer(&fields, http10);
-        Ok(RequestHead { fields, method, target, forward_target, target_authority, http10, body, keep_alive, upgrade })
+        Ok(RequestHead {
+            fields,
+            method,
+            target,
+            forward_target,
+            target_authority,
+            http10,
+            body,
+            keep_alive,
+            upgrade,
+        })
     }
 
     /// The method, e.g. `GET`.
@@ -160,14 +182,25 @@ impl RequestHead {
             }
         }
         if !host_written {
-            let host = self.target_authority.as_deref().unwrap_or(config.upstream.as_bytes());
+            let host = self
+                .target_authority
+                .as_deref()
+                .unwrap_or(config.upstream.as_bytes());
             put_field(&mut out, b"Host", host);
         }
         if add_xff && !xff_written {
-            put_field(&mut out, b"X-Forwarded-For", client_ip.as_deref().unwrap_or_default().as_bytes());
+            put_field(
+                &mut out,
+                b"X-Forwarded-For",
+                client_ip.as_deref().unwrap_or_default().as_bytes(),
+            );
         }
         if forwarded.x_forwarded_proto {
-            put_field(&mut out, b"X-Forwarded-Proto", if client.tls { b"https" } else { b"http" });
+            put_field(
+                &mut out,
+                b"X-Forwarded-Proto",
+                if client.tls { b"https" } else { b"http" },
+            );
         }
         if self.upgrade.is_some() {
             put_field(&mut out, b"Connection", b"Upgrade");
@@ -199,7 +232,11 @@ fn classify(error: httparse::Error, head: &[u8], max_target_len: usize) -> Proxy
         HeaderValue => ProxyError::InvalidFieldValue,
         TooManyHeaders => ProxyError::TooManyRequestFields,
         Version if is_other_http_version(line) => ProxyError::UnsupportedVersion,
-        _ if line.split(|&b| b == b' ').nth(1).is_some_and(|t| t.len() > max_target_len) => {
+        _ if line
+            .split(|&b| b == b' ')
+            .nth(1)
+            .is_some_and(|t| t.len() > max_target_len) =>
+        {
             ProxyError::RequestTargetTooLong
         }
         _ => ProxyError::MalformedRequestLine,
@@ -215,7 +252,11 @@ fn is_other_http_version(line: &[u8]) -> bool {
 
 /// Checks the request-target's form (RFC 9112 §3.2) and returns the origin-form target
 /// to forward, plus the authority when the target was in absolute-form.
-fn request_target(head: &Bytes, target: Range<usize>, method: &[u8]) -> Result<(Bytes, Option<Bytes>), ProxyError> {
+fn request_target(
+    head: &Bytes,
+    target: Range<usize>,
+    method: &[u8],
+) -> Result<(Bytes, Option<Bytes>), ProxyError> {
     let bytes = &head[target.clone()];
     if bytes.contains(&b'#') {
         return Err(ProxyError::InvalidRequestTarget);
@@ -224,7 +265,11 @@ fn request_target(head: &Bytes, target: Range<usize>, method: &[u8]) -> Result<(
         return Ok((head.slice(target), None));
     }
     if bytes == b"*" {
-        return if method == b"OPTIONS" { Ok((head.slice(target), None)) } else { Err(ProxyError::InvalidRequestTarget) };
+        return if method == b"OPTIONS" {
+            Ok((head.slice(target), None))
+        } else {
+            Err(ProxyError::InvalidRequestTarget)
+        };
     }
     let scheme_len = if starts_with_ignore_case(bytes, b"http://") {
         7
@@ -234,7 +279,10 @@ fn request_target(head: &Bytes, target: Range<usize>, method: &[u8]) -> Result<(
         return Err(ProxyError::InvalidRequestTarget);
     };
     let rest = &bytes[scheme_len..];
-    let authority_len = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
+    let authority_len = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
     let authority = &rest[..authority_len];
     if authority.is_empty() || authority.contains(&b'@') || !is_valid_authority(authority) {
         return Err(ProxyError::InvalidRequestTarget);
@@ -273,14 +321,21 @@ fn check_host(fields: &Fields, http10: bool, absolute_form: bool) -> Result<(), 
 /// `host [ ":" port ]` with reg-name, IPv4 or IP-literal characters (RFC 3986 §3.2.2).
 fn is_valid_authority(authority: &[u8]) -> bool {
     let (host, port) = match authority.iter().rposition(|&b| b == b':') {
-        Some(colon) if !authority[colon..].contains(&b']') => (&authority[..colon], &authority[colon + 1..]),
+        Some(colon) if !authority[colon..].contains(&b']') => {
+            (&authority[..colon], &authority[colon + 1..])
+        }
         _ => (authority, &b""[..]),
     };
     let host_ok = if let [b'[', inner @ .., b']'] = host {
-        !inner.is_empty() && inner.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        !inner.is_empty()
+            && inner
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
     } else {
         !host.is_empty()
-            && host.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b))
+            && host
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b))
     };
     host_ok && port.iter().all(u8::is_ascii_digit) && port.len() <= 5
 }

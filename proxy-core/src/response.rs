@@ -36,7 +36,10 @@ impl ResponseHead {
         let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
         let mut response = httparse::Response::new(&mut headers);
         let (status, http10) = match response.parse(&head) {
-            Ok(httparse::Status::Complete(_)) => (response.code.unwrap_or_default(), response.version == Some(0)),
+            Ok(httparse::Status::Complete(_)) => (
+                response.code.unwrap_or_default(),
+                response.version == Some(0),
+            ),
             Ok(httparse::Status::Partial) => return Err(ProxyError::MalformedResponse),
             Err(httparse::Error::TooManyHeaders) => return Err(ProxyError::ResponseHeadTooLarge),
             Err(_) => return Err(ProxyError::MalformedResponse),
@@ -45,13 +48,21 @@ impl ResponseHead {
             return Err(ProxyError::MalformedResponse);
         }
         let fields = Fields::locate(head.clone(), response.headers);
-        if fields.iter().any(|(_, v)| !v.iter().all(|&b| is_field_value_byte(b))) {
+        if fields
+            .iter()
+            .any(|(_, v)| !v.iter().all(|&b| is_field_value_byte(b)))
+        {
             return Err(ProxyError::MalformedResponse);
         }
         // "HTTP/1.x " is 9 bytes; the rest of the first line is status and reason.
         let line_end = head.iter().position(|&b| b == b'\r').unwrap_or(9).max(9);
         let status_and_reason = head.slice(9..line_end);
-        Ok(ResponseHead { fields, status, status_and_reason, http10 })
+        Ok(ResponseHead {
+            fields,
+            status,
+            status_and_reason,
+            http10,
+        })
     }
 
     /// The status code.

@@ -140,7 +140,9 @@ impl Session {
             }
             (State::Exchange(x), Side::Upstream) => match (&x.upstream, &x.response) {
                 (UpstreamLink::Connected { .. }, ResponsePhase::ExpectHead(_)) => true,
-                (UpstreamLink::Connected { .. }, ResponsePhase::Body(_)) => room_towards(Side::Client),
+                (UpstreamLink::Connected { .. }, ResponsePhase::Body(_)) => {
+                    room_towards(Side::Client)
+                }
                 _ => false,
             },
             (State::Tunnel(_), side) => room_towards(side.peer()),
@@ -169,7 +171,10 @@ impl Session {
         if let Some(deadline) = self.drain_deadline {
             consider(deadline, Timer::Drain);
         }
-        for (side, timer) in [(Side::Client, Timer::SendClient), (Side::Upstream, Timer::SendUpstream)] {
+        for (side, timer) in [
+            (Side::Client, Timer::SendClient),
+            (Side::Upstream, Timer::SendUpstream),
+        ] {
             if self.unacked[side.index()] > 0 {
                 consider(self.send_progress_at[side.index()] + t.send, timer);
             }
@@ -181,11 +186,14 @@ impl Session {
             },
             State::Exchange(x) => {
                 match (&x.upstream, &x.response) {
-                    (UpstreamLink::Connecting { since }, _) => consider(*since + t.upstream_connect, Timer::UpstreamConnect),
-                    // The upstream's silence counts once it has the whole request.
-                    (_, ResponsePhase::ExpectHead(_)) if x.request_body.is_done() => {
-                        consider(x.upstream_activity + t.upstream_response_head, Timer::UpstreamResponseHead)
+                    (UpstreamLink::Connecting { since }, _) => {
+                        consider(*since + t.upstream_connect, Timer::UpstreamConnect)
                     }
+                    // The upstream's silence counts once it has the whole request.
+                    (_, ResponsePhase::ExpectHead(_)) if x.request_body.is_done() => consider(
+                        x.upstream_activity + t.upstream_response_head,
+                        Timer::UpstreamResponseHead,
+                    ),
                     (_, ResponsePhase::Body(_)) if self.wants_read(Side::Upstream) => {
                         consider(x.response_read_at + t.body_read, Timer::ResponseBodyRead)
                     }
@@ -250,14 +258,18 @@ impl Session {
                     x.upstream_reusable = false;
                 }
             }
-            State::Lingering { .. } | State::ExpectRequestHead(_) | State::Exchange(_) => self.close(),
+            State::Lingering { .. } | State::ExpectRequestHead(_) | State::Exchange(_) => {
+                self.close()
+            }
             State::Closed => {}
         }
     }
 
     fn on_upstream_connected(&mut self, reused: bool) {
         let now = self.now;
-        let State::Exchange(x) = &mut self.state else { return };
+        let State::Exchange(x) = &mut self.state else {
+            return;
+        };
         if !matches!(x.upstream, UpstreamLink::Connecting { .. }) {
             return;
         }
@@ -268,7 +280,11 @@ impl Session {
         let pending = std::mem::take(&mut x.pending_upstream);
         // The pending body bytes were counted when produced; the head is counted now.
         self.send(Side::Upstream, head);
-        self.outputs.extend(pending.into_iter().map(|bytes| Output::Send(Side::Upstream, bytes)));
+        self.outputs.extend(
+            pending
+                .into_iter()
+                .map(|bytes| Output::Send(Side::Upstream, bytes)),
+        );
     }
 
     fn on_drain(&mut self, deadline: Instant) {
@@ -283,7 +299,8 @@ impl Session {
     fn on_timer(&mut self, timer: Timer) {
         match timer {
             Timer::ClientHead => {
-                let started = matches!(&self.state, State::ExpectRequestHead(r) if r.buffered() > 0);
+                let started =
+                    matches!(&self.state, State::ExpectRequestHead(r) if r.buffered() > 0);
                 if started {
                     self.fail(ProxyError::ClientHeadTimeout);
                 } else {
@@ -327,7 +344,9 @@ impl Session {
     }
 
     fn step_request_head(&mut self) -> bool {
-        let State::ExpectRequestHead(reader) = &mut self.state else { return false };
+        let State::ExpectRequestHead(reader) = &mut self.state else {
+            return false;
+        };
         let input = &mut self.unread[Side::Client.index()];
         if input.is_empty() {
             if self.eof[Side::Client.index()] {
@@ -341,11 +360,6 @@ impl Session {
         }
         let limits = &self.config.limits;
         match reader.read(input, limits.max_head_size) {
-            Ok(None) if !starts_like_a_method(reader.partial()) => {
-                // Binary or garbage bytes: refuse now rather than at the head timeout.
-                self.fail(ProxyError::MalformedRequestLine);
-                true
-            }
             Ok(None) => true,
             Ok(Some(head)) => {
                 self.on_request_head(head);
@@ -353,6 +367,10 @@ impl Session {
             }
             Err(HeadError::BareLineFeed) => {
                 self.fail(ProxyError::BareLineFeed);
+                true
+            }
+            Err(HeadError::NotAMethod) => {
+                self.fail(ProxyError::MalformedRequestLine);
                 true
             }
             Err(HeadError::TooLarge { start_line_open }) => {
@@ -402,18 +420,24 @@ impl Session {
 
     fn connect(&mut self, allow_pooled: bool) {
         let address = self.config.upstream.clone();
-        self.outputs.push_back(Output::Connect(Target { address, allow_pooled }));
+        self.outputs.push_back(Output::Connect(Target {
+            address,
+            allow_pooled,
+        }));
     }
 
     fn step_exchange(&mut self) -> bool {
         let mut progressed = self.step_request_body();
         progressed |= self.step_response();
-        let State::Exchange(x) = &self.state else { return true };
+        let State::Exchange(x) = &self.state else {
+            return true;
+        };
         if matches!(x.response, ResponsePhase::Done) {
             self.finish_exchange();
             return true;
         }
-        if !x.request_body.is_done() && self.eof[Side::Client.index()] && self.unread[0].is_empty() {
+        if !x.request_body.is_done() && self.eof[Side::Client.index()] && self.unread[0].is_empty()
+        {
             // The client gave up in the middle of its request body.
             self.abort_quietly();
             return true;
@@ -424,7 +448,9 @@ impl Session {
     /// Moves request body bytes from the client towards the upstream.
     fn step_request_body(&mut self) -> bool {
         let now = self.now;
-        let State::Exchange(x) = &mut self.state else { return false };
+        let State::Exchange(x) = &mut self.state else {
+            return false;
+        };
         let input = &mut self.unread[Side::Client.index()];
         if x.request_body.is_done() || input.is_empty() {
             return false;
@@ -457,7 +483,9 @@ impl Session {
 
     /// Reads what the upstream sent for the current exchange.
     fn step_response(&mut self) -> bool {
-        let State::Exchange(x) = &mut self.state else { return false };
+        let State::Exchange(x) = &mut self.state else {
+            return false;
+        };
         if !matches!(x.upstream, UpstreamLink::Connected { .. }) {
             return false;
         }
@@ -486,7 +514,7 @@ impl Session {
                         self.fail(ProxyError::ResponseHeadTooLarge);
                         true
                     }
-                    Err(HeadError::BareLineFeed) => {
+                    Err(HeadError::BareLineFeed | HeadError::NotAMethod) => {
                         self.fail(ProxyError::MalformedResponse);
                         true
                     }
@@ -532,9 +560,12 @@ impl Session {
     /// The upstream closed before a response head: a stale pooled connection is
     /// retried once on a fresh one when nothing unrepeatable was sent; else 502.
     fn upstream_closed_before_head(&mut self) -> bool {
-        let State::Exchange(x) = &mut self.state else { return false };
+        let State::Exchange(x) = &mut self.state else {
+            return false;
+        };
         let repeatable = x.request.body() == BodyKind::Empty;
-        let stale_pooled = matches!(x.upstream, UpstreamLink::Connected { reused: true }) && !x.upstream_spoke;
+        let stale_pooled =
+            matches!(x.upstream, UpstreamLink::Connected { reused: true }) && !x.upstream_spoke;
         if stale_pooled && repeatable && !x.retried && x.request.upgrade().is_none() {
             x.retried = true;
             x.upstream = UpstreamLink::Connecting { since: self.now };
@@ -548,7 +579,9 @@ impl Session {
     }
 
     fn on_response_head(&mut self, head: Bytes) {
-        let State::Exchange(x) = &mut self.state else { return };
+        let State::Exchange(x) = &mut self.state else {
+            return;
+        };
         let response = match ResponseHead::parse(head, &self.config.limits) {
             Ok(response) => response,
             Err(error) => return self.fail(error),
@@ -563,7 +596,11 @@ impl Session {
             // real response is still to come.
             x.response = ResponsePhase::ExpectHead(HeadReader::for_responses());
             if !client_http10 {
-                let framing = ClientFraming { body: BodyKind::Empty, client_http10, keep_alive: true };
+                let framing = ClientFraming {
+                    body: BodyKind::Empty,
+                    client_http10,
+                    keep_alive: true,
+                };
                 let bytes = response.forward(framing);
                 self.send(Side::Client, bytes);
             }
@@ -583,15 +620,25 @@ impl Session {
         x.upstream_reusable = response.upstream_keep_alive() && body != BodyKind::UntilClose;
         x.status = Some(status);
         x.response_read_at = self.now;
-        let framing = ClientFraming { body, client_http10, keep_alive: x.client_keep_alive };
+        let framing = ClientFraming {
+            body,
+            client_http10,
+            keep_alive: x.client_keep_alive,
+        };
         let reader = BodyReader::new(body, !client_http10);
-        x.response = if reader.is_done() { ResponsePhase::Done } else { ResponsePhase::Body(reader) };
+        x.response = if reader.is_done() {
+            ResponsePhase::Done
+        } else {
+            ResponsePhase::Body(reader)
+        };
         let bytes = response.forward(framing);
         self.send(Side::Client, bytes);
     }
 
     fn on_switching_protocols(&mut self, response: ResponseHead) {
-        let State::Exchange(x) = &mut self.state else { return };
+        let State::Exchange(x) = &mut self.state else {
+            return;
+        };
         if !x.request_body.is_done() {
             // RFC 9110 §15.2.2: the switch happens after the whole request.
             return self.fail(ProxyError::UpgradeProtocolMismatch);
@@ -616,7 +663,9 @@ impl Session {
     }
 
     fn finish_exchange(&mut self) {
-        let State::Exchange(x) = &self.state else { return };
+        let State::Exchange(x) = &self.state else {
+            return;
+        };
         let keep_alive = x.client_keep_alive && x.request_body.is_done();
         let reusable = x.upstream_reusable
             && x.request_body.is_done()
@@ -639,7 +688,9 @@ impl Session {
         let mut progressed = false;
         for from in [Side::Client, Side::Upstream] {
             let to = from.peer();
-            let State::Tunnel(tunnel) = &mut self.state else { return progressed };
+            let State::Tunnel(tunnel) = &mut self.state else {
+                return progressed;
+            };
             let input = std::mem::take(&mut self.unread[from.index()]);
             if !input.is_empty() {
                 tunnel.forwarded[to.index()] += input.len() as u64;
@@ -647,7 +698,9 @@ impl Session {
                 self.send(to, input);
                 progressed = true;
             }
-            let State::Tunnel(tunnel) = &mut self.state else { return progressed };
+            let State::Tunnel(tunnel) = &mut self.state else {
+                return progressed;
+            };
             if self.eof[from.index()] && !tunnel.shut[to.index()] {
                 // Half-close: pass the EOF on, keep the other direction flowing.
                 tunnel.shut[to.index()] = true;
@@ -730,7 +783,9 @@ impl Session {
     fn linger(&mut self) {
         self.outputs.push_back(Output::ShutdownWrite(Side::Client));
         self.unacked[Side::Upstream.index()] = 0;
-        self.state = State::Lingering { until: self.now + self.config.timeouts.linger };
+        self.state = State::Lingering {
+            until: self.now + self.config.timeouts.linger,
+        };
     }
 
     fn close(&mut self) {
@@ -770,7 +825,10 @@ impl Session {
         let log = match &self.state {
             State::Exchange(x) => RequestLog {
                 method: String::from_utf8_lossy(x.request.method()).into_owned(),
-                target: String::from_utf8_lossy(&x.request.target()[..x.request.target().len().min(256)]).into_owned(),
+                target: String::from_utf8_lossy(
+                    &x.request.target()[..x.request.target().len().min(256)],
+                )
+                .into_owned(),
                 status,
                 request_body_bytes: x.request_body_bytes,
                 response_body_bytes: x.response_body_bytes,
@@ -784,18 +842,13 @@ impl Session {
                 status,
                 request_body_bytes: 0,
                 response_body_bytes: 0,
-                duration: self.head_started.map_or(Duration::ZERO, |s| self.now.saturating_duration_since(s)),
+                duration: self
+                    .head_started
+                    .map_or(Duration::ZERO, |s| self.now.saturating_duration_since(s)),
                 from_proxy: true,
                 error: error.map(ProxyError::message),
             },
         };
         self.outputs.push_back(Output::Event(Event::Request(log)));
     }
-}
-
-/// Whether an incomplete head could still begin with `method SP` (a token).
-fn starts_like_a_method(partial: &[u8]) -> bool {
-    let start = partial.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(partial.len());
-    let method = partial[start..].split(|&b| b == b' ').next().unwrap_or_default();
-    method.is_empty() || crate::head::is_token(method)
 }

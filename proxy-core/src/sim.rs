@@ -42,7 +42,13 @@ pub const CLIENT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192
 impl Sim {
     /// A session with this configuration, for a plain-TCP client at [`CLIENT_ADDR`].
     pub fn new(config: Config) -> Sim {
-        Sim::with_client(config, ClientInfo { addr: Some(CLIENT_ADDR), tls: false })
+        Sim::with_client(
+            config,
+            ClientInfo {
+                addr: Some(CLIENT_ADDR),
+                tls: false,
+            },
+        )
     }
 
     /// A session for the given client.
@@ -136,7 +142,9 @@ impl Sim {
 
     /// Takes the oldest `Connect` the session emitted; panics if there is none.
     pub fn expect_connect(&mut self) -> Target {
-        self.connects.pop_front().expect("the session asked for no upstream connection")
+        self.connects
+            .pop_front()
+            .expect("the session asked for no upstream connection")
     }
 
     /// Whether a `Connect` is waiting to be answered.

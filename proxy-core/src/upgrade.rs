@@ -28,7 +28,10 @@ pub(crate) fn offer(fields: &Fields, http10: bool) -> Option<UpgradeOffer> {
     if http10 || !fields.has_token("connection", "upgrade") {
         return None;
     }
-    let protocols: Vec<String> = fields.list("upgrade").map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+    let protocols: Vec<String> = fields
+        .list("upgrade")
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
     if protocols.is_empty() {
         return None;
     }
@@ -37,11 +40,17 @@ pub(crate) fn offer(fields: &Fields, http10: bool) -> Option<UpgradeOffer> {
         (Some(key), None) => std::str::from_utf8(key).ok().map(str::to_owned),
         _ => None,
     };
-    Some(UpgradeOffer { protocols, websocket_key })
+    Some(UpgradeOffer {
+        protocols,
+        websocket_key,
+    })
 }
 
 /// Checks a `101` against the offer; returns the protocol switched to.
-pub(crate) fn accept_switch(offer: Option<&UpgradeOffer>, response: &Fields) -> Result<String, ProxyError> {
+pub(crate) fn accept_switch(
+    offer: Option<&UpgradeOffer>,
+    response: &Fields,
+) -> Result<String, ProxyError> {
     let offer = offer.ok_or(ProxyError::UnsolicitedUpgrade)?;
     if !response.has_token("connection", "upgrade") {
         return Err(ProxyError::UpgradeProtocolMismatch);
@@ -51,12 +60,18 @@ pub(crate) fn accept_switch(offer: Option<&UpgradeOffer>, response: &Fields) -> 
         (Some(p), None) => p,
         _ => return Err(ProxyError::UpgradeProtocolMismatch),
     };
-    let offered = offer.protocols.iter().any(|o| same_protocol(o.as_bytes(), protocol));
+    let offered = offer
+        .protocols
+        .iter()
+        .any(|o| same_protocol(o.as_bytes(), protocol));
     if !offered {
         return Err(ProxyError::UpgradeProtocolMismatch);
     }
     if protocol.eq_ignore_ascii_case(b"websocket") {
-        let key = offer.websocket_key.as_deref().ok_or(ProxyError::WebSocketAcceptMismatch)?;
+        let key = offer
+            .websocket_key
+            .as_deref()
+            .ok_or(ProxyError::WebSocketAcceptMismatch)?;
         let mut accepts = response.values("sec-websocket-accept");
         match (accepts.next(), accepts.next()) {
             (Some(accept), None) if accept == websocket_accept(key).as_bytes() => {}
@@ -69,7 +84,12 @@ pub(crate) fn accept_switch(offer: Option<&UpgradeOffer>, response: &Fields) -> 
 /// Protocol names compare case-insensitively; a version, when the response gives one,
 /// must match an offered one (RFC 9110 §7.8).
 fn same_protocol(offered: &[u8], chosen: &[u8]) -> bool {
-    let name = |p: &[u8]| p.split(|&b| b == b'/').next().unwrap_or_default().to_ascii_lowercase();
+    let name = |p: &[u8]| {
+        p.split(|&b| b == b'/')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
     if chosen.contains(&b'/') {
         offered.eq_ignore_ascii_case(chosen)
     } else {
@@ -92,7 +112,10 @@ mod tests {
     #[test]
     fn websocket_accept_matches_rfc6455_example() {
         // RFC 6455 §1.3.
-        assert_eq!(websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(
+            websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 
     #[test]

@@ -28,21 +28,31 @@ fn response_hop_by_hop_fields_are_not_forwarded() {
         b"HTTP/1.1 200 Fine Thanks\r\nConnection: X-Internal\r\nX-Internal: secret\r\nKeep-Alive: timeout=9\r\n\
           Set-Cookie: a=b\r\nContent-Length: 2\r\n\r\nok",
     );
-    assert_eq!(sim.client_received_str(), "HTTP/1.1 200 Fine Thanks\r\nSet-Cookie: a=b\r\nContent-Length: 2\r\n\r\nok");
+    assert_eq!(
+        sim.client_received_str(),
+        "HTTP/1.1 200 Fine Thanks\r\nSet-Cookie: a=b\r\nContent-Length: 2\r\n\r\nok"
+    );
 }
 
 #[test]
 fn absolute_form_is_forwarded_in_origin_form_with_host_from_the_authority() {
-    let sim = connected(b"GET http://Origin.example:8080/a/b?c HTTP/1.1\r\nHost: ignored.example\r\n\r\n");
+    let sim = connected(
+        b"GET http://Origin.example:8080/a/b?c HTTP/1.1\r\nHost: ignored.example\r\n\r\n",
+    );
     let upstream = sim.upstream_received_str();
-    assert!(upstream.starts_with("GET /a/b?c HTTP/1.1\r\nHost: Origin.example:8080\r\n"), "{upstream}");
+    assert!(
+        upstream.starts_with("GET /a/b?c HTTP/1.1\r\nHost: Origin.example:8080\r\n"),
+        "{upstream}"
+    );
     assert!(!upstream.contains("ignored"));
 }
 
 #[test]
 fn absolute_form_without_a_path_gets_a_slash() {
     let sim = connected(b"GET http://example.com?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
-    assert!(sim.upstream_received_str().starts_with("GET /?x=1 HTTP/1.1\r\n"));
+    assert!(sim
+        .upstream_received_str()
+        .starts_with("GET /?x=1 HTTP/1.1\r\n"));
 }
 
 #[test]
@@ -55,7 +65,9 @@ fn absolute_form_with_userinfo_is_400() {
 #[test]
 fn asterisk_form_is_only_for_options() {
     let sim = connected(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
-    assert!(sim.upstream_received_str().starts_with("OPTIONS * HTTP/1.1\r\n"));
+    assert!(sim
+        .upstream_received_str()
+        .starts_with("OPTIONS * HTTP/1.1\r\n"));
     let mut sim = self::sim();
     sim.client_sends(b"GET * HTTP/1.1\r\nHost: a\r\n\r\n");
     assert!(sim.client_received_str().starts_with("HTTP/1.1 400 "));
@@ -65,20 +77,35 @@ fn asterisk_form_is_only_for_options() {
 fn x_forwarded_for_is_appended_in_one_field() {
     let sim = connected(b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\n\r\n");
     let upstream = sim.upstream_received_str();
-    assert!(upstream.contains("\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2, 192.0.2.1\r\n"), "{upstream}");
+    assert!(
+        upstream.contains("\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2, 192.0.2.1\r\n"),
+        "{upstream}"
+    );
     assert_eq!(upstream.matches("X-Forwarded-For").count(), 1);
 }
 
 #[test]
 fn x_forwarded_proto_is_set_by_the_proxy_not_the_client() {
-    let mut sim = Sim::with_client(Config::default(), ClientInfo { addr: None, tls: true });
+    let mut sim = Sim::with_client(
+        Config::default(),
+        ClientInfo {
+            addr: None,
+            tls: true,
+        },
+    );
     sim.client_sends(b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: http\r\n\r\n");
     sim.expect_connect();
     sim.upstream_connected();
     let upstream = sim.upstream_received_str();
-    assert!(upstream.contains("\r\nX-Forwarded-Proto: https\r\n"), "{upstream}");
+    assert!(
+        upstream.contains("\r\nX-Forwarded-Proto: https\r\n"),
+        "{upstream}"
+    );
     assert_eq!(upstream.matches("X-Forwarded-Proto").count(), 1);
-    assert!(!upstream.contains("X-Forwarded-For"), "no client address known");
+    assert!(
+        !upstream.contains("X-Forwarded-For"),
+        "no client address known"
+    );
 }
 
 #[test]
@@ -90,14 +117,21 @@ fn x_forwarded_fields_can_be_turned_off() {
     sim.client_sends(b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n");
     sim.expect_connect();
     sim.upstream_connected();
-    assert_eq!(sim.upstream_received_str(), "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n");
+    assert_eq!(
+        sim.upstream_received_str(),
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n"
+    );
 }
 
 fn assert_upstream_response_is_502(response: &[u8]) {
     let mut sim = connected(GET);
     sim.upstream_sends(response);
     let client = sim.client_received_str();
-    assert!(client.starts_with("HTTP/1.1 502 "), "{:?} gave {client:?}", String::from_utf8_lossy(response));
+    assert!(
+        client.starts_with("HTTP/1.1 502 "),
+        "{:?} gave {client:?}",
+        String::from_utf8_lossy(response)
+    );
     assert_eq!(sim.releases(), &[false]);
 }
 
@@ -113,10 +147,16 @@ fn malformed_upstream_responses_are_502() {
 
 #[test]
 fn contradictory_upstream_framing_is_502() {
-    assert_upstream_response_is_502(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab");
+    assert_upstream_response_is_502(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    );
     assert_upstream_response_is_502(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n");
-    assert_upstream_response_is_502(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n");
-    assert_upstream_response_is_502(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip, chunked\r\n\r\n");
+    assert_upstream_response_is_502(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    assert_upstream_response_is_502(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip, chunked\r\n\r\n",
+    );
 }
 
 #[test]
@@ -144,7 +184,10 @@ fn invalid_chunked_response_body_closes_the_client() {
     sim.upstream_sends(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab");
     sim.upstream_sends(b"cdeXX");
     assert!(sim.is_closed());
-    assert!(!sim.client_received_str().contains("502"), "the head was already sent");
+    assert!(
+        !sim.client_received_str().contains("502"),
+        "the head was already sent"
+    );
 }
 
 #[test]
@@ -168,7 +211,12 @@ fn stale_pooled_connection_is_retried_once_on_a_fresh_one() {
     sim.upstream_connected();
     sim.upstream_sends(OK);
     assert!(sim.client_received_str().ends_with("hello"));
-    assert_eq!(sim.upstream_received_str().matches("GET /index.html").count(), 2);
+    assert_eq!(
+        sim.upstream_received_str()
+            .matches("GET /index.html")
+            .count(),
+        2
+    );
 }
 
 #[test]

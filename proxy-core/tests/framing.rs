@@ -8,7 +8,9 @@ use proxy_core::{Config, Side};
 fn request_head_is_parsed_over_any_split() {
     let request = b"GET /a?b=c HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nX-Custom: v\r\n\r\n";
     let result = split_everywhere(request, |pieces| client_pieces_outcome(pieces, OK));
-    assert!(result.upstream.starts_with("GET /a?b=c HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nX-Custom: v\r\n"));
+    assert!(result
+        .upstream
+        .starts_with("GET /a?b=c HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nX-Custom: v\r\n"));
     assert!(result.client.starts_with("HTTP/1.1 200 OK\r\n"));
     assert!(result.client.ends_with("hello"));
 }
@@ -31,7 +33,9 @@ fn head_limit_is_configurable() {
     let mut config = Config::default();
     config.limits.max_head_size = 64;
     let mut sim = proxy_core::sim::Sim::new(config);
-    sim.client_sends(b"GET / HTTP/1.1\r\nHost: a\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n");
+    sim.client_sends(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
+    );
     assert!(sim.client_received_str().starts_with("HTTP/1.1 431 "));
 }
 
@@ -82,7 +86,10 @@ fn content_length_body_is_forwarded_exactly_and_in_pieces() {
     sim.client_sends(b"456789GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
     let upstream = sim.upstream_received_str();
     assert!(upstream.ends_with("\r\n\r\n0123456789"), "{upstream}");
-    assert!(!upstream.contains("/next"), "the pipelined request waits for the response");
+    assert!(
+        !upstream.contains("/next"),
+        "the pipelined request waits for the response"
+    );
 }
 
 #[test]
@@ -112,7 +119,10 @@ fn http11_keeps_alive_by_default() {
     let mut sim = connected(GET);
     sim.upstream_sends(OK);
     sim.client_sends(GET);
-    assert!(sim.has_pending_connect(), "second request accepted on the same connection");
+    assert!(
+        sim.has_pending_connect(),
+        "second request accepted on the same connection"
+    );
 }
 
 #[test]
@@ -127,8 +137,14 @@ fn http11_connection_close_closes_after_the_response() {
 #[test]
 fn http10_closes_by_default() {
     let mut sim = connected(b"GET / HTTP/1.0\r\n\r\n");
-    assert!(sim.upstream_received_str().starts_with("GET / HTTP/1.1\r\n"));
-    assert!(sim.upstream_received_str().contains("\r\nHost: 127.0.0.1:9000\r\n"), "Host added for HTTP/1.0");
+    assert!(sim
+        .upstream_received_str()
+        .starts_with("GET / HTTP/1.1\r\n"));
+    assert!(
+        sim.upstream_received_str()
+            .contains("\r\nHost: 127.0.0.1:9000\r\n"),
+        "Host added for HTTP/1.0"
+    );
     sim.upstream_sends(OK);
     assert!(sim.client_received_str().contains("Connection: close"));
     assert_eq!(sim.shutdowns(), &[Side::Client]);
@@ -138,7 +154,9 @@ fn http10_closes_by_default() {
 fn http10_keep_alive_is_honoured() {
     let mut sim = connected(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     sim.upstream_sends(OK);
-    assert!(sim.client_received_str().contains("\r\nConnection: keep-alive\r\n"));
+    assert!(sim
+        .client_received_str()
+        .contains("\r\nConnection: keep-alive\r\n"));
     assert!(sim.shutdowns().is_empty());
 }
 
@@ -196,25 +214,38 @@ fn response_without_length_is_read_until_close_then_the_client_closes() {
 #[test]
 fn chunked_response_is_reencoded_for_http11_clients() {
     let mut sim = connected(GET);
-    sim.upstream_sends_in_pieces(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\n\r\n", 1);
+    sim.upstream_sends_in_pieces(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\n\r\n",
+        1,
+    );
     let client = sim.client_received_str();
-    assert!(client.ends_with("Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), "{client}");
+    assert!(
+        client.ends_with("Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+        "{client}"
+    );
     assert_eq!(sim.releases(), &[true]);
 }
 
 #[test]
 fn chunked_response_is_decoded_for_http10_clients() {
     let mut sim = connected(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-    sim.upstream_sends(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    sim.upstream_sends(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
     let client = sim.client_received_str();
     assert!(!client.contains("Transfer-Encoding"));
-    assert!(client.contains("Connection: close"), "close-delimited for HTTP/1.0");
+    assert!(
+        client.contains("Connection: close"),
+        "close-delimited for HTTP/1.0"
+    );
     assert!(client.ends_with("\r\n\r\nabc"), "{client}");
 }
 
 #[test]
 fn expect_100_continue_interim_response_reaches_the_client() {
-    let mut sim = connected(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    let mut sim = connected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+    );
     assert!(sim.upstream_received_str().contains("Expect: 100-continue"));
     sim.upstream_sends(b"HTTP/1.1 100 Continue\r\n\r\n");
     assert_eq!(sim.client_received_str(), "HTTP/1.1 100 Continue\r\n\r\n");
@@ -240,7 +271,11 @@ fn early_response_before_the_request_body_ends_closes_both() {
     let client = sim.client_received_str();
     assert!(client.starts_with("HTTP/1.1 413 "));
     assert!(client.contains("Connection: close"));
-    assert_eq!(sim.releases(), &[false], "upstream is mid-request: not reusable");
+    assert_eq!(
+        sim.releases(),
+        &[false],
+        "upstream is mid-request: not reusable"
+    );
 }
 
 #[test]
@@ -258,9 +293,15 @@ fn body_bytes_are_not_copied() {
     use bytes::Bytes;
     use proxy_core::{ClientInfo, Input, Output, Session};
     use std::sync::Arc;
-    let now = std::time::Instant::now();
+    let now = proxy_core::sim::Sim::new(Config::default()).now();
     let mut session = Session::new(Arc::new(Config::default()), ClientInfo::default(), now);
-    session.handle_input(now, Input::Data(Side::Client, Bytes::from_static(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 8\r\n\r\n")));
+    session.handle_input(
+        now,
+        Input::Data(
+            Side::Client,
+            Bytes::from_static(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 8\r\n\r\n"),
+        ),
+    );
     session.handle_input(now, Input::UpstreamConnected { reused: false });
     let body = Bytes::from(vec![7u8; 8]);
     let pointer = body.as_ptr();

@@ -22,7 +22,11 @@ fn assert_rejected(request: &[u8], status: u16) {
         String::from_utf8_lossy(request)
     );
     assert!(client.contains("Connection: close"));
-    assert!(sim.upstream_received().is_empty(), "upstream got {:?}", sim.upstream_received_str());
+    assert!(
+        sim.upstream_received().is_empty(),
+        "upstream got {:?}",
+        sim.upstream_received_str()
+    );
     assert_eq!(sim.shutdowns(), &[proxy_core::Side::Client]);
 }
 
@@ -33,13 +37,21 @@ fn content_length_with_transfer_encoding_is_400() {
 
 #[test]
 fn differing_content_lengths_are_400() {
-    assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde", 400);
-    assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4, 5\r\n\r\nabcde", 400);
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+        400,
+    );
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4, 5\r\n\r\nabcde",
+        400,
+    );
 }
 
 #[test]
 fn identical_content_lengths_are_forwarded_once() {
-    let mut sim = connected(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc");
+    let mut sim = connected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    );
     let upstream = sim.upstream_received_str();
     assert_eq!(upstream.matches("Content-Length").count(), 1, "{upstream}");
     assert!(upstream.ends_with("abc"));
@@ -48,45 +60,89 @@ fn identical_content_lengths_are_forwarded_once() {
 
 #[test]
 fn non_numeric_content_length_is_400() {
-    for value in ["abc", "+5", "-1", "0x10", "1 2", "", "99999999999999999999999"] {
-        assert_rejected(format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {value}\r\n\r\n").as_bytes(), 400);
+    for value in [
+        "abc",
+        "+5",
+        "-1",
+        "0x10",
+        "1 2",
+        "",
+        "99999999999999999999999",
+    ] {
+        assert_rejected(
+            format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {value}\r\n\r\n").as_bytes(),
+            400,
+        );
     }
 }
 
 #[test]
 fn transfer_encoding_not_ending_in_chunked_is_400() {
-    assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400);
-    assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400);
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+        400,
+    );
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        400,
+    );
     assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", 400);
 }
 
 #[test]
 fn chunked_twice_is_400() {
-    assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400);
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+        400,
+    );
 }
 
 #[test]
 fn unknown_transfer_coding_is_400() {
-    assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo, chunked\r\n\r\n0\r\n\r\n", 400);
-    assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 400);
-    assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \x0bchunked\r\n\r\n0\r\n\r\n", 400);
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo, chunked\r\n\r\n0\r\n\r\n",
+        400,
+    );
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+        400,
+    );
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \x0bchunked\r\n\r\n0\r\n\r\n",
+        400,
+    );
 }
 
 #[test]
 fn transfer_encoding_in_http10_is_400() {
-    assert_rejected(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+    assert_rejected(
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    );
 }
 
 #[test]
 fn obs_fold_is_400() {
-    assert_rejected(b"GET / HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n", 400);
-    assert_rejected(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip,\r\n\tchunked\r\n\r\n", 400);
+    assert_rejected(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n",
+        400,
+    );
+    assert_rejected(
+        b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip,\r\n\tchunked\r\n\r\n",
+        400,
+    );
 }
 
 #[test]
 fn whitespace_between_field_name_and_colon_is_400() {
-    assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400);
-    assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length\t: 3\r\n\r\nabc", 400);
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        400,
+    );
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length\t: 3\r\n\r\nabc",
+        400,
+    );
 }
 
 #[test]
@@ -119,14 +175,26 @@ fn chunk_size_overflow_is_400() {
 
 #[test]
 fn missing_crlf_after_chunk_data_is_400() {
-    assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n", 400);
-    assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\n0\r\n\r\n", 400);
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n",
+        400,
+    );
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\n0\r\n\r\n",
+        400,
+    );
 }
 
 #[test]
 fn bare_lf_in_chunked_metadata_is_400() {
-    assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;ext\nabc\r\n0\r\n\r\n", 400);
-    assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: y\n\r\n", 400);
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;ext\nabc\r\n0\r\n\r\n",
+        400,
+    );
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: y\n\r\n",
+        400,
+    );
 }
 
 #[test]
@@ -161,13 +229,18 @@ fn other_http_versions_are_505() {
 
 #[test]
 fn connect_is_501() {
-    assert_rejected(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501);
+    assert_rejected(
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        501,
+    );
 }
 
 #[test]
 fn connection_cannot_strip_content_length() {
     // "Connection: Content-Length" must not make the proxy drop the framing field.
-    let sim = connected(b"POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\nContent-Length: 3\r\n\r\nabc");
+    let sim = connected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\nContent-Length: 3\r\n\r\nabc",
+    );
     let upstream = sim.upstream_received_str();
     assert!(upstream.contains("\r\nContent-Length: 3\r\n"), "{upstream}");
 }
@@ -177,7 +250,10 @@ fn pipelined_smuggled_request_is_never_forwarded_raw() {
     // A request hidden in a body the proxy and a lenient backend could disagree on.
     let mut sim = connected(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /admin HTTP/1.1\r\nHost: a\r\n\r\n");
     let upstream = sim.upstream_received_str();
-    assert!(!upstream.contains("/admin"), "held until the first response: {upstream}");
+    assert!(
+        !upstream.contains("/admin"),
+        "held until the first response: {upstream}"
+    );
     sim.upstream_sends(OK);
     // Now parsed as its own request, with its own checks and its own connect.
     assert!(sim.has_pending_connect());

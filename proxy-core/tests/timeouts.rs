@@ -56,7 +56,11 @@ fn client_head_timeout_is_408_and_counts_from_the_first_byte_not_each_byte() {
     }
     assert!(sim.client_received().is_empty());
     sim.advance(secs(2));
-    assert!(sim.client_received_str().starts_with("HTTP/1.1 408 "), "{}", sim.client_received_str());
+    assert!(
+        sim.client_received_str().starts_with("HTTP/1.1 408 "),
+        "{}",
+        sim.client_received_str()
+    );
 }
 
 #[test]
@@ -114,7 +118,10 @@ fn response_body_read_timeout_closes_the_client() {
     sim.advance(secs(59));
     assert!(!sim.is_closed());
     sim.advance(secs(1));
-    assert!(sim.is_closed(), "the head was sent: no status can follow, only a close");
+    assert!(
+        sim.is_closed(),
+        "the head was sent: no status can follow, only a close"
+    );
 }
 
 #[test]
@@ -132,7 +139,10 @@ fn send_timeout_closes_when_a_write_makes_no_progress() {
     sim.set_auto_ack(false);
     sim.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
     sim.upstream_sends(&[0; 20000]);
-    assert!(!sim.session().wants_read(Side::Upstream), "flow control holds the upstream");
+    assert!(
+        !sim.session().wants_read(Side::Upstream),
+        "flow control holds the upstream"
+    );
     assert_eq!(next_timer(&sim), Some(Timer::SendClient));
     sim.advance(secs(30));
     sim.ack(Side::Client, 100);
@@ -147,7 +157,10 @@ fn lingering_ends_at_the_client_eof_or_the_linger_timeout() {
     let mut sim = connected(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     sim.upstream_sends(OK);
     assert!(!sim.is_closed());
-    assert!(sim.session().wants_read(Side::Client), "drains the client while lingering");
+    assert!(
+        sim.session().wants_read(Side::Client),
+        "drains the client while lingering"
+    );
     sim.client_sends(b"ignored");
     assert_eq!(next_timer(&sim), Some(Timer::Linger));
     sim.advance(secs(5));
@@ -198,7 +211,11 @@ fn drain_refuses_new_upgrades_with_503() {
     let deadline = sim.now() + secs(30);
     sim.input(Input::Drain { deadline });
     sim.client_sends(&request[8..]);
-    assert!(sim.client_received_str().starts_with("HTTP/1.1 503 "), "{}", sim.client_received_str());
+    assert!(
+        sim.client_received_str().starts_with("HTTP/1.1 503 "),
+        "{}",
+        sim.client_received_str()
+    );
 }
 
 #[test]

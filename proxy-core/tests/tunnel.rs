@@ -28,18 +28,28 @@ fn tunnel_bytes_arrive_complete_and_in_order_both_ways() {
 
 #[test]
 fn flow_control_stops_reading_at_buffer_size_until_writes_progress() {
-    let mut config = Config::default();
-    config.buffer_size = 1024;
-    let mut sim = tunnel(config);
+    let mut sim = tunnel(Config {
+        buffer_size: 1024,
+        ..Config::default()
+    });
     sim.set_auto_ack(false);
     assert!(sim.session().wants_read(Side::Client));
     sim.client_sends(&[1; 1000]);
     assert!(sim.session().wants_read(Side::Client), "1000 < 1024");
     sim.client_sends(&[2; 100]);
-    assert!(!sim.session().wants_read(Side::Client), "1100 in flight >= 1024");
-    assert!(sim.session().wants_read(Side::Upstream), "the other direction is independent");
+    assert!(
+        !sim.session().wants_read(Side::Client),
+        "1100 in flight >= 1024"
+    );
+    assert!(
+        sim.session().wants_read(Side::Upstream),
+        "the other direction is independent"
+    );
     sim.ack(Side::Upstream, 500);
-    assert!(sim.session().wants_read(Side::Client), "600 in flight < 1024");
+    assert!(
+        sim.session().wants_read(Side::Client),
+        "600 in flight < 1024"
+    );
 }
 
 #[test]

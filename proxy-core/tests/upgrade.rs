@@ -10,14 +10,22 @@ use proxy_core::{Event, Side};
 fn upgrade_request_forwards_upgrade_verbatim_and_connection_upgrade() {
     let sim = connected(b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: keep-alive, UPGRADE\r\nSec-WebSocket-Key: k\r\n\r\n");
     let upstream = sim.upstream_received_str();
-    assert!(upstream.contains("\r\nUpgrade: WebSocket\r\n"), "{upstream}");
-    assert!(upstream.ends_with("\r\nConnection: Upgrade\r\n\r\n"), "{upstream}");
+    assert!(
+        upstream.contains("\r\nUpgrade: WebSocket\r\n"),
+        "{upstream}"
+    );
+    assert!(
+        upstream.ends_with("\r\nConnection: Upgrade\r\n\r\n"),
+        "{upstream}"
+    );
     assert_eq!(upstream.matches("Connection").count(), 1);
 }
 
 #[test]
 fn ordinary_request_forwards_neither_upgrade_nor_connection() {
-    let sim = connected(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n\r\n");
+    let sim = connected(
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n\r\n",
+    );
     let upstream = sim.upstream_received_str();
     assert!(!upstream.contains("Upgrade"), "{upstream}");
     assert!(!upstream.contains("Connection"), "{upstream}");
@@ -92,7 +100,10 @@ fn assert_502(request: &[u8], response: &[u8]) {
     sim.upstream_sends(response);
     let client = sim.client_received_str();
     assert!(client.starts_with("HTTP/1.1 502 "), "{client}");
-    assert!(!sim.upstream_received_str().contains("HELD"), "held bytes never forwarded");
+    assert!(
+        !sim.upstream_received_str().contains("HELD"),
+        "held bytes never forwarded"
+    );
     assert_eq!(sim.releases(), &[false], "upstream dropped");
 }
 
@@ -123,14 +134,19 @@ fn switch_without_connection_upgrade_is_502() {
 fn wrong_sec_websocket_accept_is_502() {
     let response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n";
     assert_502(&websocket_request(), response);
-    let missing = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    let missing =
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
     assert_502(&websocket_request(), missing);
 }
 
 #[test]
 fn other_protocols_switch_without_a_websocket_check() {
-    let mut sim = connected(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: foo/2, bar\r\nConnection: upgrade\r\n\r\n");
-    sim.upstream_sends(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: bar\r\nConnection: upgrade\r\n\r\n");
+    let mut sim = connected(
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: foo/2, bar\r\nConnection: upgrade\r\n\r\n",
+    );
+    sim.upstream_sends(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: bar\r\nConnection: upgrade\r\n\r\n",
+    );
     assert!(sim.client_received_str().starts_with("HTTP/1.1 101 "));
     sim.client_sends(b"raw");
     assert!(sim.upstream_received_str().ends_with("raw"));
@@ -165,9 +181,15 @@ fn non_101_answer_with_garbage_held_is_400_not_forwarded() {
 fn the_101_is_logged_with_its_status() {
     let mut sim = connected(&websocket_request());
     sim.upstream_sends(&websocket_101());
-    let logged = sim.events().iter().any(|e| matches!(e, Event::Request(r) if r.status == 101));
+    let logged = sim
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Request(r) if r.status == 101));
     assert!(logged);
     sim.eof(Side::Client);
     sim.eof(Side::Upstream);
-    assert!(sim.events().iter().any(|e| matches!(e, Event::Tunnel(t) if t.protocol == "websocket")));
+    assert!(sim
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Tunnel(t) if t.protocol == "websocket")));
 }

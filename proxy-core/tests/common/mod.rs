@@ -60,7 +60,11 @@ pub struct Outcome {
 }
 
 pub fn outcome(sim: &Sim) -> Outcome {
-    Outcome { upstream: sim.upstream_received_str(), client: sim.client_received_str(), closed: sim.is_closed() }
+    Outcome {
+        upstream: sim.upstream_received_str(),
+        client: sim.client_received_str(),
+        closed: sim.is_closed(),
+    }
 }
 
 /// Runs `run` with `input` cut into pieces every possible way that matters: whole,
@@ -69,7 +73,11 @@ pub fn outcome(sim: &Sim) -> Outcome {
 pub fn split_everywhere(input: &[u8], run: impl Fn(&[&[u8]]) -> Outcome) -> Outcome {
     let whole = run(&[input]);
     let bytewise: Vec<&[u8]> = input.chunks(1).collect();
-    assert_eq!(run(&bytewise), whole, "one byte at a time differs from whole");
+    assert_eq!(
+        run(&bytewise),
+        whole,
+        "one byte at a time differs from whole"
+    );
     for at in 1..input.len() {
         let (a, b) = input.split_at(at);
         assert_eq!(run(&[a, b]), whole, "split at {at} differs from whole");

@@ -1,0 +1,183 @@
+//! Properties over arbitrary inputs (proptest): split invariance, byte conservation in
+//! tunnels, termination, and forward(parse(x)) stability.
+
+mod common;
+use common::*;
+use proptest::prelude::*;
+use proxy_core::request::RequestHead;
+use proxy_core::sim::Sim;
+use proxy_core::{ClientInfo, Config, Input, Side};
+use std::time::Duration;
+
+/// Cuts `bytes` at the given (unsorted, possibly repeated) positions.
+fn cut<'a>(bytes: &'a [u8], points: &[usize]) -> Vec<&'a [u8]> {
+    let mut points: Vec<usize> = points.iter().map(|p| p % (bytes.len() + 1)).collect();
+    points.sort_unstable();
+    points.dedup();
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for p in points {
+        pieces.push(&bytes[start..p]);
+        start = p;
+    }
+    pieces.push(&bytes[start..]);
+    pieces
+}
+
+fn token() -> impl Strategy<Value = String> {
+    "[A-Za-z][A-Za-z0-9-]{0,12}"
+}
+
+/// A valid request: method, path, extra fields, and a body framed by length or chunks.
+fn request() -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop_oneof![Just("GET"), Just("POST"), Just("PUT"), Just("DELETE")],
+        "/[a-z0-9/._-]{0,20}",
+        prop::collection::vec((token(), "[ -~]{0,20}"), 0..6),
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 1..40), 0..4),
+        any::<bool>(),
+    )
+        .prop_map(|(method, path, fields, chunks, chunked)| {
+            let mut head = format!("{method} {path} HTTP/1.1\r\nHost: example.com\r\n");
+            for (name, value) in fields {
+                let lower = name.to_ascii_lowercase();
+                if [
+                    "host",
+                    "content-length",
+                    "transfer-encoding",
+                    "connection",
+                    "upgrade",
+                    "te",
+                    "trailer",
+                    "keep-alive",
+                    "expect",
+                ]
+                .contains(&lower.as_str())
+                    || lower.starts_with("x-forwarded")
+                    || lower.starts_with("proxy-")
+                {
+                    continue;
+                }
+                head.push_str(&format!("{name}: {}\r\n", value.trim()));
+            }
+            let body: Vec<u8> = chunks.concat();
+            let mut out;
+            if chunked {
+                head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+                out = head.into_bytes();
+                for c in &chunks {
+                    out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                    out.extend_from_slice(c);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+            } else {
+                head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+                out = head.into_bytes();
+                out.extend_from_slice(&body);
+            }
+            out
+        })
+}
+
+proptest! {
+
+    /// The same request split anywhere gives the same result.
+    #[test]
+    fn any_split_of_a_request_gives_the_same_outcome(request in request(), points in prop::collection::vec(any::<usize>(), 0..12)) {
+        let whole = client_pieces_outcome(&[&request], OK);
+        let split = client_pieces_outcome(&cut(&request, &points), OK);
+        prop_assert_eq!(&split, &whole);
+        prop_assert!(whole.client.ends_with("hello"));
+    }
+
+    /// Whatever the bytes, the split does not change the decision either.
+    #[test]
+    fn any_split_of_arbitrary_bytes_gives_the_same_outcome(bytes in prop::collection::vec(any::<u8>(), 0..300), points in prop::collection::vec(any::<usize>(), 0..8)) {
+        let whole = client_pieces_outcome(&[&bytes], OK);
+        let split = client_pieces_outcome(&cut(&bytes, &points), OK);
+        prop_assert_eq!(split, whole);
+    }
+
+    /// Tunnel bytes arrive complete and in order, whatever the read splits and
+    /// whenever the writes are reported done.
+    #[test]
+    fn tunnel_conserves_bytes_under_any_write_completion_order(
+        steps in prop::collection::vec((any::<bool>(), prop::collection::vec(any::<u8>(), 1..64), 0usize..200, 0usize..200), 1..60)
+    ) {
+        let mut sim = tunnel(Config { buffer_size: 256, ..Config::default() });
+        sim.set_auto_ack(false);
+        let (mut sent_up, mut sent_down) = (Vec::new(), Vec::new());
+        for (from_client, data, ack_up, ack_down) in steps {
+            let side = if from_client { Side::Client } else { Side::Upstream };
+            if sim.session().wants_read(side) {
+                sim.client_or_upstream_sends(side, &data);
+                if from_client { sent_up.extend_from_slice(&data) } else { sent_down.extend_from_slice(&data) }
+            }
+            sim.ack(Side::Upstream, ack_up);
+            sim.ack(Side::Client, ack_down);
+            // Flow control: never more than buffer_size + one read in flight.
+            prop_assert!(sim.unacked(Side::Upstream) < 256 + 64);
+            prop_assert!(sim.unacked(Side::Client) < 256 + 64);
+        }
+        prop_assert_eq!(sim.upstream_received(), &sent_up[..]);
+        prop_assert_eq!(sim.client_received(), &sent_down[..]);
+    }
+
+    /// Every session terminates: whatever it was fed, with time running on it closes,
+    /// asks for no more wake-ups and emits nothing after `Close`.
+    #[test]
+    fn every_session_terminates(
+        events in prop::collection::vec((0u8..8, prop::collection::vec(any::<u8>(), 0..80), 0u64..100_000), 0..30)
+    ) {
+        let mut sim = Sim::new(Config::default());
+        let mut deadlines_ok = true;
+        for (kind, data, millis) in events {
+            match kind {
+                0 => sim.client_sends(&data),
+                1 => sim.upstream_sends(&data),
+                2 => if sim.has_pending_connect() { sim.expect_connect(); sim.upstream_connected(); },
+                3 => if sim.has_pending_connect() { sim.expect_connect(); sim.upstream_fails(); },
+                4 => sim.eof(if data.len() % 2 == 0 { Side::Client } else { Side::Upstream }),
+                5 => sim.client_sends(&websocket_request()),
+                6 => sim.upstream_sends(&websocket_101()),
+                _ => sim.advance(Duration::from_millis(millis)),
+            }
+            if let Some(deadline) = sim.session().poll_timeout() {
+                // After handle_timeout has run at `now`, nothing due is left pending.
+                deadlines_ok &= deadline > sim.now() || sim.is_closed();
+            }
+        }
+        sim.advance(Duration::from_secs(24 * 3600));
+        prop_assert!(deadlines_ok);
+        prop_assert!(sim.is_closed());
+        prop_assert_eq!(sim.session().poll_timeout(), None);
+        prop_assert_eq!(sim.outputs_after_close(), 0);
+    }
+
+    /// forward(parse(x)) is stable: forwarding a forwarded head changes nothing but the
+    /// X-Forwarded-For hop it appends.
+    #[test]
+    fn forward_of_parse_round_trips(request in request()) {
+        let mut config = Config::default();
+        config.forwarded.x_forwarded_for = false;
+        let config = config;
+        let end = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = bytes::Bytes::copy_from_slice(&request[..end]);
+        let client = ClientInfo::default();
+        let once = RequestHead::parse(head, &config).expect("valid by construction").forward(&config, &client);
+        let twice = RequestHead::parse(once.clone(), &config).expect("our output parses").forward(&config, &client);
+        prop_assert_eq!(once, twice);
+    }
+}
+
+/// Convenience for the properties above.
+trait SendFrom {
+    fn client_or_upstream_sends(&mut self, side: Side, data: &[u8]);
+}
+
+impl SendFrom for Sim {
+    fn client_or_upstream_sends(&mut self, side: Side, data: &[u8]) {
+        self.input(Input::Data(side, bytes::Bytes::copy_from_slice(data)));
+    }
+}
