@@ -27,6 +27,8 @@ pub struct Config {
     pub forwarded: Forwarded,
     /// Upstream keep-alive pool, kept by the runtime (the core only says what is reusable).
     pub pool: Pool,
+    /// WebSocket-aware tunnels: keep-alive pings.
+    pub websocket: WebSocket,
 }
 
 impl Default for Config {
@@ -38,6 +40,7 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             forwarded: Forwarded::default(),
             pool: Pool::default(),
+            websocket: WebSocket::default(),
         }
     }
 }
@@ -169,6 +172,30 @@ impl Default for Pool {
     }
 }
 
+/// Options for tunnels whose protocol is `websocket` (RFC 6455).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct WebSocket {
+    /// When a peer has sent nothing for this long, the proxy sends it a Ping (at a frame
+    /// boundary) and expects a Pong; `None` (the default, `"off"` in files) disables.
+    /// nginx has no equivalent: idle sockets there die at `proxy_read_timeout`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::optional_duration"))]
+    pub ping_interval: Option<Duration>,
+    /// How long a pinged peer has to answer before it is declared dead.
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
+    pub pong_timeout: Duration,
+}
+
+impl Default for WebSocket {
+    fn default() -> Self {
+        WebSocket {
+            ping_interval: None,
+            pong_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Parses a human duration: `"250ms"`, `"60s"`, `"2m"`, `"1h"`, or whole seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -219,6 +246,49 @@ pub mod duration {
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
                 super::parse_duration(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Serde glue: an optional duration, `"off"` (or `false`) for none.
+#[cfg(feature = "serde")]
+pub mod optional_duration {
+    use std::time::Duration;
+
+    /// Deserializes `"off"`/`false` as `None`, else a duration as in [`super::duration`].
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Option<Duration>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"off\" or a duration such as \"20s\"")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                if v {
+                    Err(E::custom("use a duration such as \"20s\" to enable"))
+                } else {
+                    Ok(None)
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Some(Duration::from_secs(v)).filter(|d| !d.is_zero()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                if v.trim() == "off" {
+                    return Ok(None);
+                }
+                super::parse_duration(v)
+                    .map(|d| Some(d).filter(|d| !d.is_zero()))
+                    .map_err(E::custom)
             }
         }
         d.deserialize_any(Visitor)

@@ -150,7 +150,7 @@ pub struct RequestLog {
 pub enum TunnelEnd {
     /// Both sides shut down cleanly.
     Closed,
-    /// No bytes either way for `tunnel_idle`.
+    /// No bytes either way for `tunnel_idle` (WebSocket: Close 1001 "idle timeout").
     IdleTimeout,
     /// One side shut down and the other did not follow within `fin`.
     FinTimeout,
@@ -158,8 +158,14 @@ pub enum TunnelEnd {
     SendTimeout,
     /// One side's socket failed.
     Reset(Side),
-    /// The proxy was draining and the deadline came.
+    /// The proxy was draining (WebSocket: Close 1001 "going away").
     Drain,
+    /// That side closed its connection without a WebSocket Close frame.
+    PeerGone(Side),
+    /// That side did not answer the proxy's WebSocket Ping.
+    PingTimeout(Side),
+    /// That side sent a frame breaking RFC 6455 (Close 1002 to both).
+    ProtocolError(Side),
 }
 
 /// One line of tunnel log, when it ends.

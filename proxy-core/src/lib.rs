@@ -74,8 +74,10 @@ pub mod sim;
 pub mod state;
 pub mod timer;
 pub mod upgrade;
+pub mod websocket;
+mod websocket_tunnel;
 
-pub use config::{Config, Forwarded, Limits, Pool, Timeouts};
+pub use config::{Config, Forwarded, Limits, Pool, Timeouts, WebSocket};
 pub use error::ProxyError;
 pub use io::{
     ClientInfo, ConnectError, Event, Input, Output, RequestLog, Side, Target, TunnelEnd, TunnelLog,

@@ -18,6 +18,8 @@ use crate::response::{ClientFraming, ResponseHead};
 use crate::state::{Exchange, ResponsePhase, State, Tunnel, UpstreamLink};
 use crate::timer::Timer;
 use crate::upgrade;
+use crate::websocket;
+use crate::websocket_tunnel::{Sends, WebSocketTunnel};
 use crate::Config;
 
 /// The proxy's side of one client connection.
@@ -204,9 +206,15 @@ impl Session {
                 }
             }
             State::Tunnel(tunnel) => {
-                consider(tunnel.last_activity + t.tunnel_idle, Timer::TunnelIdle);
-                if let Some(first) = tunnel.first_eof_at {
-                    consider(first + t.fin, Timer::Fin);
+                let ws = tunnel.websocket.as_deref();
+                if let Some((at, timer)) = ws.and_then(|ws| ws.next_timer(&self.config)) {
+                    consider(at, timer);
+                }
+                if ws.is_none_or(|ws| ws.closing().is_none()) {
+                    consider(tunnel.last_activity + t.tunnel_idle, Timer::TunnelIdle);
+                    if let Some(first) = tunnel.first_eof_at {
+                        consider(first + t.fin, Timer::Fin);
+                    }
                 }
             }
             State::Lingering { until } => consider(*until, Timer::Linger),
@@ -250,6 +258,9 @@ impl Session {
     fn on_reset(&mut self, side: Side) {
         self.eof[side.index()] = true;
         match &self.state {
+            State::Tunnel(tunnel) if tunnel.websocket.is_some() => {
+                self.with_websocket(|ws, now, out| ws.on_reset(side, now, out));
+            }
             State::Tunnel(_) => self.end_tunnel(TunnelEnd::Reset(side)),
             State::Exchange(_) if side == Side::Upstream => {
                 // Handled like an EOF by the exchange (retry, 502 or truncation) but the
@@ -289,10 +300,24 @@ impl Session {
 
     fn on_drain(&mut self, deadline: Instant) {
         self.drain_deadline = Some(self.drain_deadline.map_or(deadline, |d| d.min(deadline)));
-        if let State::ExpectRequestHead(reader) = &self.state {
-            if reader.buffered() == 0 && self.unread[Side::Client.index()].is_empty() {
-                self.close();
+        match &self.state {
+            State::ExpectRequestHead(reader) => {
+                if reader.buffered() == 0 && self.unread[Side::Client.index()].is_empty() {
+                    self.close();
+                }
             }
+            State::Tunnel(_) => {
+                self.with_websocket(|ws, now, out| {
+                    ws.close(
+                        websocket::GOING_AWAY,
+                        "going away",
+                        TunnelEnd::Drain,
+                        now,
+                        out,
+                    )
+                });
+            }
+            _ => {}
         }
     }
 
@@ -316,8 +341,29 @@ impl Session {
                 State::Tunnel(_) => self.end_tunnel(TunnelEnd::SendTimeout),
                 _ => self.abort(ProxyError::SendTimeout),
             },
-            Timer::TunnelIdle => self.end_tunnel(TunnelEnd::IdleTimeout),
-            Timer::Fin => self.end_tunnel(TunnelEnd::FinTimeout),
+            Timer::TunnelIdle => {
+                if !self.with_websocket(|ws, now, out| {
+                    ws.close(
+                        websocket::GOING_AWAY,
+                        "idle timeout",
+                        TunnelEnd::IdleTimeout,
+                        now,
+                        out,
+                    )
+                }) {
+                    self.end_tunnel(TunnelEnd::IdleTimeout);
+                }
+            }
+            Timer::Fin => {
+                let closing = match &self.state {
+                    State::Tunnel(t) => t.websocket.as_ref().and_then(|ws| ws.closing()),
+                    _ => None,
+                };
+                self.end_tunnel(closing.unwrap_or(TunnelEnd::FinTimeout));
+            }
+            Timer::Ping(_) | Timer::PongTimeout(_) => {
+                self.with_websocket(|ws, now, out| ws.on_timer(timer, now, out));
+            }
             Timer::Drain => match self.state {
                 State::Tunnel(_) => self.end_tunnel(TunnelEnd::Drain),
                 _ => self.close(),
@@ -648,6 +694,16 @@ impl Session {
             Err(error) => return self.fail(error),
         };
         let started = x.started;
+        let websocket = protocol.eq_ignore_ascii_case("websocket").then(|| {
+            let extensions = response
+                .fields()
+                .values("sec-websocket-extensions")
+                .next()
+                .is_some();
+            let seed =
+                self.client.addr.map_or(0x5eed, |a| u64::from(a.port())) ^ 0x9e37_79b9_7f4a_7c15;
+            Box::new(WebSocketTunnel::new(extensions, self.now, seed))
+        });
         self.emit_request_log(101, None);
         self.state = State::Tunnel(Box::new(Tunnel {
             protocol,
@@ -656,6 +712,7 @@ impl Session {
             forwarded: [0; 2],
             shut: [false; 2],
             first_eof_at: None,
+            websocket,
         }));
         // The 101 goes out byte-exact; held client bytes and any upstream bytes after
         // the head are forwarded by the tunnel's first step.
@@ -684,6 +741,9 @@ impl Session {
     }
 
     fn step_tunnel(&mut self) -> bool {
+        if matches!(&self.state, State::Tunnel(t) if t.websocket.is_some()) {
+            return self.step_websocket_tunnel();
+        }
         let now = self.now;
         let mut progressed = false;
         for from in [Side::Client, Side::Upstream] {
@@ -716,6 +776,83 @@ impl Session {
             }
         }
         progressed
+    }
+
+    /// A WebSocket tunnel: bytes go through the frame relay, which may hold control
+    /// frames, insert the proxy's own, and turn EOFs without a Close into a Close.
+    fn step_websocket_tunnel(&mut self) -> bool {
+        let now = self.now;
+        let mut sends = Sends::new();
+        let mut shutdowns = Vec::new();
+        let mut progressed = false;
+        let State::Tunnel(tunnel) = &mut self.state else {
+            return false;
+        };
+        let Some(ws) = tunnel.websocket.as_mut() else {
+            return false;
+        };
+        for from in [Side::Client, Side::Upstream] {
+            let to = from.peer();
+            let input = std::mem::take(&mut self.unread[from.index()]);
+            if !input.is_empty() {
+                tunnel.last_activity = now;
+                progressed = true;
+                ws.relay(from, input, now, &mut sends);
+            }
+            if self.eof[from.index()]
+                && !tunnel.shut[to.index()]
+                && ws.on_eof(from, now, &mut sends)
+            {
+                tunnel.shut[to.index()] = true;
+                tunnel.first_eof_at.get_or_insert(now);
+                shutdowns.push(to);
+            }
+        }
+        let finished = ws.finished();
+        let both_shut = tunnel.shut == [true, true];
+        progressed |= !sends.is_empty() || !shutdowns.is_empty();
+        self.apply_tunnel_sends(sends);
+        self.outputs
+            .extend(shutdowns.into_iter().map(Output::ShutdownWrite));
+        if let Some(end) = finished {
+            self.end_tunnel(end);
+        } else if both_shut {
+            self.end_tunnel(TunnelEnd::Closed);
+        }
+        progressed
+    }
+
+    /// Runs `f` on the WebSocket state of the tunnel, if there is one, then carries out
+    /// its sends. Returns whether there was one.
+    fn with_websocket(
+        &mut self,
+        f: impl FnOnce(&mut WebSocketTunnel, Instant, &mut Sends),
+    ) -> bool {
+        let now = self.now;
+        let mut sends = Sends::new();
+        let State::Tunnel(tunnel) = &mut self.state else {
+            return false;
+        };
+        let Some(ws) = tunnel.websocket.as_mut() else {
+            return false;
+        };
+        f(ws, now, &mut sends);
+        let finished = ws.finished();
+        self.apply_tunnel_sends(sends);
+        if let Some(end) = finished {
+            self.end_tunnel(end);
+        }
+        true
+    }
+
+    /// Sends what the tunnel produced, counting it.
+    fn apply_tunnel_sends(&mut self, sends: Sends) {
+        for (to, bytes) in sends {
+            if let State::Tunnel(tunnel) = &mut self.state {
+                tunnel.forwarded[to.index()] += bytes.len() as u64;
+            }
+            self.send(to, bytes);
+        }
     }
 
     fn step_lingering(&mut self) -> bool {

@@ -125,4 +125,6 @@ pub(crate) struct Tunnel {
     /// Whether the write side towards each side was shut down.
     pub(crate) shut: [bool; 2],
     pub(crate) first_eof_at: Option<Instant>,
+    /// Frame-aware state when the protocol is `websocket`.
+    pub(crate) websocket: Option<Box<crate::websocket_tunnel::WebSocketTunnel>>,
 }

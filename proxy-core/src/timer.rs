@@ -33,4 +33,8 @@ pub enum Timer {
     Linger,
     /// The drain deadline → close whatever is left.
     Drain,
+    /// A WebSocket peer has been silent for `ping_interval` → the proxy pings it.
+    Ping(crate::Side),
+    /// A WebSocket peer did not answer the proxy's Ping → it is declared dead.
+    PongTimeout(crate::Side),
 }

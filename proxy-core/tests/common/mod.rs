@@ -39,8 +39,24 @@ pub fn websocket_101() -> Vec<u8> {
     .into_bytes()
 }
 
-/// A session with an open WebSocket tunnel; both received-buffers are emptied.
+/// A session with an open tunnel of a protocol the proxy does not look into
+/// (`Upgrade: raw`); both received-buffers are emptied.
 pub fn tunnel(config: Config) -> Sim {
+    let mut sim = Sim::new(config);
+    sim.client_sends(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: raw\r\nConnection: upgrade\r\n\r\n");
+    sim.expect_connect();
+    sim.upstream_connected();
+    sim.upstream_sends(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: upgrade\r\n\r\n",
+    );
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 101 "));
+    sim.take_client_received();
+    sim.take_upstream_received();
+    sim
+}
+
+/// A session with an open WebSocket tunnel; both received-buffers are emptied.
+pub fn websocket_tunnel(config: Config) -> Sim {
     let mut sim = Sim::new(config);
     sim.client_sends(&websocket_request());
     sim.expect_connect();
@@ -100,4 +116,22 @@ pub fn client_pieces_outcome(pieces: &[&[u8]], response: &[u8]) -> Outcome {
         sim.upstream_sends(response);
     }
     outcome(&sim)
+}
+
+/// A masked text frame, as a client sends it (mask key 1, 2, 3, 4).
+pub fn client_frame(payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let key = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    frame
+}
+
+/// An unmasked text frame, as a server sends it.
+pub fn server_frame(payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut frame = vec![0x81, payload.len() as u8];
+    frame.extend_from_slice(payload);
+    frame
 }

@@ -1,0 +1,414 @@
+//! WebSocket frames as they pass through a tunnel (RFC 6455 §5).
+//!
+//! The proxy reads frame *headers* only, so it knows where frames begin and end: that
+//! is where it may insert a frame of its own (a Ping, a Close) without corrupting the
+//! stream. Data payload is forwarded as the slices that were read, never copied or
+//! held. Control frames (at most 125 bytes of payload) are held whole until complete,
+//! so the proxy can recognise the Pong answering its own Ping and the peers' Close.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Close code 1001: going away (idle timeout, shutdown, client gone).
+pub const GOING_AWAY: u16 = 1001;
+/// Close code 1002: protocol error.
+pub const PROTOCOL_ERROR: u16 = 1002;
+/// Close code 1011: the server (here, the upstream) failed.
+pub const INTERNAL_ERROR: u16 = 1011;
+/// Close code 1014: bad gateway, the upstream vanished.
+pub const BAD_GATEWAY: u16 = 1014;
+
+const OP_CONTINUATION: u8 = 0x0;
+const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
+/// Opcode of a Close frame.
+pub const OP_CLOSE: u8 = 0x8;
+/// Opcode of a Ping frame.
+pub const OP_PING: u8 = 0x9;
+/// Opcode of a Pong frame.
+pub const OP_PONG: u8 = 0xA;
+
+/// A frame header that breaks RFC 6455 §5.2 (the tunnel ends with Close 1002).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// Opcode 3–7 or 11–15.
+    ReservedOpcode,
+    /// RSV bits set with no extension negotiated.
+    ReservedBits,
+    /// A control frame longer than 125 bytes or not final.
+    InvalidControlFrame,
+    /// A client frame without a mask, or a server frame with one.
+    WrongMasking,
+    /// A 64-bit length with its most significant bit set.
+    LengthTooLarge,
+    /// A continuation with no message to continue, or a new message inside one.
+    BadFragmentation,
+}
+
+/// A control frame, held whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControlFrame {
+    /// `OP_CLOSE`, `OP_PING` or `OP_PONG`.
+    pub opcode: u8,
+    /// The frame as received, to forward untouched.
+    pub raw: Bytes,
+    /// The payload, unmasked.
+    pub payload: Vec<u8>,
+}
+
+/// What the relay found in the bytes it was given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Bytes of data frames (headers and payload) to forward as they are.
+    Forward(Bytes),
+    /// A complete control frame; the caller forwards `raw` or consumes it.
+    Control(ControlFrame),
+}
+
+#[derive(Clone, Debug)]
+enum State {
+    /// Collecting a header: `have` bytes of it in `header`.
+    Header { header: [u8; 14], have: usize },
+    /// Forwarding this many more payload bytes of a data frame.
+    Payload { remaining: u64 },
+    /// Holding a control frame until `need` more bytes arrive.
+    Control {
+        frame: BytesMut,
+        need: usize,
+        opcode: u8,
+        mask: Option<[u8; 4]>,
+    },
+}
+
+/// Tracks frame boundaries in one direction of a WebSocket tunnel.
+#[derive(Clone, Debug)]
+pub struct FrameRelay {
+    state: State,
+    /// Frames in this direction must be masked (client to server) or must not be.
+    masked: bool,
+    /// An extension was negotiated, so RSV bits may be set.
+    extensions: bool,
+    /// Inside a fragmented data message.
+    in_message: bool,
+}
+
+impl FrameRelay {
+    /// A relay for frames sent by a client (`masked`) or by a server.
+    pub fn new(masked: bool, extensions: bool) -> Self {
+        FrameRelay {
+            state: State::Header {
+                header: [0; 14],
+                have: 0,
+            },
+            masked,
+            extensions,
+            in_message: false,
+        }
+    }
+
+    /// Whether everything forwarded so far ends at a frame boundary, so a frame of the
+    /// proxy's own may be sent next in this direction.
+    pub fn at_boundary(&self) -> bool {
+        !matches!(self.state, State::Payload { .. })
+    }
+
+    /// Consumes bytes from the front of `input` and returns the next step, or `None`
+    /// once `input` is used up.
+    pub fn next(&mut self, input: &mut Bytes) -> Result<Option<Step>, FrameError> {
+        loop {
+            match &mut self.state {
+                State::Control {
+                    frame,
+                    need: 0,
+                    opcode,
+                    mask,
+                } => {
+                    let control = control_frame(*opcode, std::mem::take(frame).freeze(), *mask);
+                    self.state = State::Header {
+                        header: [0; 14],
+                        have: 0,
+                    };
+                    return Ok(Some(Step::Control(control)));
+                }
+                _ if input.is_empty() => return Ok(None),
+                State::Payload { remaining } => {
+                    let take = (*remaining).min(input.len() as u64) as usize;
+                    *remaining -= take as u64;
+                    if *remaining == 0 {
+                        self.state = State::Header {
+                            header: [0; 14],
+                            have: 0,
+                        };
+                    }
+                    return Ok(Some(Step::Forward(input.split_to(take))));
+                }
+                State::Control { frame, need, .. } => {
+                    let take = (*need).min(input.len());
+                    frame.extend_from_slice(&input.split_to(take));
+                    *need -= take;
+                }
+                State::Header { header, have } => {
+                    let header_bytes = if *have == 0 && input.len() >= header_len(input) {
+                        // The whole header is in this read: slice it, no copy.
+                        input.split_to(header_len(input))
+                    } else {
+                        while *have < header_len(&header[..*have]) && !input.is_empty() {
+                            header[*have] = input[0];
+                            *have += 1;
+                            let _ = input.split_to(1);
+                        }
+                        if *have < header_len(&header[..*have]) {
+                            return Ok(None);
+                        }
+                        Bytes::copy_from_slice(&header[..*have])
+                    };
+                    if let Some(step) = self.start_frame(header_bytes)? {
+                        return Ok(Some(step));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A complete header: check it (RFC 6455 §5.2, §5.4, §5.5) and enter its frame.
+    fn start_frame(&mut self, header_bytes: Bytes) -> Result<Option<Step>, FrameError> {
+        let h = parse_header(&header_bytes);
+        if h.rsv && !self.extensions {
+            return Err(FrameError::ReservedBits);
+        }
+        if h.mask.is_some() != self.masked {
+            return Err(FrameError::WrongMasking);
+        }
+        if h.length >> 63 != 0 {
+            return Err(FrameError::LengthTooLarge);
+        }
+        match h.opcode {
+            OP_CLOSE | OP_PING | OP_PONG => {
+                if !h.fin || h.length > 125 {
+                    return Err(FrameError::InvalidControlFrame);
+                }
+                let mut frame = BytesMut::with_capacity(header_bytes.len() + h.length as usize);
+                frame.extend_from_slice(&header_bytes);
+                self.state = State::Control {
+                    frame,
+                    need: h.length as usize,
+                    opcode: h.opcode,
+                    mask: h.mask,
+                };
+                Ok(None)
+            }
+            OP_CONTINUATION | OP_TEXT | OP_BINARY => {
+                let continuation = h.opcode == OP_CONTINUATION;
+                if continuation != self.in_message {
+                    return Err(FrameError::BadFragmentation);
+                }
+                self.in_message = !h.fin;
+                self.state = if h.length > 0 {
+                    State::Payload {
+                        remaining: h.length,
+                    }
+                } else {
+                    State::Header {
+                        header: [0; 14],
+                        have: 0,
+                    }
+                };
+                Ok(Some(Step::Forward(header_bytes)))
+            }
+            _ => Err(FrameError::ReservedOpcode),
+        }
+    }
+}
+
+struct Header {
+    fin: bool,
+    rsv: bool,
+    opcode: u8,
+    mask: Option<[u8; 4]>,
+    length: u64,
+}
+
+/// The full length of a header given its first bytes (2 until they are known).
+fn header_len(start: &[u8]) -> usize {
+    if start.len() < 2 {
+        return 2;
+    }
+    let extended = match start[1] & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    let mask = if start[1] & 0x80 != 0 { 4 } else { 0 };
+    2 + extended + mask
+}
+
+fn parse_header(h: &[u8]) -> Header {
+    let (length, mut at) = match h[1] & 0x7f {
+        126 => (u64::from(u16::from_be_bytes([h[2], h[3]])), 4),
+        127 => (
+            u64::from_be_bytes([h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]]),
+            10,
+        ),
+        n => (u64::from(n), 2),
+    };
+    let mask = if h[1] & 0x80 != 0 {
+        let key = [h[at], h[at + 1], h[at + 2], h[at + 3]];
+        at += 4;
+        Some(key)
+    } else {
+        None
+    };
+    debug_assert_eq!(at, h.len());
+    Header {
+        fin: h[0] & 0x80 != 0,
+        rsv: h[0] & 0x70 != 0,
+        opcode: h[0] & 0x0f,
+        mask,
+        length,
+    }
+}
+
+fn control_frame(opcode: u8, raw: Bytes, mask: Option<[u8; 4]>) -> ControlFrame {
+    let payload_start = raw.len() - payload_len(&raw);
+    let mut payload = raw[payload_start..].to_vec();
+    if let Some(key) = mask {
+        apply_mask(&mut payload, key);
+    }
+    ControlFrame {
+        opcode,
+        raw,
+        payload,
+    }
+}
+
+fn payload_len(raw: &[u8]) -> usize {
+    raw.len() - header_len(raw)
+}
+
+fn apply_mask(data: &mut [u8], key: [u8; 4]) {
+    for (i, b) in data.iter_mut().enumerate() {
+        *b ^= key[i % 4];
+    }
+}
+
+/// Encodes a control frame from the proxy; masked (with `mask`) towards an upstream.
+pub fn encode_control(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Bytes {
+    let payload = &payload[..payload.len().min(125)];
+    let mut out = BytesMut::with_capacity(6 + payload.len());
+    out.put_u8(0x80 | opcode);
+    out.put_u8(if mask.is_some() { 0x80 } else { 0 } | payload.len() as u8);
+    let mut body = payload.to_vec();
+    if let Some(key) = mask {
+        out.put_slice(&key);
+        apply_mask(&mut body, key);
+    }
+    out.put_slice(&body);
+    out.freeze()
+}
+
+/// Encodes a Close frame with a code and a reason (RFC 6455 §5.5.1).
+pub fn encode_close(code: u16, reason: &str, mask: Option<[u8; 4]>) -> Bytes {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(reason.as_bytes());
+    encode_control(OP_CLOSE, &payload, mask)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay_all(
+        relay: &mut FrameRelay,
+        pieces: &[&[u8]],
+    ) -> Result<(Vec<u8>, Vec<ControlFrame>), FrameError> {
+        let (mut forwarded, mut controls) = (Vec::new(), Vec::new());
+        for piece in pieces {
+            let mut input = Bytes::copy_from_slice(piece);
+            while let Some(step) = relay.next(&mut input)? {
+                match step {
+                    Step::Forward(b) => forwarded.extend_from_slice(&b),
+                    Step::Control(c) => controls.push(c),
+                }
+            }
+        }
+        Ok((forwarded, controls))
+    }
+
+    #[test]
+    fn frame_headers_split_at_every_byte_give_the_same_frames() {
+        let mut stream = Vec::new();
+        stream.extend_from_slice(&[0x01, 0x83, 1, 2, 3, 4, b'a' ^ 1, b'b' ^ 2, b'c' ^ 3]); // text, not final
+        stream.extend_from_slice(&encode_control(OP_PING, b"hi", Some([9, 9, 9, 9]))); // interleaved ping
+        stream.extend_from_slice(&[0x80, 0xFE, 0x01, 0x00, 0, 0, 0, 0]); // final continuation, 256 bytes
+        stream.extend_from_slice(&[7u8; 256]);
+        let mut whole = FrameRelay::new(true, false);
+        let expected = relay_all(&mut whole, &[&stream]).unwrap();
+        assert_eq!(expected.1.len(), 1);
+        assert_eq!(expected.1[0].payload, b"hi");
+        for at in 0..stream.len() {
+            let mut relay = FrameRelay::new(true, false);
+            let (a, b) = stream.split_at(at);
+            assert_eq!(
+                relay_all(&mut relay, &[a, b]).unwrap(),
+                expected,
+                "split at {at}"
+            );
+        }
+        let mut relay = FrameRelay::new(true, false);
+        let bytewise: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(relay_all(&mut relay, &bytewise).unwrap(), expected);
+    }
+
+    #[test]
+    fn boundaries_are_known_between_frames_only() {
+        let mut relay = FrameRelay::new(false, false);
+        assert!(relay.at_boundary());
+        let mut input = Bytes::from_static(&[0x82, 0x04, 1, 2]);
+        while relay.next(&mut input).unwrap().is_some() {}
+        assert!(!relay.at_boundary(), "two payload bytes still to come");
+        let mut input = Bytes::from_static(&[3, 4]);
+        while relay.next(&mut input).unwrap().is_some() {}
+        assert!(relay.at_boundary());
+    }
+
+    #[test]
+    fn rfc6455_header_violations_are_errors() {
+        let cases: [(&[u8], bool, FrameError); 7] = [
+            (&[0x83, 0x00], false, FrameError::ReservedOpcode),
+            (&[0xC1, 0x00], false, FrameError::ReservedBits),
+            (
+                &[0x89, 0x7E, 0x00, 0x7E],
+                false,
+                FrameError::InvalidControlFrame,
+            ),
+            (&[0x09, 0x00], false, FrameError::InvalidControlFrame),
+            (&[0x81, 0x00], true, FrameError::WrongMasking),
+            (
+                &[0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0],
+                false,
+                FrameError::LengthTooLarge,
+            ),
+            (&[0x80, 0x00], false, FrameError::BadFragmentation),
+        ];
+        for (bytes, masked, error) in cases {
+            let mut relay = FrameRelay::new(masked, false);
+            assert_eq!(relay_all(&mut relay, &[bytes]), Err(error), "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn rsv_bits_are_allowed_with_an_extension() {
+        let mut relay = FrameRelay::new(false, true);
+        assert!(relay_all(&mut relay, &[&[0xC1, 0x01, b'x']]).is_ok());
+    }
+
+    #[test]
+    fn encoded_close_carries_code_and_reason() {
+        let frame = encode_close(GOING_AWAY, "idle timeout", None);
+        assert_eq!(&frame[..4], &[0x88, 14, 0x03, 0xE9]);
+        assert_eq!(&frame[4..], b"idle timeout");
+        let mut relay = FrameRelay::new(true, false);
+        let masked = encode_close(GOING_AWAY, "bye", Some([1, 2, 3, 4]));
+        let (_, controls) = relay_all(&mut relay, &[&masked]).unwrap();
+        assert_eq!(controls[0].payload, [&[0x03, 0xE9][..], b"bye"].concat());
+    }
+}

@@ -1,0 +1,299 @@
+//! A tunnel that knows it carries WebSocket frames (RFC 6455), so the proxy can keep it
+//! alive with its own Pings and end it with a real Close frame instead of a bare TCP
+//! close (which browsers report as 1006, with no reason).
+//!
+//! Rules, each enforced here:
+//! - Frames are relayed untouched; the proxy inserts its own frames only at a frame
+//!   boundary of the stream it inserts into, masked towards the upstream (the proxy is
+//!   its client) and unmasked towards the client.
+//! - `ping_interval`: a peer silent that long gets a Ping; the Pong answering it is
+//!   consumed, any other Pong is forwarded. No answer within `pong_timeout`: the peer is
+//!   dead, the other side gets Close 1011 (upstream dead) or 1001 (client gone).
+//! - When the proxy ends the tunnel (idle timeout 1001, drain 1001, upstream vanished
+//!   without a Close 1014, client vanished 1001, a frame breaking RFC 6455 1002), it
+//!   sends Close to every live side it can reach at a boundary, stops relaying, and
+//!   closes the connections when each has answered with its Close or at `fin`.
+//! - A Close sent by a peer is forwarded untouched and the peers finish the handshake
+//!   themselves; their EOFs then pass through as half-closes.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::io::{Side, TunnelEnd};
+use crate::timer::Timer;
+use crate::websocket::{self, FrameRelay, Step};
+use crate::Config;
+
+/// Sends produced by the tunnel, in order.
+pub(crate) type Sends = Vec<(Side, Bytes)>;
+
+/// The proxy is ending the tunnel and waits for the peers' Close replies.
+#[derive(Clone, Copy, Debug)]
+struct Closing {
+    /// Sides whose Close reply (or EOF) is still awaited.
+    awaiting: [bool; 2],
+    since: Instant,
+    end: TunnelEnd,
+}
+
+/// WebSocket state of a tunnel; arrays are indexed by `Side::index`.
+#[derive(Debug)]
+pub(crate) struct WebSocketTunnel {
+    /// Frame tracking of the bytes each side sends.
+    relay: [FrameRelay; 2],
+    /// The proxy's frames waiting for a boundary in the stream towards each side.
+    inject: [VecDeque<Bytes>; 2],
+    /// The payload of the proxy's unanswered Ping to each side, and when it was sent.
+    ping: [Option<([u8; 8], Instant)>; 2],
+    /// When each side last sent anything.
+    heard_at: [Instant; 2],
+    /// Each side's read half ended.
+    eof: [bool; 2],
+    /// Each side sent a Close frame.
+    close_seen: [bool; 2],
+    closing: Option<Closing>,
+    /// xorshift state for Ping payloads and mask keys. These frames carry no
+    /// attacker-chosen bytes, so predictable masks cannot be abused (RFC 6455 §10.3).
+    rng: u64,
+}
+
+impl WebSocketTunnel {
+    pub(crate) fn new(extensions: bool, now: Instant, seed: u64) -> Self {
+        WebSocketTunnel {
+            relay: [
+                FrameRelay::new(true, extensions),
+                FrameRelay::new(false, extensions),
+            ],
+            inject: [VecDeque::new(), VecDeque::new()],
+            ping: [None, None],
+            heard_at: [now; 2],
+            eof: [false; 2],
+            close_seen: [false; 2],
+            closing: None,
+            rng: seed | 1,
+        }
+    }
+
+    /// Relays bytes `from` one side; protocol errors start the 1002 close.
+    pub(crate) fn relay(&mut self, from: Side, mut input: Bytes, now: Instant, out: &mut Sends) {
+        let to = from.peer();
+        if !input.is_empty() {
+            self.heard_at[from.index()] = now;
+        }
+        loop {
+            match self.relay[from.index()].next(&mut input) {
+                Ok(None) => break,
+                Ok(Some(Step::Forward(bytes))) => {
+                    if self.closing.is_none() && !bytes.is_empty() {
+                        out.push((to, bytes));
+                    }
+                }
+                Ok(Some(Step::Control(frame))) => {
+                    let i = from.index();
+                    if frame.opcode == websocket::OP_CLOSE {
+                        self.close_seen[i] = true;
+                        if let Some(closing) = &mut self.closing {
+                            closing.awaiting[i] = false;
+                        }
+                    }
+                    let answers_our_ping = frame.opcode == websocket::OP_PONG
+                        && self.ping[i].is_some_and(|(payload, _)| frame.payload == payload);
+                    if answers_our_ping {
+                        self.ping[i] = None;
+                    } else if self.closing.is_none() {
+                        out.push((to, frame.raw));
+                    }
+                }
+                Err(_) => {
+                    self.close_both(
+                        websocket::PROTOCOL_ERROR,
+                        "protocol error",
+                        TunnelEnd::ProtocolError(from),
+                        now,
+                    );
+                    break;
+                }
+            }
+            self.flush(to, out);
+        }
+        self.flush(to, out);
+    }
+
+    /// `from` shut its write half. Returns whether to pass the EOF on as a half-close
+    /// (the peer closed properly, after a Close frame).
+    pub(crate) fn on_eof(&mut self, from: Side, now: Instant, out: &mut Sends) -> bool {
+        let i = from.index();
+        if self.eof[i] {
+            return false;
+        }
+        self.eof[i] = true;
+        if let Some(closing) = &mut self.closing {
+            closing.awaiting[i] = false;
+            return false;
+        }
+        if self.close_seen[i] {
+            return true;
+        }
+        self.peer_gone(from, TunnelEnd::PeerGone(from), now, out);
+        false
+    }
+
+    /// `from`'s connection failed: the other side learns why.
+    pub(crate) fn on_reset(&mut self, from: Side, now: Instant, out: &mut Sends) {
+        self.eof[from.index()] = true;
+        if let Some(closing) = &mut self.closing {
+            closing.awaiting[from.index()] = false;
+        } else {
+            self.peer_gone(from, TunnelEnd::Reset(from), now, out);
+        }
+    }
+
+    /// The proxy ends the tunnel: Close with `code` to both sides.
+    pub(crate) fn close(
+        &mut self,
+        code: u16,
+        reason: &str,
+        end: TunnelEnd,
+        now: Instant,
+        out: &mut Sends,
+    ) {
+        self.close_both(code, reason, end, now);
+        self.flush(Side::Client, out);
+        self.flush(Side::Upstream, out);
+    }
+
+    /// Handles the tunnel's own timers (pings, pong timeouts).
+    pub(crate) fn on_timer(&mut self, timer: Timer, now: Instant, out: &mut Sends) {
+        match timer {
+            Timer::Ping(side) => {
+                let payload = self.random().to_be_bytes();
+                let mask = self.mask_towards(side);
+                self.inject[side.index()].push_back(websocket::encode_control(
+                    websocket::OP_PING,
+                    &payload,
+                    mask,
+                ));
+                self.ping[side.index()] = Some((payload, now));
+                self.flush(side, out);
+            }
+            Timer::PongTimeout(dead) => {
+                self.ping[dead.index()] = None;
+                self.peer_gone(dead, TunnelEnd::PingTimeout(dead), now, out);
+            }
+            _ => {}
+        }
+    }
+
+    /// The next of the tunnel's own deadlines.
+    pub(crate) fn next_timer(&self, config: &Config) -> Option<(Instant, Timer)> {
+        let mut next: Option<(Instant, Timer)> = None;
+        let mut consider = |at: Instant, timer: Timer| {
+            if next.is_none_or(|(best, _)| at < best) {
+                next = Some((at, timer));
+            }
+        };
+        if let Some(closing) = &self.closing {
+            consider(closing.since + config.timeouts.fin, Timer::Fin);
+            return next;
+        }
+        for side in [Side::Client, Side::Upstream] {
+            let i = side.index();
+            match self.ping[i] {
+                Some((_, sent)) => consider(
+                    sent + config.websocket.pong_timeout,
+                    Timer::PongTimeout(side),
+                ),
+                None => {
+                    if let (Some(interval), false) = (config.websocket.ping_interval, self.eof[i]) {
+                        consider(self.heard_at[i] + interval, Timer::Ping(side));
+                    }
+                }
+            }
+        }
+        next
+    }
+
+    /// Whether the proxy is closing the tunnel (no more relaying), and why.
+    pub(crate) fn closing(&self) -> Option<TunnelEnd> {
+        self.closing.map(|c| c.end)
+    }
+
+    /// The proxy's close handshake is over: every Close sent was answered.
+    pub(crate) fn finished(&self) -> Option<TunnelEnd> {
+        self.closing
+            .filter(|c| c.awaiting == [false, false])
+            .map(|c| c.end)
+    }
+
+    /// A side is gone (EOF without Close, reset, no Pong): the other side gets a Close
+    /// saying so; the gone side gets nothing more.
+    fn peer_gone(&mut self, gone: Side, end: TunnelEnd, now: Instant, out: &mut Sends) {
+        let other = gone.peer();
+        let (code, reason) = match gone {
+            Side::Upstream if matches!(end, TunnelEnd::PingTimeout(_)) => {
+                (websocket::INTERNAL_ERROR, "upstream not responding")
+            }
+            Side::Upstream => (websocket::BAD_GATEWAY, "upstream went away"),
+            Side::Client => (websocket::GOING_AWAY, "client went away"),
+        };
+        self.start_closing(end, now);
+        self.eof[gone.index()] = true;
+        self.send_close(other, code, reason);
+        self.flush(other, out);
+    }
+
+    fn close_both(&mut self, code: u16, reason: &str, end: TunnelEnd, now: Instant) {
+        if self.closing.is_some() {
+            return;
+        }
+        self.start_closing(end, now);
+        self.send_close(Side::Client, code, reason);
+        self.send_close(Side::Upstream, code, reason);
+    }
+
+    fn start_closing(&mut self, end: TunnelEnd, now: Instant) {
+        self.closing.get_or_insert(Closing {
+            awaiting: [false; 2],
+            since: now,
+            end,
+        });
+    }
+
+    /// Queues a Close towards `to` if it is alive and reachable at a boundary, and
+    /// then awaits its reply; otherwise it is not waited for.
+    fn send_close(&mut self, to: Side, code: u16, reason: &str) {
+        let i = to.index();
+        let reachable = self.relay[to.peer().index()].at_boundary();
+        if self.eof[i] || self.close_seen[i] || !reachable {
+            return;
+        }
+        let mask = self.mask_towards(to);
+        self.inject[i].push_back(websocket::encode_close(code, reason, mask));
+        if let Some(closing) = &mut self.closing {
+            closing.awaiting[i] = true;
+        }
+    }
+
+    /// Sends the proxy's queued frames towards `to` if that stream is at a boundary.
+    fn flush(&mut self, to: Side, out: &mut Sends) {
+        if self.relay[to.peer().index()].at_boundary() {
+            out.extend(self.inject[to.index()].drain(..).map(|frame| (to, frame)));
+        }
+    }
+
+    fn mask_towards(&mut self, to: Side) -> Option<[u8; 4]> {
+        match to {
+            Side::Upstream => Some((self.random() as u32).to_be_bytes()),
+            Side::Client => None,
+        }
+    }
+
+    fn random(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+}
