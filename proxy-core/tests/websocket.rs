@@ -1,0 +1,311 @@
+//! WebSocket-aware tunnels: proxy pings, real close codes, graceful drain (RFC 6455).
+
+mod common;
+use common::*;
+use proxy_core::timer::Timer;
+use proxy_core::{Config, Event, Input, Side, TunnelEnd};
+use std::time::Duration;
+
+const PING: u8 = 0x9;
+const PONG: u8 = 0xA;
+const CLOSE: u8 = 0x8;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn with_pings() -> Config {
+    let mut config = Config::default();
+    config.websocket.ping_interval = Some(secs(20));
+    config.websocket.pong_timeout = secs(5);
+    config
+}
+
+fn tunnel_end(sim: &proxy_core::sim::Sim) -> Option<TunnelEnd> {
+    sim.events().iter().find_map(|e| match e {
+        Event::Tunnel(t) => Some(t.end),
+        _ => None,
+    })
+}
+
+#[test]
+fn pings_go_to_a_silent_peer_masked_towards_the_upstream_only() {
+    let mut sim = websocket_tunnel(with_pings());
+    sim.advance(secs(20));
+    let to_client = decode_frames(sim.client_received());
+    let to_upstream = decode_frames(sim.upstream_received());
+    assert_eq!(to_client.len(), 1);
+    assert_eq!((to_client[0].opcode, to_client[0].masked), (PING, false));
+    assert_eq!(to_upstream.len(), 1);
+    assert_eq!((to_upstream[0].opcode, to_upstream[0].masked), (PING, true));
+}
+
+#[test]
+fn no_pings_unless_configured() {
+    let mut sim = websocket_tunnel(Config::default());
+    sim.advance(secs(59));
+    assert!(sim.client_received().is_empty() && sim.upstream_received().is_empty());
+}
+
+#[test]
+fn the_pong_answering_the_proxys_ping_is_consumed() {
+    let mut sim = websocket_tunnel(with_pings());
+    sim.advance(secs(20));
+    let ping = decode_frames(&sim.take_client_received()).remove(0);
+    sim.take_upstream_received();
+    sim.client_sends(&encode_frame(true, PONG, true, &ping.payload));
+    assert!(
+        sim.upstream_received().is_empty(),
+        "the proxy's own Pong is not forwarded"
+    );
+}
+
+#[test]
+fn an_unsolicited_pong_is_forwarded() {
+    let mut sim = websocket_tunnel(with_pings());
+    let pong = encode_frame(true, PONG, true, b"mine");
+    sim.client_sends(&pong);
+    assert_eq!(sim.upstream_received(), &pong[..]);
+}
+
+#[test]
+fn a_peer_ping_and_its_pong_pass_through() {
+    let mut sim = websocket_tunnel(Config::default());
+    let ping = encode_frame(true, PING, true, b"p");
+    sim.client_sends(&ping);
+    assert_eq!(sim.upstream_received(), &ping[..]);
+    let pong = encode_frame(true, PONG, false, b"p");
+    sim.upstream_sends(&pong);
+    assert_eq!(sim.client_received(), &pong[..]);
+}
+
+#[test]
+fn a_ping_waits_for_the_frame_boundary_of_a_large_fragmented_message() {
+    let mut sim = websocket_tunnel(with_pings());
+    // The upstream starts a fragmented message, and stalls inside its second frame.
+    let first = encode_frame(false, 0x2, false, &[1; 1000]);
+    let second = encode_frame(false, 0x0, false, &[2; 70_000]);
+    let last = encode_frame(true, 0x0, false, &[3; 10]);
+    sim.upstream_sends(&first);
+    sim.upstream_sends(&second[..30_000]);
+    sim.advance(secs(20)); // the client has been silent: it is due a Ping
+    assert_eq!(
+        sim.client_received().len(),
+        first.len() + 30_000,
+        "nothing inserted inside a frame"
+    );
+    sim.advance(secs(2));
+    sim.upstream_sends(&second[30_000..]);
+    sim.upstream_sends(&last);
+    let frames = decode_frames(sim.client_received());
+    let opcodes: Vec<u8> = frames.iter().map(|f| f.opcode).collect();
+    assert_eq!(
+        opcodes,
+        [0x2, 0x0, PING, 0x0],
+        "the ping waited for the end of the frame in flight"
+    );
+    assert_eq!(frames[1].payload.len(), 70_000);
+}
+
+#[test]
+fn a_ping_is_held_while_a_frame_is_in_flight_and_sent_at_its_end() {
+    let mut sim = websocket_tunnel(with_pings());
+    let big = encode_frame(true, 0x2, false, &[9; 50_000]);
+    sim.upstream_sends(&big[..100]);
+    sim.advance(secs(20));
+    assert_eq!(sim.client_received(), &big[..100]);
+    sim.upstream_sends(&big[100..]);
+    let frames = decode_frames(sim.client_received());
+    assert_eq!(
+        frames.iter().map(|f| f.opcode).collect::<Vec<_>>(),
+        [0x2, PING]
+    );
+    assert_eq!(frames[0].payload.len(), 50_000);
+}
+
+#[test]
+fn an_upstream_that_never_pongs_is_dead_and_the_client_gets_1011() {
+    let mut sim = websocket_tunnel(with_pings());
+    sim.advance(secs(20));
+    let ping = decode_frames(&sim.take_client_received()).remove(0);
+    sim.client_sends(&encode_frame(true, PONG, true, &ping.payload)); // the client is alive
+    sim.advance(secs(5));
+    let frames = decode_frames(sim.client_received());
+    assert_eq!(frames.last().and_then(Frame::close_code), Some(1011));
+    assert_eq!(sim.session().next_timer().map(|(_, t)| t), Some(Timer::Fin));
+    sim.client_sends(&encode_frame(true, CLOSE, true, &1011u16.to_be_bytes()));
+    assert!(sim.is_closed(), "closed once the client answered the Close");
+    assert_eq!(
+        tunnel_end(&sim),
+        Some(TunnelEnd::PingTimeout(Side::Upstream))
+    );
+}
+
+#[test]
+fn a_client_that_never_pongs_is_gone_and_the_upstream_gets_1001() {
+    let mut sim = websocket_tunnel(with_pings());
+    sim.advance(secs(20));
+    let ping = decode_frames(&sim.take_upstream_received()).remove(0);
+    sim.upstream_sends(&encode_frame(true, PONG, false, &ping.payload));
+    sim.advance(secs(5));
+    let frames = decode_frames(sim.upstream_received());
+    let close = frames.last().unwrap();
+    assert_eq!((close.close_code(), close.masked), (Some(1001), true));
+    assert!(
+        !decode_frames(sim.client_received())
+            .iter()
+            .any(|f| f.opcode == CLOSE),
+        "the dead side gets nothing"
+    );
+    sim.advance(secs(30));
+    assert!(sim.is_closed(), "closed at fin_timeout without an answer");
+}
+
+#[test]
+fn pings_keep_a_silent_connection_alive_past_the_idle_timeout() {
+    let mut sim = websocket_tunnel(with_pings());
+    for _ in 0..10 {
+        sim.advance(secs(20));
+        for (side, frames) in [
+            (Side::Client, sim.take_client_received()),
+            (Side::Upstream, sim.take_upstream_received()),
+        ] {
+            for ping in decode_frames(&frames)
+                .into_iter()
+                .filter(|f| f.opcode == PING)
+            {
+                let pong = encode_frame(true, PONG, side == Side::Client, &ping.payload);
+                sim.input(Input::Data(side, pong.into()));
+            }
+        }
+    }
+    assert!(
+        !sim.is_closed(),
+        "200 s with no application data, idle timeout 60 s"
+    );
+}
+
+#[test]
+fn idle_timeout_sends_close_1001_idle_timeout_to_both_sides() {
+    let mut sim = websocket_tunnel(Config::default());
+    sim.advance(secs(60));
+    let to_client = decode_frames(sim.client_received());
+    let to_upstream = decode_frames(sim.upstream_received());
+    assert_eq!(to_client.last().and_then(Frame::close_code), Some(1001));
+    assert_eq!(&to_client.last().unwrap().payload[2..], b"idle timeout");
+    assert_eq!(to_upstream.last().and_then(Frame::close_code), Some(1001));
+    assert!(!sim.is_closed(), "waits for the Close replies");
+    sim.client_sends(&encode_frame(true, CLOSE, true, &1001u16.to_be_bytes()));
+    sim.upstream_sends(&encode_frame(true, CLOSE, false, &1001u16.to_be_bytes()));
+    assert!(sim.is_closed());
+    assert_eq!(tunnel_end(&sim), Some(TunnelEnd::IdleTimeout));
+    assert!(
+        decode_frames(sim.client_received())
+            .iter()
+            .filter(|f| f.opcode == CLOSE)
+            .count()
+            == 1,
+        "replies not relayed"
+    );
+}
+
+#[test]
+fn drain_sends_close_1001_going_away() {
+    let mut sim = websocket_tunnel(Config::default());
+    let deadline = sim.now() + secs(30);
+    sim.input(Input::Drain { deadline });
+    let close = decode_frames(sim.client_received()).pop().unwrap();
+    assert_eq!(close.close_code(), Some(1001));
+    assert_eq!(&close.payload[2..], b"going away");
+    sim.advance(secs(30));
+    assert!(sim.is_closed(), "the deadline holds even without replies");
+}
+
+#[test]
+fn upstream_vanishing_without_a_close_gives_the_client_1014() {
+    let mut sim = websocket_tunnel(Config::default());
+    sim.upstream_sends(&server_frame(b"last words"));
+    sim.eof(Side::Upstream);
+    let frames = decode_frames(sim.client_received());
+    assert_eq!(frames[0].payload, b"last words");
+    assert_eq!(frames.last().and_then(Frame::close_code), Some(1014));
+    sim.client_sends(&encode_frame(true, CLOSE, true, &1014u16.to_be_bytes()));
+    assert!(sim.is_closed());
+    assert_eq!(tunnel_end(&sim), Some(TunnelEnd::PeerGone(Side::Upstream)));
+}
+
+#[test]
+fn upstream_reset_gives_the_client_1014() {
+    let mut sim = websocket_tunnel(Config::default());
+    sim.reset(Side::Upstream);
+    assert_eq!(
+        decode_frames(sim.client_received())
+            .last()
+            .and_then(Frame::close_code),
+        Some(1014)
+    );
+}
+
+#[test]
+fn a_peer_close_is_forwarded_untouched_and_the_handshake_passes_through() {
+    let mut sim = websocket_tunnel(Config::default());
+    let close = encode_frame(
+        true,
+        CLOSE,
+        true,
+        &[&4000u16.to_be_bytes()[..], b"bye"].concat(),
+    );
+    sim.client_sends(&close);
+    assert_eq!(sim.upstream_received(), &close[..]);
+    let reply = encode_frame(
+        true,
+        CLOSE,
+        false,
+        &[&4000u16.to_be_bytes()[..], b"bye"].concat(),
+    );
+    sim.upstream_sends(&reply);
+    assert_eq!(sim.client_received(), &reply[..]);
+    sim.eof(Side::Upstream);
+    assert_eq!(
+        sim.shutdowns(),
+        &[Side::Client],
+        "a proper EOF passes through"
+    );
+    sim.eof(Side::Client);
+    assert!(sim.is_closed());
+    assert_eq!(tunnel_end(&sim), Some(TunnelEnd::Closed));
+}
+
+#[test]
+fn a_frame_breaking_rfc6455_closes_both_sides_with_1002() {
+    let mut sim = websocket_tunnel(Config::default());
+    sim.client_sends(&encode_frame(true, 0x1, false, b"unmasked from a client"));
+    let to_client = decode_frames(sim.client_received());
+    let to_upstream = decode_frames(sim.upstream_received());
+    assert_eq!(to_client.last().and_then(Frame::close_code), Some(1002));
+    assert_eq!(to_upstream.len(), 1, "the bad frame was not forwarded");
+    assert_eq!(to_upstream[0].close_code(), Some(1002));
+    sim.advance(secs(30));
+    assert!(sim.is_closed());
+    assert_eq!(
+        tunnel_end(&sim),
+        Some(TunnelEnd::ProtocolError(Side::Client))
+    );
+}
+
+#[test]
+fn frame_headers_split_at_every_byte_pass_through_unchanged() {
+    let mut stream = encode_frame(false, 0x1, true, b"hello ");
+    stream.extend(encode_frame(true, PING, true, b"?"));
+    stream.extend(encode_frame(true, 0x0, true, &[b'w'; 300]));
+    stream.extend(encode_frame(true, 0x2, true, &[0; 70_000]));
+    for at in (0..200).chain(stream.len() - 20..stream.len()) {
+        let mut sim = websocket_tunnel(Config::default());
+        sim.client_sends(&stream[..at]);
+        sim.client_sends(&stream[at..]);
+        assert_eq!(sim.upstream_received(), &stream[..], "split at {at}");
+    }
+    let mut sim = websocket_tunnel(Config::default());
+    sim.client_sends_in_pieces(&stream[..400], 1);
+    assert_eq!(sim.upstream_received(), &stream[..400]);
+}
