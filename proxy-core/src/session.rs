@@ -301,10 +301,10 @@ impl Session {
     fn on_drain(&mut self, deadline: Instant) {
         self.drain_deadline = Some(self.drain_deadline.map_or(deadline, |d| d.min(deadline)));
         match &self.state {
-            State::ExpectRequestHead(reader) => {
-                if reader.buffered() == 0 && self.unread[Side::Client.index()].is_empty() {
-                    self.close();
-                }
+            State::ExpectRequestHead(reader)
+                if reader.buffered() == 0 && self.unread[Side::Client.index()].is_empty() =>
+            {
+                self.close();
             }
             State::Tunnel(_) => {
                 self.with_websocket(|ws, now, out| {

@@ -107,12 +107,8 @@ impl WebSocketTunnel {
                     }
                 }
                 Err(_) => {
-                    self.close_both(
-                        websocket::PROTOCOL_ERROR,
-                        "protocol error",
-                        TunnelEnd::ProtocolError(from),
-                        now,
-                    );
+                    let end = TunnelEnd::ProtocolError(from);
+                    self.close(websocket::PROTOCOL_ERROR, "protocol error", end, now, out);
                     break;
                 }
             }
