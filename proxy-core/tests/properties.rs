@@ -181,3 +181,62 @@ impl SendFrom for Sim {
         self.input(Input::Data(side, bytes::Bytes::copy_from_slice(data)));
     }
 }
+
+/// A message as frames: (fin, opcode, payload); fragmented messages may carry control
+/// frames between their fragments.
+fn ws_message() -> impl Strategy<Value = Vec<(bool, u8, Vec<u8>)>> {
+    let payload = prop::collection::vec(any::<u8>(), 0..300);
+    prop_oneof![
+        (prop_oneof![Just(1u8), Just(2u8)], payload.clone())
+            .prop_map(|(op, p)| vec![(true, op, p)]),
+        (
+            payload.clone(),
+            payload.clone(),
+            prop::collection::vec(any::<u8>(), 0..7)
+        )
+            .prop_map(|(a, b, ping)| vec![(false, 2, a), (true, 9, ping), (true, 0, b)]),
+        prop::collection::vec(any::<u8>(), 9..100).prop_map(|p| vec![(true, 10, p)]),
+    ]
+}
+
+proptest! {
+    /// With pings injected, each side receives exactly the other's frames, in order,
+    /// plus only well-formed control frames from the proxy.
+    #[test]
+    fn websocket_frames_pass_through_exactly_with_pings_injected(
+        steps in prop::collection::vec((any::<bool>(), ws_message(), prop::collection::vec(any::<usize>(), 0..4), 0u64..3000), 1..25)
+    ) {
+        let mut config = Config::default();
+        config.websocket.ping_interval = Some(Duration::from_secs(1));
+        config.websocket.pong_timeout = Duration::from_secs(3600);
+        config.timeouts.tunnel_idle = Duration::from_secs(3600);
+        let mut sim = websocket_tunnel(config);
+        let (mut from_client, mut from_upstream) = (Vec::new(), Vec::new());
+        for (client_sends, message, points, millis) in steps {
+            let masked = client_sends;
+            let mut bytes = Vec::new();
+            for (fin, opcode, payload) in message {
+                let frame = Frame { fin, opcode, masked, payload: payload.clone() };
+                bytes.extend(encode_frame(fin, opcode, masked, &payload));
+                if client_sends { from_client.push(frame) } else { from_upstream.push(frame) }
+            }
+            let side = if client_sends { Side::Client } else { Side::Upstream };
+            for piece in cut(&bytes, &points) {
+                sim.client_or_upstream_sends(side, piece);
+                sim.advance(Duration::from_millis(millis / 4));
+            }
+        }
+        let is_proxy_ping = |f: &Frame| f.opcode == 9 && f.payload.len() == 8;
+        let at_upstream = decode_frames(sim.upstream_received());
+        let at_client = decode_frames(sim.client_received());
+        for frame in at_upstream.iter().chain(&at_client).filter(|f| is_proxy_ping(f)) {
+            prop_assert!(frame.fin);
+        }
+        prop_assert!(at_upstream.iter().filter(|f| is_proxy_ping(f)).all(|f| f.masked));
+        prop_assert!(at_client.iter().filter(|f| is_proxy_ping(f)).all(|f| !f.masked));
+        let relayed_up: Vec<Frame> = at_upstream.into_iter().filter(|f| !is_proxy_ping(f)).collect();
+        let relayed_down: Vec<Frame> = at_client.into_iter().filter(|f| !is_proxy_ping(f)).collect();
+        prop_assert_eq!(relayed_up, from_client);
+        prop_assert_eq!(relayed_down, from_upstream);
+    }
+}
