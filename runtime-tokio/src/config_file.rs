@@ -151,6 +151,7 @@ fn check(ok: bool, key: &str, message: impl FnOnce() -> String) -> Result<(), In
 }
 
 impl FileConfig {
+    #[allow(clippy::needless_update)]
     fn into_settings(self) -> Result<Settings, Invalid> {
         let defaults = Settings::default();
         let listen = match self.listen {
@@ -210,6 +211,8 @@ impl FileConfig {
                 timeouts: self.timeouts,
                 forwarded: self.forwarded,
                 pool: self.pool,
+                // A section the core adds keeps its defaults until the file learns it.
+                ..Config::default()
             },
         })
     }

@@ -89,6 +89,9 @@ impl State {
                         self.queue.pop_front();
                     }
                 }
+                if self.queue.is_empty() {
+                    self.queue = VecDeque::new(); // an idle side keeps no queue allocation
+                }
             }
             Wrote::Nothing if self.dirty => self.dirty = false,
             Wrote::Nothing => self.shutdown = Shutdown::Done,
