@@ -104,7 +104,8 @@ pub enum Output {
     /// Shut down the write half towards that side once earlier sends are written.
     ShutdownWrite(Side),
     /// The session is done with its upstream connection. If `reusable`, it may go back
-    /// to the keep-alive pool; otherwise close it.
+    /// to the keep-alive pool; otherwise close it. Emitted while a `Connect` is still in
+    /// progress, it cancels the dial (a connection that completes later is dropped).
     ReleaseUpstream {
         /// The connection is at a message boundary and may carry another request.
         reusable: bool,

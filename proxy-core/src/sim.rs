@@ -174,10 +174,13 @@ impl Sim {
     /// Moves the clock forward by `by`, firing every deadline on the way, in order.
     pub fn advance(&mut self, by: Duration) {
         let until = self.now + by;
+        let mut firings = 0;
         while let Some(deadline) = self.session.poll_timeout() {
             if deadline > until {
                 break;
             }
+            firings += 1;
+            assert!(firings < 100_000, "the session's deadline does not move on: {:?}", self.session.next_timer());
             self.now = self.now.max(deadline);
             self.session.handle_timeout(self.now);
             self.drain_outputs();
