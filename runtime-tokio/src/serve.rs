@@ -21,6 +21,8 @@ use tracing::{debug, info, warn};
 
 /// Pause after an accept error such as EMFILE, so a full fd table is not a busy loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// At most one accept-error line per this long.
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
 /// How long past the drain deadline shutdown waits for sessions to finish closing.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
@@ -132,11 +134,10 @@ pub async fn serve_all(
 }
 
 async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
-    let mut failing = false;
+    let mut errors = ErrorLog::default();
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
-                failing = false;
                 // Counted before the task starts, so a drain right now waits for it.
                 let live = ctx.enter();
                 let ctx = ctx.clone();
@@ -147,15 +148,33 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Context>) {
             }
             // The connection died in the backlog: nothing wrong with us.
             Err(e) if is_connection_error(&e) => debug!(error = %e, "accept: connection lost"),
-            // EMFILE and friends: say so once per burst, give the system a moment.
+            // EMFILE and friends: give the system a moment; never spin.
             Err(e) => {
-                if !failing {
-                    warn!(error = %e, "accept failed; backing off");
-                    failing = true;
-                }
+                errors.failed(&e);
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }
+    }
+}
+
+/// Logs the first accept error of a burst, then at most one line per
+/// [`ACCEPT_ERROR_LOG_INTERVAL`] with the count of those not logged.
+#[derive(Default)]
+struct ErrorLog {
+    quiet_until: Option<tokio::time::Instant>,
+    unlogged: u64,
+}
+
+impl ErrorLog {
+    fn failed(&mut self, e: &io::Error) {
+        let now = tokio::time::Instant::now();
+        if self.quiet_until.is_some_and(|until| now < until) {
+            self.unlogged += 1;
+            return;
+        }
+        warn!(error = %e, more_since_last_line = self.unlogged, "accept failed; backing off");
+        self.quiet_until = Some(now + ACCEPT_ERROR_LOG_INTERVAL);
+        self.unlogged = 0;
     }
 }
 
