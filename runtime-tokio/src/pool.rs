@@ -24,6 +24,8 @@ pub struct Pool {
 struct Inner {
     idle: HashMap<String, Vec<Idle>>,
     sweeping: bool,
+    /// Shutting down: nothing is kept any more.
+    closed: bool,
 }
 
 struct Idle {
@@ -71,6 +73,9 @@ impl Pool {
             since: Instant::now(),
         };
         let mut inner = self.lock();
+        if inner.closed {
+            return;
+        }
         let oldest = match inner.idle.get_mut(address) {
             Some(list) => {
                 list.push(idle);
@@ -89,9 +94,12 @@ impl Pool {
         drop(oldest);
     }
 
-    /// Closes every idle connection (on shutdown).
-    pub fn clear(&self) {
-        let idle = std::mem::take(&mut self.lock().idle);
+    /// Closes every idle connection and keeps none from now on (on shutdown).
+    pub fn close(&self) {
+        let mut inner = self.lock();
+        inner.closed = true;
+        let idle = std::mem::take(&mut inner.idle);
+        drop(inner);
         drop(idle);
     }
 
@@ -229,6 +237,18 @@ mod tests {
             pool.put("up:1", ours);
         }
         assert_eq!(pool.idle_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_closed_pool_keeps_nothing() {
+        let pool = pool(4, Duration::from_secs(60));
+        let (first, _keep1) = pair().await;
+        let (second, _keep2) = pair().await;
+        pool.put("up:1", first);
+        pool.close();
+        assert_eq!(pool.idle_count(), 0);
+        pool.put("up:1", second);
+        assert_eq!(pool.idle_count(), 0);
     }
 
     #[tokio::test]

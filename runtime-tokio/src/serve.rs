@@ -62,14 +62,14 @@ impl Context {
         *self.live.borrow()
     }
 
-    /// Starts a graceful shutdown: closes idle pooled connections, sends every session
+    /// Starts a graceful shutdown: closes the upstream pool, sends every session
     /// (present and future) `Input::Drain { deadline: now + config.timeouts.shutdown }`,
     /// and waits until all sessions ended or the deadline plus one second passed.
     /// Stop accepting before calling this.
     pub async fn drain(&self) {
         let deadline = now() + self.config.timeouts.shutdown;
         self.drain.send_replace(Some(deadline));
-        self.pool.clear();
+        self.pool.close();
         let mut live = self.live.subscribe();
         let all_done = live.wait_for(|&live| live == 0);
         let give_up = tokio::time::Instant::from_std(deadline + DRAIN_GRACE);
