@@ -21,7 +21,9 @@ pub(crate) struct Peer<T> {
 #[derive(Default)]
 pub(crate) struct State {
     queue: VecDeque<Bytes>,
-    /// Bytes were written since the last flush (matters for buffering streams like TLS).
+    /// The stream may hold written bytes until flushed (TLS); see `dirty`.
+    buffers_writes: bool,
+    /// Bytes were written since the last flush.
     dirty: bool,
     shutdown: Shutdown,
     /// Read returned 0: never read again (its readiness would fire forever).
@@ -80,7 +82,7 @@ impl State {
     pub(crate) fn wrote(&mut self, wrote: &Wrote) {
         match *wrote {
             Wrote::Bytes(mut n) => {
-                self.dirty = true;
+                self.dirty = self.buffers_writes;
                 while let (true, Some(front)) = (n > 0, self.queue.front_mut()) {
                     let taken = n.min(front.len());
                     front.advance(taken);
@@ -107,10 +109,11 @@ impl State {
 
 impl<T: Transport> Peer<T> {
     pub(crate) fn new(io: T) -> Self {
-        Peer {
-            io,
-            state: State::default(),
-        }
+        let state = State {
+            buffers_writes: T::BUFFERS_WRITES,
+            ..State::default()
+        };
+        Peer { io, state }
     }
 
     /// Does the next piece of [`State::busy`] work. Cancel-safe: the state changes

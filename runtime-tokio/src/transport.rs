@@ -22,6 +22,8 @@ use tokio::net::TcpStream;
 /// Poll-style on purpose: a future over it is a closure of two references, so a task
 /// waiting on both sides of a session stays small.
 pub(crate) trait Transport: Send + Sync {
+    /// Whether written bytes may sit in the stream until `poll_flush` (TLS does that).
+    const BUFFERS_WRITES: bool;
     /// Reads at most `max` bytes into a buffer taken for this read only, once bytes
     /// are there. An empty result is EOF.
     fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>>;
@@ -35,6 +37,8 @@ pub(crate) trait Transport: Send + Sync {
 
 /// Readiness first, then `try_*`: nothing is allocated until bytes are there.
 impl Transport for TcpStream {
+    const BUFFERS_WRITES: bool = false;
+
     fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
         loop {
             ready!(self.poll_read_ready(cx))?;
@@ -84,6 +88,8 @@ impl<S> Shared<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for Shared<S> {
+    const BUFFERS_WRITES: bool = true;
+
     fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
         // Taken per poll and dropped again if nothing is there: an idle stream holds
         // no buffer. (`read_buf` fills the spare capacity without zeroing it.)
