@@ -78,6 +78,31 @@ async fn requests_over_an_in_memory_stream_are_proxied_and_drain_ends_the_sessio
     assert!(rest.is_empty(), "nothing after the last response: {rest:?}");
 }
 
+/// A stream that keeps written bytes until flushed, as TLS does with records.
+#[tokio::test]
+async fn responses_are_flushed_through_a_buffering_stream() {
+    let config = Config {
+        upstream: upstream().await,
+        ..Config::default()
+    };
+    let ctx = Context::new(Arc::new(config));
+    let (mut client, proxy_end) = tokio::io::duplex(64 * 1024);
+    let buffering = tokio::io::BufWriter::with_capacity(64 * 1024, proxy_end);
+    let session = serve_connection(buffering, ClientInfo::default(), &ctx);
+    let talk = async {
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n")
+            .await
+            .unwrap();
+        read_response(&mut client).await
+    };
+    tokio::select! {
+        response = talk => assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}"),
+        _ = session => panic!("the session ended early"),
+        _ = tokio::time::sleep(Duration::from_secs(2)) => panic!("the response was never flushed"),
+    }
+}
+
 #[tokio::test]
 async fn a_session_started_after_drain_began_is_drained_too() {
     let config = Config {
