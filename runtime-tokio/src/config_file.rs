@@ -5,7 +5,7 @@
 //! `switchyard.toml:7: timeouts.client_head: invalid duration unit "x" in "5x": use ms, s, m or h`.
 //! `switchyard.example.toml` beside this crate lists every key with its default.
 
-use proxy_core::{Config, Forwarded, Limits, Pool, Timeouts};
+use proxy_core::{Config, Forwarded, Limits, Pool, Timeouts, WebSocket};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -119,6 +119,7 @@ struct FileConfig {
     timeouts: Timeouts,
     forwarded: Forwarded,
     pool: Pool,
+    websocket: WebSocket,
     log: Log,
 }
 
@@ -200,6 +201,12 @@ impl FileConfig {
         ] {
             check(!value.is_zero(), key, || "must be longer than 0".into())?;
         }
+        let w = &self.websocket;
+        check(
+            w.ping_interval.is_none() || !w.pong_timeout.is_zero(),
+            "websocket.pong_timeout",
+            || "must be longer than 0 when pings are on".into(),
+        )?;
         Ok(Settings {
             listen,
             threads: self.threads,
@@ -211,6 +218,7 @@ impl FileConfig {
                 timeouts: self.timeouts,
                 forwarded: self.forwarded,
                 pool: self.pool,
+                websocket: self.websocket,
                 // A section the core adds keeps its defaults until the file learns it.
                 ..Config::default()
             },
@@ -348,6 +356,8 @@ mod tests {
             x_forwarded_for = false
             [pool]
             max_idle = 0
+            [websocket]
+            ping_interval = "20s"
             [log]
             access = false
             "#,
@@ -371,6 +381,10 @@ mod tests {
         assert!(!settings.core.forwarded.x_forwarded_for);
         assert!(settings.core.forwarded.x_forwarded_proto);
         assert_eq!(settings.core.pool.max_idle, 0);
+        assert_eq!(
+            settings.core.websocket.ping_interval,
+            Some(Duration::from_secs(20))
+        );
         assert!(!settings.access_log);
     }
 
@@ -462,6 +476,15 @@ mod tests {
         assert_eq!(
             message,
             "switchyard.toml:2: timeouts.send: must be longer than 0"
+        );
+    }
+
+    #[test]
+    fn pings_need_a_pong_timeout() {
+        let message = error("[websocket]\nping_interval = \"20s\"\npong_timeout = 0\n");
+        assert_eq!(
+            message,
+            "switchyard.toml:3: websocket.pong_timeout: must be longer than 0 when pings are on"
         );
     }
 
