@@ -104,6 +104,9 @@ impl Drop for LiveGuard {
 /// Accepts connections until `shutdown` completes; then stops accepting, sends every
 /// live session `Input::Drain { deadline: now + config.timeouts.shutdown }`, waits for
 /// all sessions to end (at most until the deadline + 1s), and returns.
+///
+/// Accept errors (EMFILE and the like) are logged and retried after a short pause, so
+/// this returns `Ok` today; the `Result` leaves room for fatal errors.
 pub async fn serve(
     listener: TcpListener,
     config: Arc<Config>,
