@@ -473,6 +473,21 @@ pub fn upgrade_request(host: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// An upgrade request to an opaque (non-WebSocket) protocol, `echo-test/1`, whose
+/// tunnel the proxy relays byte for byte.
+pub fn opaque_upgrade_request(host: &str) -> Vec<u8> {
+    format!(
+        "GET /raw HTTP/1.1\r\nHost: {host}\r\nUpgrade: echo-test/1\r\nConnection: upgrade\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// The `101` accepting [`opaque_upgrade_request`].
+pub fn opaque_switching_protocols(_req: &Request) -> Vec<u8> {
+    b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo-test/1\r\n\r\n"
+        .to_vec()
+}
+
 /// The `Sec-WebSocket-Accept` for [`upgrade_request`]'s key (RFC 6455 §1.3's example).
 pub const UPGRADE_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 

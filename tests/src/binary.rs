@@ -277,8 +277,8 @@ pub async fn flags_sigterm_with_idle_keepalive_exits_0(exe: &Path) {
         .expect("idle keep-alive connection closed");
 }
 
-/// An open WebSocket at SIGTERM is ended by the shutdown deadline (1 s) and the
-/// process exits 0.
+/// An open WebSocket at SIGTERM gets `Close 1001 "going away"`, by the shutdown
+/// deadline (1 s), and the process exits 0.
 pub async fn sigterm_with_open_websocket_exits_0_by_deadline(exe: &Path) {
     let backend = Backend::http_and_websocket().await;
     let listen = free_addr();
@@ -294,8 +294,13 @@ pub async fn sigterm_with_open_websocket_exits_0_by_deadline(exe: &Path) {
         "exit status {status}; output:\n{}",
         proc.output()
     );
-    ws::wait_end(&mut client, Duration::from_secs(1))
+    let end = ws::wait_end(&mut client, Duration::from_secs(1))
         .await
         .expect("the tunnel was ended");
+    assert_eq!(
+        end,
+        ws::End::Close(Some((1001, "going away".into()))),
+        "what the client saw"
+    );
     assert!(start.elapsed() <= Duration::from_millis(3500));
 }

@@ -227,6 +227,11 @@ impl Conn {
         &self.buf
     }
 
+    /// Puts bytes back in front of the read buffer.
+    pub fn unread(&mut self, bytes: &[u8]) {
+        self.buf.splice(0..0, bytes.iter().copied());
+    }
+
     /// Takes the bytes read but not yet consumed.
     pub fn take_buffered(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.buf)

@@ -77,3 +77,92 @@ pub async fn wait_end(ws: &mut Client, within: Duration) -> Result<End, String> 
         }
     }
 }
+
+/// Encodes one final frame; `mask` for client-to-server frames.
+pub fn frame(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = vec![0x80 | opcode];
+    let m = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => out.push(m | n as u8),
+        n if n <= 0xffff => {
+            out.push(m | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(m | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    match mask {
+        Some(key) => {
+            out.extend_from_slice(&key);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+/// Opcodes.
+pub const TEXT: u8 = 0x1;
+/// Close opcode.
+pub const CLOSE: u8 = 0x8;
+/// Ping opcode.
+pub const PING: u8 = 0x9;
+/// Pong opcode.
+pub const PONG: u8 = 0xA;
+
+/// One frame read by [`read_frame`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Opcode.
+    pub opcode: u8,
+    /// Payload, unmasked.
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    /// For a Close frame: its code and reason.
+    pub fn close(&self) -> Option<(u16, String)> {
+        (self.opcode == CLOSE && self.payload.len() >= 2).then(|| {
+            (
+                u16::from_be_bytes([self.payload[0], self.payload[1]]),
+                String::from_utf8_lossy(&self.payload[2..]).into_owned(),
+            )
+        })
+    }
+}
+
+/// Reads one frame from a raw connection; `Ok(None)` at EOF before a frame starts.
+pub async fn read_frame(c: &mut crate::http::Conn) -> std::io::Result<Option<Frame>> {
+    while c.buffered().len() < 2 {
+        if c.fill().await? == 0 {
+            return if c.buffered().is_empty() {
+                Ok(None)
+            } else {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+    }
+    let head = c.read_exact(2).await?;
+    let opcode = head[0] & 0x0f;
+    let masked = head[1] & 0x80 != 0;
+    let len = match head[1] & 0x7f {
+        126 => u16::from_be_bytes(c.read_exact(2).await?.try_into().unwrap()) as usize,
+        127 => u64::from_be_bytes(c.read_exact(8).await?.try_into().unwrap()) as usize,
+        n => n as usize,
+    };
+    let key = if masked {
+        Some(c.read_exact(4).await?)
+    } else {
+        None
+    };
+    let mut payload = c.read_exact(len).await?;
+    if let Some(key) = key {
+        payload
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b ^= key[i % 4]);
+    }
+    Ok(Some(Frame { opcode, payload }))
+}

@@ -175,3 +175,29 @@ pub async fn connection_close_request_closes_client_connection(p: &dyn ProxyUnde
         .expect("closed after the response");
     assert!(rest.is_empty(), "bytes after the response: {rest:?}");
 }
+
+/// `Upgrade` without `Connection: upgrade` is no upgrade attempt: neither field is
+/// forwarded, and the request is an ordinary one.
+pub async fn upgrade_field_without_connection_upgrade_not_forwarded(p: &dyn ProxyUnderTest) {
+    let backend = Backend::ok().await;
+    let proxy = start(p, backend.addr).await;
+    let mut c = client(&proxy).await;
+    c.write(b"GET /no-upgrade HTTP/1.1\r\nHost: example.test\r\nUpgrade: websocket\r\nX-After: 1\r\n\r\n")
+        .await
+        .unwrap();
+    let r = response(&mut c, "GET", "Upgrade without Connection: upgrade").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "GET /no-upgrade"));
+    let reqs = backend.requests();
+    assert_eq!(reqs.len(), 1);
+    assert!(
+        !reqs[0].head.has("upgrade"),
+        "Upgrade forwarded: {:?}",
+        reqs[0].head.headers
+    );
+    assert!(
+        !reqs[0].head.has_token("connection", "upgrade"),
+        "{:?}",
+        reqs[0].head.headers
+    );
+    assert_eq!(reqs[0].header("x-after"), Some("1"));
+}

@@ -32,8 +32,9 @@ pub async fn shutdown_with_idle_keepalive_connection_returns_promptly(p: &dyn Pr
     assert!(start.elapsed() < Duration::from_millis(2500));
 }
 
-/// A request in flight when shutdown begins still gets its whole response; then
-/// `serve` returns within the deadline and the port no longer accepts.
+/// A request in flight when shutdown begins still gets its whole response, marked
+/// `Connection: close`; then `serve` returns within the deadline and the port no
+/// longer accepts.
 pub async fn shutdown_lets_in_flight_request_finish(p: &dyn ProxyUnderTest) {
     let body = http::pattern(100_000, 9);
     let reply = http::ok(&body);
@@ -59,6 +60,11 @@ pub async fn shutdown_lets_in_flight_request_finish(p: &dyn ProxyUnderTest) {
     let r = response(&mut c, "GET", "in-flight request during shutdown").await;
     assert_eq!(r.status, 200);
     assert!(r.body == body, "in-flight body cut or changed");
+    assert!(
+        r.head.has_token("connection", "close"),
+        "in-flight response during shutdown: {:?}",
+        r.head.headers
+    );
     proxy
         .shutdown(Duration::from_secs(4))
         .await
@@ -69,8 +75,8 @@ pub async fn shutdown_lets_in_flight_request_finish(p: &dyn ProxyUnderTest) {
     );
 }
 
-/// An open WebSocket when shutdown begins is ended by the deadline (1 s): the client
-/// sees its stream end and `serve` returns.
+/// An open WebSocket when shutdown begins gets `Close 1001 "going away"` on both
+/// sides, by the deadline (1 s), and `serve` returns.
 pub async fn shutdown_ends_open_tunnel_by_deadline(p: &dyn ProxyUnderTest) {
     let backend = WsEcho::start().await;
     let mut proxy = start_with(p, backend.addr, |c| {
@@ -85,9 +91,22 @@ pub async fn shutdown_ends_open_tunnel_by_deadline(p: &dyn ProxyUnderTest) {
         .expect("echo ok");
     let start = Instant::now();
     proxy.begin_shutdown();
-    ws::wait_end(&mut client, Duration::from_millis(2500))
+    let end = ws::wait_end(&mut client, Duration::from_millis(2500))
         .await
-        .expect("tunnel ended by the shutdown deadline");
+        .expect("tunnel ended by the deadline");
+    assert_eq!(
+        end,
+        ws::End::Close(Some((1001, "going away".into()))),
+        "what the client saw"
+    );
+    let log = backend
+        .wait_for(RESPONSE_WAIT, |l| !l.closes.is_empty())
+        .await;
+    assert_eq!(
+        log.closes,
+        [Some((1001, "going away".to_string()))],
+        "what the upstream saw"
+    );
     proxy
         .shutdown(Duration::from_secs(2))
         .await

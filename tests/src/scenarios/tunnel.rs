@@ -1,17 +1,36 @@
-//! Tunnels after a `101`: the idle deadline, and half-close in each direction.
+//! Tunnels after a `101`. Opaque protocols are relayed byte for byte (half-close passes
+//! through, timeouts close TCP); WebSocket tunnels are followed frame by frame, so the
+//! proxy can ping quiet peers and end things with a Close code (README, "Timeouts and
+//! close codes").
 
 use super::{client, response, start, start_with, RESPONSE_WAIT};
-use crate::backend::{switching_protocols, upgrade_request, Backend, WsEcho};
+use crate::backend::{
+    opaque_switching_protocols, opaque_upgrade_request, switching_protocols, upgrade_request,
+    Backend, WsEcho,
+};
 use crate::http::Conn;
-use crate::ws;
-use crate::ProxyUnderTest;
-use futures_util::SinkExt;
+use crate::ws::{self, End};
+use crate::{ProxyUnderTest, RunningProxy};
+use futures_util::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-/// With `tunnel_idle = 500ms`, a quiet WebSocket is closed by the proxy within ~2 s
-/// (and not before the deadline).
-pub async fn tunnel_idle_timeout_closes_client(p: &dyn ProxyUnderTest) {
+/// Opens a raw tunnel through `proxy` with `request`, checking the `101`.
+async fn raw_tunnel(proxy: &RunningProxy, request: &[u8]) -> Conn {
+    let mut c = client(proxy).await;
+    c.write(request).await.unwrap();
+    let r = response(&mut c, "GET", "upgrade").await;
+    assert_eq!(
+        r.status, 101,
+        "upgrade answered with {:?}",
+        r.head.start_line
+    );
+    c
+}
+
+/// With `tunnel_idle = 500ms`, a quiet WebSocket is ended by the proxy with
+/// `Close 1001 "idle timeout"` to both peers, within ~2 s and not before the deadline.
+pub async fn tunnel_idle_timeout_sends_close_1001_both_ways(p: &dyn ProxyUnderTest) {
     let backend = WsEcho::start().await;
     let proxy = start_with(p, backend.addr, |c| {
         c.timeouts.tunnel_idle = Duration::from_millis(500)
@@ -30,7 +49,56 @@ pub async fn tunnel_idle_timeout_closes_client(p: &dyn ProxyUnderTest) {
     let after = quiet_since.elapsed();
     assert!(
         after >= Duration::from_millis(400),
-        "closed after {after:?}, before the 500 ms idle deadline ({end:?})"
+        "closed after {after:?}, before the 500 ms idle deadline"
+    );
+    assert_eq!(
+        end,
+        End::Close(Some((1001, "idle timeout".into()))),
+        "what the client saw"
+    );
+    let log = backend
+        .wait_for(RESPONSE_WAIT, |l| !l.closes.is_empty())
+        .await;
+    assert_eq!(
+        log.closes,
+        [Some((1001, "idle timeout".to_string()))],
+        "what the upstream saw"
+    );
+}
+
+/// An opaque tunnel idle for `tunnel_idle = 500ms` is closed (TCP) within ~2 s.
+pub async fn opaque_tunnel_idle_timeout_closes_tcp(p: &dyn ProxyUnderTest) {
+    let backend = Backend::upgrade_then_echo(Duration::ZERO, opaque_switching_protocols).await;
+    let proxy = start_with(p, backend.addr, |c| {
+        c.timeouts.tunnel_idle = Duration::from_millis(500)
+    })
+    .await;
+    let mut c = raw_tunnel(&proxy, &opaque_upgrade_request("example.test")).await;
+    c.write(b"once").await.unwrap();
+    assert_eq!(
+        tokio::time::timeout(RESPONSE_WAIT, c.read_exact(4))
+            .await
+            .expect("echo")
+            .unwrap(),
+        b"once"
+    );
+    let quiet_since = Instant::now();
+    let rest = c
+        .expect_close(Duration::from_secs(2))
+        .await
+        .expect("idle opaque tunnel closed within 2 s");
+    assert!(
+        rest.is_empty(),
+        "bytes injected into an opaque tunnel: {rest:?}"
+    );
+    let after = quiet_since.elapsed();
+    assert!(
+        after >= Duration::from_millis(400),
+        "closed after {after:?}, before the 500 ms idle deadline"
+    );
+    assert!(
+        backend.settle(RESPONSE_WAIT).await,
+        "upstream side of the tunnel not closed"
     );
 }
 
@@ -58,28 +126,204 @@ pub async fn tunnel_activity_keeps_it_open(p: &dyn ProxyUnderTest) {
     }
 }
 
-/// Opens a raw tunnel to `backend` through `proxy`: sends the upgrade request and
-/// checks the `101`.
-async fn raw_tunnel(proxy: &crate::RunningProxy) -> Conn {
-    let mut c = client(proxy).await;
-    c.write(&upgrade_request("example.test")).await.unwrap();
-    let r = response(&mut c, "GET", "upgrade").await;
-    assert_eq!(
-        r.status, 101,
-        "upgrade answered with {:?}",
-        r.head.start_line
+/// With `websocket.ping_interval = 200ms`, a WebSocket where nobody sends data but both
+/// peers answer Pings outlives `tunnel_idle = 600ms`: the client sees Pings, and the
+/// tunnel still echoes after 1.5 s of quiet.
+pub async fn websocket_pings_keep_quiet_tunnel_alive(p: &dyn ProxyUnderTest) {
+    let backend = WsEcho::start().await;
+    let proxy = start_with(p, backend.addr, |c| {
+        c.timeouts.tunnel_idle = Duration::from_millis(600);
+        c.websocket.ping_interval = Some(Duration::from_millis(200));
+        c.websocket.pong_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut client = ws::connect(proxy.addr).await;
+    let mut pings = 0;
+    let quiet_until = tokio::time::Instant::now() + Duration::from_millis(1500);
+    // tungstenite answers each Ping with a Pong while it is polled
+    while let Ok(item) = tokio::time::timeout_at(quiet_until, client.next()).await {
+        match item {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            other => panic!("quiet tunnel ended or got data after {pings} pings: {other:?}"),
+        }
+    }
+    assert!(
+        pings >= 2,
+        "the proxy sent {pings} pings in 1.5 s with ping_interval 200 ms"
     );
-    c
+    client.send(Message::text("still here")).await.unwrap();
+    assert_eq!(
+        ws::next(&mut client, RESPONSE_WAIT).await,
+        Some(Ok(Message::text("still here")))
+    );
 }
 
-/// The client shuts down its write half: the backend sees the data then EOF, and can
-/// still send to the client, which then sees the backend's EOF.
-pub async fn tunnel_client_half_close(p: &dyn ProxyUnderTest) {
+/// A WebSocket client that never answers the proxy's Pings is declared dead: the
+/// upstream gets `Close 1001 "client not responding"` and the client's connection ends.
+pub async fn websocket_client_not_answering_pings_is_dropped(p: &dyn ProxyUnderTest) {
+    let backend = WsEcho::start().await;
+    let proxy = start_with(p, backend.addr, |c| {
+        c.websocket.ping_interval = Some(Duration::from_millis(200));
+        c.websocket.pong_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let mut c = raw_tunnel(&proxy, &upgrade_request("example.test")).await;
+    let mut frames = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Ok(Some(f)) = ws::read_frame(&mut c).await {
+            frames.push(f.opcode);
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "client connection still open 3 s after pings went unanswered; frames {frames:x?}"
+    );
+    assert_eq!(
+        frames.first(),
+        Some(&ws::PING),
+        "first frame the silent client got: {frames:x?}"
+    );
+    let log = backend
+        .wait_for(RESPONSE_WAIT, |l| !l.closes.is_empty())
+        .await;
+    assert_eq!(
+        log.closes,
+        [Some((1001, "client not responding".to_string()))],
+        "what the upstream saw"
+    );
+}
+
+/// An upstream that never answers the proxy's Pings: the client gets
+/// `Close 1011 "upstream not responding"`.
+pub async fn websocket_upstream_not_answering_pings_gets_1011(p: &dyn ProxyUnderTest) {
     let backend = Backend::start(|mut c| async move {
         let Some(req) = c.read_request().await? else {
             return Ok(());
         };
         c.write(&switching_protocols(&req)).await?;
+        c.drain_to_eof().await; // never answers anything
+        Ok(())
+    })
+    .await;
+    let proxy = start_with(p, backend.addr, |c| {
+        c.websocket.ping_interval = Some(Duration::from_millis(200));
+        c.websocket.pong_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let mut client = ws::connect(proxy.addr).await;
+    let end = ws::wait_end(&mut client, Duration::from_secs(3))
+        .await
+        .expect("tunnel ended");
+    assert_eq!(
+        end,
+        End::Close(Some((1011, "upstream not responding".into())))
+    );
+    let got = backend.received_all();
+    let (_, after) = backend.connections()[0].received_before_and_after_first_send();
+    assert!(
+        !after.is_empty(),
+        "the upstream got no Ping at all ({} bytes in total)",
+        got.len()
+    );
+    assert_eq!(
+        after[0] & 0x0f,
+        ws::PING,
+        "first frame to the upstream after the 101: {after:x?}"
+    );
+    assert!(
+        after[1] & 0x80 != 0,
+        "frames towards the upstream must be masked: {after:x?}"
+    );
+}
+
+/// An unmasked frame from the client breaks RFC 6455 §5.1: `Close 1002` to both peers.
+pub async fn websocket_unmasked_client_frame_gets_1002(p: &dyn ProxyUnderTest) {
+    let backend = WsEcho::start().await;
+    let proxy = start(p, backend.addr).await;
+    let mut c = raw_tunnel(&proxy, &upgrade_request("example.test")).await;
+    c.write(&ws::frame(ws::TEXT, b"unmasked", None))
+        .await
+        .unwrap();
+    let f = tokio::time::timeout(RESPONSE_WAIT, ws::read_frame(&mut c))
+        .await
+        .expect("a frame from the proxy")
+        .expect("read")
+        .expect("a Close frame, not EOF");
+    assert_eq!(
+        f.close().map(|(code, _)| code),
+        Some(1002),
+        "frame to the client: {f:?}"
+    );
+    let log = backend
+        .wait_for(RESPONSE_WAIT, |l| !l.closes.is_empty())
+        .await;
+    assert_eq!(log.closes.len(), 1, "{log:?}");
+    assert_eq!(
+        log.closes[0].as_ref().map(|c| c.0),
+        Some(1002),
+        "what the upstream saw: {log:?}"
+    );
+    assert_eq!(log.messages, 0, "the invalid frame was forwarded");
+}
+
+/// The upstream drops the TCP connection without a Close: the client gets
+/// `Close 1014 "upstream went away"`. (Read with a raw client: tungstenite does not know
+/// 1014, registered after RFC 6455, and reports any Close carrying it as 1002.)
+pub async fn websocket_upstream_vanishing_gives_client_1014(p: &dyn ProxyUnderTest) {
+    let backend = Backend::start(|mut c| async move {
+        let Some(req) = c.read_request().await? else {
+            return Ok(());
+        };
+        c.write(&switching_protocols(&req)).await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(()) // drops the connection
+    })
+    .await;
+    let proxy = start(p, backend.addr).await;
+    let mut c = raw_tunnel(&proxy, &upgrade_request("example.test")).await;
+    let f = tokio::time::timeout(RESPONSE_WAIT, ws::read_frame(&mut c))
+        .await
+        .expect("a frame from the proxy")
+        .expect("read")
+        .expect("a Close frame, not EOF");
+    assert_eq!(
+        f.close(),
+        Some((1014, "upstream went away".into())),
+        "frame to the client: {f:?}"
+    );
+}
+
+/// The client drops the TCP connection without a Close: the upstream gets
+/// `Close 1001 "client went away"`.
+pub async fn websocket_client_vanishing_gives_upstream_1001(p: &dyn ProxyUnderTest) {
+    let backend = WsEcho::start().await;
+    let proxy = start(p, backend.addr).await;
+    let mut client = ws::connect(proxy.addr).await;
+    client.send(Message::text("hello")).await.unwrap();
+    ws::next(&mut client, RESPONSE_WAIT)
+        .await
+        .expect("echo")
+        .expect("echo ok");
+    drop(client);
+    let log = backend
+        .wait_for(RESPONSE_WAIT, |l| !l.closes.is_empty())
+        .await;
+    assert_eq!(
+        log.closes,
+        [Some((1001, "client went away".to_string()))],
+        "what the upstream saw"
+    );
+}
+
+/// Opaque tunnel: the client shuts down its write half; the backend sees the data then
+/// EOF, and can still send to the client, which then sees the backend's EOF.
+pub async fn tunnel_client_half_close(p: &dyn ProxyUnderTest) {
+    let backend = Backend::start(|mut c| async move {
+        let Some(req) = c.read_request().await? else {
+            return Ok(());
+        };
+        c.write(&opaque_switching_protocols(&req)).await?;
         let got = c.drain_to_eof().await; // until the client's FIN arrives
         c.write(format!("after-eof:{}", String::from_utf8_lossy(&got)).as_bytes())
             .await?;
@@ -87,7 +331,7 @@ pub async fn tunnel_client_half_close(p: &dyn ProxyUnderTest) {
     })
     .await;
     let proxy = start(p, backend.addr).await;
-    let mut c = raw_tunnel(&proxy).await;
+    let mut c = raw_tunnel(&proxy, &opaque_upgrade_request("example.test")).await;
     c.write(b"ping").await.unwrap();
     c.shutdown_write().await.unwrap();
     let rest = tokio::time::timeout(RESPONSE_WAIT, c.read_to_end())
@@ -100,14 +344,14 @@ pub async fn tunnel_client_half_close(p: &dyn ProxyUnderTest) {
     assert!(conns[0].saw_eof(), "the backend saw the client's FIN");
 }
 
-/// The backend shuts down its write half: the client sees the data then EOF, and can
-/// still send to the backend, which sees it and then the client's EOF.
+/// Opaque tunnel: the backend shuts down its write half; the client sees the data then
+/// EOF, and can still send to the backend, which sees it and then the client's EOF.
 pub async fn tunnel_upstream_half_close(p: &dyn ProxyUnderTest) {
     let backend = Backend::start(|mut c| async move {
         let Some(req) = c.read_request().await? else {
             return Ok(());
         };
-        c.write(&switching_protocols(&req)).await?;
+        c.write(&opaque_switching_protocols(&req)).await?;
         c.write(b"bye").await?;
         c.conn.shutdown_write().await?;
         c.drain_to_eof().await;
@@ -115,7 +359,7 @@ pub async fn tunnel_upstream_half_close(p: &dyn ProxyUnderTest) {
     })
     .await;
     let proxy = start(p, backend.addr).await;
-    let mut c = raw_tunnel(&proxy).await;
+    let mut c = raw_tunnel(&proxy, &opaque_upgrade_request("example.test")).await;
     let got = tokio::time::timeout(RESPONSE_WAIT, c.read_to_end())
         .await
         .expect("backend's data then its FIN, forwarded")

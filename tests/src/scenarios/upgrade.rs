@@ -3,8 +3,12 @@
 //! WebSocket) carries the right `Sec-WebSocket-Accept`; otherwise the client gets 502.
 
 use super::{client, get, response, start, RESPONSE_WAIT};
-use crate::backend::{upgrade_request, Backend, Reply, UPGRADE_ACCEPT};
+use crate::backend::{
+    opaque_switching_protocols, opaque_upgrade_request, switching_protocols, upgrade_request,
+    Backend, Reply, UPGRADE_ACCEPT,
+};
 use crate::http::{self, find};
+use crate::ws;
 use crate::ProxyUnderTest;
 use std::time::Duration;
 
@@ -62,15 +66,32 @@ pub async fn wrong_websocket_accept_is_502(p: &dyn ProxyUnderTest) {
     .await;
 }
 
-/// Bytes the client sends right behind its upgrade request, in the same write, are
-/// held until the backend's `101` and then forwarded exactly once: the backend (which
-/// waits before answering) records nothing but the request head before its `101`.
+/// Bytes the client sends right behind its upgrade request, in the same write (here a
+/// WebSocket frame), are held until the backend's `101` and then forwarded exactly once:
+/// the backend, which waits before answering, records nothing but the request head
+/// before its `101`, and the frame, byte-exact, after it.
 pub async fn bytes_after_upgrade_request_held_until_101(p: &dyn ProxyUnderTest) {
-    let backend = Backend::websocket_raw_echo(Duration::from_millis(200)).await;
+    let backend = Backend::start(|mut c| async move {
+        let Some(req) = c.read_request().await? else {
+            return Ok(());
+        };
+        // Anything that arrives now arrived before the 101: it is recorded as such.
+        let early = c.read_for(Duration::from_millis(200)).await;
+        c.conn.unread(&early);
+        c.write(&switching_protocols(&req)).await?;
+        let frame = ws::read_frame(&mut c.conn).await?.expect("a frame");
+        let reply = format!("got:{}", String::from_utf8_lossy(&frame.payload));
+        c.write(&ws::frame(ws::TEXT, reply.as_bytes(), None))
+            .await?;
+        c.drain_to_eof().await;
+        Ok(())
+    })
+    .await;
     let proxy = start(p, backend.addr).await;
     let mut c = client(&proxy).await;
+    let early_frame = ws::frame(ws::TEXT, b"early", Some([1, 2, 3, 4]));
     let mut first_write = upgrade_request("example.test");
-    first_write.extend_from_slice(b"EARLY-BYTES");
+    first_write.extend_from_slice(&early_frame);
     c.write(&first_write).await.unwrap();
     let r = response(&mut c, "GET", "upgrade").await;
     assert_eq!(
@@ -79,17 +100,11 @@ pub async fn bytes_after_upgrade_request_held_until_101(p: &dyn ProxyUnderTest) 
         r.head.start_line
     );
     assert_eq!(r.header("sec-websocket-accept"), Some(UPGRADE_ACCEPT));
-    let echoed = tokio::time::timeout(RESPONSE_WAIT, c.read_exact(11))
+    let reply = tokio::time::timeout(RESPONSE_WAIT, ws::read_frame(&mut c))
         .await
-        .expect("echo")
+        .expect("reply frame")
         .unwrap();
-    assert_eq!(echoed, b"EARLY-BYTES");
-    c.write(b"later").await.unwrap();
-    let echoed = tokio::time::timeout(RESPONSE_WAIT, c.read_exact(5))
-        .await
-        .expect("echo")
-        .unwrap();
-    assert_eq!(echoed, b"later");
+    assert_eq!(reply.map(|f| f.payload), Some(b"got:early".to_vec()));
 
     let conns = backend.connections();
     assert_eq!(conns.len(), 1);
@@ -107,6 +122,50 @@ pub async fn bytes_after_upgrade_request_held_until_101(p: &dyn ProxyUnderTest) 
         head.start_line.starts_with("GET /ws "),
         "{}",
         head.start_line
+    );
+    assert_eq!(
+        after, early_frame,
+        "tunnel bytes at the backend after its 101"
+    );
+}
+
+/// The same for an opaque protocol: raw bytes after the upgrade request are held, then
+/// forwarded once, after the `101`.
+pub async fn opaque_bytes_after_upgrade_request_held_until_101(p: &dyn ProxyUnderTest) {
+    let backend =
+        Backend::upgrade_then_echo(Duration::from_millis(200), opaque_switching_protocols).await;
+    let proxy = start(p, backend.addr).await;
+    let mut c = client(&proxy).await;
+    let mut first_write = opaque_upgrade_request("example.test");
+    first_write.extend_from_slice(b"EARLY-BYTES");
+    c.write(&first_write).await.unwrap();
+    let r = response(&mut c, "GET", "upgrade").await;
+    assert_eq!(
+        r.status, 101,
+        "upgrade answered with {:?}",
+        r.head.start_line
+    );
+    let echoed = tokio::time::timeout(RESPONSE_WAIT, c.read_exact(11))
+        .await
+        .expect("echo")
+        .unwrap();
+    assert_eq!(echoed, b"EARLY-BYTES");
+    c.write(b"later").await.unwrap();
+    let echoed = tokio::time::timeout(RESPONSE_WAIT, c.read_exact(5))
+        .await
+        .expect("echo")
+        .unwrap();
+    assert_eq!(echoed, b"later");
+    let conns = backend.connections();
+    let (before, after) = conns[0].received_before_and_after_first_send();
+    let (_, used) = http::parse_head(&before)
+        .unwrap()
+        .expect("a request head before the 101");
+    assert_eq!(
+        used,
+        before.len(),
+        "bytes forwarded before the 101: {:?}",
+        String::from_utf8_lossy(&before[used..])
     );
     assert_eq!(
         after, b"EARLY-BYTESlater",
@@ -132,7 +191,10 @@ pub async fn non_101_answer_to_upgrade_is_normal_response(p: &dyn ProxyUnderTest
     .await;
     let proxy = start(p, backend.addr).await;
     let mut c = client(&proxy).await;
-    c.write(&upgrade_request("example.test")).await.unwrap();
+    // the next request rides in the same write: held bytes, then parsed as a request
+    let mut both = upgrade_request("example.test");
+    both.extend_from_slice(&get("/next"));
+    c.write(&both).await.unwrap();
     let r = response(&mut c, "GET", "declined upgrade").await;
     assert_eq!((r.status, r.text().as_str()), (200, "no upgrade here"));
     assert_eq!(r.header("x-declined"), Some("yes"));
@@ -141,8 +203,7 @@ pub async fn non_101_answer_to_upgrade_is_normal_response(p: &dyn ProxyUnderTest
             .await
             .expect("the response said close");
     } else {
-        c.write(&get("/next")).await.unwrap();
-        let r = response(&mut c, "GET", "request after the declined upgrade").await;
+        let r = response(&mut c, "GET", "request held behind the declined upgrade").await;
         assert_eq!((r.status, r.text().as_str()), (200, "plain /next"));
     }
 }
