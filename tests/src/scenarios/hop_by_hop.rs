@@ -17,7 +17,8 @@ fn only<'a>(head: &'a Head, names: &[&str]) -> Vec<(&'a str, &'a str)> {
 
 /// `Connection: close, X-Foo`, `X-Foo`, `Keep-Alive`, `TE`, `Proxy-Connection` do not
 /// reach the backend; the other fields do, byte-exact and in order; the client's
-/// address is appended to `X-Forwarded-For`.
+/// address is appended to `X-Forwarded-For`; the client's `X-Forwarded-Proto` is
+/// replaced.
 pub async fn hop_by_hop_request_fields_not_forwarded_others_byte_exact(p: &dyn ProxyUnderTest) {
     let backend = Backend::ok().await;
     let proxy = start(p, backend.addr).await;
@@ -33,6 +34,7 @@ pub async fn hop_by_hop_request_fields_not_forwarded_others_byte_exact(p: &dyn P
           Proxy-Connection: keep-alive\r\n\
           accept: */*\r\n\
           X-Forwarded-For: 10.0.0.1\r\n\
+          X-Forwarded-Proto: https\r\n\
           UPPER-CASE: Yes\r\n\
           x-MiXeD-name: VaLuE with  Spaces\r\n\
           Cookie: a=1; b=2\r\n\
@@ -200,4 +202,34 @@ pub async fn upgrade_field_without_connection_upgrade_not_forwarded(p: &dyn Prox
         reqs[0].head.headers
     );
     assert_eq!(reqs[0].header("x-after"), Some("1"));
+}
+
+/// `Connection` naming `Content-Length` or `Host` must not strip them (hop-by-hop
+/// abuse): the backend still gets the framing and the host, and the body.
+pub async fn connection_cannot_strip_content_length_or_host(p: &dyn ProxyUnderTest) {
+    let backend = Backend::echo_body().await;
+    let proxy = start(p, backend.addr).await;
+    let mut c = client(&proxy).await;
+    c.write(
+        b"POST /abuse HTTP/1.1\r\nHost: example.test\r\nConnection: Content-Length, Host\r\n\
+          Content-Length: 5\r\n\r\nhello",
+    )
+    .await
+    .unwrap();
+    let r = response(&mut c, "POST", "Connection: Content-Length, Host").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "hello"));
+    let reqs = backend.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        reqs[0].header("content-length"),
+        Some("5"),
+        "{:?}",
+        reqs[0].head.headers
+    );
+    assert_eq!(
+        reqs[0].header("host"),
+        Some("example.test"),
+        "{:?}",
+        reqs[0].head.headers
+    );
 }

@@ -74,15 +74,15 @@ pub async fn post_with_content_length(p: &dyn ProxyUnderTest) {
     assert_eq!(reqs[0].header("content-length"), Some("11"));
 }
 
-/// A chunked body (with a chunk extension and a trailer section) arrives decoded
-/// correctly at the backend.
+/// A chunked body with a chunk extension and a trailer arrives re-encoded: same chunk
+/// sizes, the extension and the trailer dropped.
 pub async fn post_chunked(p: &dyn ProxyUnderTest) {
     let backend = Backend::echo_body().await;
     let proxy = start(p, backend.addr).await;
     let r = exchange(
         &proxy,
         b"POST /chunked HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n\
-          5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\n\r\n",
+          5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n",
         "POST",
     )
     .await;
@@ -93,6 +93,14 @@ pub async fn post_chunked(p: &dyn ProxyUnderTest) {
         reqs[0].head.is_chunked(),
         "framing forwarded as chunked: {:?}",
         reqs[0].head.headers
+    );
+    // re-encoded: same chunk sizes, no extensions, no trailers (README)
+    let received = backend.received_all();
+    let body_start = http::find(&received, b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(
+        String::from_utf8_lossy(&received[body_start..]),
+        "5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n",
+        "chunked body as forwarded"
     );
 }
 
@@ -321,4 +329,40 @@ pub async fn http10_request_gets_host_and_response(p: &dyn ProxyUnderTest) {
         "Host added for HTTP/1.0"
     );
     assert_eq!(reqs[0].header("user-agent"), Some("e2e"));
+}
+
+/// Pipelined requests are forwarded one at a time: the second request's bytes reach
+/// the upstream only after it sent the first response.
+pub async fn pipelined_request_not_forwarded_before_previous_response(p: &dyn ProxyUnderTest) {
+    let backend = Backend::http(|r| {
+        Reply::Delayed(
+            std::time::Duration::from_millis(200),
+            http::ok(r.target.as_bytes()),
+        )
+    })
+    .await;
+    let proxy = start(p, backend.addr).await;
+    let mut c = client(&proxy).await;
+    let mut batch = get("/first");
+    batch.extend_from_slice(&get("/second"));
+    c.write(&batch).await.unwrap();
+    assert_eq!(response(&mut c, "GET", "first").await.text(), "/first");
+    assert_eq!(response(&mut c, "GET", "second").await.text(), "/second");
+    let conns = backend.connections();
+    assert_eq!(conns.len(), 1);
+    let (before, _) = conns[0].received_before_and_after_first_send();
+    let (head, used) = http::parse_head(&before)
+        .unwrap()
+        .expect("the first request");
+    assert!(
+        head.start_line.starts_with("GET /first "),
+        "{}",
+        head.start_line
+    );
+    assert_eq!(
+        used,
+        before.len(),
+        "forwarded before the first response: {:?}",
+        String::from_utf8_lossy(&before[used..])
+    );
 }

@@ -146,6 +146,16 @@ pub async fn rejects_control_character_in_transfer_encoding(p: &dyn ProxyUnderTe
     .await;
 }
 
+/// A CR inside a field value (RFC 9112 §2.2).
+pub async fn rejects_cr_in_header_value(p: &dyn ProxyUnderTest) {
+    rejected(p, b"GET / HTTP/1.1\r\nHost: a\r\nX-Cr: a\rb\r\n\r\n", 400).await;
+}
+
+/// Bare LF line endings (RFC 9112 §2.2: a proxy must not guess).
+pub async fn rejects_bare_lf_line_endings(p: &dyn ProxyUnderTest) {
+    rejected(p, b"GET / HTTP/1.1\nHost: a\nX-A: 1\n\n", 400).await;
+}
+
 /// HTTP/1.1 without `Host` (RFC 9112 §3.2: must respond 400).
 pub async fn rejects_missing_host_on_http11(p: &dyn ProxyUnderTest) {
     rejected(p, b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", 400).await;
@@ -208,6 +218,11 @@ pub async fn rejects_chunk_size_overflow(p: &dyn ProxyUnderTest) {
 /// Chunk data not followed by CRLF.
 pub async fn rejects_missing_crlf_after_chunk_data(p: &dyn ProxyUnderTest) {
     broken_chunked_body(p, b"5\r\nhelloXX0\r\n\r\n", b"XX").await;
+}
+
+/// Whitespace after the chunk size (BWS is not allowed there, RFC 9112 §7.1).
+pub async fn rejects_whitespace_after_chunk_size(p: &dyn ProxyUnderTest) {
+    broken_chunked_body(p, b"5 \r\nhello\r\n0\r\n\r\n", b"hello").await;
 }
 
 /// A head larger than `max_head_size` (16 KiB) → 431 (RFC 6585 §5).
