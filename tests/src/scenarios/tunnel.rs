@@ -378,3 +378,38 @@ pub async fn tunnel_upstream_half_close(p: &dyn ProxyUnderTest) {
     assert_eq!(String::from_utf8_lossy(&after), "reply after your FIN");
     assert!(conns[0].saw_eof());
 }
+
+/// Opaque tunnel: after the client's FIN, the upstream neither sends nor closes; after
+/// `fin = 500ms` the proxy closes both connections.
+pub async fn opaque_tunnel_fin_timeout_closes_both(p: &dyn ProxyUnderTest) {
+    let backend = Backend::start(|mut c| async move {
+        let Some(req) = c.read_request().await? else {
+            return Ok(());
+        };
+        c.write(&opaque_switching_protocols(&req)).await?;
+        c.drain_to_eof().await; // the client's FIN
+                                // neither send nor close: only the proxy's fin deadline can end this
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        Ok(())
+    })
+    .await;
+    let proxy = start_with(p, backend.addr, |c| {
+        c.timeouts.fin = Duration::from_millis(500)
+    })
+    .await;
+    let mut c = raw_tunnel(&proxy, &opaque_upgrade_request("example.test")).await;
+    c.shutdown_write().await.unwrap();
+    let start = Instant::now();
+    c.expect_close(Duration::from_secs(2))
+        .await
+        .expect("client connection closed by the fin timeout");
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "closed after {:?}, before fin",
+        start.elapsed()
+    );
+    assert!(
+        backend.connections()[0].saw_eof(),
+        "the client's FIN was not forwarded"
+    );
+}

@@ -1,6 +1,6 @@
 //! Upstream failures and the deadlines around a request: what the client sees.
 
-use super::{client, get, response, start_with};
+use super::{client, get, response, start_with, RESPONSE_WAIT};
 use crate::backend::Backend;
 use crate::ProxyUnderTest;
 use std::time::{Duration, Instant};
@@ -123,4 +123,149 @@ pub async fn upstream_garbage_response_is_502(p: &dyn ProxyUnderTest) {
         "non-HTTP answer",
     )
     .await;
+}
+
+/// A kept-alive client connection with no request for `keepalive_idle = 500ms` is
+/// closed (quietly: no response bytes).
+pub async fn idle_keepalive_client_closed_after_keepalive_idle(p: &dyn ProxyUnderTest) {
+    let backend = Backend::ok().await;
+    let proxy = start_with(p, backend.addr, |c| {
+        c.timeouts.keepalive_idle = Duration::from_millis(500)
+    })
+    .await;
+    let mut c = client(&proxy).await;
+    c.write(&get("/")).await.unwrap();
+    assert_eq!(response(&mut c, "GET", "first").await.status, 200);
+    let idle_since = Instant::now();
+    let rest = c
+        .expect_close(Duration::from_secs(2))
+        .await
+        .expect("idle keep-alive connection closed");
+    let after = idle_since.elapsed();
+    assert!(
+        rest.is_empty(),
+        "bytes sent on an idle connection: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    assert!(
+        after >= Duration::from_millis(400),
+        "closed after {after:?}, before keepalive_idle"
+    );
+}
+
+/// A request body that stops arriving for `body_read = 500ms` → 408 (no response had
+/// started), and the upstream connection is dropped, not pooled.
+pub async fn stalled_request_body_is_408(p: &dyn ProxyUnderTest) {
+    let backend = Backend::echo_body().await;
+    let proxy = start_with(p, backend.addr, |c| {
+        c.timeouts.body_read = Duration::from_millis(500)
+    })
+    .await;
+    let mut c = client(&proxy).await;
+    let start = Instant::now();
+    c.write(b"POST /slow HTTP/1.1\r\nHost: example.test\r\nContent-Length: 10\r\n\r\nhello")
+        .await
+        .unwrap();
+    let r = response(&mut c, "POST", "stalled request body").await;
+    assert_eq!(r.status, 408);
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "408 after {:?}",
+        start.elapsed()
+    );
+    assert!(
+        backend.settle(Duration::from_secs(2)).await,
+        "the upstream connection with half a body was kept"
+    );
+    assert!(
+        backend.requests().is_empty(),
+        "the backend got a complete request"
+    );
+}
+
+/// A response body that stops arriving for `body_read = 500ms` after the head was
+/// forwarded: the client gets the head and the bytes so far, then the connection closes
+/// (the body is visibly truncated).
+pub async fn stalled_response_body_closes_client(p: &dyn ProxyUnderTest) {
+    let backend = Backend::start(|mut c| async move {
+        let Some(_) = c.read_request().await? else {
+            return Ok(());
+        };
+        c.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst half")
+            .await?;
+        c.drain_to_eof().await;
+        Ok(())
+    })
+    .await;
+    let proxy = start_with(p, backend.addr, |c| {
+        c.timeouts.body_read = Duration::from_millis(500)
+    })
+    .await;
+    let mut c = client(&proxy).await;
+    c.write(&get("/stall")).await.unwrap();
+    let head = tokio::time::timeout(RESPONSE_WAIT, c.read_head())
+        .await
+        .expect("head")
+        .unwrap()
+        .expect("head");
+    assert!(
+        head.start_line.starts_with("HTTP/1.1 200"),
+        "{}",
+        head.start_line
+    );
+    let start = Instant::now();
+    let rest = c
+        .expect_close(Duration::from_secs(2))
+        .await
+        .expect("closed after the body stalled");
+    assert_eq!(String::from_utf8_lossy(&rest), "first half");
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "closed after {:?}",
+        start.elapsed()
+    );
+    assert!(
+        backend.settle(RESPONSE_WAIT).await,
+        "upstream connection not closed"
+    );
+}
+
+/// A client that stops reading a large response: once nothing can be written for
+/// `send = 500ms`, the proxy gives up and closes both connections (the upstream's
+/// writes then fail), rather than buffering without bound.
+pub async fn client_not_reading_hits_send_timeout(p: &dyn ProxyUnderTest) {
+    let backend = Backend::start(|mut c| async move {
+        let Some(_) = c.read_request().await? else {
+            return Ok(());
+        };
+        c.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n")
+            .await?;
+        let chunk = vec![b'z'; 256 * 1024];
+        // writes until the proxy drops the connection (an error ends the handler)
+        loop {
+            tokio::io::AsyncWriteExt::write_all(c.conn.stream(), &chunk).await?;
+        }
+    })
+    .await;
+    let proxy = start_with(p, backend.addr, |c| {
+        c.timeouts.send = Duration::from_millis(500)
+    })
+    .await;
+    let mut c = client(&proxy).await;
+    c.write(&get("/firehose")).await.unwrap();
+    // never read
+    assert!(
+        backend.wait_connections(1, RESPONSE_WAIT).await,
+        "the request never reached the upstream"
+    );
+    assert!(
+        backend.settle(Duration::from_secs(6)).await,
+        "the upstream is still being read 6 s after the client stopped reading"
+    );
+    let err = backend.connections()[0].error.clone();
+    assert!(
+        err.is_some(),
+        "the upstream's writes ended without an error"
+    );
+    drop(c);
 }
