@@ -304,3 +304,64 @@ pub async fn sigterm_with_open_websocket_exits_0_by_deadline(exe: &Path) {
     );
     assert!(start.elapsed() <= Duration::from_millis(3500));
 }
+
+/// A config file with a bad value is refused before anything listens: non-zero exit,
+/// and the message names the file, the line and the key; `switchyard check` accepts a
+/// good file and refuses the bad one the same way.
+pub async fn bad_config_is_refused_naming_the_key(exe: &Path) {
+    let mut bad = tempfile::Builder::new()
+        .prefix("switchyard-bad-")
+        .suffix(".toml")
+        .tempfile()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut bad,
+        b"upstream = \"127.0.0.1:9\"\n\n[timeouts]\nlinger = \"5 parsecs\"\n",
+    )
+    .unwrap();
+    let good = config_file(free_addr(), free_addr(), "1s");
+    let run = |args: Vec<String>| async move {
+        let out = tokio::time::timeout(
+            Duration::from_secs(5),
+            Command::new(exe)
+                .args(&args)
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("switchyard {args:?} still running after 5 s"))
+        .expect("run switchyard");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status, text)
+    };
+    let bad_path = bad.path().display().to_string();
+    for args in [
+        vec!["--config".to_string(), bad_path.clone()],
+        vec!["check".into(), "--config".into(), bad_path],
+    ] {
+        let (status, text) = run(args.clone()).await;
+        assert!(
+            !status.success(),
+            "switchyard {args:?} accepted a bad config: {text}"
+        );
+        assert!(
+            text.contains("timeouts.linger") && text.contains(":4"),
+            "switchyard {args:?}: the message should name the key and line 4: {text}"
+        );
+    }
+    let (status, text) = run(vec![
+        "check".into(),
+        "--config".into(),
+        good.path().display().to_string(),
+    ])
+    .await;
+    assert!(
+        status.success(),
+        "switchyard check refused a good config: {text}"
+    );
+}

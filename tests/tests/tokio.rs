@@ -76,4 +76,15 @@ mod binary {
         )
         .await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn binary_bad_config_is_refused_naming_the_key() {
+        let exe = exe();
+        switchyard_e2e::run_scenario(
+            "binary_bad_config_is_refused_naming_the_key",
+            "switchyard",
+            binary::bad_config_is_refused_naming_the_key(&exe),
+        )
+        .await;
+    }
 }
