@@ -500,6 +500,10 @@ pub struct WsLog {
     pub closes: Vec<Option<(u16, String)>>,
     /// Messages received (text and binary), count only.
     pub messages: usize,
+    /// Payloads of the Pings received.
+    pub pings: Vec<Vec<u8>>,
+    /// Payloads of the Pongs received.
+    pub pongs: Vec<Vec<u8>>,
     /// Connections that ended with an error (not a clean close).
     pub errors: Vec<String>,
 }
@@ -614,7 +618,10 @@ async fn serve_ws(
                     .closes
                     .push(frame.map(|f| (u16::from(f.code), f.reason.to_string())));
             }
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            // tungstenite answers Pings itself
+            Message::Ping(p) => log.lock().unwrap().pings.push(p.to_vec()),
+            Message::Pong(p) => log.lock().unwrap().pongs.push(p.to_vec()),
+            Message::Frame(_) => {}
         }
     }
     Ok(())

@@ -210,6 +210,7 @@ macro_rules! scenarios {
             opaque_tunnel_idle_timeout_closes_tcp,
             tunnel_activity_keeps_it_open,
             websocket_pings_keep_quiet_tunnel_alive,
+            websocket_peer_pings_and_pongs_pass_through,
             websocket_client_not_answering_pings_is_dropped,
             websocket_upstream_not_answering_pings_gets_1011,
             websocket_unmasked_client_frame_gets_1002,

@@ -139,11 +139,13 @@ pub async fn websocket_pings_keep_quiet_tunnel_alive(p: &dyn ProxyUnderTest) {
     .await;
     let mut client = ws::connect(proxy.addr).await;
     let mut pings = 0;
+    let mut pongs = 0;
     let quiet_until = tokio::time::Instant::now() + Duration::from_millis(1500);
     // tungstenite answers each Ping with a Pong while it is polled
     while let Ok(item) = tokio::time::timeout_at(quiet_until, client.next()).await {
         match item {
             Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(Message::Pong(_))) => pongs += 1,
             other => panic!("quiet tunnel ended or got data after {pings} pings: {other:?}"),
         }
     }
@@ -155,6 +157,16 @@ pub async fn websocket_pings_keep_quiet_tunnel_alive(p: &dyn ProxyUnderTest) {
     assert_eq!(
         ws::next(&mut client, RESPONSE_WAIT).await,
         Some(Ok(Message::text("still here")))
+    );
+    assert_eq!(
+        pongs, 0,
+        "the upstream's Pongs to the proxy's Pings reached the client"
+    );
+    let log = backend.log();
+    assert!(!log.pings.is_empty(), "the quiet upstream was never pinged");
+    assert!(
+        log.pongs.is_empty(),
+        "the client's Pongs to the proxy's Pings reached the upstream: {log:?}"
     );
 }
 
@@ -412,4 +424,34 @@ pub async fn opaque_tunnel_fin_timeout_closes_both(p: &dyn ProxyUnderTest) {
         backend.connections()[0].saw_eof(),
         "the client's FIN was not forwarded"
     );
+}
+
+/// Pings and Pongs of the peers themselves pass through: the client's Ping reaches the
+/// upstream, whose Pong (same payload) reaches the client; an unsolicited Pong reaches
+/// the upstream.
+pub async fn websocket_peer_pings_and_pongs_pass_through(p: &dyn ProxyUnderTest) {
+    let backend = WsEcho::start().await;
+    let proxy = start(p, backend.addr).await;
+    let mut client = ws::connect(proxy.addr).await;
+    client
+        .send(Message::Ping(b"client-ping".to_vec().into()))
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(RESPONSE_WAIT, client.next())
+        .await
+        .expect("a Pong")
+        .expect("open");
+    assert_eq!(got.unwrap(), Message::Pong(b"client-ping".to_vec().into()));
+    client
+        .send(Message::Pong(b"unsolicited".to_vec().into()))
+        .await
+        .unwrap();
+    client.send(Message::text("sync")).await.unwrap();
+    assert_eq!(
+        ws::next(&mut client, RESPONSE_WAIT).await,
+        Some(Ok(Message::text("sync")))
+    );
+    let log = backend.log();
+    assert_eq!(log.pings, [b"client-ping".to_vec()]);
+    assert_eq!(log.pongs, [b"unsolicited".to_vec()]);
 }
