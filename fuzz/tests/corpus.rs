@@ -456,4 +456,39 @@ fn write_seeds() {
             Advance(10),
         ],
     );
+
+    ss(
+        "raw_garbage_then_get",
+        &[ClientData(b"\x00".to_vec()), ClientFragment(0)],
+    );
+}
+
+/// The session regression: a WebSocket tunnel (pings on in strict mode); the upstream
+/// starts a 54-byte binary frame; the ping timers fire (the client's Ping waits for the
+/// frame's end); the client breaks RFC 6455 (RSV bits), so the proxy closes with 1002
+/// and stops relaying; the upstream finishes its frame: the queued Ping goes to the
+/// client inside the frame whose payload was never sent.
+#[test]
+#[ignore = "rewrites fuzz/regressions/session; run by hand"]
+fn write_session_regression() {
+    use switchyard_fuzz::session::Op::*;
+    let (c, u) = (proxy_core::Side::Client, proxy_core::Side::Upstream);
+    let ops = [
+        ClientFragment(1),
+        Connected { reused: false },
+        UpstreamFragment(1),
+        UpstreamData(b"\x02\x36".to_vec()),
+        WrittenAll(c),
+        WrittenAll(u),
+        Advance(20_000),
+        ClientData(b"\xf1\x80\x00\x00\x00\x00".to_vec()),
+        UpstreamData(vec![b'x'; 54]),
+    ];
+    let dir = root().join("regressions").join("session");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("ping_injected_mid_frame_after_close"),
+        encode(&ops),
+    )
+    .unwrap();
 }
