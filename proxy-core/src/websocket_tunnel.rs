@@ -227,12 +227,12 @@ impl WebSocketTunnel {
     /// saying so; the gone side gets nothing more.
     fn peer_gone(&mut self, gone: Side, end: TunnelEnd, now: Instant, out: &mut Sends) {
         let other = gone.peer();
-        let (code, reason) = match gone {
-            Side::Upstream if matches!(end, TunnelEnd::PingTimeout(_)) => {
-                (websocket::INTERNAL_ERROR, "upstream not responding")
-            }
-            Side::Upstream => (websocket::BAD_GATEWAY, "upstream went away"),
-            Side::Client => (websocket::GOING_AWAY, "client went away"),
+        let unresponsive = matches!(end, TunnelEnd::PingTimeout(_));
+        let (code, reason) = match (gone, unresponsive) {
+            (Side::Upstream, true) => (websocket::INTERNAL_ERROR, "upstream not responding"),
+            (Side::Upstream, false) => (websocket::BAD_GATEWAY, "upstream went away"),
+            (Side::Client, true) => (websocket::GOING_AWAY, "client not responding"),
+            (Side::Client, false) => (websocket::GOING_AWAY, "client went away"),
         };
         self.start_closing(end, now);
         self.eof[gone.index()] = true;

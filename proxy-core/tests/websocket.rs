@@ -151,6 +151,7 @@ fn a_client_that_never_pongs_is_gone_and_the_upstream_gets_1001() {
     let frames = decode_frames(sim.upstream_received());
     let close = frames.last().unwrap();
     assert_eq!((close.close_code(), close.masked), (Some(1001), true));
+    assert_eq!(&close.payload[2..], b"client not responding");
     assert!(
         !decode_frames(sim.client_received())
             .iter()
