@@ -180,7 +180,11 @@ impl Sim {
                 break;
             }
             firings += 1;
-            assert!(firings < 100_000, "the session's deadline does not move on: {:?}", self.session.next_timer());
+            assert!(
+                firings < 100_000,
+                "the session's deadline does not move on: {:?}",
+                self.session.next_timer()
+            );
             self.now = self.now.max(deadline);
             self.session.handle_timeout(self.now);
             self.drain_outputs();
