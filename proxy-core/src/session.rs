@@ -53,6 +53,8 @@ pub struct Session {
     /// When the connection last became idle between requests.
     idle_since: Instant,
     drain_deadline: Option<Instant>,
+    /// Reused for what a WebSocket tunnel step sends, so forwarding does not allocate.
+    scratch: Sends,
 }
 
 impl Session {
@@ -71,6 +73,7 @@ impl Session {
             head_started: Some(now),
             idle_since: now,
             drain_deadline: None,
+            scratch: Sends::new(),
         }
     }
 
@@ -782,7 +785,7 @@ impl Session {
     /// frames, insert the proxy's own, and turn EOFs without a Close into a Close.
     fn step_websocket_tunnel(&mut self) -> bool {
         let now = self.now;
-        let mut sends = Sends::new();
+        let mut sends = std::mem::take(&mut self.scratch);
         let mut shutdowns = Vec::new();
         let mut progressed = false;
         let State::Tunnel(tunnel) = &mut self.state else {
@@ -829,7 +832,7 @@ impl Session {
         f: impl FnOnce(&mut WebSocketTunnel, Instant, &mut Sends),
     ) -> bool {
         let now = self.now;
-        let mut sends = Sends::new();
+        let mut sends = std::mem::take(&mut self.scratch);
         let State::Tunnel(tunnel) = &mut self.state else {
             return false;
         };
@@ -845,14 +848,15 @@ impl Session {
         true
     }
 
-    /// Sends what the tunnel produced, counting it.
-    fn apply_tunnel_sends(&mut self, sends: Sends) {
-        for (to, bytes) in sends {
+    /// Sends what the tunnel produced, counting it, and keeps the buffer for reuse.
+    fn apply_tunnel_sends(&mut self, mut sends: Sends) {
+        for (to, bytes) in sends.drain(..) {
             if let State::Tunnel(tunnel) = &mut self.state {
                 tunnel.forwarded[to.index()] += bytes.len() as u64;
             }
             self.send(to, bytes);
         }
+        self.scratch = sends;
     }
 
     fn step_lingering(&mut self) -> bool {
