@@ -116,13 +116,14 @@ pub enum Output {
     Close,
 }
 
-/// Something worth a log line or a metric.
+/// Something worth a log line or a metric. (Boxed, so the output queue an idle session
+/// keeps stays small.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// One request/response exchange finished (or failed with a status the proxy sent).
-    Request(RequestLog),
+    Request(Box<RequestLog>),
     /// A tunnel ended.
-    Tunnel(TunnelLog),
+    Tunnel(Box<TunnelLog>),
 }
 
 /// One line of access log.

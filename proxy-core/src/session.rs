@@ -117,7 +117,13 @@ impl Session {
 
     /// The next thing for the runtime to do, in order.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let output = self.outputs.pop_front();
+        if output.is_none() && self.outputs.capacity() > 4 {
+            // A burst (an error response, a log line) is over: an idle session keeps
+            // only a small queue.
+            self.outputs = VecDeque::new();
+        }
+        output
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next, if ever.
@@ -914,7 +920,8 @@ impl Session {
                 duration: self.now.saturating_duration_since(tunnel.started),
                 end,
             };
-            self.outputs.push_back(Output::Event(Event::Tunnel(log)));
+            self.outputs
+                .push_back(Output::Event(Event::Tunnel(Box::new(log))));
         }
         self.close();
     }
@@ -990,6 +997,7 @@ impl Session {
                 error: error.map(ProxyError::message),
             },
         };
-        self.outputs.push_back(Output::Event(Event::Request(log)));
+        self.outputs
+            .push_back(Output::Event(Event::Request(Box::new(log))));
     }
 }
