@@ -70,7 +70,10 @@
 //! between a reader and a writer behind a lock.
 //!
 //! ## The drive loop
-//! Each connection runs the loop of `proxy_core`'s docs (`drive.rs`, about 25 lines):
+//! Each connection runs the loop of `proxy_core`'s docs. It is written once, in
+//! `runtime_common` (`drive.rs`), for every runtime; this crate supplies only the
+//! tokio glue (`runtime.rs`: clock, timer, dial, spawn, listener; `transport.rs`:
+//! reading and writing tokio streams, about 200 lines together):
 //!
 //! | the session says (`poll_output`) | the adapter does |
 //! |---|---|
@@ -81,11 +84,11 @@
 //! | `Event(e)` | one access log line (tracing target [`access_log::TARGET`]) |
 //! | `Close` | flushes for at most 1 s, closes both sockets, ends the task |
 //!
-//! and then waits for the first of: a readable side the session
-//! [wants](proxy_core::Session::wants_read), write progress, the dial finishing, the
-//! session's deadline, the drain signal, and feeds exactly that in (`Data`, `Eof`,
-//! `Reset`, `Written`, `UpstreamConnected`, `UpstreamFailed`, `Drain`, or
-//! `handle_timeout`). Time comes from tokio's clock, so paused-time tests work.
+//! and then waits for the first of: the drain signal, the session's deadline, the
+//! dial finishing, write progress, a readable side the session
+//! [wants](proxy_core::Session::wants_read), and feeds exactly that in (`Drain`,
+//! `handle_timeout`, `UpstreamConnected`, `UpstreamFailed`, `Written`, `Data`, `Eof`
+//! or `Reset`). Time comes from tokio's clock, so paused-time tests work.
 //!
 //! ## Memory
 //! An idle connection holds no read buffer: the loop waits for readiness and takes a
@@ -99,12 +102,33 @@
 
 pub use proxy_core;
 
-pub mod access_log;
-pub mod config_file;
-mod drive;
-mod peer;
+pub use runtime_common::{access_log, config_file};
+
 pub mod pool;
+mod runtime;
 mod serve;
 mod transport;
 
+pub use runtime::Tokio;
 pub use serve::{serve, serve_all, serve_connection, serve_tcp, Context};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proxy_core::ClientInfo;
+    use std::sync::Arc;
+
+    /// The whole per-connection task (session, sockets, timer, what it waits on) is
+    /// what an idle connection costs besides the kernel's socket buffers.
+    #[tokio::test]
+    async fn an_idle_session_task_stays_under_one_and_a_half_kib() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let ctx = Context::new(Arc::new(proxy_core::Config::default()));
+        let task = ctx.serve_connection(client, ClientInfo::default());
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 1536, "the session task is {size} bytes");
+    }
+}

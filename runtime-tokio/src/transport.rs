@@ -1,6 +1,6 @@
-//! The sockets under the drive loop: one small trait, two implementations.
+//! The sockets under the shared drive loop: [`Transport`] for tokio's streams.
 //!
-//! The loop waits on a read and a write of the same stream at once, so every method
+//! The loop polls a read and a write of the same stream at once, so every method
 //! takes `&self`. A plain [`TcpStream`] has that natively (readiness, then `try_*`).
 //! Any other stream (TLS, a Unix socket, an in-memory duplex) goes through
 //! [`Shared`], which locks it only for the length of one `poll_*` call.
@@ -8,7 +8,9 @@
 //! Both keep the rule that an idle connection holds no read buffer: the buffer is
 //! taken only once bytes are there, and handed on as [`Bytes`].
 
+use crate::runtime::Tokio;
 use bytes::{Bytes, BytesMut};
+use runtime_common::Transport;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::{pin, Pin};
@@ -17,26 +19,8 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
-/// A byte stream the drive loop can read and write concurrently.
-///
-/// Poll-style on purpose: a future over it is a closure of two references, so a task
-/// waiting on both sides of a session stays small.
-pub(crate) trait Transport: Send + Sync {
-    /// Whether written bytes may sit in the stream until `poll_flush` (TLS does that).
-    const BUFFERS_WRITES: bool;
-    /// Reads at most `max` bytes into a buffer taken for this read only, once bytes
-    /// are there. An empty result is EOF.
-    fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>>;
-    /// Writes a prefix of `bufs`; returns how many bytes the stream took.
-    fn poll_write(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>>;
-    /// Pushes out anything the stream buffered itself (a TLS record, say).
-    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
-    /// Shuts the write half down (TCP FIN; TLS close_notify).
-    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
-}
-
 /// Readiness first, then `try_*`: nothing is allocated until bytes are there.
-impl Transport for TcpStream {
+impl Transport<Tokio> for TcpStream {
     const BUFFERS_WRITES: bool = false;
 
     fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
@@ -87,7 +71,7 @@ impl<S> Shared<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for Shared<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport<Tokio> for Shared<S> {
     const BUFFERS_WRITES: bool = true;
 
     fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {

@@ -1,23 +1,22 @@
-//! One side of a session: its socket, the bytes queued for it, and how far its
+//! One side of a session: its stream, the bytes queued for it, and how far its
 //! shutdown has got. No protocol here, only socket bookkeeping.
 
-use crate::transport::Transport;
+use crate::runtime::Transport;
 use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::task::{ready, Context, Poll};
 
 /// Most queued buffers handed to one vectored write.
 const MAX_IOVECS: usize = 8;
 
-/// A socket and the bookkeeping for it.
+/// A stream and the bookkeeping for it.
 pub(crate) struct Peer<T> {
     pub(crate) io: T,
     pub(crate) state: State,
 }
 
-/// Everything about a side that does not depend on the kind of socket.
+/// Everything about a side that does not depend on the kind of stream.
 #[derive(Default)]
 pub(crate) struct State {
     queue: VecDeque<Bytes>,
@@ -28,7 +27,7 @@ pub(crate) struct State {
     shutdown: Shutdown,
     /// Read returned 0: never read again (its readiness would fire forever).
     pub(crate) eof: bool,
-    /// A read or write failed: the socket is dead both ways.
+    /// A read or write failed: the stream is dead both ways.
     failed: bool,
 }
 
@@ -100,15 +99,18 @@ impl State {
         }
     }
 
-    /// Marks the socket dead: nothing more is read from it or written to it.
+    /// Marks the stream dead: nothing more is read from it or written to it.
     pub(crate) fn fail(&mut self) {
         self.failed = true;
         self.queue.clear();
     }
 }
 
-impl<T: Transport> Peer<T> {
-    pub(crate) fn new(io: T) -> Self {
+impl<T> Peer<T> {
+    pub(crate) fn new<R>(io: T) -> Self
+    where
+        T: Transport<R>,
+    {
         let state = State {
             buffers_writes: T::BUFFERS_WRITES,
             ..State::default()
@@ -116,9 +118,12 @@ impl<T: Transport> Peer<T> {
         Peer { io, state }
     }
 
-    /// Does the next piece of [`State::busy`] work. Cancel-safe: the state changes
-    /// only in [`State::wrote`], after this returns.
-    pub(crate) fn poll_write_step(&self, cx: &mut Context<'_>) -> Poll<io::Result<Wrote>> {
+    /// Does the next piece of [`State::busy`] work. The state changes only in
+    /// [`State::wrote`], after this returns.
+    pub(crate) fn poll_write_step<R>(&self, cx: &mut Context<'_>) -> Poll<io::Result<Wrote>>
+    where
+        T: Transport<R>,
+    {
         let state = &self.state;
         if !state.queue.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
@@ -140,13 +145,18 @@ impl<T: Transport> Peer<T> {
         Poll::Ready(Ok(Wrote::Nothing))
     }
 
-    /// Writes out what is queued (and shuts down if asked), as far as it goes.
-    pub(crate) async fn flush_all(&mut self) {
+    /// Writes out what is queued (and shuts down if asked), as far as it goes; ready
+    /// when nothing is left to do or the stream failed.
+    pub(crate) fn poll_flush_all<R>(&mut self, cx: &mut Context<'_>) -> Poll<()>
+    where
+        T: Transport<R>,
+    {
         while self.state.busy() {
-            match poll_fn(|cx| self.poll_write_step(cx)).await {
+            match ready!(self.poll_write_step(cx)) {
                 Ok(wrote) => self.state.wrote(&wrote),
                 Err(_) => self.state.fail(),
             }
         }
+        Poll::Ready(())
     }
 }

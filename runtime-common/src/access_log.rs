@@ -11,7 +11,8 @@ use tracing::info;
 /// The tracing target of access log lines.
 pub const TARGET: &str = "switchyard::access";
 
-pub(crate) fn event(event: &Event, client: Option<SocketAddr>, upstream: Option<SocketAddr>) {
+/// Logs one line for a session's [`Event`]; `client` and `upstream` show as `-` when unknown.
+pub fn event(event: &Event, client: Option<SocketAddr>, upstream: Option<SocketAddr>) {
     let (client, upstream) = (OrDash(client), OrDash(upstream));
     match event {
         Event::Request(r) => info!(

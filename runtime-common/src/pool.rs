@@ -1,0 +1,163 @@
+//! Upstream keep-alive pool: idle connections by address, newest first, bounded in
+//! count (`pool.max_idle` per address) and age (`pool.idle_timeout`).
+//!
+//! The core decides *whether* a connection may be reused (`ReleaseUpstream { reusable }`);
+//! the pool only keeps it. A connection the upstream closed (or wrote to) while idle is
+//! stale and is dropped when found: on hand-out, and by a sweeper task that runs while
+//! the pool is not empty, so idle sockets neither outlive `idle_timeout` nor sit in
+//! CLOSE_WAIT.
+
+use crate::runtime::{sleep, Runtime};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+/// Idle upstream connections, shared by every session of one
+/// [`Context`](crate::Context).
+pub struct Pool<R: Runtime> {
+    runtime: R,
+    config: proxy_core::Pool,
+    inner: Mutex<Inner<R::Tcp>>,
+}
+
+struct Inner<T> {
+    idle: HashMap<String, Vec<Idle<T>>>,
+    sweeping: bool,
+    /// Shutting down: nothing is kept any more.
+    closed: bool,
+}
+
+struct Idle<T> {
+    stream: T,
+    since: Instant,
+}
+
+impl<R: Runtime> Pool<R> {
+    /// An empty pool with these bounds; its sweeper runs on `runtime`.
+    pub fn new(config: proxy_core::Pool, runtime: R) -> Arc<Self> {
+        Arc::new(Pool {
+            runtime,
+            config,
+            inner: Mutex::new(Inner {
+                idle: HashMap::new(),
+                sweeping: false,
+                closed: false,
+            }),
+        })
+    }
+
+    /// The most recently pooled live connection to `address`, if any.
+    pub fn take(&self, address: &str) -> Option<R::Tcp> {
+        let now = self.runtime.now();
+        let mut dropped = Vec::new(); // closed after the lock is released
+        let mut inner = self.lock();
+        let list = inner.idle.get_mut(address)?;
+        let mut found = None;
+        while let Some(idle) = list.pop() {
+            if self.alive(&idle, now) {
+                found = Some(idle.stream);
+                break;
+            }
+            dropped.push(idle);
+        }
+        if list.is_empty() {
+            inner.idle.remove(address);
+        }
+        found
+    }
+
+    /// Keeps `stream` for a later request to `address`; the oldest idle connection
+    /// goes if the address already has `max_idle`.
+    pub fn put(self: &Arc<Self>, address: &str, stream: R::Tcp) {
+        if self.config.max_idle == 0 || self.config.idle_timeout.is_zero() {
+            return;
+        }
+        let idle = Idle {
+            stream,
+            since: self.runtime.now(),
+        };
+        let mut inner = self.lock();
+        if inner.closed {
+            return;
+        }
+        let oldest = match inner.idle.get_mut(address) {
+            Some(list) => {
+                list.push(idle);
+                (list.len() > self.config.max_idle).then(|| list.remove(0))
+            }
+            None => {
+                inner.idle.insert(address.to_owned(), vec![idle]);
+                None
+            }
+        };
+        if !inner.sweeping {
+            inner.sweeping = true;
+            self.runtime
+                .spawn(sweep(Arc::downgrade(self), self.runtime.clone()));
+        }
+        drop(inner);
+        drop(oldest);
+    }
+
+    /// Closes every idle connection and keeps none from now on (on shutdown).
+    pub fn close(&self) {
+        let mut inner = self.lock();
+        inner.closed = true;
+        let idle = std::mem::take(&mut inner.idle);
+        drop(inner);
+        drop(idle);
+    }
+
+    /// Number of idle connections, over all addresses.
+    pub fn idle_count(&self) -> usize {
+        self.lock().idle.values().map(Vec::len).sum()
+    }
+
+    /// Young enough, and the upstream has neither closed it nor sent anything
+    /// unasked (either makes it unusable for a new request).
+    fn alive(&self, idle: &Idle<R::Tcp>, now: Instant) -> bool {
+        now.saturating_duration_since(idle.since) < self.config.idle_timeout
+            && R::is_quiet(&idle.stream)
+    }
+
+    /// Drops expired and stale connections; returns whether any are left.
+    fn sweep_once(&self) -> bool {
+        let now = self.runtime.now();
+        let mut dropped = Vec::new();
+        let mut inner = self.lock();
+        inner.idle.retain(|_, list| {
+            let (keep, stale): (Vec<_>, Vec<_>) =
+                list.drain(..).partition(|idle| self.alive(idle, now));
+            dropped.extend(stale);
+            *list = keep;
+            !list.is_empty()
+        });
+        let any_left = !inner.idle.is_empty();
+        inner.sweeping = any_left;
+        any_left
+    }
+
+    fn sweep_interval(&self) -> Duration {
+        (self.config.idle_timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(5))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<R::Tcp>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Runs while the pool has idle connections and the pool itself is alive.
+async fn sweep<R: Runtime>(pool: Weak<Pool<R>>, runtime: R) {
+    loop {
+        let Some(interval) = pool.upgrade().map(|p| p.sweep_interval()) else {
+            return;
+        };
+        sleep(&runtime, interval).await;
+        match pool.upgrade() {
+            Some(pool) if pool.sweep_once() => continue,
+            _ => return,
+        }
+    }
+}

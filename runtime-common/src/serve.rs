@@ -1,0 +1,107 @@
+//! The ready-made accept loop, and shutting down gracefully.
+
+use crate::context::Context;
+use crate::drive::drive;
+use crate::runtime::{sleep, Listener, Runtime};
+use proxy_core::ClientInfo;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
+
+/// Pause after an accept error such as EMFILE, so a full fd table is not a busy loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// At most one accept-error line per this long.
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+impl<R: Runtime> Context<R> {
+    /// Accepts connections on every listener, one spawned task per connection, until
+    /// `shutdown` completes; then stops accepting (the listeners are dropped), sends
+    /// every live session `Input::Drain { deadline: now + config.timeouts.shutdown }`,
+    /// and waits for all sessions to end (at most until the deadline + 1s).
+    ///
+    /// Accept errors (EMFILE and the like) are logged and retried after a short pause.
+    pub async fn serve_all<L: Listener<R>>(
+        self: &Arc<Self>,
+        listeners: Vec<L>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        {
+            let mut accepting: Vec<Pin<Box<dyn Future<Output = ()> + Send>>> = listeners
+                .into_iter()
+                .map(|listener| Box::pin(accept_loop(listener, self.clone())) as _)
+                .collect();
+            let mut shutdown = pin!(shutdown);
+            poll_fn(|cx| {
+                for accept in &mut accepting {
+                    let _ = accept.as_mut().poll(cx); // never ends
+                }
+                shutdown.as_mut().poll(cx)
+            })
+            .await;
+        } // the listeners drop here: no new connections from now on
+        info!(
+            live = self.live_connections(),
+            "shutting down: draining connections"
+        );
+        self.drain().await;
+    }
+}
+
+async fn accept_loop<R: Runtime, L: Listener<R>>(listener: L, ctx: Arc<Context<R>>) {
+    let mut errors = ErrorLog::default();
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                // Counted before the task starts, so a drain right now waits for it.
+                let live = ctx.enter();
+                let task_ctx = ctx.clone();
+                ctx.runtime().spawn(async move {
+                    let client = ClientInfo {
+                        addr: Some(addr),
+                        tls: false,
+                    };
+                    drive(stream, client, &task_ctx).await;
+                    drop(live);
+                });
+            }
+            // The connection died in the backlog: nothing wrong with us.
+            Err(e) if is_connection_error(&e) => debug!(error = %e, "accept: connection lost"),
+            // EMFILE and friends: give the system a moment; never spin.
+            Err(e) => {
+                errors.failed(&e, ctx.runtime().now());
+                sleep(ctx.runtime(), ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Logs the first accept error of a burst, then at most one line per
+/// [`ACCEPT_ERROR_LOG_INTERVAL`] with the count of those not logged.
+#[derive(Default)]
+struct ErrorLog {
+    quiet_until: Option<Instant>,
+    unlogged: u64,
+}
+
+impl ErrorLog {
+    fn failed(&mut self, e: &io::Error, now: Instant) {
+        if self.quiet_until.is_some_and(|until| now < until) {
+            self.unlogged += 1;
+            return;
+        }
+        warn!(error = %e, more_since_last_line = self.unlogged, "accept failed; backing off");
+        self.quiet_until = Some(now + ACCEPT_ERROR_LOG_INTERVAL);
+        self.unlogged = 0;
+    }
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused
+    )
+}
