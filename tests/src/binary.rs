@@ -23,6 +23,16 @@ use tokio_tungstenite::tungstenite::Message;
 /// returns its path. Blocking; cached per process. Call it outside any scenario
 /// timeout: the first call may compile.
 pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
+    cargo_build(package, "--bin", bin)
+}
+
+/// [`cargo_bin`] for example `example` of `package`.
+pub fn cargo_example(package: &str, example: &str) -> PathBuf {
+    cargo_build(package, "--example", example)
+}
+
+/// `cargo build -p package <kind> name`, and the executable's path.
+fn cargo_build(package: &str, kind: &str, bin: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<(String, String), PathBuf>>> = OnceLock::new();
     let cache = BUILT.get_or_init(Default::default);
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -39,7 +49,7 @@ pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
         .args([
             "-p",
             package,
-            "--bin",
+            kind,
             bin,
             "--message-format=json-render-diagnostics",
         ])
@@ -51,7 +61,7 @@ pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
     let out = cmd.output().expect("run cargo build for the binary");
     assert!(
         out.status.success(),
-        "cargo build -p {package} --bin {bin} failed"
+        "cargo build -p {package} {kind} {bin} failed"
     );
     let path = String::from_utf8_lossy(&out.stdout)
         .lines()

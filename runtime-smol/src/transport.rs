@@ -1,0 +1,107 @@
+//! The sockets under the shared drive loop: [`Transport`] for futures-io streams.
+//!
+//! The loop polls a read and a write of the same stream at once, so every method
+//! takes `&self`. A TCP socket ([`Tcp`], async-io's `Async<TcpStream>`) has that
+//! natively: `&Async<TcpStream>` reads and writes. Any other stream (TLS, async-std's
+//! `TcpStream`, a Unix socket, an in-memory pipe) goes through [`Shared`], which locks
+//! it only for the length of one `poll_*` call.
+//!
+//! futures-io reads into initialized memory, so both read through one scratch buffer
+//! per thread and hand on an exact-size copy of what came: an idle connection holds no
+//! read buffer, and a read that finds nothing allocates nothing.
+
+use crate::runtime::{Smol, Tcp};
+use bytes::Bytes;
+use runtime_common::{Transport, MAX_READ};
+use smol::io::{AsyncRead, AsyncWrite};
+use std::cell::RefCell;
+use std::io::{self, IoSlice};
+use std::net::Shutdown;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{ready, Context, Poll};
+
+impl Transport<Smol> for Tcp {
+    const BUFFERS_WRITES: bool = false;
+
+    fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
+        read_via_scratch(max, |buf| Pin::new(&mut &**self).poll_read(cx, buf))
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &**self).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.get_ref().shutdown(Shutdown::Write))
+    }
+}
+
+/// Any futures-io stream, shareable between a pending read and a pending write. The
+/// lock is held only inside one `poll_*` call, never across an await, so the two
+/// never wait for each other. Its `poll_close` is the shutdown of the write half.
+pub(crate) struct Shared<S>(Mutex<S>);
+
+impl<S> Shared<S> {
+    pub(crate) fn new(stream: S) -> Self {
+        Shared(Mutex::new(stream))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, S> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport<Smol> for Shared<S> {
+    const BUFFERS_WRITES: bool = true;
+
+    fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
+        let mut stream = self.lock();
+        read_via_scratch(max, |buf| Pin::new(&mut *stream).poll_read(cx, buf))
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.lock()).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.lock()).poll_flush(cx)
+    }
+
+    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.lock()).poll_close(cx)
+    }
+}
+
+thread_local! {
+    /// Where this thread's reads land before they are copied out.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; MAX_READ].into_boxed_slice());
+}
+
+/// Runs `read` on at most `max` bytes of this thread's scratch buffer and returns an
+/// exact-size copy of what it read (empty at EOF).
+fn read_via_scratch(
+    max: usize,
+    read: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
+) -> Poll<io::Result<Bytes>> {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let buf = &mut scratch[..max.min(MAX_READ)];
+            let n = ready!(read(buf))?;
+            Poll::Ready(Ok(Bytes::copy_from_slice(&buf[..n])))
+        }
+        // A stream whose read reads another of ours on this thread: rare; pay for it.
+        Err(_) => {
+            let mut buf = vec![0; max.min(MAX_READ)];
+            let n = ready!(read(&mut buf))?;
+            buf.truncate(n);
+            Poll::Ready(Ok(Bytes::from(buf)))
+        }
+    })
+}
