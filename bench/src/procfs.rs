@@ -1,0 +1,110 @@
+//! What the benchmark reads from /proc: a process's resident memory and CPU time, and
+//! how busy each core was (to tell how loaded the machine was during a run).
+
+use std::fs;
+use std::io;
+
+/// Clock ticks per second in /proc (USER_HZ: 100 on every Linux architecture the
+/// benchmark runs on).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// Resident set size of `pid`, in bytes (`VmRSS`).
+pub fn rss_bytes(pid: u32) -> io::Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| io::Error::other(format!("no VmRSS for pid {pid}")))
+}
+
+/// User + system CPU time of `pid` (all its threads), in seconds.
+pub fn cpu_seconds(pid: u32) -> io::Result<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces and parentheses; fields restart after the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| io::Error::other("bad /proc/pid/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': state is field 3 overall, so utime (14) and stime (15) are at 11 and 12.
+    let ticks = |i: usize| -> io::Result<f64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .map(|t| t as f64)
+            .ok_or_else(|| io::Error::other("bad /proc/pid/stat field"))
+    };
+    Ok((ticks(11)? + ticks(12)?) / TICKS_PER_SEC)
+}
+
+/// Sum of [`cpu_seconds`] over `pids` (0 when there are none).
+pub fn cpu_seconds_all(pids: &[u32]) -> f64 {
+    pids.iter().filter_map(|&pid| cpu_seconds(pid).ok()).sum()
+}
+
+/// Sum of [`rss_bytes`] over `pids`.
+pub fn rss_all(pids: &[u32]) -> io::Result<u64> {
+    pids.iter().map(|&pid| rss_bytes(pid)).sum()
+}
+
+/// Busy and total ticks of each core (`cpuN` lines of /proc/stat).
+#[derive(Clone, Debug, Default)]
+pub struct CoreTimes(Vec<(u64, u64)>);
+
+impl CoreTimes {
+    pub fn read() -> CoreTimes {
+        let Ok(stat) = fs::read_to_string("/proc/stat") else {
+            return CoreTimes::default();
+        };
+        let cores = stat
+            .lines()
+            .filter(|line| {
+                line.starts_with("cpu") && line.as_bytes().get(3).is_some_and(u8::is_ascii_digit)
+            })
+            .map(|line| {
+                let ticks: Vec<u64> = line
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|f| f.parse().ok())
+                    .collect();
+                let total: u64 = ticks.iter().take(8).sum();
+                // idle (3) and iowait (4) are not busy.
+                let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+                (total.saturating_sub(idle), total)
+            })
+            .collect();
+        CoreTimes(cores)
+    }
+
+    /// The busy fraction of each core between `self` (earlier) and `later`.
+    pub fn busy_since(&self, later: &CoreTimes) -> Vec<f64> {
+        self.0
+            .iter()
+            .zip(&later.0)
+            .map(|(&(busy0, total0), &(busy1, total1))| {
+                let total = total1.saturating_sub(total0);
+                if total == 0 {
+                    0.0
+                } else {
+                    busy1.saturating_sub(busy0) as f64 / total as f64
+                }
+            })
+            .collect()
+    }
+}
+
+/// The 1-minute load average.
+pub fn loadavg() -> f64 {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}

@@ -1,0 +1,410 @@
+//! Turns the JSON lines of every run into the table: medians per measure and target,
+//! ratios of switchyard to each other target, the issue's targets checked, and how
+//! loaded the machine was. Also writes a CSV the chart is drawn from.
+
+use crate::load::Record;
+use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
+
+/// Column order of the table and chart.
+pub const TARGETS: [&str; 5] = ["direct", "nginx", "haproxy", "relay", "switchyard"];
+
+/// One row of the table.
+struct Metric {
+    measure: &'static str,
+    label: &'static str,
+    unit: &'static str,
+    higher_is_better: bool,
+    /// The issue's target for switchyard against the better of nginx and HAProxy.
+    goal: Goal,
+    get: fn(&Record) -> Option<f64>,
+}
+
+enum Goal {
+    None,
+    /// switchyard ÷ best peer must be at least this (higher is better).
+    AtLeast(f64),
+    /// switchyard ÷ best peer must be at most this (lower is better).
+    AtMost(f64),
+    /// switchyard's own value must be at most this.
+    Absolute(f64),
+}
+
+const METRICS: &[Metric] = &[
+    Metric {
+        measure: "http",
+        label: "HTTP GET keep-alive, 13 B body",
+        unit: "req/s",
+        higher_is_better: true,
+        goal: Goal::AtLeast(1.15),
+        get: |r| r.requests_per_s,
+    },
+    Metric {
+        measure: "http",
+        label: "HTTP GET latency p99",
+        unit: "µs",
+        higher_is_better: false,
+        goal: Goal::None,
+        get: |r| r.p99_us,
+    },
+    Metric {
+        measure: "http",
+        label: "HTTP GET, per proxy CPU-second",
+        unit: "req/CPU-s",
+        higher_is_better: true,
+        goal: Goal::None,
+        get: |r| per_cpu(r.requests_per_s, r),
+    },
+    Metric {
+        measure: "ws-echo",
+        label: "WebSocket 32 B echo, round trip p99",
+        unit: "µs",
+        higher_is_better: false,
+        goal: Goal::AtMost(0.9),
+        get: |r| r.p99_us,
+    },
+    Metric {
+        measure: "ws-echo",
+        label: "WebSocket 32 B echo, round trip p50",
+        unit: "µs",
+        higher_is_better: false,
+        goal: Goal::None,
+        get: |r| r.p50_us,
+    },
+    Metric {
+        measure: "ws-echo",
+        label: "WebSocket 32 B echo, round trip p99.9",
+        unit: "µs",
+        higher_is_better: false,
+        goal: Goal::None,
+        get: |r| r.p999_us,
+    },
+    Metric {
+        measure: "ws-echo",
+        label: "WebSocket 32 B echo, messages",
+        unit: "msg/s",
+        higher_is_better: true,
+        goal: Goal::None,
+        get: |r| r.messages_per_s,
+    },
+    Metric {
+        measure: "ws-echo",
+        label: "WebSocket 32 B echo, per proxy CPU-second",
+        unit: "msg/CPU-s",
+        higher_is_better: true,
+        goal: Goal::None,
+        get: |r| per_cpu(r.messages_per_s, r),
+    },
+    Metric {
+        measure: "ws-bulk",
+        label: "WebSocket 64 KiB bulk echo",
+        unit: "MB/s",
+        higher_is_better: true,
+        goal: Goal::AtLeast(1.1),
+        get: |r| r.mb_per_s,
+    },
+    Metric {
+        measure: "ws-bulk",
+        label: "WebSocket 64 KiB bulk, per proxy CPU-second",
+        unit: "MB/CPU-s",
+        higher_is_better: true,
+        goal: Goal::None,
+        get: |r| per_cpu(r.mb_per_s, r),
+    },
+    Metric {
+        measure: "idle",
+        label: "Idle WebSocket tunnel, RSS growth",
+        unit: "KiB/tunnel",
+        higher_is_better: false,
+        goal: Goal::Absolute(2.0),
+        get: |r| r.kib_per_tunnel,
+    },
+];
+
+/// A rate divided by the proxy's CPU over the same window: work per CPU-second, which
+/// depends far less than the rate on how much of its core the proxy got from a busy
+/// machine. `None` for `direct` (no proxy).
+fn per_cpu(rate: Option<f64>, record: &Record) -> Option<f64> {
+    let cpu = record.proxy_cpu.filter(|&cpu| cpu > 0.05)?;
+    Some(rate? / cpu)
+}
+
+/// Options of `report`.
+pub struct Options<'a> {
+    pub input: &'a Path,
+    pub markdown: &'a Path,
+    pub csv: &'a Path,
+    /// The core the proxies were pinned to (for the machine-load line).
+    pub proxy_cpu: usize,
+    /// Free text put under the title (date, commit, settings).
+    pub notes: Option<String>,
+}
+
+pub fn run(options: &Options) -> io::Result<String> {
+    let text = std::fs::read_to_string(options.input)?;
+    let records: Vec<Record> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).map_err(io::Error::other))
+        .collect::<io::Result<_>>()?;
+    let markdown = render(&records, options);
+    std::fs::write(options.markdown, &markdown)?;
+    std::fs::write(options.csv, csv(&records))?;
+    Ok(markdown)
+}
+
+/// Values of one metric for one target, one per round.
+fn values(records: &[Record], metric: &Metric, target: &str) -> Vec<f64> {
+    records
+        .iter()
+        .filter(|r| r.measure == metric.measure && r.target == target && r.errors == 0)
+        .filter_map(metric.get)
+        .filter(|v| v.is_finite())
+        .collect()
+}
+
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    })
+}
+
+fn number(value: Option<f64>) -> String {
+    match value {
+        None => "–".to_owned(),
+        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+        Some(v) if v.abs() >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+fn ratio(ours: Option<f64>, theirs: Option<f64>) -> String {
+    match (ours, theirs) {
+        (Some(a), Some(b)) if b != 0.0 => format!("{:.2}×", a / b),
+        _ => "–".to_owned(),
+    }
+}
+
+fn render(records: &[Record], options: &Options) -> String {
+    let mut md = String::new();
+    let rounds = records.iter().map(|r| r.round).max().unwrap_or(0);
+    let _ = writeln!(md, "# Switchyard benchmark results\n");
+    if let Some(notes) = &options.notes {
+        let _ = writeln!(md, "{notes}\n");
+    }
+    let _ = writeln!(
+        md,
+        "Medians of {rounds} interleaved round(s). Ratios are switchyard ÷ the column: \
+         above 1 is better for rates, below 1 is better for latency and memory.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| measure | unit | direct | nginx | HAProxy | relay | switchyard | ÷ nginx | ÷ HAProxy | ÷ relay | ÷ direct | target | met |"
+    );
+    let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|");
+    for metric in METRICS {
+        let medians: Vec<Option<f64>> = TARGETS
+            .iter()
+            .map(|t| median(values(records, metric, t)))
+            .collect();
+        if medians.iter().all(Option::is_none) {
+            continue;
+        }
+        let ours = medians[4];
+        let (target, met) = goal(metric, &medians);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} |",
+            metric.label,
+            metric.unit,
+            number(medians[0]),
+            number(medians[1]),
+            number(medians[2]),
+            number(medians[3]),
+            number(ours),
+            ratio(ours, medians[1]),
+            ratio(ours, medians[2]),
+            ratio(ours, medians[3]),
+            ratio(ours, medians[0]),
+            target,
+            met,
+        );
+    }
+    let _ = writeln!(md, "\n## Proxy CPU and machine load\n");
+    let _ = writeln!(
+        md,
+        "Proxy CPU is the proxy's own CPU time over the measured window, in cores (1.00 = its \
+         core fully busy). *Other on core {core}* is what the rest of the machine ran on the \
+         proxy's core meanwhile (core busy − proxy), *load-gen core* how busy the load \
+         generator's core was (load generator + backend + anything else).\n",
+        core = options.proxy_cpu
+    );
+    let _ = writeln!(
+        md,
+        "| measure | target | proxy CPU | other on core {core} | load-gen core | load avg (1 min) | errors |",
+        core = options.proxy_cpu
+    );
+    let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|");
+    let measures = ["http", "ws-echo", "ws-bulk", "idle"];
+    for measure in measures {
+        for target in TARGETS {
+            let runs: Vec<&Record> = records
+                .iter()
+                .filter(|r| r.measure == measure && r.target == target)
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let proxy = median(runs.iter().filter_map(|r| r.proxy_cpu).collect());
+            let core_busy = |r: &&Record, core: usize| r.cores_busy.get(core).copied();
+            let other = median(
+                runs.iter()
+                    .filter_map(|r| {
+                        Some(
+                            (core_busy(r, options.proxy_cpu)? - r.proxy_cpu.unwrap_or(0.0))
+                                .max(0.0),
+                        )
+                    })
+                    .collect(),
+            );
+            let load_core = 1 - options.proxy_cpu.min(1);
+            let load_gen = median(
+                runs.iter()
+                    .filter_map(|r| core_busy(r, load_core))
+                    .collect(),
+            );
+            let loadavg = median(runs.iter().map(|r| r.loadavg).collect());
+            let errors: u64 = runs.iter().map(|r| r.errors).sum();
+            let _ = writeln!(
+                md,
+                "| {measure} | {target} | {} | {} | {} | {} | {errors} |",
+                number(proxy),
+                number(other),
+                number(load_gen),
+                number(loadavg),
+            );
+        }
+    }
+    let _ = writeln!(md, "\n## Every run\n");
+    let _ = writeln!(md, "| measure | unit | target | rounds (in order) |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for metric in METRICS.iter().filter(|m| !matches!(m.goal, Goal::None)) {
+        for target in TARGETS {
+            let mut runs: Vec<&Record> = records
+                .iter()
+                .filter(|r| r.measure == metric.measure && r.target == target)
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
+            runs.sort_by_key(|r| r.round);
+            let list: Vec<String> = runs
+                .iter()
+                .map(|r| match (metric.get)(r) {
+                    Some(v) if r.errors == 0 => number(Some(v)),
+                    Some(v) => format!("{} ({} errors)", number(Some(v)), r.errors),
+                    None => "–".to_owned(),
+                })
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {target} | {} |",
+                metric.label,
+                metric.unit,
+                list.join(" / ")
+            );
+        }
+    }
+    md
+}
+
+/// The target column and whether it is met (against the better of nginx and HAProxy).
+fn goal(metric: &Metric, medians: &[Option<f64>]) -> (String, String) {
+    let ours = medians[4];
+    let peers = [medians[1], medians[2]].into_iter().flatten();
+    let best = if metric.higher_is_better {
+        peers.fold(None, |best: Option<f64>, v| {
+            Some(best.map_or(v, |b| b.max(v)))
+        })
+    } else {
+        peers.fold(None, |best: Option<f64>, v| {
+            Some(best.map_or(v, |b| b.min(v)))
+        })
+    };
+    let verdict = |ok: bool| if ok { "yes" } else { "**no**" }.to_owned();
+    match metric.goal {
+        Goal::None => (String::new(), String::new()),
+        Goal::AtLeast(x) => match (ours, best) {
+            (Some(a), Some(b)) => (
+                format!("≥ {x}× best peer"),
+                format!("{} ({:.2}×)", verdict(a / b >= x), a / b),
+            ),
+            _ => (format!("≥ {x}× best peer"), "–".to_owned()),
+        },
+        Goal::AtMost(x) => match (ours, best) {
+            (Some(a), Some(b)) => (
+                format!("≤ {x}× best peer"),
+                format!("{} ({:.2}×)", verdict(a / b <= x), a / b),
+            ),
+            _ => (format!("≤ {x}× best peer"), "–".to_owned()),
+        },
+        Goal::Absolute(x) => match ours {
+            Some(a) => (format!("≤ {x} {}", metric.unit), verdict(a <= x)),
+            None => (format!("≤ {x} {}", metric.unit), "–".to_owned()),
+        },
+    }
+}
+
+/// `metric,unit,higher_is_better,target,median,min,max` for every metric with a goal.
+fn csv(records: &[Record]) -> String {
+    let mut out = String::from("metric,unit,higher_is_better,target,median,min,max\n");
+    for metric in METRICS.iter().filter(|m| !matches!(m.goal, Goal::None)) {
+        for target in TARGETS {
+            let vals = values(records, metric, target);
+            let Some(mid) = median(vals.clone()) else {
+                continue;
+            };
+            let min = vals.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let _ = writeln!(
+                out,
+                "\"{}\",{},{},{target},{mid},{min},{max}",
+                metric.label, metric.unit, metric.higher_is_better
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
+    }
+
+    #[test]
+    fn goals_compare_with_the_better_peer() {
+        let http = &METRICS[0];
+        let (_, met) = goal(http, &[None, Some(100.0), Some(120.0), None, Some(140.0)]);
+        assert!(met.starts_with("yes"), "{met}"); // 140 / 120 = 1.17
+        let p99 = METRICS
+            .iter()
+            .find(|m| matches!(m.goal, Goal::AtMost(_)))
+            .unwrap();
+        let (_, met) = goal(p99, &[None, Some(100.0), Some(120.0), None, Some(95.0)]);
+        assert!(met.starts_with("**no**"), "{met}"); // 95 / 100 = 0.95
+    }
+}
