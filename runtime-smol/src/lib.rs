@@ -149,3 +149,50 @@ mod transport;
 pub use on_close::OnClose;
 pub use runtime::{Smol, SmolTimer, Task, Tcp};
 pub use serve::{serve, serve_all, serve_connection, serve_tcp, Context};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proxy_core::ClientInfo;
+    use std::sync::Arc;
+
+    /// The whole per-connection task (session, sockets, timer, what it waits on) is
+    /// what an idle connection costs besides the kernel's socket buffers.
+    #[test]
+    fn an_idle_session_task_stays_under_one_and_a_half_kib() {
+        smol::block_on(async {
+            let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let client = smol::net::TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let ctx = Context::new(Arc::new(proxy_core::Config::default()));
+            let task = ctx.serve_connection(Tcp::from(client), ClientInfo::default());
+            let size = std::mem::size_of_val(&task);
+            assert!(size <= 1536, "the session task is {size} bytes");
+        })
+    }
+
+    /// The pool's liveness check on async-io sockets: a quiet connection is kept, one
+    /// the upstream closed is not handed out.
+    #[test]
+    fn the_pool_hands_out_only_quiet_connections() {
+        smol::block_on(async {
+            let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let pool = pool::Pool::new(proxy_core::Pool::default(), Smol::global());
+            let (quiet, closed) = (
+                Tcp::from(smol::net::TcpStream::connect(addr).await.unwrap()),
+                Tcp::from(smol::net::TcpStream::connect(addr).await.unwrap()),
+            );
+            let (_keep, _) = listener.accept().await.unwrap();
+            let (theirs, _) = listener.accept().await.unwrap();
+            pool.put("up:1", quiet);
+            pool.put("gone:1", closed);
+            drop(theirs);
+            smol::Timer::after(std::time::Duration::from_millis(20)).await;
+            assert!(pool.take("up:1").is_some());
+            assert!(pool.take("gone:1").is_none());
+            assert_eq!(pool.idle_count(), 0);
+        })
+    }
+}
