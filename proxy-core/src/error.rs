@@ -202,8 +202,9 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// The complete response the proxy sends for `error`: small, closed, no peer bytes echoed.
-pub(crate) fn error_response(error: ProxyError) -> bytes::Bytes {
+/// The complete response the proxy sends for `error`: small, closed, no peer bytes
+/// echoed; without its body when answering HEAD (RFC 9110 §9.3.2).
+pub(crate) fn error_response(error: ProxyError, head_request: bool) -> bytes::Bytes {
     let status = error.status();
     let body = format!(
         "{} {}: {}\n",
@@ -216,6 +217,6 @@ pub(crate) fn error_response(error: ProxyError) -> bytes::Bytes {
         status,
         reason_phrase(status),
         body.len(),
-        body
+        if head_request { "" } else { &body }
     ))
 }

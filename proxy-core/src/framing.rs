@@ -81,21 +81,32 @@ pub(crate) fn response_body(
 ) -> Result<BodyKind, ProxyError> {
     let has_te = fields.values("transfer-encoding").next().is_some();
     let length = content_length(fields).map_err(|_| ProxyError::InvalidResponseFraming)?;
+    // The framing fields are checked even when the status says there is no body: the
+    // client gets them forwarded and must not see a contradiction (RFC 9112 §6.2).
+    let chunked = if has_te {
+        if length.is_some()
+            || fields.list("transfer-encoding").any(|c| !is_token(c))
+            || count_chunked(fields) > 1
+        {
+            return Err(ProxyError::InvalidResponseFraming);
+        }
+        let codings = fields.list("transfer-encoding").count();
+        match chunked_position(fields) {
+            Some(position) if position + 1 == codings => true,
+            Some(_) => return Err(ProxyError::InvalidResponseFraming),
+            None => false,
+        }
+    } else {
+        false
+    };
     if request_was_head || (100..200).contains(&status) || status == 204 || status == 304 {
         return Ok(BodyKind::Empty);
     }
     if has_te {
-        if length.is_some() {
-            return Err(ProxyError::InvalidResponseFraming);
-        }
-        if fields.list("transfer-encoding").any(|c| !is_token(c)) || count_chunked(fields) > 1 {
-            return Err(ProxyError::InvalidResponseFraming);
-        }
-        let codings = fields.list("transfer-encoding").count();
-        return Ok(match chunked_position(fields) {
-            Some(position) if position + 1 == codings => BodyKind::Chunked,
-            Some(_) => return Err(ProxyError::InvalidResponseFraming),
-            None => BodyKind::UntilClose,
+        return Ok(if chunked {
+            BodyKind::Chunked
+        } else {
+            BodyKind::UntilClose
         });
     }
     Ok(match length {
@@ -180,14 +191,15 @@ impl BodyReader {
     }
 
     /// Takes body bytes from the front of `input`, calling `forward` with each piece
-    /// to send on and returning the count of payload bytes it carried. Bytes after
-    /// the body's end stay in `input`.
+    /// to send on and adding the payload bytes carried to `payload` (also when an
+    /// error stops it part way, so the count does not depend on read splits). Bytes
+    /// after the body's end stay in `input`.
     pub(crate) fn read(
         &mut self,
         input: &mut Bytes,
+        payload: &mut u64,
         mut forward: impl FnMut(Bytes),
-    ) -> Result<u64, ProxyError> {
-        let mut payload = 0;
+    ) -> Result<(), ProxyError> {
         match self {
             BodyReader::Length(remaining) => {
                 let take = (*remaining).min(input.len() as u64);
@@ -195,14 +207,14 @@ impl BodyReader {
                     forward(input.split_to(take as usize));
                 }
                 *remaining -= take;
-                payload = take;
+                *payload += take;
                 if *remaining == 0 {
                     *self = BodyReader::Done;
                 }
             }
             BodyReader::UntilClose => {
                 if !input.is_empty() {
-                    payload = input.len() as u64;
+                    *payload += input.len() as u64;
                     forward(std::mem::take(input));
                 }
             }
@@ -213,7 +225,7 @@ impl BodyReader {
                             forward(chunked::encode_chunk_start(size))
                         }
                         Chunk::Data(data) => {
-                            payload += data.len() as u64;
+                            *payload += data.len() as u64;
                             forward(data);
                         }
                         Chunk::End if *reencode => forward(chunked::CHUNK_END),
@@ -230,7 +242,7 @@ impl BodyReader {
             }
             BodyReader::Done => {}
         }
-        Ok(payload)
+        Ok(())
     }
 
     /// The peer closed: a close-delimited body is complete, any other is truncated.

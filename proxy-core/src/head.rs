@@ -66,7 +66,10 @@ impl HeadReader {
                 if requests && !starts_like_a_method(input) {
                     return Err(HeadError::NotAMethod);
                 }
-                match scan(input, 0, max_head_size) {
+                // Scan no further than the buffered path could hold, so that the
+                // verdict does not depend on how the bytes were split.
+                let window = &input[..input.len().min(max_head_size.saturating_add(1))];
+                match scan(window, 0, max_head_size) {
                     Scan::Complete(end) => return Ok(Some(input.split_to(end))),
                     Scan::Error(e) => return Err(e),
                     Scan::Incomplete => {}

@@ -54,9 +54,12 @@ impl ResponseHead {
         {
             return Err(ProxyError::MalformedResponse);
         }
-        // "HTTP/1.x " is 9 bytes; the rest of the first line is status and reason.
-        let line_end = head.iter().position(|&b| b == b'\r').unwrap_or(9).max(9);
-        let status_and_reason = head.slice(9..line_end);
+        // httparse skips empty lines before the status line; so does this. Then
+        // "HTTP/1.x " is 9 bytes, and the rest of the line is status and reason.
+        let start = head.chunks_exact(2).take_while(|w| *w == b"\r\n").count() * 2;
+        let line = &head[start..];
+        let line_end = start + line.iter().position(|&b| b == b'\r').unwrap_or(9).max(9);
+        let status_and_reason = head.slice((start + 9).min(line_end)..line_end);
         Ok(ResponseHead {
             fields,
             status,

@@ -514,24 +514,21 @@ impl Session {
         let mut sent = 0usize;
         let outputs = &mut self.outputs;
         let pending = &mut x.pending_upstream;
-        let result = x.request_body.read(input, |piece| {
-            sent += piece.len();
-            if connected {
-                outputs.push_back(Output::Send(Side::Upstream, piece));
-            } else {
-                pending.push(piece);
-            }
-        });
+        let result = x
+            .request_body
+            .read(input, &mut x.request_body_bytes, |piece| {
+                sent += piece.len();
+                if connected {
+                    outputs.push_back(Output::Send(Side::Upstream, piece));
+                } else {
+                    pending.push(piece);
+                }
+            });
         x.request_read_at = now;
         x.upstream_activity = now;
         self.note_sent(Side::Upstream, sent);
-        match result {
-            Ok(payload) => {
-                if let State::Exchange(x) = &mut self.state {
-                    x.request_body_bytes += payload;
-                }
-            }
-            Err(error) => self.fail(error),
+        if let Err(error) = result {
+            self.fail(error);
         }
         true
     }
@@ -587,24 +584,17 @@ impl Session {
                 }
                 let mut sent = 0usize;
                 let outputs = &mut self.outputs;
-                let result = reader.read(input, |piece| {
+                let result = reader.read(input, &mut x.response_body_bytes, |piece| {
                     sent += piece.len();
                     outputs.push_back(Output::Send(Side::Client, piece));
                 });
                 x.response_read_at = self.now;
-                let done = reader.is_done();
-                match result {
-                    Ok(payload) => {
-                        x.response_body_bytes += payload;
-                        if done {
-                            x.response = ResponsePhase::Done;
-                        }
-                        self.note_sent(Side::Client, sent);
-                    }
-                    Err(_) => {
-                        self.note_sent(Side::Client, sent);
-                        self.abort(ProxyError::InvalidResponseBody);
-                    }
+                if reader.is_done() {
+                    x.response = ResponsePhase::Done;
+                }
+                self.note_sent(Side::Client, sent);
+                if result.is_err() {
+                    self.abort(ProxyError::InvalidResponseBody);
                 }
                 true
             }
@@ -885,10 +875,11 @@ impl Session {
         if response_started {
             return self.abort(error);
         }
+        let head_request = matches!(&self.state, State::Exchange(x) if x.request.is_head());
         if let State::Exchange(_) = self.state {
             self.release_upstream(false);
         }
-        self.send(Side::Client, error_response(error));
+        self.send(Side::Client, error_response(error, head_request));
         self.emit_request_log(error.status(), Some(error));
         self.linger();
     }

@@ -46,7 +46,7 @@ pub(crate) struct WebSocketTunnel {
     /// The proxy's frames waiting for a boundary in the stream towards each side.
     inject: [VecDeque<Bytes>; 2],
     /// The payload of the proxy's unanswered Ping to each side, and when it was sent.
-    ping: [Option<([u8; 8], Instant)>; 2],
+    ping: [Option<([u8; 8], Option<Instant>)>; 2],
     /// When each side last sent anything.
     heard_at: [Instant; 2],
     /// Each side's read half ended.
@@ -112,9 +112,9 @@ impl WebSocketTunnel {
                     break;
                 }
             }
-            self.flush(to, out);
+            self.flush(to, now, out);
         }
-        self.flush(to, out);
+        self.flush(to, now, out);
     }
 
     /// `from` shut its write half. Returns whether to pass the EOF on as a half-close
@@ -156,8 +156,8 @@ impl WebSocketTunnel {
         out: &mut Sends,
     ) {
         self.close_both(code, reason, end, now);
-        self.flush(Side::Client, out);
-        self.flush(Side::Upstream, out);
+        self.flush(Side::Client, now, out);
+        self.flush(Side::Upstream, now, out);
     }
 
     /// Handles the tunnel's own timers (pings, pong timeouts).
@@ -171,8 +171,8 @@ impl WebSocketTunnel {
                     &payload,
                     mask,
                 ));
-                self.ping[side.index()] = Some((payload, now));
-                self.flush(side, out);
+                self.ping[side.index()] = Some((payload, None));
+                self.flush(side, now, out);
             }
             Timer::PongTimeout(dead) => {
                 self.ping[dead.index()] = None;
@@ -197,10 +197,12 @@ impl WebSocketTunnel {
         for side in [Side::Client, Side::Upstream] {
             let i = side.index();
             match self.ping[i] {
-                Some((_, sent)) => consider(
+                Some((_, Some(sent))) => consider(
                     sent + config.websocket.pong_timeout,
                     Timer::PongTimeout(side),
                 ),
+                // Queued behind a frame in flight: no answer is due yet.
+                Some((_, None)) => {}
                 None => {
                     if let (Some(interval), false) = (config.websocket.ping_interval, self.eof[i]) {
                         consider(self.heard_at[i] + interval, Timer::Ping(side));
@@ -237,7 +239,7 @@ impl WebSocketTunnel {
         self.start_closing(end, now);
         self.eof[gone.index()] = true;
         self.send_close(other, code, reason);
-        self.flush(other, out);
+        self.flush(other, now, out);
     }
 
     fn close_both(&mut self, code: u16, reason: &str, end: TunnelEnd, now: Instant) {
@@ -249,7 +251,12 @@ impl WebSocketTunnel {
         self.send_close(Side::Upstream, code, reason);
     }
 
+    /// Stops relaying; frames the proxy had queued (pings) are dropped: a stream that
+    /// stops mid-frame must never get a frame of the proxy's inserted later.
     fn start_closing(&mut self, end: TunnelEnd, now: Instant) {
+        if self.closing.is_none() {
+            self.inject = [VecDeque::new(), VecDeque::new()];
+        }
         self.closing.get_or_insert(Closing {
             awaiting: [false; 2],
             since: now,
@@ -273,9 +280,14 @@ impl WebSocketTunnel {
     }
 
     /// Sends the proxy's queued frames towards `to` if that stream is at a boundary.
-    fn flush(&mut self, to: Side, out: &mut Sends) {
-        if self.relay[to.peer().index()].at_boundary() {
-            out.extend(self.inject[to.index()].drain(..).map(|frame| (to, frame)));
+    fn flush(&mut self, to: Side, now: Instant, out: &mut Sends) {
+        let i = to.index();
+        if self.relay[to.peer().index()].at_boundary() && !self.inject[i].is_empty() {
+            out.extend(self.inject[i].drain(..).map(|frame| (to, frame)));
+            // A Ping's answer is due from when it was sent, not queued.
+            if let Some((_, sent @ None)) = &mut self.ping[i] {
+                *sent = Some(now);
+            }
         }
     }
 

@@ -246,3 +246,33 @@ fn error_responses_echo_nothing_the_peer_sent() {
     assert!(client.starts_with("HTTP/1.1 400 "));
     assert!(!client.contains("script"));
 }
+
+#[test]
+fn error_response_to_head_has_no_body() {
+    let mut sim = connected(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
+    sim.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n");
+    let client = sim.client_received_str();
+    assert!(client.starts_with("HTTP/1.1 502 "));
+    assert!(client.ends_with("\r\n\r\n"), "{client:?}");
+}
+
+#[test]
+fn empty_lines_before_a_status_line_do_not_garble_it() {
+    let mut sim = connected(GET);
+    sim.upstream_sends(b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    assert!(
+        sim.client_received_str().starts_with("HTTP/1.1 200 OK\r\n"),
+        "{}",
+        sim.client_received_str()
+    );
+}
+
+#[test]
+fn contradictory_framing_is_502_even_on_bodiless_responses() {
+    for status in ["204 No Content", "304 Not Modified"] {
+        assert_upstream_response_is_502(
+            format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .as_bytes(),
+        );
+    }
+}

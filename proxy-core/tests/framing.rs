@@ -314,3 +314,56 @@ fn body_bytes_are_not_copied() {
         .collect();
     assert_eq!(sent.last().unwrap().as_ptr(), pointer);
 }
+
+#[test]
+fn body_bytes_logged_do_not_depend_on_the_split_when_a_chunk_is_bad() {
+    let request =
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\nzz\r\n";
+    let logged = |pieces: &[&[u8]]| {
+        let mut sim = sim();
+        for piece in pieces {
+            sim.client_sends(piece);
+        }
+        sim.events()
+            .iter()
+            .find_map(|e| match e {
+                proxy_core::Event::Request(r) => Some(r.request_body_bytes),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let whole = logged(&[request]);
+    assert_eq!(whole, 1);
+    for at in 1..request.len() {
+        assert_eq!(
+            logged(&[&request[..at], &request[at..]]),
+            whole,
+            "split at {at}"
+        );
+    }
+}
+
+#[test]
+fn an_oversized_head_gets_the_same_status_whatever_the_split() {
+    let mut config = Config::default();
+    config.limits.max_head_size = 64;
+    let mut request = b"GET /".to_vec();
+    request.extend_from_slice(&[b'a'; 80]);
+    request.extend_from_slice(b" HTTP/1.1\nHost: a\r\n\r\n");
+    let status = |pieces: &[&[u8]]| {
+        let mut sim = proxy_core::sim::Sim::new(config.clone());
+        for piece in pieces {
+            sim.client_sends(piece);
+        }
+        sim.client_received_str()[..12].to_string()
+    };
+    let whole = status(&[&request]);
+    assert_eq!(whole, "HTTP/1.1 414");
+    for at in 1..request.len() {
+        assert_eq!(
+            status(&[&request[..at], &request[at..]]),
+            whole,
+            "split at {at}"
+        );
+    }
+}

@@ -310,3 +310,44 @@ fn frame_headers_split_at_every_byte_pass_through_unchanged() {
     sim.client_sends_in_pieces(&stream[..400], 1);
     assert_eq!(sim.upstream_received(), &stream[..400]);
 }
+
+#[test]
+fn a_queued_ping_is_dropped_when_the_tunnel_starts_closing() {
+    let mut sim = websocket_tunnel(with_pings());
+    let frame = encode_frame(true, 0x2, false, &[5; 54]);
+    sim.upstream_sends(&frame[..10]);
+    sim.advance(secs(20)); // a Ping for the client waits for the frame's end
+    sim.client_sends(&encode_frame(true, 0x1, false, b"unmasked")); // 1002: closing
+    sim.upstream_sends(&frame[10..]);
+    let sent = sim.client_received();
+    assert_eq!(
+        sent,
+        &frame[..10],
+        "nothing inserted into the unfinished frame"
+    );
+}
+
+#[test]
+fn the_pong_timeout_counts_from_when_the_ping_was_sent() {
+    let mut sim = websocket_tunnel(with_pings());
+    let big = encode_frame(true, 0x2, false, &[1; 100_000]);
+    sim.upstream_sends(&big[..1000]);
+    sim.advance(secs(20)); // Pings due: the client's waits behind the frame in flight
+    let upstream_ping = decode_frames(&sim.take_upstream_received()).remove(0);
+    sim.advance(secs(4));
+    sim.upstream_sends(&big[1000..]); // the frame ends: the client's Ping goes out now (t = 24)
+    sim.upstream_sends(&encode_frame(true, PONG, false, &upstream_ping.payload));
+    assert_eq!(
+        decode_frames(sim.client_received())
+            .last()
+            .map(|f| f.opcode),
+        Some(PING)
+    );
+    sim.advance(secs(4)); // t = 28: 8 s after queueing, 4 s after sending
+    assert!(!decode_frames(sim.upstream_received())
+        .iter()
+        .any(|f| f.opcode == CLOSE));
+    sim.advance(secs(1)); // t = 29: 5 s after sending
+    let close = decode_frames(sim.upstream_received()).pop().unwrap();
+    assert_eq!(close.close_code(), Some(1001));
+}
