@@ -77,7 +77,7 @@ pub fn run(config: &Config, pieces: &[&[u8]]) -> Outcome {
         closed_after_eof: sim.is_closed(),
         shutdowns: sim.shutdowns().to_vec(),
         releases: sim.releases().to_vec(),
-        events: crate::mask_known_log_issues(sim.events()),
+        events: sim.events().to_vec(),
     }
 }
 
@@ -92,20 +92,7 @@ pub fn check(data: &[u8]) {
     let whole = run(&config, &[bytes]);
     let pieces = split(bytes, &lengths);
     let split_run = run(&config, &pieces);
-    let max = config.limits.max_head_size;
-    let oversized = !bytes[..bytes.len().min(max + 1)]
-        .windows(4)
-        .any(|w| w == b"\r\n\r\n");
-    if crate::strict() || !oversized {
-        assert_same(&whole, &split_run, bytes, &pieces);
-    } else {
-        assert_same(
-            &mask_oversized(&whole),
-            &mask_oversized(&split_run),
-            bytes,
-            &pieces,
-        );
-    }
+    assert_same(&whole, &split_run, bytes, &pieces);
 
     let client_head = match parse_request(bytes) {
         Parsed::Complete(head) => Some(head),
@@ -291,27 +278,4 @@ pub fn check_forwarded_request(received: &[u8], client: Option<&Head>) {
         }
     }
     check_body("upstream", framing, &received[head.len..]);
-}
-
-/// Known issue (regressions/request_head/oversized_request_line_414_or_431 and
-/// oversized_head_bare_lf_400_or_414): when a head runs past `max_head_size`, the
-/// answer depends on the split: in one read the whole input is scanned (431, or 400
-/// for a bare LF beyond the limit), in pieces only the first `max_head_size` bytes
-/// (414 when they hold no line end). Outside strict mode these count as one outcome.
-fn mask_oversized(outcome: &Outcome) -> Outcome {
-    let mut outcome = outcome.clone();
-    for status in [&b"400"[..], b"414", b"431"] {
-        if outcome.client.starts_with(&[b"HTTP/1.1 ", status].concat()) {
-            outcome.client = b"HTTP/1.1 400-414-or-431".to_vec();
-        }
-    }
-    for event in &mut outcome.events {
-        if let Event::Request(log) = event {
-            if [400, 414, 431].contains(&log.status) {
-                log.status = 414;
-                log.error = None;
-            }
-        }
-    }
-    outcome
 }

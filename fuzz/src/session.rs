@@ -255,13 +255,7 @@ impl Harness {
             ..Config::default()
         };
         config.limits.max_head_size = 2048;
-        // Known issue (regressions/session/ping_injected_mid_frame_after_close): a Ping
-        // queued while the stream towards a side is mid-frame is sent into that frame
-        // when the tunnel starts closing before the frame ends. Pings stay off outside
-        // strict mode so that fuzzing explores past it.
-        if crate::strict() {
-            config.websocket.ping_interval = Some(Duration::from_secs(20));
-        }
+        config.websocket.ping_interval = Some(Duration::from_secs(20));
         let now = base();
         let client = ClientInfo {
             addr: Some("192.0.2.1:40000".parse().unwrap()),
