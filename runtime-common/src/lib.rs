@@ -1,14 +1,36 @@
 //! # runtime-common: what Switchyard's runtime adapters share
 //!
 //! Everything a runtime adapter needs that does not depend on the runtime, written
-//! once: the drive loop (`drive.rs`: one [`proxy_core::Session`] over two streams, a
-//! timer, a dial and the drain signal), the per-side write queues and their reports to
-//! the session, the upstream keep-alive [`pool`], the [`Context`] with graceful drain,
-//! the accept loop ([`Context::serve_all`]), the [`access_log`] and the
-//! [`config_file`]. An adapter (runtime-tokio, runtime-smol) supplies only socket and
-//! timer glue: the three small traits of [`runtime`].
+//! once and used by runtime-tokio and runtime-smol alike:
 //!
-//! Like the adapters, this crate makes no protocol decision.
+//! | piece | where |
+//! |---|---|
+//! | the drive loop: one [`proxy_core::Session`] over a client stream, an upstream connection, a timer, a dial and the drain signal | `drive.rs` |
+//! | per-side write queues, vectored writes, flush and shutdown steps, `Written` reports, the "cleanly idle" check for pooling | `peer.rs` |
+//! | the upstream keep-alive [`pool`] and its sweeper | `pool.rs` |
+//! | the [`Context`]: configuration, pool, graceful [`drain`](Context::drain), count of live connections | `context.rs` |
+//! | the accept loop with back-off and rate-limited error log ([`Context::serve_all`]) | `serve.rs` |
+//! | the [`access_log`] and the `switchyard.toml` [`config_file`] | |
+//!
+//! Like the adapters, this crate makes no protocol decision: the session makes them
+//! all, and this crate only moves bytes, time and connection events.
+//!
+//! ## Writing an adapter
+//! An adapter supplies socket and timer glue only, through the small traits of
+//! [`runtime`]: a [`Runtime`] (clock, timer, resolve and dial, peer address and
+//! pool liveness check, spawn), [`Transport`] for its streams (poll-style read, write,
+//! flush and shutdown, all through `&self`), and [`Listener`] for its listener. It then
+//! offers `Context::new(config)`, [`Context::serve_connection`] per accepted stream
+//! and [`Context::serve_all`] over listeners, usually behind `serve`-style functions.
+//!
+//! ## The drive loop
+//! Each connection is one task running the loop of `proxy_core`'s docs: carry out
+//! every output the session has, in order; then wait for the first of the drain
+//! signal, the session's deadline, the dial, write progress on either side and a read
+//! on each side the session [wants](proxy_core::Session::wants_read) (writes before
+//! reads, and the side polled first alternates so neither starves), and feed exactly
+//! that in; on `Close`, flush for at most a second and drop both sockets. An idle
+//! session's task is about 1 KiB and holds no read buffer.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -160,3 +160,89 @@ impl<T> Peer<T> {
         Poll::Ready(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(buffers_writes: bool) -> State {
+        State {
+            buffers_writes,
+            ..State::default()
+        }
+    }
+
+    fn queued(state: &State) -> Vec<&[u8]> {
+        state.queue.iter().map(|b| &b[..]).collect()
+    }
+
+    #[test]
+    fn written_bytes_are_taken_from_the_front_across_buffers() {
+        let mut s = state(false);
+        s.send(Bytes::from_static(b"abc"));
+        s.send(Bytes::from_static(b"defg"));
+        s.wrote(&Wrote::Bytes(4));
+        assert_eq!(queued(&s), [&b"efg"[..]]);
+        assert!(s.busy() && !s.reusable());
+        s.wrote(&Wrote::Bytes(3));
+        assert!(!s.busy() && s.reusable());
+    }
+
+    #[test]
+    fn an_idle_side_keeps_no_queue_allocation() {
+        let mut s = state(false);
+        for _ in 0..100 {
+            s.send(Bytes::from_static(b"x"));
+        }
+        s.wrote(&Wrote::Bytes(100));
+        assert_eq!(s.queue.capacity(), 0);
+    }
+
+    #[test]
+    fn empty_sends_queue_nothing() {
+        let mut s = state(false);
+        s.send(Bytes::new());
+        assert!(!s.busy());
+    }
+
+    #[test]
+    fn shutdown_waits_for_the_queue_then_is_done_once() {
+        let mut s = state(false);
+        s.send(Bytes::from_static(b"bye"));
+        s.shutdown_after_queue();
+        assert!(s.busy() && !s.reusable());
+        s.wrote(&Wrote::Bytes(3));
+        assert!(s.busy(), "the shutdown itself is still to do");
+        s.wrote(&Wrote::Nothing);
+        assert!(!s.busy() && !s.reusable());
+    }
+
+    #[test]
+    fn a_buffering_stream_is_flushed_after_writes() {
+        let mut s = state(true);
+        s.send(Bytes::from_static(b"record"));
+        s.wrote(&Wrote::Bytes(6));
+        assert!(
+            s.busy(),
+            "written bytes may sit in the stream until flushed"
+        );
+        s.wrote(&Wrote::Nothing);
+        assert!(!s.busy() && s.reusable());
+    }
+
+    #[test]
+    fn a_failed_side_drops_its_queue_and_takes_nothing_more() {
+        let mut s = state(false);
+        s.send(Bytes::from_static(b"lost"));
+        s.fail();
+        s.send(Bytes::from_static(b"more"));
+        assert!(!s.busy() && !s.readable() && !s.reusable());
+    }
+
+    #[test]
+    fn a_side_that_read_eof_is_not_reusable() {
+        let mut s = state(false);
+        s.eof = true;
+        assert!(!s.readable() && !s.reusable());
+    }
+}
