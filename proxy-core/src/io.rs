@@ -104,7 +104,9 @@ pub enum Output {
     /// Shut down the write half towards that side once earlier sends are written.
     ShutdownWrite(Side),
     /// The session is done with its upstream connection. If `reusable`, it may go back
-    /// to the keep-alive pool; otherwise close it. Emitted while a `Connect` is still in
+    /// to the keep-alive pool: the response was read to its framed end, the request was
+    /// sent whole, and no EOF or reset was seen on it (a runtime still drops it if its
+    /// own writes to it did not all complete). Otherwise close it. Emitted while a `Connect` is still in
     /// progress, it cancels the dial (a connection that completes later is dropped).
     ReleaseUpstream {
         /// The connection is at a message boundary and may carry another request.
