@@ -28,9 +28,12 @@ def main(src, dst):
             panels.setdefault(key, {})[row["target"]] = (float(row["median"]), float(row["min"]), float(row["max"]))
     if not panels:
         sys.exit("no data in " + src)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4))
-    if len(panels) == 1:
-        axes = [axes]
+    cols = min(3, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 4.0 * rows), squeeze=False)
+    axes = [ax for row in axes for ax in row]
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     for ax, ((metric, unit, higher), data) in zip(axes, panels.items()):
         names = [t for t in TARGETS if t in data]
         mids = [data[t][0] for t in names]

@@ -5,7 +5,9 @@
 #   bash bench/run.sh --quick    # smoke run: 1 round, short windows, ~1 minute
 #
 # Options: --rounds N  --duration SECONDS  --warmup SECONDS  --tunnels N
-#          --measures "http ws-echo ws-bulk idle"  --targets "direct nginx haproxy relay switchyard"
+#          --rate MSGS_PER_S (ws-latency, 10000)
+#          --measures "http ws-echo ws-latency ws-bulk idle"
+#          --targets "direct nginx haproxy relay switchyard"
 # Environment: BENCH_PORT_BASE (28000), BENCH_PROXY_CPU (0), BENCH_LOAD_CPU (1),
 #              BENCH_RESULTS (bench/results, or bench/results/quick with --quick).
 #
@@ -20,8 +22,8 @@ cd "$ROOT"
 export PATH="$PATH:/usr/sbin:/sbin"
 
 ROUNDS=3 DURATION=10 WARMUP=2 TUNNELS=8000 QUICK=0
-CONNS=64 BULK_CONNS=16 IN_FLIGHT=4
-MEASURES="http ws-echo ws-bulk idle"
+CONNS=64 BULK_CONNS=16 IN_FLIGHT=4 RATE=10000
+MEASURES="http ws-echo ws-latency ws-bulk idle"
 TARGETS="direct nginx haproxy relay switchyard"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,6 +32,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift ;;
     --warmup) WARMUP=$2; shift ;;
     --tunnels) TUNNELS=$2; shift ;;
+    --rate) RATE=$2; shift ;;
     --measures) MEASURES=$2; shift ;;
     --targets) TARGETS=$2; shift ;;
     -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
@@ -86,12 +89,23 @@ if [ "$CPUS" -ge 2 ] && command -v taskset >/dev/null; then
 else
   log "fewer than 2 cores (or no taskset): nothing is pinned; numbers mean less"
 fi
-# A higher priority than other work on the machine (compiles, tests), if allowed.
-NICE=${BENCH_NICE:--5}
+PIN_PROXY_RT=("${PIN_PROXY[@]}") PIN_LOAD_RT=("${PIN_LOAD[@]}")
+# A higher priority than other work on the machine (compiles, tests), if allowed: the
+# throughput runs keep both cores busy, and a fair share against other busy processes
+# would make the numbers mostly about them.
+NICE=${BENCH_NICE:--10}
 if [ "$NICE" != 0 ] && nice -n "$NICE" true 2>/dev/null && [ "$(nice -n "$NICE" nice)" -lt "$(nice)" ]; then
   PIN_PROXY=(nice -n "$NICE" "${PIN_PROXY[@]}") PIN_LOAD=(nice -n "$NICE" "${PIN_LOAD[@]}")
 else
   NICE=0
+fi
+# The fixed-rate latency run uses a fraction of each core; there, SCHED_FIFO keeps the
+# round trips free of other processes' time slices (BENCH_RT=0 to not).
+RT=${BENCH_RT:-1}
+if [ "$RT" = 1 ] && command -v chrt >/dev/null && chrt -f 1 true 2>/dev/null; then
+  PIN_PROXY_RT=(chrt -f 1 "${PIN_PROXY_RT[@]}") PIN_LOAD_RT=(chrt -f 1 "${PIN_LOAD_RT[@]}")
+else
+  RT=0 PIN_PROXY_RT=("${PIN_PROXY[@]}") PIN_LOAD_RT=("${PIN_LOAD[@]}")
 fi
 
 WORK=$(mktemp -d /tmp/switchyard-bench.XXXXXX)
@@ -212,18 +226,18 @@ start_target() {
   case "$target" in
     direct) return 0 ;;
     nginx)
-      "${PIN_PROXY[@]}" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' \
+      "${PROXY_PREFIX[@]}" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' \
         >"$WORK/nginx.log" 2>&1 &
       PROXY_PID=$! ;;
     haproxy)
-      "${PIN_PROXY[@]}" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+      "${PROXY_PREFIX[@]}" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
       PROXY_PID=$! ;;
     relay)
-      "${PIN_PROXY[@]}" "$BENCH" relay --listen "127.0.0.1:${PORT[relay]}" \
+      "${PROXY_PREFIX[@]}" "$BENCH" relay --listen "127.0.0.1:${PORT[relay]}" \
         --upstream "127.0.0.1:$BACKEND_PORT" --threads 1 >"$WORK/relay.log" 2>&1 &
       PROXY_PID=$! ;;
     switchyard)
-      "${PIN_PROXY[@]}" "$SWITCHYARD" --config "$WORK/switchyard.toml" >"$WORK/switchyard.log" 2>&1 &
+      "${PROXY_PREFIX[@]}" "$SWITCHYARD" --config "$WORK/switchyard.toml" >"$WORK/switchyard.log" 2>&1 &
       PROXY_PID=$! ;;
     *) echo "unknown target $target" >&2; return 1 ;;
   esac
@@ -256,10 +270,13 @@ run_one() {
   local args=(--addr "127.0.0.1:${PORT[$target]}" --target "$target" --round "$round" --out "$RAW")
   local pid
   for pid in $MEASURE_PIDS; do args+=(--pid "$pid"); done
+  args+=(--peer-pid "$BACKEND_PID")
   local timing=(--duration "$DURATION" --warmup "$WARMUP")
   case "$measure" in
     http) "${PIN_LOAD[@]}" "$BENCH" http "${args[@]}" "${timing[@]}" --connections "$CONNS" ;;
     ws-echo) "${PIN_LOAD[@]}" "$BENCH" ws-echo "${args[@]}" "${timing[@]}" --connections "$CONNS" --size 32 ;;
+    ws-latency) "${PIN_LOAD_RT[@]}" "$BENCH" ws-echo "${args[@]}" "${timing[@]}" --connections "$CONNS" --size 32 \
+                  --rate "$RATE" ;;
     ws-bulk) "${PIN_LOAD[@]}" "$BENCH" ws-bulk "${args[@]}" "${timing[@]}" --connections "$BULK_CONNS" \
                --size 65536 --in-flight "$IN_FLIGHT" ;;
     idle) "${PIN_LOAD[@]}" "$BENCH" idle "${args[@]}" --tunnels "$TUNNELS" ;;
@@ -271,7 +288,8 @@ start_backend
 read -r -a TARGET_LIST <<<"$TARGETS"
 N_TARGETS=${#TARGET_LIST[@]}
 log "rounds=$ROUNDS duration=${DURATION}s warmup=${WARMUP}s connections=$CONNS bulk=${BULK_CONNS}x${IN_FLIGHT} tunnels=$TUNNELS"
-log "proxy core $PROXY_CPU, backend + load generator core $LOAD_CPU; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+log "proxy core $PROXY_CPU, backend + load generator core $LOAD_CPU, nice $NICE, SCHED_FIFO for ws-latency: $([ "$RT" = 1 ] && echo yes || echo no)"
+log "load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$ROUNDS"); do
   for measure in $MEASURES; do
     # Interleaved: every target once per measure per round, starting one further on
@@ -280,8 +298,15 @@ for round in $(seq "$ROUNDS"); do
       target=${TARGET_LIST[$(((i + round - 1) % N_TARGETS))]}
       if [ "$measure" = idle ] && [ "$target" = direct ]; then continue; fi
       log "round $round/$ROUNDS  $measure  $target"
-      if ! start_target "$target"; then stop_target; continue; fi
-      run_one "$measure" "$target" "$round" >/dev/null || log "  FAILED: $measure $target"
+      PROXY_PREFIX=("${PIN_PROXY[@]}")
+      if [ "$measure" = ws-latency ] && [ "$RT" = 1 ]; then
+        PROXY_PREFIX=("${PIN_PROXY_RT[@]}")
+        chrt -a -f -p 1 "$BACKEND_PID"
+      fi
+      if start_target "$target"; then
+        run_one "$measure" "$target" "$round" >/dev/null || log "  FAILED: $measure $target"
+      fi
+      if [ "$measure" = ws-latency ] && [ "$RT" = 1 ]; then chrt -a -o -p 0 "$BACKEND_PID"; fi
       tail -n 1 "$RAW" | cut -c1-200 >&2
       stop_target
     done
@@ -293,8 +318,8 @@ cp "$RAW" "$RESULTS/raw.jsonl"
 {
   echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(uname -srm), $CPUS cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))."
   echo "switchyard $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | head -1 | awk '{print $3}')."
-  echo "Each proxy: 1 worker pinned to core $PROXY_CPU, access log off, 16 KiB buffers per direction, 60 s timeouts; backend and load generator pinned to core $LOAD_CPU."
-  echo "Windows of ${DURATION} s after ${WARMUP} s warm-up; HTTP and WebSocket echo: $CONNS connections, one request/message in flight each; bulk: $BULK_CONNS connections × $IN_FLIGHT messages of 64 KiB in flight (MB/s counts each echoed payload once); idle: $TUNNELS tunnels, VmRSS growth ÷ tunnels."
+  echo "Each proxy: 1 worker pinned to core $PROXY_CPU, access log off, 16 KiB buffers per direction, 60 s timeouts; backend and load generator pinned to core $LOAD_CPU; all at nice $NICE$([ "$RT" = 1 ] && echo ", and SCHED_FIFO for the fixed-rate echo")."
+  echo "Windows of ${DURATION} s after ${WARMUP} s warm-up; HTTP and WebSocket echo: $CONNS connections, one request/message in flight each (closed loop), and for the fixed-rate echo $RATE messages/s over $CONNS connections; bulk: $BULK_CONNS connections × $IN_FLIGHT messages of 64 KiB in flight (MB/s counts each echoed payload once); idle: $TUNNELS tunnels, VmRSS growth ÷ tunnels."
 } >"$WORK/notes.md"
 "$BENCH" report --input "$RAW" --markdown "$RESULTS/results.md" --csv "$RESULTS/results.csv" \
   --proxy-cpu "$PROXY_CPU" --notes "$WORK/notes.md"

@@ -54,6 +54,9 @@ pub struct Record {
     pub proxy_cpu: Option<f64>,
     /// CPU of this load generator, in cores.
     pub load_cpu: f64,
+    /// CPU of the `--peer-pid` processes (the backend), in cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_cpu: Option<f64>,
     /// Busy fraction of each core over the window (everything on the machine).
     pub cores_busy: Vec<f64>,
     pub loadavg: f64,
@@ -75,6 +78,9 @@ pub struct Common {
     /// Processes whose CPU time (and, for `idle`, RSS) is the proxy's; repeat for several.
     #[arg(long = "pid")]
     pub pids: Vec<u32>,
+    /// Processes on the load generator's core (the backend) whose CPU is recorded too.
+    #[arg(long = "peer-pid")]
+    pub peer_pids: Vec<u32>,
     /// Append the JSON record to this file (it is always printed too).
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
@@ -117,15 +123,17 @@ impl Shared {
 struct Edge {
     at: Instant,
     proxy: f64,
+    peers: f64,
     me: f64,
     cores: CoreTimes,
 }
 
 impl Edge {
-    fn now(pids: &[u32]) -> Edge {
+    fn now(common: &Common) -> Edge {
         Edge {
             at: Instant::now(),
-            proxy: procfs::cpu_seconds_all(pids),
+            proxy: procfs::cpu_seconds_all(&common.pids),
+            peers: procfs::cpu_seconds_all(&common.peer_pids),
             me: procfs::cpu_seconds(std::process::id()).unwrap_or(0.0),
             cores: CoreTimes::read(),
         }
@@ -156,6 +164,9 @@ impl Record {
             self.proxy_cpu = Some((end.proxy - start.proxy) / seconds);
         }
         self.load_cpu = (end.me - start.me) / seconds;
+        if !common.peer_pids.is_empty() {
+            self.backend_cpu = Some((end.peers - start.peers) / seconds);
+        }
         self.cores_busy = start.cores.busy_since(&end.cores);
     }
 
@@ -186,13 +197,13 @@ impl Record {
 }
 
 /// Warms up, measures, stops: returns the window's edges.
-async fn run_window(shared: &Shared, timing: &Timing, pids: &[u32]) -> (Edge, Edge) {
+async fn run_window(shared: &Shared, timing: &Timing, common: &Common) -> (Edge, Edge) {
     tokio::time::sleep(Duration::from_secs_f64(timing.warmup)).await;
-    let start = Edge::now(pids);
+    let start = Edge::now(common);
     shared.phase.store(MEASURE, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs_f64(timing.duration)).await;
     shared.phase.store(DONE, Ordering::Relaxed);
-    let end = Edge::now(pids);
+    let end = Edge::now(common);
     (start, end)
 }
 
@@ -231,7 +242,7 @@ pub async fn http(common: Common, timing: Timing) -> io::Result<Record> {
             tokio::spawn(async move { http_connection(addr, &request, &shared).await })
         })
         .collect();
-    let (start, end) = run_window(&shared, &timing, &common.pids).await;
+    let (start, end) = run_window(&shared, &timing, &common).await;
     let histogram = collect(tasks, &shared).await;
     let mut record = Record::new("http", &common, timing.connections);
     record.window(&common, &start, &end);
@@ -353,17 +364,30 @@ async fn echo_once(
     Ok(())
 }
 
-pub async fn ws_echo(common: Common, timing: Timing, size: usize) -> io::Result<Record> {
+/// Echo round trips over `timing.connections` connections. With `rate` 0, closed
+/// loop (each connection sends again as soon as its echo is back: the most messages/s,
+/// but the round trip then mostly measures whichever core saturates first). With a
+/// `rate`, the connections together send that many messages/s (each on its own
+/// schedule), so the round trip measures the proxy's latency at a load every target
+/// sustains.
+pub async fn ws_echo(common: Common, timing: Timing, size: usize, rate: f64) -> io::Result<Record> {
     let shared = Arc::new(Shared::default());
-    let tasks: Vec<_> = (0..timing.connections)
+    let connections = timing.connections.max(1);
+    let period = (rate > 0.0).then(|| Duration::from_secs_f64(connections as f64 / rate));
+    let tasks: Vec<_> = (0..connections)
         .map(|i| {
             let (shared, addr) = (shared.clone(), common.addr);
-            tokio::spawn(async move { echo_connection(addr, size, i as u64, &shared).await })
+            // Spread the first sends over one period.
+            let first = period.map(|p| p.mul_f64(i as f64 / connections as f64));
+            tokio::spawn(async move {
+                echo_connection(addr, size, i as u64, period.zip(first), &shared).await
+            })
         })
         .collect();
-    let (start, end) = run_window(&shared, &timing, &common.pids).await;
+    let (start, end) = run_window(&shared, &timing, &common).await;
     let histogram = collect(tasks, &shared).await;
-    let mut record = Record::new("ws-echo", &common, timing.connections);
+    let measure = if rate > 0.0 { "ws-latency" } else { "ws-echo" };
+    let mut record = Record::new(measure, &common, timing.connections);
     record.window(&common, &start, &end);
     record.messages_per_s = Some(shared.ops.load(Ordering::Relaxed) as f64 / record.duration_s);
     record.latencies(&histogram);
@@ -375,6 +399,7 @@ async fn echo_connection(
     addr: SocketAddr,
     size: usize,
     salt: u64,
+    schedule: Option<(Duration, Duration)>,
     shared: &Shared,
 ) -> io::Result<Histogram<u64>> {
     let mut rng = Rng::from_time(salt);
@@ -386,7 +411,14 @@ async fn echo_connection(
     let frame = client_frame(&payload, mask);
     let mut histogram = new_histogram();
     let mut done = 0;
+    let mut next = schedule.map(|(_, first)| tokio::time::Instant::now() + first);
     loop {
+        if let (Some((period, _)), Some(at)) = (schedule, next.as_mut()) {
+            tokio::time::sleep_until(*at).await;
+            // A late echo delays the next send rather than queueing sends up.
+            *at = (*at + period).max(tokio::time::Instant::now());
+        }
+        // Timed from the actual send: tokio's timer is only millisecond-accurate.
         let sent = Instant::now();
         echo_once(&mut stream, &mut buf, &frame, &payload).await?;
         match shared.phase() {
@@ -417,7 +449,7 @@ pub async fn ws_bulk(
             bulk_connection(addr, size, in_flight, i as u64, shared).await
         }));
     }
-    let (start, end) = run_window(&shared, &timing, &common.pids).await;
+    let (start, end) = run_window(&shared, &timing, &common).await;
     for task in &tasks {
         task.abort();
     }
@@ -521,7 +553,7 @@ pub async fn idle(
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = procfs::rss_all(&common.pids)?;
-    let start = Edge::now(&common.pids);
+    let start = Edge::now(&common);
     let gate = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = Vec::with_capacity(tunnels);
     for i in 0..tunnels {
@@ -552,7 +584,7 @@ pub async fn idle(
     }
     tokio::time::sleep(Duration::from_secs_f64(settle)).await;
     let after = procfs::rss_all(&common.pids)?;
-    let end = Edge::now(&common.pids);
+    let end = Edge::now(&common);
     let mut record = Record::new("idle", &common, open.len());
     record.window(&common, &start, &end);
     record.rss_before_kib = Some(before as f64 / 1024.0);

@@ -69,6 +69,10 @@ enum Command {
         /// Message payload size in bytes.
         #[arg(long, default_value_t = 32)]
         size: usize,
+        /// Messages/s over all connections (each on its own schedule); 0: closed loop.
+        /// A rate makes the record's measure `ws-latency`.
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
     },
     /// WebSocket bulk echo: large messages, several in flight per connection: MB/s.
     WsBulk {
@@ -149,9 +153,10 @@ fn main() -> ExitCode {
             common,
             timing,
             size,
+            rate,
         } => emit(
             &common.clone(),
-            block_on(load::ws_echo(common, timing, size)),
+            block_on(load::ws_echo(common, timing, size, rate)),
         ),
         Command::WsBulk {
             common,

@@ -18,6 +18,8 @@ struct Metric {
     higher_is_better: bool,
     /// The issue's target for switchyard against the better of nginx and HAProxy.
     goal: Goal,
+    /// Drawn in the chart.
+    chart: bool,
     get: fn(&Record) -> Option<f64>,
 }
 
@@ -31,95 +33,145 @@ enum Goal {
     Absolute(f64),
 }
 
+/// A row of the table: `m(measure, label, unit, higher_is_better, goal, chart, get)`.
+const fn m(
+    measure: &'static str,
+    label: &'static str,
+    unit: &'static str,
+    higher_is_better: bool,
+    goal: Goal,
+    chart: bool,
+    get: fn(&Record) -> Option<f64>,
+) -> Metric {
+    Metric {
+        measure,
+        label,
+        unit,
+        higher_is_better,
+        goal,
+        chart,
+        get,
+    }
+}
+
 const METRICS: &[Metric] = &[
-    Metric {
-        measure: "http",
-        label: "HTTP GET keep-alive, 13 B body",
-        unit: "req/s",
-        higher_is_better: true,
-        goal: Goal::AtLeast(1.15),
-        get: |r| r.requests_per_s,
-    },
-    Metric {
-        measure: "http",
-        label: "HTTP GET latency p99",
-        unit: "µs",
-        higher_is_better: false,
-        goal: Goal::None,
-        get: |r| r.p99_us,
-    },
-    Metric {
-        measure: "http",
-        label: "HTTP GET, per proxy CPU-second",
-        unit: "req/CPU-s",
-        higher_is_better: true,
-        goal: Goal::None,
-        get: |r| per_cpu(r.requests_per_s, r),
-    },
-    Metric {
-        measure: "ws-echo",
-        label: "WebSocket 32 B echo, round trip p99",
-        unit: "µs",
-        higher_is_better: false,
-        goal: Goal::AtMost(0.9),
-        get: |r| r.p99_us,
-    },
-    Metric {
-        measure: "ws-echo",
-        label: "WebSocket 32 B echo, round trip p50",
-        unit: "µs",
-        higher_is_better: false,
-        goal: Goal::None,
-        get: |r| r.p50_us,
-    },
-    Metric {
-        measure: "ws-echo",
-        label: "WebSocket 32 B echo, round trip p99.9",
-        unit: "µs",
-        higher_is_better: false,
-        goal: Goal::None,
-        get: |r| r.p999_us,
-    },
-    Metric {
-        measure: "ws-echo",
-        label: "WebSocket 32 B echo, messages",
-        unit: "msg/s",
-        higher_is_better: true,
-        goal: Goal::None,
-        get: |r| r.messages_per_s,
-    },
-    Metric {
-        measure: "ws-echo",
-        label: "WebSocket 32 B echo, per proxy CPU-second",
-        unit: "msg/CPU-s",
-        higher_is_better: true,
-        goal: Goal::None,
-        get: |r| per_cpu(r.messages_per_s, r),
-    },
-    Metric {
-        measure: "ws-bulk",
-        label: "WebSocket 64 KiB bulk echo",
-        unit: "MB/s",
-        higher_is_better: true,
-        goal: Goal::AtLeast(1.1),
-        get: |r| r.mb_per_s,
-    },
-    Metric {
-        measure: "ws-bulk",
-        label: "WebSocket 64 KiB bulk, per proxy CPU-second",
-        unit: "MB/CPU-s",
-        higher_is_better: true,
-        goal: Goal::None,
-        get: |r| per_cpu(r.mb_per_s, r),
-    },
-    Metric {
-        measure: "idle",
-        label: "Idle WebSocket tunnel, RSS growth",
-        unit: "KiB/tunnel",
-        higher_is_better: false,
-        goal: Goal::Absolute(2.0),
-        get: |r| r.kib_per_tunnel,
-    },
+    m(
+        "http",
+        "HTTP GET keep-alive, 13 B body (closed loop)",
+        "req/s",
+        true,
+        Goal::AtLeast(1.15),
+        true,
+        |r| r.requests_per_s,
+    ),
+    m(
+        "http",
+        "HTTP GET, per proxy CPU-second",
+        "req/CPU-s",
+        true,
+        Goal::None,
+        true,
+        |r| per_cpu(r.requests_per_s, r),
+    ),
+    m(
+        "http",
+        "HTTP GET latency p99 (closed loop)",
+        "µs",
+        false,
+        Goal::None,
+        false,
+        |r| r.p99_us,
+    ),
+    m(
+        "ws-latency",
+        "WebSocket 32 B echo at a fixed rate, round trip p99",
+        "µs",
+        false,
+        Goal::AtMost(0.9),
+        true,
+        |r| r.p99_us,
+    ),
+    m(
+        "ws-latency",
+        "WebSocket 32 B echo at a fixed rate, round trip p50",
+        "µs",
+        false,
+        Goal::None,
+        false,
+        |r| r.p50_us,
+    ),
+    m(
+        "ws-latency",
+        "WebSocket 32 B echo at a fixed rate, round trip p99.9",
+        "µs",
+        false,
+        Goal::None,
+        false,
+        |r| r.p999_us,
+    ),
+    m(
+        "ws-echo",
+        "WebSocket 32 B echo, closed loop, messages",
+        "msg/s",
+        true,
+        Goal::None,
+        false,
+        |r| r.messages_per_s,
+    ),
+    m(
+        "ws-echo",
+        "WebSocket 32 B echo, per proxy CPU-second",
+        "msg/CPU-s",
+        true,
+        Goal::None,
+        true,
+        |r| per_cpu(r.messages_per_s, r),
+    ),
+    m(
+        "ws-echo",
+        "WebSocket 32 B echo, closed loop, round trip p99",
+        "µs",
+        false,
+        Goal::AtMost(0.9),
+        false,
+        |r| r.p99_us,
+    ),
+    m(
+        "ws-echo",
+        "WebSocket 32 B echo, closed loop, round trip p50",
+        "µs",
+        false,
+        Goal::None,
+        false,
+        |r| r.p50_us,
+    ),
+    m(
+        "ws-bulk",
+        "WebSocket 64 KiB bulk echo",
+        "MB/s",
+        true,
+        Goal::AtLeast(1.1),
+        true,
+        |r| r.mb_per_s,
+    ),
+    m(
+        "ws-bulk",
+        "WebSocket 64 KiB bulk, per proxy CPU-second",
+        "MB/CPU-s",
+        true,
+        Goal::None,
+        false,
+        |r| per_cpu(r.mb_per_s, r),
+    ),
+    m(
+        "idle",
+        "Idle WebSocket tunnel, RSS growth",
+        "KiB/tunnel",
+        false,
+        Goal::Absolute(2.0),
+        true,
+        |r| r.kib_per_tunnel,
+    ),
 ];
 
 /// A rate divided by the proxy's CPU over the same window: work per CPU-second, which
@@ -244,16 +296,17 @@ fn render(records: &[Record], options: &Options) -> String {
         "Proxy CPU is the proxy's own CPU time over the measured window, in cores (1.00 = its \
          core fully busy). *Other on core {core}* is what the rest of the machine ran on the \
          proxy's core meanwhile (core busy − proxy), *load-gen core* how busy the load \
-         generator's core was (load generator + backend + anything else).\n",
+         generator's core was (load generator + backend + anything else); the load \
+         generator and backend columns are their own CPU, in cores.\n",
         core = options.proxy_cpu
     );
     let _ = writeln!(
         md,
-        "| measure | target | proxy CPU | other on core {core} | load-gen core | load avg (1 min) | errors |",
+        "| measure | target | proxy CPU | other on core {core} | load generator | backend | load-gen core | load avg (1 min) | errors |",
         core = options.proxy_cpu
     );
-    let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|");
-    let measures = ["http", "ws-echo", "ws-bulk", "idle"];
+    let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|--:|");
+    let measures = ["http", "ws-echo", "ws-latency", "ws-bulk", "idle"];
     for measure in measures {
         for target in TARGETS {
             let runs: Vec<&Record> = records
@@ -282,12 +335,16 @@ fn render(records: &[Record], options: &Options) -> String {
                     .collect(),
             );
             let loadavg = median(runs.iter().map(|r| r.loadavg).collect());
+            let generator = median(runs.iter().map(|r| r.load_cpu).collect());
+            let backend = median(runs.iter().filter_map(|r| r.backend_cpu).collect());
             let errors: u64 = runs.iter().map(|r| r.errors).sum();
             let _ = writeln!(
                 md,
-                "| {measure} | {target} | {} | {} | {} | {} | {errors} |",
+                "| {measure} | {target} | {} | {} | {} | {} | {} | {} | {errors} |",
                 number(proxy),
                 number(other),
+                number(generator),
+                number(backend),
                 number(load_gen),
                 number(loadavg),
             );
@@ -363,10 +420,10 @@ fn goal(metric: &Metric, medians: &[Option<f64>]) -> (String, String) {
     }
 }
 
-/// `metric,unit,higher_is_better,target,median,min,max` for every metric with a goal.
+/// `metric,unit,higher_is_better,target,median,min,max` for every charted metric.
 fn csv(records: &[Record]) -> String {
     let mut out = String::from("metric,unit,higher_is_better,target,median,min,max\n");
-    for metric in METRICS.iter().filter(|m| !matches!(m.goal, Goal::None)) {
+    for metric in METRICS.iter().filter(|m| m.chart) {
         for target in TARGETS {
             let vals = values(records, metric, target);
             let Some(mid) = median(vals.clone()) else {
