@@ -9,7 +9,7 @@
 //! body (so pipelined requests proceed); finally the client sends EOF.
 
 use proxy_core::sim::Sim;
-use proxy_core::{Config, Event, Limits, Side};
+use proxy_core::{Config, Event, Side};
 
 use crate::http::{
     check_body, decimal, parse_request, parse_response, Framing, Head, Parsed, PROTECTED,
@@ -42,11 +42,9 @@ pub struct Outcome {
 pub fn config(small_limits: bool) -> Config {
     let mut config = Config::default();
     if small_limits {
-        config.limits = Limits {
-            max_head_size: 512,
-            max_headers: 16,
-            max_target_len: 128,
-        };
+        config.limits.max_head_size = 512;
+        config.limits.max_headers = 16;
+        config.limits.max_target_len = 128;
     }
     config
 }
