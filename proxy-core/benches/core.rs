@@ -100,7 +100,7 @@ fn request_head(c: &mut Criterion) {
     // The benchmark is only meaningful if both paths accept the head.
     let forwarded = RequestHead::parse(head.clone(), &config)
         .expect("valid head")
-        .forward(&config, &client);
+        .forward(&config, &client, b"127.0.0.1:9000");
     assert!(forwarded.starts_with(b"GET /articles/"));
 
     let mut group = c.benchmark_group("request_head");
@@ -108,7 +108,7 @@ fn request_head(c: &mut Criterion) {
     group.bench_function("switchyard_parse_forward", |b| {
         b.iter(|| {
             let request = RequestHead::parse(black_box(head.clone()), &config).unwrap();
-            black_box(request.forward(&config, &client))
+            black_box(request.forward(&config, &client, b"127.0.0.1:9000"))
         })
     });
     group.bench_function("httparse", |b| {

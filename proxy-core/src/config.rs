@@ -5,6 +5,7 @@
 //! derives `Deserialize` (unknown keys are errors) and durations read as strings
 //! such as `"60s"`, `"500ms"`, `"2m"` or as whole seconds.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Everything a [`Session`](crate::Session) needs to decide; shared behind an `Arc`.
@@ -12,10 +13,19 @@ use std::time::Duration;
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Config {
-    /// Upstream address (`host:port`) that requests go to. The runtime resolves it;
-    /// the core only names it in [`Output::Connect`](crate::Output::Connect) and uses it
-    /// as `Host` for HTTP/1.0 requests that carry none.
+    /// Upstream address (`host:port`) that requests go to when no route and no
+    /// `default` group say otherwise. The runtime resolves it; the core names it in
+    /// [`Output::Connect`](crate::Output::Connect) and uses it as `Host` for HTTP/1.0
+    /// requests that carry none. nginx: `proxy_pass`.
     pub upstream: String,
+    /// Named upstream groups (several servers, balanced, with passive health checks).
+    /// nginx: `upstream NAME { server ...; }`.
+    pub upstreams: BTreeMap<String, UpstreamGroup>,
+    /// Routes by `Host` and path prefix to a group; checked in order of specificity
+    /// (exact host, then wildcard host, then any host; longest prefix first). With no
+    /// routes, everything goes to the `default` group (or `upstream`).
+    /// nginx: `server_name` + `location`.
+    pub routes: Vec<Route>,
     /// Bound on bytes accepted from one side and not yet reported written to the other
     /// (flow control, per direction). nginx: `proxy_buffer_size`.
     pub buffer_size: usize,
@@ -35,6 +45,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             upstream: String::from("127.0.0.1:9000"),
+            upstreams: BTreeMap::new(),
+            routes: Vec::new(),
             buffer_size: 16 * 1024,
             limits: Limits::default(),
             timeouts: Timeouts::default(),
@@ -57,6 +69,18 @@ pub struct Limits {
     pub max_headers: usize,
     /// Longest request-target, in bytes; longer → 414.
     pub max_target_len: usize,
+    /// Most client connections at once (0: no limit); the excess gets 503.
+    /// nginx: `worker_connections`, `limit_conn`.
+    pub max_connections: usize,
+    /// Most client connections at once from one IP address (0: no limit) → 503.
+    /// nginx: `limit_conn` keyed by `$binary_remote_addr`.
+    pub max_connections_per_ip: usize,
+    /// Most tunnels (upgraded connections) at once (0: no limit); upgrade requests
+    /// beyond it get 503.
+    pub max_tunnels: usize,
+    /// New connections per second allowed from one IP address, with bursts of as many
+    /// (0: no limit); the excess gets 503. nginx: `limit_req` (for connections).
+    pub new_connections_per_ip_per_second: u32,
 }
 
 impl Default for Limits {
@@ -65,6 +89,10 @@ impl Default for Limits {
             max_head_size: 16 * 1024,
             max_headers: 100,
             max_target_len: 8 * 1024,
+            max_connections: 0,
+            max_connections_per_ip: 0,
+            max_tunnels: 0,
+            new_connections_per_ip_per_second: 0,
         }
     }
 }
@@ -169,6 +197,107 @@ impl Default for Pool {
             max_idle: 32,
             idle_timeout: Duration::from_secs(60),
         }
+    }
+}
+
+/// A set of interchangeable upstream servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct UpstreamGroup {
+    /// `host:port` of each server.
+    pub servers: Vec<String>,
+    /// How the next server is chosen.
+    pub balance: Balance,
+    /// Connect failures in a row after which a server is skipped for `fail_timeout`.
+    /// nginx: `max_fails`.
+    pub max_fails: u32,
+    /// How long a failing server is skipped. nginx: `fail_timeout`.
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
+    pub fail_timeout: Duration,
+}
+
+impl Default for UpstreamGroup {
+    fn default() -> Self {
+        UpstreamGroup {
+            servers: Vec::new(),
+            balance: Balance::RoundRobin,
+            max_fails: 3,
+            fail_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Server selection within a group.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum Balance {
+    /// Each server in turn. nginx: the default.
+    #[default]
+    RoundRobin,
+    /// The server with the fewest connections in use (ties in turn). nginx: `least_conn`.
+    LeastConnections,
+}
+
+/// Where requests for a host and path prefix go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct Route {
+    /// `example.com` (exact, any case), `*.example.com` (any subdomain, not the bare
+    /// domain), or none for any host.
+    pub host: Option<String>,
+    /// Matches the path when equal to it or followed by `/` or `?` there (so `/api`
+    /// matches `/api/x` and `/api?q`, not `/apix`). The longest match wins.
+    pub path_prefix: String,
+    /// The group (a key of `upstreams`, or `default`).
+    pub upstream: String,
+    /// Remove `path_prefix` from the path before forwarding (`/api/x` → `/x`).
+    pub strip_prefix: bool,
+}
+
+impl Default for Route {
+    fn default() -> Self {
+        Route {
+            host: None,
+            path_prefix: "/".into(),
+            upstream: "default".into(),
+            strip_prefix: false,
+        }
+    }
+}
+
+impl Config {
+    /// Checks what types cannot: every route names a group, every group has servers.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, group) in &self.upstreams {
+            if group.servers.is_empty() {
+                return Err(format!(
+                    "upstreams.{name}.servers: a group needs at least one server"
+                ));
+            }
+            if group.servers.iter().any(|s| s.trim().is_empty()) {
+                return Err(format!(
+                    "upstreams.{name}.servers: a server address is empty"
+                ));
+            }
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            if route.upstream != "default" && !self.upstreams.contains_key(&route.upstream) {
+                return Err(format!(
+                    "routes[{i}].upstream: no upstream group named {:?} (define [upstreams.{}])",
+                    route.upstream, route.upstream
+                ));
+            }
+            if !route.path_prefix.starts_with('/') {
+                return Err(format!("routes[{i}].path_prefix: must start with '/'"));
+            }
+        }
+        if self.upstream.trim().is_empty() && !self.upstreams.contains_key("default") {
+            return Err("upstream: empty, and no [upstreams.default] group".into());
+        }
+        Ok(())
     }
 }
 

@@ -67,6 +67,16 @@ pub enum ProxyError {
     ClientBodyTimeout,
     /// A new upgrade attempt while the proxy drains (503).
     UpgradeWhileDraining,
+    /// No route matches the request's host and path (404).
+    NoRoute,
+    /// Over `max_connections` or `max_connections_per_ip` (503).
+    TooManyConnections,
+    /// Over `new_connections_per_ip_per_second` (503).
+    RateLimited,
+    /// Over `max_tunnels` (503).
+    TooManyTunnels,
+    /// Every server of the upstream group is failing or was tried (502).
+    NoLiveUpstream,
     // ---- upstream ----
     /// Dialling the upstream failed (502).
     UpstreamConnectFailed,
@@ -111,9 +121,11 @@ impl ProxyError {
             UnsupportedVersion => 505,
             ConnectNotSupported => 501,
             ClientHeadTimeout | ClientBodyTimeout => 408,
-            UpgradeWhileDraining => 503,
+            UpgradeWhileDraining | TooManyConnections | RateLimited | TooManyTunnels => 503,
+            NoRoute => 404,
             UpstreamResponseTimeout => 504,
             UpstreamConnectFailed
+            | NoLiveUpstream
             | UpstreamConnectTimeout
             | UpstreamClosedEarly
             | MalformedResponse
@@ -160,6 +172,11 @@ impl ProxyError {
             ClientHeadTimeout => "request head timeout",
             ClientBodyTimeout => "request body timeout",
             UpgradeWhileDraining => "shutting down",
+            NoRoute => "no route for this host and path",
+            TooManyConnections => "too many connections",
+            RateLimited => "too many new connections",
+            TooManyTunnels => "too many tunnels",
+            NoLiveUpstream => "no live upstream",
             UpstreamConnectFailed => "upstream connect failed",
             UpstreamConnectTimeout => "upstream connect timeout",
             UpstreamResponseTimeout => "upstream response timeout",
@@ -190,6 +207,7 @@ impl std::error::Error for ProxyError {}
 pub(crate) fn reason_phrase(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
+        404 => "Not Found",
         408 => "Request Timeout",
         414 => "URI Too Long",
         431 => "Request Header Fields Too Large",

@@ -63,12 +63,12 @@ impl HeadReader {
             }
             // Fast path: the whole head is in this read; slice it out without copying.
             if !(requests && input.as_ref() == b"\r") {
-                if requests && !starts_like_a_method(input) {
-                    return Err(HeadError::NotAMethod);
-                }
-                // Scan no further than the buffered path could hold, so that the
+                // Look no further than the buffered path could hold, so that the
                 // verdict does not depend on how the bytes were split.
                 let window = &input[..input.len().min(max_head_size.saturating_add(1))];
+                if requests && !starts_like_a_method(window) {
+                    return Err(HeadError::NotAMethod);
+                }
                 match scan(window, 0, max_head_size) {
                     Scan::Complete(end) => return Ok(Some(input.split_to(end))),
                     Scan::Error(e) => return Err(e),

@@ -170,6 +170,8 @@ pub enum TunnelEnd {
     PingTimeout(Side),
     /// That side sent a frame breaking RFC 6455 (Close 1002 to both).
     ProtocolError(Side),
+    /// A layer-4 tunnel found no upstream server to connect to.
+    UpstreamUnavailable,
 }
 
 /// One line of tunnel log, when it ends.

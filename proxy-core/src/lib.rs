@@ -60,6 +60,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod balance;
 pub mod chunked;
 pub mod config;
 pub mod error;
@@ -67,8 +68,10 @@ pub mod framing;
 mod head;
 pub mod hop_by_hop;
 mod io;
+mod proxy;
 pub mod request;
 pub mod response;
+pub mod routing;
 mod session;
 pub mod sim;
 pub mod state;
@@ -77,9 +80,12 @@ pub mod upgrade;
 pub mod websocket;
 mod websocket_tunnel;
 
-pub use config::{Config, Forwarded, Limits, Pool, Timeouts, WebSocket};
+pub use config::{
+    Balance, Config, Forwarded, Limits, Pool, Route, Timeouts, UpstreamGroup, WebSocket,
+};
 pub use error::ProxyError;
 pub use io::{
     ClientInfo, ConnectError, Event, Input, Output, RequestLog, Side, Target, TunnelEnd, TunnelLog,
 };
+pub use proxy::{Proxy, ProxyStatus};
 pub use session::Session;

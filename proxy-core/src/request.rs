@@ -96,6 +96,35 @@ impl RequestHead {
         &self.fields.bytes[self.target.clone()]
     }
 
+    /// The host the request is for: the absolute-form authority, else `Host`.
+    pub fn host(&self) -> Option<&[u8]> {
+        self.target_authority
+            .as_deref()
+            .or_else(|| self.fields.values("host").next())
+    }
+
+    /// The request-target that goes upstream (origin-form).
+    pub fn forward_target(&self) -> &[u8] {
+        &self.forward_target
+    }
+
+    /// Removes the first `len` bytes of the path (a route's `strip_prefix`), keeping
+    /// the target in origin-form.
+    pub fn strip_prefix(&mut self, len: usize) {
+        if len == 0 || len > self.forward_target.len() {
+            return;
+        }
+        let rest = self.forward_target.slice(len..);
+        self.forward_target = if rest.starts_with(b"/") {
+            rest
+        } else {
+            let mut with_slash = BytesMut::with_capacity(rest.len() + 1);
+            with_slash.put_u8(b'/');
+            with_slash.put_slice(&rest);
+            with_slash.freeze()
+        };
+    }
+
     /// Whether the request line said HTTP/1.0.
     pub fn is_http10(&self) -> bool {
         self.http10
@@ -130,7 +159,8 @@ impl RequestHead {
     /// The head the upstream gets: request-line in HTTP/1.1 with an origin-form target;
     /// every end-to-end field byte-exact and in order; hop-by-hop fields removed;
     /// `X-Forwarded-*` added as configured; `Connection: Upgrade` for an upgrade.
-    pub fn forward(&self, config: &Config, client: &ClientInfo) -> Bytes {
+    /// A request without `Host` (HTTP/1.0) gets `fallback_host` (the upstream's address).
+    pub fn forward(&self, config: &Config, client: &ClientInfo, fallback_host: &[u8]) -> Bytes {
         let options = hop_by_hop::connection_options(&self.fields);
         let forwarded = &config.forwarded;
         let client_ip = client.addr.map(|a| a.ip().to_string());
@@ -182,10 +212,7 @@ impl RequestHead {
             }
         }
         if !host_written {
-            let host = self
-                .target_authority
-                .as_deref()
-                .unwrap_or(config.upstream.as_bytes());
+            let host = self.target_authority.as_deref().unwrap_or(fallback_host);
             put_field(&mut out, b"Host", host);
         }
         if add_xff && !xff_written {

@@ -9,12 +9,15 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::balance::ServerId;
 use crate::error::{error_response, ProxyError};
 use crate::framing::{BodyKind, BodyReader};
 use crate::head::{HeadError, HeadReader};
 use crate::io::{ClientInfo, Event, Input, Output, RequestLog, Side, Target, TunnelEnd, TunnelLog};
+use crate::proxy::{Admission, Proxy};
 use crate::request::RequestHead;
 use crate::response::{ClientFraming, ResponseHead};
+use crate::routing;
 use crate::state::{Exchange, ResponsePhase, State, Tunnel, UpstreamLink};
 use crate::timer::Timer;
 use crate::upgrade;
@@ -35,8 +38,20 @@ use crate::Config;
 /// - Time must not go backwards; an earlier `now` is treated as the latest one seen.
 #[derive(Debug)]
 pub struct Session {
+    proxy: Proxy,
     config: Arc<Config>,
     client: ClientInfo,
+    /// Counted against the connection limits until the session ends.
+    admission: Option<Admission>,
+    /// Over a connection limit: the first request gets this error.
+    refused: Option<ProxyError>,
+    /// The upstream group of the current request, and its servers tried so far.
+    group: usize,
+    tried: Vec<usize>,
+    /// The server chosen for the current upstream connection (counted in use).
+    server: Option<ServerId>,
+    /// A tunnel slot is reserved (upgrade in flight, or tunnel open).
+    tunnel_slot: bool,
     state: State,
     outputs: VecDeque<Output>,
     now: Instant,
@@ -58,11 +73,35 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session for a freshly accepted client connection.
+    /// A session of its own proxy, for a freshly accepted client connection. Servers
+    /// create sessions with [`Proxy::session`] instead, so that all of them share
+    /// upstream balancing and limits.
     pub fn new(config: Arc<Config>, client: ClientInfo, now: Instant) -> Session {
-        Session {
+        Proxy::new(config).session(client, now)
+    }
+
+    /// A session of `proxy`; with `tcp_group`, a layer-4 tunnel to that group.
+    pub(crate) fn start(
+        proxy: Proxy,
+        client: ClientInfo,
+        now: Instant,
+        tcp_group: Option<&str>,
+    ) -> Session {
+        let config = proxy.config().clone();
+        let (admission, refused) = match proxy.admit(client.addr.map(|a| a.ip()), now) {
+            Ok(admission) => (Some(admission), None),
+            Err(error) => (None, Some(error)),
+        };
+        let mut session = Session {
+            proxy,
             config,
             client,
+            admission,
+            refused,
+            group: 0,
+            tried: Vec::new(),
+            server: None,
+            tunnel_slot: false,
             state: State::ExpectRequestHead(HeadReader::for_requests()),
             outputs: VecDeque::new(),
             now,
@@ -74,7 +113,11 @@ impl Session {
             idle_since: now,
             drain_deadline: None,
             scratch: Sends::new(),
+        };
+        if let Some(group) = tcp_group {
+            session.start_tcp(group);
         }
+        session
     }
 
     /// Feeds one event in. Never panics, whatever the input.
@@ -90,10 +133,8 @@ impl Session {
             Input::Written(side, n) => self.on_written(side, n),
             Input::UpstreamConnected { reused } => self.on_upstream_connected(reused),
             Input::UpstreamFailed(_) => {
-                if let State::Exchange(x) = &self.state {
-                    if matches!(x.upstream, UpstreamLink::Connecting { .. }) {
-                        self.fail(ProxyError::UpstreamConnectFailed);
-                    }
+                if self.is_connecting() {
+                    self.connect_failed(ProxyError::UpstreamConnectFailed);
                 }
             }
             Input::Drain { deadline } => self.on_drain(deadline),
@@ -158,6 +199,9 @@ impl Session {
             },
             (State::Tunnel(_), side) => room_towards(side.peer()),
             (State::Lingering { .. }, Side::Client) => true,
+            (State::ExpectTcpUpstream { .. }, Side::Client) => {
+                self.unread[Side::Client.index()].len() < limit
+            }
             _ => false,
         }
     }
@@ -214,6 +258,9 @@ impl Session {
                     consider(x.request_read_at + t.body_read, Timer::RequestBodyRead);
                 }
             }
+            State::ExpectTcpUpstream { since } => {
+                consider(*since + t.upstream_connect, Timer::UpstreamConnect)
+            }
             State::Tunnel(tunnel) => {
                 let ws = tunnel.websocket.as_deref();
                 if let Some((at, timer)) = ws.and_then(|ws| ws.next_timer(&self.config)) {
@@ -259,6 +306,9 @@ impl Session {
     }
 
     fn on_written(&mut self, side: Side, n: usize) {
+        if n == 0 {
+            return;
+        }
         let i = side.index();
         self.unacked[i] = self.unacked[i].saturating_sub(n);
         self.send_progress_at[i] = self.now;
@@ -278,21 +328,29 @@ impl Session {
                     x.upstream_reusable = false;
                 }
             }
-            State::Lingering { .. } | State::ExpectRequestHead(_) | State::Exchange(_) => {
-                self.close()
-            }
+            State::Lingering { .. }
+            | State::ExpectRequestHead(_)
+            | State::Exchange(_)
+            | State::ExpectTcpUpstream { .. } => self.close(),
             State::Closed => {}
         }
     }
 
     fn on_upstream_connected(&mut self, reused: bool) {
         let now = self.now;
+        if !self.is_connecting() {
+            return;
+        }
+        if let Some(server) = &self.server {
+            self.proxy.server_connected(server);
+        }
+        if let State::ExpectTcpUpstream { .. } = self.state {
+            self.open_tunnel("tcp".into(), None, now);
+            return;
+        }
         let State::Exchange(x) = &mut self.state else {
             return;
         };
-        if !matches!(x.upstream, UpstreamLink::Connecting { .. }) {
-            return;
-        }
         x.upstream = UpstreamLink::Connected { reused };
         x.upstream_activity = now;
         x.request_read_at = now;
@@ -342,7 +400,7 @@ impl Session {
                 }
             }
             Timer::KeepAliveIdle | Timer::Linger => self.close(),
-            Timer::UpstreamConnect => self.fail(ProxyError::UpstreamConnectTimeout),
+            Timer::UpstreamConnect => self.connect_failed(ProxyError::UpstreamConnectTimeout),
             Timer::UpstreamResponseHead => self.fail(ProxyError::UpstreamResponseTimeout),
             Timer::RequestBodyRead => self.fail(ProxyError::ClientBodyTimeout),
             Timer::ResponseBodyRead => self.fail(ProxyError::UpstreamBodyTimeout),
@@ -390,6 +448,8 @@ impl Session {
                 State::Exchange(_) => self.step_exchange(),
                 State::Tunnel(_) => self.step_tunnel(),
                 State::Lingering { .. } => self.step_lingering(),
+                // Client bytes wait for the upstream connection.
+                State::ExpectTcpUpstream { .. } => false,
                 State::Closed => false,
             };
             if !progressed {
@@ -444,11 +504,38 @@ impl Session {
             Ok(request) => request,
             Err(error) => return self.fail(error),
         };
+        if let Some(refused) = self.refused {
+            return self.fail(refused);
+        }
         if self.drain_deadline.is_some() && request.upgrade().is_some() {
             return self.fail(ProxyError::UpgradeWhileDraining);
         }
+        let mut request = request;
+        let Some(routed) = routing::route(&self.config, request.host(), request.forward_target())
+        else {
+            return self.fail(ProxyError::NoRoute);
+        };
+        request.strip_prefix(routed.strip);
+        let Some(group) = self.proxy.find_group(routed.group) else {
+            return self.fail(ProxyError::NoLiveUpstream);
+        };
+        if request.upgrade().is_some() {
+            if !self.proxy.reserve_tunnel() {
+                return self.fail(ProxyError::TooManyTunnels);
+            }
+            self.tunnel_slot = true;
+        }
+        self.group = group;
+        self.tried.clear();
+        if !self.choose_server() {
+            return self.fail(ProxyError::NoLiveUpstream);
+        }
         let now = self.now;
-        let forwarded_head = request.forward(&self.config, &self.client);
+        let host = self
+            .server
+            .as_ref()
+            .map_or(&b""[..], |s| s.address.as_bytes());
+        let forwarded_head = request.forward(&self.config, &self.client, host);
         let request_body = BodyReader::new(request.body(), true);
         self.state = State::Exchange(Box::new(Exchange {
             started: self.head_started.unwrap_or(now),
@@ -473,12 +560,81 @@ impl Session {
         self.connect(true);
     }
 
+    /// Picks the next server of the current group not tried yet (the group's policy
+    /// decides which), and counts it in use.
+    fn choose_server(&mut self) -> bool {
+        if let Some(previous) = self.server.take() {
+            self.proxy.release_server(&previous);
+        }
+        self.server = self.proxy.pick(self.group, &self.tried, self.now);
+        if let Some(server) = &self.server {
+            self.tried.push(server.server);
+        }
+        self.server.is_some()
+    }
+
     fn connect(&mut self, allow_pooled: bool) {
-        let address = self.config.upstream.clone();
+        let Some(server) = &self.server else { return };
+        let address = server.address.to_string();
         self.outputs.push_back(Output::Connect(Target {
             address,
             allow_pooled,
         }));
+    }
+
+    fn is_connecting(&self) -> bool {
+        match &self.state {
+            State::Exchange(x) => matches!(x.upstream, UpstreamLink::Connecting { .. }),
+            State::ExpectTcpUpstream { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Dialling failed or timed out: the server is marked, and the next server of the
+    /// group is tried, since nothing was sent yet. An upgrade is never retried.
+    fn connect_failed(&mut self, error: ProxyError) {
+        let now = self.now;
+        if let Some(server) = &self.server {
+            self.proxy.server_failed(server, now);
+        }
+        let retryable = match &self.state {
+            State::Exchange(x) => x.request.upgrade().is_none(),
+            State::ExpectTcpUpstream { .. } => true,
+            _ => false,
+        };
+        let tried_all = self.tried.len() >= self.proxy.group_len(self.group);
+        if retryable && !tried_all && self.choose_server() {
+            self.drop_connection(false);
+            match &mut self.state {
+                State::Exchange(x) => x.upstream = UpstreamLink::Connecting { since: now },
+                State::ExpectTcpUpstream { since } => *since = now,
+                _ => {}
+            }
+            let pooled = matches!(self.state, State::Exchange(_));
+            self.connect(pooled);
+        } else if let State::ExpectTcpUpstream { .. } = self.state {
+            self.drop_connection(false);
+            self.end_tunnel(TunnelEnd::UpstreamUnavailable);
+        } else {
+            self.fail(error);
+        }
+    }
+
+    /// A layer-4 session: dial a server of `group` at once; client bytes wait.
+    fn start_tcp(&mut self, group: &str) {
+        self.head_started = None;
+        self.state = State::ExpectTcpUpstream { since: self.now };
+        match self.proxy.find_group(group) {
+            Some(group) if self.refused.is_none() => {
+                self.group = group;
+                if self.choose_server() {
+                    self.connect(false);
+                    return;
+                }
+            }
+            _ => {}
+        }
+        self.end_tunnel(TunnelEnd::UpstreamUnavailable);
     }
 
     fn step_exchange(&mut self) -> bool {
@@ -615,7 +771,8 @@ impl Session {
             x.retried = true;
             x.upstream = UpstreamLink::Connecting { since: self.now };
             x.response = ResponsePhase::ExpectHead(HeadReader::for_responses());
-            self.release_upstream(false);
+            // The same server, freshly dialled.
+            self.drop_connection(false);
             self.connect(false);
         } else {
             self.fail(ProxyError::UpstreamClosedEarly);
@@ -704,6 +861,18 @@ impl Session {
             Box::new(WebSocketTunnel::new(extensions, self.now, seed))
         });
         self.emit_request_log(101, None);
+        self.open_tunnel(protocol, websocket, started);
+        // The 101 goes out byte-exact; held client bytes and any upstream bytes after
+        // the head are forwarded by the tunnel's first step.
+        self.send(Side::Client, response.raw().clone());
+    }
+
+    fn open_tunnel(
+        &mut self,
+        protocol: String,
+        websocket: Option<Box<WebSocketTunnel>>,
+        started: Instant,
+    ) {
         self.state = State::Tunnel(Box::new(Tunnel {
             protocol,
             started,
@@ -713,9 +882,6 @@ impl Session {
             first_eof_at: None,
             websocket,
         }));
-        // The 101 goes out byte-exact; held client bytes and any upstream bytes after
-        // the head are forwarded by the tunnel's first step.
-        self.send(Side::Client, response.raw().clone());
     }
 
     fn finish_exchange(&mut self) {
@@ -730,6 +896,7 @@ impl Session {
         let status = x.status.unwrap_or(0);
         self.emit_request_log(status, None);
         self.release_upstream(reusable);
+        self.release_tunnel_slot();
         if keep_alive && self.drain_deadline.is_none() {
             self.state = State::ExpectRequestHead(HeadReader::for_requests());
             self.idle_since = self.now;
@@ -879,6 +1046,7 @@ impl Session {
         if let State::Exchange(_) = self.state {
             self.release_upstream(false);
         }
+        self.release_tunnel_slot();
         self.send(Side::Client, error_response(error, head_request));
         self.emit_request_log(error.status(), Some(error));
         self.linger();
@@ -903,14 +1071,24 @@ impl Session {
     }
 
     fn end_tunnel(&mut self, end: TunnelEnd) {
-        if let State::Tunnel(tunnel) = &self.state {
-            let log = TunnelLog {
+        let log = match &self.state {
+            State::Tunnel(tunnel) => Some(TunnelLog {
                 protocol: tunnel.protocol.clone(),
                 client_to_upstream: tunnel.forwarded[Side::Upstream.index()],
                 upstream_to_client: tunnel.forwarded[Side::Client.index()],
                 duration: self.now.saturating_duration_since(tunnel.started),
                 end,
-            };
+            }),
+            State::ExpectTcpUpstream { since } => Some(TunnelLog {
+                protocol: "tcp".into(),
+                client_to_upstream: 0,
+                upstream_to_client: 0,
+                duration: self.now.saturating_duration_since(*since),
+                end,
+            }),
+            _ => None,
+        };
+        if let Some(log) = log {
             self.outputs
                 .push_back(Output::Event(Event::Tunnel(Box::new(log))));
         }
@@ -928,6 +1106,10 @@ impl Session {
     }
 
     fn close(&mut self) {
+        self.release_tunnel_slot();
+        if let Some(server) = self.server.take() {
+            self.proxy.release_server(&server);
+        }
         if !matches!(self.state, State::Closed) {
             self.outputs.push_back(Output::Close);
             self.state = State::Closed;
@@ -952,12 +1134,27 @@ impl Session {
         self.unacked[i] += len;
     }
 
+    /// Gives the upstream connection back (or drops it) and the server's slot.
     fn release_upstream(&mut self, reusable: bool) {
+        self.drop_connection(reusable);
+        if let Some(server) = self.server.take() {
+            self.proxy.release_server(&server);
+        }
+    }
+
+    /// Gives the upstream connection back (or drops it, or cancels its dial).
+    fn drop_connection(&mut self, reusable: bool) {
         self.outputs.push_back(Output::ReleaseUpstream { reusable });
         let i = Side::Upstream.index();
         self.unacked[i] = 0;
         self.eof[i] = false;
         self.unread[i] = Bytes::new();
+    }
+
+    fn release_tunnel_slot(&mut self) {
+        if std::mem::take(&mut self.tunnel_slot) {
+            self.proxy.release_tunnel();
+        }
     }
 
     fn emit_request_log(&mut self, status: u16, error: Option<ProxyError>) {
@@ -990,5 +1187,18 @@ impl Session {
         };
         self.outputs
             .push_back(Output::Event(Event::Request(Box::new(log))));
+    }
+}
+
+impl Drop for Session {
+    /// A session dropped at any point gives back what it counted in the shared state.
+    fn drop(&mut self) {
+        self.release_tunnel_slot();
+        if let Some(server) = self.server.take() {
+            self.proxy.release_server(&server);
+        }
+        if let Some(admission) = self.admission.take() {
+            self.proxy.release_connection(admission);
+        }
     }
 }

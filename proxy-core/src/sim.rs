@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::{ClientInfo, Config, ConnectError, Event, Input, Output, Session, Side, Target};
+use crate::{ClientInfo, Config, ConnectError, Event, Input, Output, Proxy, Session, Side, Target};
 
 /// A session wired to scripted peers and a virtual clock.
 #[derive(Debug)]
@@ -56,8 +56,39 @@ impl Sim {
         // The virtual clock needs an origin; only differences between instants matter.
         #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
-        Sim {
-            session: Session::new(Arc::new(config), client, now),
+        Sim::from_session(Proxy::new(Arc::new(config)).session(client, now), now)
+    }
+
+    /// A session of a shared `proxy` (so several sims share balancing and limits).
+    pub fn with_proxy(proxy: &Proxy) -> Sim {
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        Sim::with_proxy_at(proxy, now)
+    }
+
+    /// A session of `proxy` whose virtual clock starts at `now`.
+    pub fn with_proxy_at(proxy: &Proxy, now: Instant) -> Sim {
+        let client = ClientInfo {
+            addr: Some(CLIENT_ADDR),
+            tls: false,
+        };
+        Sim::from_session(proxy.session(client, now), now)
+    }
+
+    /// A layer-4 session of `proxy` towards `group`.
+    pub fn tcp(proxy: &Proxy, group: &str) -> Sim {
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        let client = ClientInfo {
+            addr: Some(CLIENT_ADDR),
+            tls: false,
+        };
+        Sim::from_session(proxy.tcp_session(client, group, now), now)
+    }
+
+    fn from_session(session: Session, now: Instant) -> Sim {
+        let mut sim = Sim {
+            session,
             now,
             auto_ack: true,
             received: [Vec::new(), Vec::new()],
@@ -70,7 +101,9 @@ impl Sim {
             events: Vec::new(),
             outputs_after_close: 0,
             closed: false,
-        }
+        };
+        sim.drain_outputs();
+        sim
     }
 
     /// The session under test.

@@ -48,6 +48,11 @@ pub(crate) enum State {
     ExpectRequestHead(HeadReader),
     /// A request is in flight.
     Exchange(Box<Exchange>),
+    /// A layer-4 session dials its upstream; client bytes wait.
+    ExpectTcpUpstream {
+        /// When the dial began.
+        since: Instant,
+    },
     /// The upstream switched protocols: bytes flow both ways untouched.
     Tunnel(Box<Tunnel>),
     /// The last response is queued and the client's write side is shut down; its

@@ -165,8 +165,8 @@ proptest! {
         let end = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         let head = bytes::Bytes::copy_from_slice(&request[..end]);
         let client = ClientInfo::default();
-        let once = RequestHead::parse(head, &config).expect("valid by construction").forward(&config, &client);
-        let twice = RequestHead::parse(once.clone(), &config).expect("our output parses").forward(&config, &client);
+        let once = RequestHead::parse(head, &config).expect("valid by construction").forward(&config, &client, b"upstream");
+        let twice = RequestHead::parse(once.clone(), &config).expect("our output parses").forward(&config, &client, b"upstream");
         prop_assert_eq!(once, twice);
     }
 }
