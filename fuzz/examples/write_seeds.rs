@@ -1,0 +1,422 @@
+//! Writes the seed corpora (`fuzz/corpus/`) and the session regression input, so that
+//! their binary formats (split headers, session operations) stay readable as code.
+//! Run by hand when a format changes:
+//! `cargo run --no-default-features --example write_seeds` (in `fuzz/`).
+
+use std::fs;
+use std::path::PathBuf;
+
+use switchyard_fuzz::session::{encode, Op};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn main() {
+    write_seeds();
+    write_session_regression();
+}
+
+fn write(target: &str, name: &str, bytes: &[u8]) {
+    let dir = root().join("corpus").join(target);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(name), bytes).unwrap();
+}
+
+fn with_header(header: u8, lengths: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![header];
+    out.extend_from_slice(lengths);
+    out.extend_from_slice(payload);
+    out
+}
+
+const BROWSER_GET: &[u8] =
+    b"GET /articles/2024/sans-io?ref=home HTTP/1.1\r\nHost: www.example.com\r\n\
+User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n\
+Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n\
+Accept-Language: en-GB,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n\
+Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark\r\nConnection: keep-alive\r\n\r\n";
+
+const WS_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+fn write_seeds() {
+    // request_head: header byte (split count | 0x10 small limits), split lengths, bytes.
+    let rh = |name: &str, header: u8, lengths: &[u8], bytes: &[u8]| {
+        write("request_head", name, &with_header(header, lengths, bytes))
+    };
+    rh("browser_get", 0, &[], BROWSER_GET);
+    rh("browser_get_split", 4, &[3, 1, 40, 200], BROWSER_GET);
+    rh("websocket_handshake", 2, &[17, 60], WS_REQUEST);
+    rh(
+        "websocket_with_early_frame",
+        0,
+        &[],
+        &[WS_REQUEST, b"\x81\x85\x01\x02\x03\x04ignjn"].concat(),
+    );
+    rh(
+        "smuggle_cl_te",
+        1,
+        &[30],
+        b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    rh(
+        "smuggle_te_bad_size",
+        0,
+        &[],
+        b"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n",
+    );
+    rh(
+        "smuggle_te_hex_prefix",
+        0,
+        &[],
+        b"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
+    );
+    rh(
+        "smuggle_te_obfuscated",
+        0,
+        &[],
+        b"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+    );
+    rh(
+        "smuggle_te_space_colon",
+        0,
+        &[],
+        b"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+    );
+    rh(
+        "smuggle_double_cl",
+        0,
+        &[],
+        b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+    );
+    rh(
+        "obs_fold",
+        0,
+        &[],
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n",
+    );
+    rh("bare_lf", 0, &[], b"GET / HTTP/1.1\nHost: a\n\n");
+    rh(
+        "chunked_body_then_pipelined",
+        3,
+        &[70, 5, 9],
+        b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-Trailer: t\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    rh(
+        "connection_listed_fields",
+        0,
+        &[],
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret, Host\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Connection: x\r\nUpgrade: websocket\r\n\r\n",
+    );
+    rh(
+        "absolute_form",
+        0,
+        &[],
+        b"GET http://example.com:8080/p?q=1 HTTP/1.1\r\nHost: other\r\n\r\n",
+    );
+    rh(
+        "http10_no_host",
+        0,
+        &[],
+        b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
+    rh("leading_crlf_split", 2, &[1, 1], b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\n\r\n");
+    rh(
+        "small_limits_long_target",
+        0x11,
+        &[8],
+        &[
+            b"GET /".as_slice(),
+            &[b'a'; 200],
+            b" HTTP/1.1\r\nHost: a\r\n\r\n",
+        ]
+        .concat(),
+    );
+    rh(
+        "post_content_length",
+        0,
+        &[],
+        b"POST /form HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world",
+    );
+
+    // response_head: header byte (request | split count << 2), split lengths, upstream bytes.
+    let rs = |name: &str, request: u8, lengths: &[u8], bytes: &[u8]| {
+        write(
+            "response_head",
+            name,
+            &with_header(request | (lengths.len() as u8) << 2, lengths, bytes),
+        )
+    };
+    rs(
+        "ok_length",
+        0,
+        &[],
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!",
+    );
+    rs("ok_chunked_split", 0, &[20, 30, 3], b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nT: 1\r\n\r\n");
+    rs(
+        "close_delimited",
+        0,
+        &[],
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end",
+    );
+    rs(
+        "continue_then_ok",
+        0,
+        &[25],
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    rs(
+        "websocket_101",
+        2,
+        &[40],
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x02hi",
+    );
+    rs(
+        "unsolicited_101",
+        0,
+        &[],
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02hi",
+    );
+    rs(
+        "cl_and_te",
+        0,
+        &[],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    );
+    rs(
+        "not_modified_with_length",
+        0,
+        &[],
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+    );
+    rs(
+        "head_with_length",
+        1,
+        &[],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
+    );
+    rs(
+        "chunked_to_http10",
+        3,
+        &[9],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    );
+    rs(
+        "obs_fold",
+        0,
+        &[],
+        b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 0\r\n\r\n",
+    );
+    rs(
+        "bad_chunk_size",
+        0,
+        &[],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    );
+    rs("hop_by_hop", 0, &[], b"HTTP/1.1 200 OK\r\nConnection: X-Internal\r\nX-Internal: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n");
+
+    // chunked: header byte (mode | split count << 1), split lengths, payload.
+    let ch = |name: &str, mode: u8, lengths: &[u8], bytes: &[u8]| {
+        write(
+            "chunked",
+            name,
+            &with_header(mode | (lengths.len() as u8) << 1, lengths, bytes),
+        )
+    };
+    ch("simple", 0, &[2, 5], b"5\r\nhello\r\n0\r\n\r\n");
+    ch(
+        "extensions_trailers",
+        0,
+        &[],
+        b"5;a=1;b\r\nhello\r\n00A\r\n0123456789\r\n0;last\r\nX-T: 1\r\nX-U: 2\r\n\r\nNEXT",
+    );
+    ch("size_with_space", 0, &[], b"5 \r\nhello\r\n0\r\n\r\n");
+    ch("size_hex_prefix", 0, &[], b"0x5\r\nhello\r\n0\r\n\r\n");
+    ch("size_overflow", 0, &[], b"10000000000000000\r\n");
+    ch("bare_lf", 0, &[], b"5\nhello\n0\n\n");
+    ch("missing_data_crlf", 0, &[], b"5\r\nhelloX\r\n0\r\n\r\n");
+    ch(
+        "generated_a",
+        1,
+        &[9, 1, 33],
+        b"\x03\x05\x00\x07\x02\x41\x42\x43\x44\x45\x46\x47\x30\x00\x10\x02\x05\x61\x62",
+    );
+    ch(
+        "generated_b",
+        1,
+        &[],
+        b"\x07\x90\x01\x03\x08;ext\x20abc\xff\x00\x01\x02\x03\x04",
+    );
+
+    // session: encoded operations.
+    use switchyard_fuzz::session::Op::*;
+    let ss = |name: &str, ops: &[Op]| write("session", name, &encode(ops));
+    let (c, u) = (proxy_core::Side::Client, proxy_core::Side::Upstream);
+    ss(
+        "get_keepalive",
+        &[
+            ClientFragment(0),
+            Connected { reused: false },
+            UpstreamFragment(0),
+            WrittenAll(c),
+            WrittenAll(u),
+            ClientFragment(4),
+            Connected { reused: true },
+            UpstreamFragment(12),
+            Eof(c),
+        ],
+    );
+    ss(
+        "websocket_tunnel",
+        &[
+            ClientFragment(1),
+            ClientFragment(10),
+            Connected { reused: false },
+            UpstreamFragment(1),
+            UpstreamFragment(8),
+            ClientFragment(10),
+            Written(u, 7),
+            WrittenAll(c),
+            Advance(30_000),
+            Eof(c),
+            UpstreamData(b"bye".to_vec()),
+            Eof(u),
+        ],
+    );
+    ss(
+        "websocket_idle",
+        &[
+            ClientFragment(1),
+            Connected { reused: false },
+            UpstreamFragment(1),
+            WrittenAll(c),
+            WrittenAll(u),
+            NextDeadline,
+        ],
+    );
+    ss(
+        "websocket_bad_accept",
+        &[
+            ClientFragment(1),
+            Connected { reused: false },
+            UpstreamFragment(6),
+            Eof(c),
+        ],
+    );
+    ss(
+        "chunked_post_continue",
+        &[
+            ClientFragment(11),
+            Connected { reused: false },
+            UpstreamFragment(4),
+            ClientFragment(12),
+            UpstreamFragment(2),
+            WrittenAll(c),
+            Eof(c),
+        ],
+    );
+    ss(
+        "pipelined",
+        &[
+            ClientFragment(0),
+            ClientFragment(2),
+            ClientFragment(3),
+            Connected { reused: true },
+            Eof(u),
+            Connected { reused: false },
+            UpstreamFragment(9),
+            UpstreamFragment(10),
+        ],
+    );
+    ss(
+        "connect_fails",
+        &[
+            ClientFragment(8),
+            ClientFragment(9),
+            ConnectFailed,
+            Advance(1000),
+        ],
+    );
+    ss(
+        "upstream_silent",
+        &[
+            ClientFragment(0),
+            Connected { reused: false },
+            Advance(61_000),
+        ],
+    );
+    ss(
+        "drain_tunnel",
+        &[
+            ClientFragment(1),
+            Connected { reused: false },
+            UpstreamFragment(1),
+            Drain(5),
+            ClientFragment(10),
+            Lag(6000),
+            Timeout,
+        ],
+    );
+    ss(
+        "close_delimited",
+        &[
+            ClientFragment(5),
+            Connected { reused: false },
+            UpstreamFragment(3),
+            UpstreamData(vec![b'x'; 200]),
+            Eof(u),
+            Reset(c),
+        ],
+    );
+    ss(
+        "smuggle",
+        &[
+            ClientFragment(6),
+            ClientFragment(0),
+            Connected { reused: false },
+            UpstreamFragment(0),
+        ],
+    );
+    ss(
+        "raw_garbage",
+        &[
+            ClientData(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec()),
+            Advance(10),
+        ],
+    );
+
+    ss(
+        "raw_garbage_then_get",
+        &[ClientData(b"\x00".to_vec()), ClientFragment(0)],
+    );
+}
+
+/// The session regression: a WebSocket tunnel (pings on); the upstream
+/// starts a 54-byte binary frame; the ping timers fire (the client's Ping waits for the
+/// frame's end); the client breaks RFC 6455 (RSV bits), so the proxy closes with 1002
+/// and stops relaying; the upstream finishes its frame: the queued Ping goes to the
+/// client inside the frame whose payload was never sent.
+fn write_session_regression() {
+    use switchyard_fuzz::session::Op::*;
+    let (c, u) = (proxy_core::Side::Client, proxy_core::Side::Upstream);
+    let ops = [
+        ClientFragment(1),
+        Connected { reused: false },
+        UpstreamFragment(1),
+        UpstreamData(b"\x02\x36".to_vec()),
+        WrittenAll(c),
+        WrittenAll(u),
+        Advance(20_000),
+        ClientData(b"\xf1\x80\x00\x00\x00\x00".to_vec()),
+        UpstreamData(vec![b'x'; 54]),
+    ];
+    let dir = root().join("regressions").join("session");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("ping_injected_mid_frame_after_close"),
+        encode(&ops),
+    )
+    .unwrap();
+}
