@@ -818,7 +818,8 @@ impl Session {
             && body != BodyKind::UntilClose
             && !dechunked
             && self.drain_deadline.is_none()
-            && !self.eof[Side::Client.index()];
+            // A client that half-closed after pipelining still gets every answer.
+            && (!self.eof[Side::Client.index()] || !self.unread[Side::Client.index()].is_empty());
         x.upstream_reusable = response.upstream_keep_alive() && body != BodyKind::UntilClose;
         x.status = Some(status);
         x.response_read_at = self.now;

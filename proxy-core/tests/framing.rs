@@ -367,3 +367,19 @@ fn an_oversized_head_gets_the_same_status_whatever_the_split() {
         );
     }
 }
+
+#[test]
+fn pipelined_requests_sent_before_a_half_close_are_all_answered() {
+    let mut sim = sim();
+    sim.client_sends(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n");
+    sim.eof(Side::Client);
+    sim.expect_connect();
+    sim.upstream_connected();
+    sim.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none");
+    sim.expect_connect();
+    sim.upstream_connected_pooled();
+    sim.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo");
+    let client = sim.client_received_str();
+    assert!(client.contains("one") && client.ends_with("two"), "{client}");
+    assert!(sim.is_closed(), "closed after the last answer");
+}
