@@ -168,6 +168,8 @@ pub struct Forwarded {
     pub x_forwarded_for: bool,
     /// Set `X-Forwarded-Proto` to `http` or `https`, replacing any sent by the client.
     pub x_forwarded_proto: bool,
+    /// Append `1.1 switchyard` to `Via` (RFC 9110 §7.6.3 requires a gateway to).
+    pub via: bool,
 }
 
 impl Default for Forwarded {
@@ -175,6 +177,7 @@ impl Default for Forwarded {
         Forwarded {
             x_forwarded_for: true,
             x_forwarded_proto: true,
+            via: true,
         }
     }
 }

@@ -163,14 +163,31 @@ impl RequestHead {
     pub fn forward(&self, config: &Config, client: &ClientInfo, fallback_host: &[u8]) -> Bytes {
         let options = hop_by_hop::connection_options(&self.fields);
         let forwarded = &config.forwarded;
-        let client_ip = client.addr.map(|a| a.ip().to_string());
-        let add_xff = forwarded.x_forwarded_for && client_ip.is_some();
+        // List fields the proxy adds its hop to: every earlier value, then its own, in
+        // one field where the first one was (RFC 9110 §5.3), or at the end.
+        let mut appended: Vec<(&[u8], Vec<u8>, bool)> = Vec::new();
+        if let Some(addr) = client.addr.filter(|_| forwarded.x_forwarded_for) {
+            appended.push((
+                b"X-Forwarded-For",
+                addr.ip().to_string().into_bytes(),
+                false,
+            ));
+        }
+        if forwarded.via {
+            // RFC 9110 §7.6.3: a gateway MUST add Via to the requests it forwards.
+            let hop: &[u8] = if self.http10 {
+                b"1.0 switchyard"
+            } else {
+                b"1.1 switchyard"
+            };
+            appended.push((b"Via", hop.to_vec(), false));
+        }
         let mut out = BytesMut::with_capacity(self.fields.bytes.len() + 128);
         out.put_slice(self.method());
         out.put_u8(b' ');
         out.put_slice(&self.forward_target);
         out.put_slice(b" HTTP/1.1\r\n");
-        let (mut host_written, mut length_written, mut xff_written) = (false, false, false);
+        let (mut host_written, mut length_written) = (false, false);
         for (name, value) in self.fields.iter() {
             let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
             if is("upgrade") && self.upgrade.is_some() {
@@ -193,17 +210,20 @@ impl RequestHead {
                     }
                     length_written = true;
                 }
-            } else if is("x-forwarded-for") && add_xff {
-                if !xff_written {
-                    // One field: every earlier hop, then this client (RFC 9110 §5.3).
+            } else if let Some((canonical, own, written)) = appended
+                .iter_mut()
+                .find(|(n, _, _)| name.eq_ignore_ascii_case(n))
+            {
+                if !*written {
                     let mut combined = BytesMut::new();
-                    for earlier in self.fields.values("x-forwarded-for") {
+                    let lower = String::from_utf8_lossy(canonical).to_ascii_lowercase();
+                    for earlier in self.fields.values(&lower) {
                         combined.put_slice(earlier);
                         combined.put_slice(b", ");
                     }
-                    combined.put_slice(client_ip.as_deref().unwrap_or_default().as_bytes());
+                    combined.put_slice(own);
                     put_field(&mut out, name, &combined);
-                    xff_written = true;
+                    *written = true;
                 }
             } else if is("x-forwarded-proto") && forwarded.x_forwarded_proto {
                 // Replaced below: the client does not get to say.
@@ -215,12 +235,10 @@ impl RequestHead {
             let host = self.target_authority.as_deref().unwrap_or(fallback_host);
             put_field(&mut out, b"Host", host);
         }
-        if add_xff && !xff_written {
-            put_field(
-                &mut out,
-                b"X-Forwarded-For",
-                client_ip.as_deref().unwrap_or_default().as_bytes(),
-            );
+        for (canonical, own, written) in &appended {
+            if !written {
+                put_field(&mut out, canonical, own);
+            }
         }
         if forwarded.x_forwarded_proto {
             put_field(

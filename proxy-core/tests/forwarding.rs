@@ -17,7 +17,7 @@ fn hop_by_hop_fields_are_not_forwarded_and_the_rest_is_byte_exact_in_order() {
     assert_eq!(
         sim.upstream_received_str(),
         "GET /p HTTP/1.1\r\nHost: Example.COM\r\nX-First: 1\r\nx-MiXeD-CaSe: spaced  value\r\nX-Last: \"q\"\r\n\
-         X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\n\r\n"
+         X-Forwarded-For: 192.0.2.1\r\nVia: 1.1 switchyard\r\nX-Forwarded-Proto: http\r\n\r\n"
     );
 }
 
@@ -113,6 +113,7 @@ fn x_forwarded_fields_can_be_turned_off() {
     let mut config = Config::default();
     config.forwarded.x_forwarded_for = false;
     config.forwarded.x_forwarded_proto = false;
+    config.forwarded.via = false;
     let mut sim = Sim::new(config);
     sim.client_sends(b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n");
     sim.expect_connect();
@@ -275,4 +276,18 @@ fn contradictory_framing_is_502_even_on_bodiless_responses() {
                 .as_bytes(),
         );
     }
+}
+
+#[test]
+fn via_names_the_proxy_hop_after_earlier_ones() {
+    let sim = connected(b"GET / HTTP/1.1\r\nHost: a\r\nVia: 1.1 cdn-edge\r\n\r\n");
+    assert!(sim
+        .upstream_received_str()
+        .contains("\r\nVia: 1.1 cdn-edge, 1.1 switchyard\r\n"));
+    let sim = connected(b"GET / HTTP/1.0\r\n\r\n");
+    assert!(
+        sim.upstream_received_str()
+            .contains("\r\nVia: 1.0 switchyard\r\n"),
+        "the protocol received"
+    );
 }

@@ -98,7 +98,7 @@ fn chunked_body_is_reencoded_without_extensions_or_trailers() {
         5;name=value\r\nhello\r\n0006\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n";
     let result = split_everywhere(request, |pieces| client_pieces_outcome(pieces, OK));
     assert!(
-        result.upstream.ends_with("Transfer-Encoding: chunked\r\nX-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+        result.upstream.ends_with("Transfer-Encoding: chunked\r\nX-Forwarded-For: 192.0.2.1\r\nVia: 1.1 switchyard\r\nX-Forwarded-Proto: http\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
         "{}",
         result.upstream
     );
@@ -380,6 +380,9 @@ fn pipelined_requests_sent_before_a_half_close_are_all_answered() {
     sim.upstream_connected_pooled();
     sim.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo");
     let client = sim.client_received_str();
-    assert!(client.contains("one") && client.ends_with("two"), "{client}");
+    assert!(
+        client.contains("one") && client.ends_with("two"),
+        "{client}"
+    );
     assert!(sim.is_closed(), "closed after the last answer");
 }
