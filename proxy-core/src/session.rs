@@ -68,8 +68,6 @@ pub struct Session {
     /// When the connection last became idle between requests.
     idle_since: Instant,
     drain_deadline: Option<Instant>,
-    /// Reused for what a WebSocket tunnel step sends, so forwarding does not allocate.
-    scratch: Sends,
 }
 
 impl Session {
@@ -112,7 +110,6 @@ impl Session {
             head_started: Some(now),
             idle_since: now,
             drain_deadline: None,
-            scratch: Sends::new(),
         };
         if let Some(group) = tcp_group {
             session.start_tcp(group);
@@ -862,6 +859,11 @@ impl Session {
             Box::new(WebSocketTunnel::new(extensions, self.now, seed))
         });
         self.emit_request_log(101, None);
+        let protocol = if websocket.is_some() {
+            "websocket".into()
+        } else {
+            protocol.into()
+        };
         self.open_tunnel(protocol, websocket, started);
         // The 101 goes out byte-exact; held client bytes and any upstream bytes after
         // the head are forwarded by the tunnel's first step.
@@ -870,10 +872,12 @@ impl Session {
 
     fn open_tunnel(
         &mut self,
-        protocol: String,
+        protocol: std::borrow::Cow<'static, str>,
         websocket: Option<Box<WebSocketTunnel>>,
         started: Instant,
     ) {
+        // No retry happens in a tunnel: the list of servers tried is not needed.
+        self.tried = Vec::new();
         self.state = State::Tunnel(Box::new(Tunnel {
             protocol,
             started,
@@ -949,7 +953,7 @@ impl Session {
     /// frames, insert the proxy's own, and turn EOFs without a Close into a Close.
     fn step_websocket_tunnel(&mut self) -> bool {
         let now = self.now;
-        let mut sends = std::mem::take(&mut self.scratch);
+        let mut sends = Sends::new(&mut self.outputs);
         let mut shutdowns = Vec::new();
         let mut progressed = false;
         let State::Tunnel(tunnel) = &mut self.state else {
@@ -977,8 +981,9 @@ impl Session {
         }
         let finished = ws.finished();
         let both_shut = tunnel.shut == [true, true];
-        progressed |= !sends.is_empty() || !shutdowns.is_empty();
-        self.apply_tunnel_sends(sends);
+        progressed |= sends.bytes != [0, 0] || !shutdowns.is_empty();
+        let sent = sends.bytes;
+        self.count_tunnel_sends(sent);
         self.outputs
             .extend(shutdowns.into_iter().map(Output::ShutdownWrite));
         if let Some(end) = finished {
@@ -993,34 +998,35 @@ impl Session {
     /// its sends. Returns whether there was one.
     fn with_websocket(
         &mut self,
-        f: impl FnOnce(&mut WebSocketTunnel, Instant, &mut Sends),
+        f: impl FnOnce(&mut WebSocketTunnel, Instant, &mut Sends<'_>),
     ) -> bool {
         let now = self.now;
-        let mut sends = std::mem::take(&mut self.scratch);
         let State::Tunnel(tunnel) = &mut self.state else {
             return false;
         };
         let Some(ws) = tunnel.websocket.as_mut() else {
             return false;
         };
+        let mut sends = Sends::new(&mut self.outputs);
         f(ws, now, &mut sends);
+        let sent = sends.bytes;
         let finished = ws.finished();
-        self.apply_tunnel_sends(sends);
+        self.count_tunnel_sends(sent);
         if let Some(end) = finished {
             self.end_tunnel(end);
         }
         true
     }
 
-    /// Sends what the tunnel produced, counting it, and keeps the buffer for reuse.
-    fn apply_tunnel_sends(&mut self, mut sends: Sends) {
-        for (to, bytes) in sends.drain(..) {
+    /// Counts what a WebSocket tunnel step sent towards each side.
+    fn count_tunnel_sends(&mut self, sent: [usize; 2]) {
+        for to in [Side::Client, Side::Upstream] {
+            let n = sent[to.index()];
             if let State::Tunnel(tunnel) = &mut self.state {
-                tunnel.forwarded[to.index()] += bytes.len() as u64;
+                tunnel.forwarded[to.index()] += n as u64;
             }
-            self.send(to, bytes);
+            self.note_sent(to, n);
         }
-        self.scratch = sends;
     }
 
     fn step_lingering(&mut self) -> bool {
@@ -1074,7 +1080,7 @@ impl Session {
     fn end_tunnel(&mut self, end: TunnelEnd) {
         let log = match &self.state {
             State::Tunnel(tunnel) => Some(TunnelLog {
-                protocol: tunnel.protocol.clone(),
+                protocol: tunnel.protocol.to_string(),
                 client_to_upstream: tunnel.forwarded[Side::Upstream.index()],
                 upstream_to_client: tunnel.forwarded[Side::Client.index()],
                 duration: self.now.saturating_duration_since(tunnel.started),

@@ -121,8 +121,9 @@ pub(crate) enum ResponsePhase {
 /// A switched connection.
 #[derive(Debug)]
 pub(crate) struct Tunnel {
-    /// The protocol switched to, as the upstream named it.
-    pub(crate) protocol: String,
+    /// The protocol switched to, as the upstream named it (the common ones need no
+    /// allocation: an idle tunnel holds as little as possible).
+    pub(crate) protocol: std::borrow::Cow<'static, str>,
     pub(crate) started: Instant,
     pub(crate) last_activity: Instant,
     /// Bytes forwarded towards each side (indexed by `Side::index` of the destination).

@@ -21,13 +21,32 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::io::{Side, TunnelEnd};
+use crate::io::{Output, Side, TunnelEnd};
 use crate::timer::Timer;
 use crate::websocket::{self, FrameRelay, Step};
 use crate::Config;
 
-/// Sends produced by the tunnel, in order.
-pub(crate) type Sends = Vec<(Side, Bytes)>;
+/// Where the tunnel's sends go: straight into the session's output queue (so relaying
+/// allocates nothing), counted per destination for flow control.
+pub(crate) struct Sends<'a> {
+    outputs: &'a mut VecDeque<Output>,
+    /// Bytes sent towards each side (by `Side::index`).
+    pub(crate) bytes: [usize; 2],
+}
+
+impl<'a> Sends<'a> {
+    pub(crate) fn new(outputs: &'a mut VecDeque<Output>) -> Self {
+        Sends {
+            outputs,
+            bytes: [0; 2],
+        }
+    }
+
+    fn push(&mut self, to: Side, bytes: Bytes) {
+        self.bytes[to.index()] += bytes.len();
+        self.outputs.push_back(Output::Send(to, bytes));
+    }
+}
 
 /// The proxy is ending the tunnel and waits for the peers' Close replies.
 #[derive(Clone, Copy, Debug)]
@@ -77,7 +96,13 @@ impl WebSocketTunnel {
     }
 
     /// Relays bytes `from` one side; protocol errors start the 1002 close.
-    pub(crate) fn relay(&mut self, from: Side, mut input: Bytes, now: Instant, out: &mut Sends) {
+    pub(crate) fn relay(
+        &mut self,
+        from: Side,
+        mut input: Bytes,
+        now: Instant,
+        out: &mut Sends<'_>,
+    ) {
         let to = from.peer();
         if !input.is_empty() {
             self.heard_at[from.index()] = now;
@@ -87,7 +112,7 @@ impl WebSocketTunnel {
                 Ok(None) => break,
                 Ok(Some(Step::Forward(bytes))) => {
                     if self.closing.is_none() && !bytes.is_empty() {
-                        out.push((to, bytes));
+                        out.push(to, bytes);
                     }
                 }
                 Ok(Some(Step::Control(frame))) => {
@@ -103,7 +128,7 @@ impl WebSocketTunnel {
                     if answers_our_ping {
                         self.ping[i] = None;
                     } else if self.closing.is_none() {
-                        out.push((to, frame.raw));
+                        out.push(to, frame.raw);
                     }
                 }
                 Err(_) => {
@@ -119,7 +144,7 @@ impl WebSocketTunnel {
 
     /// `from` shut its write half. Returns whether to pass the EOF on as a half-close
     /// (the peer closed properly, after a Close frame).
-    pub(crate) fn on_eof(&mut self, from: Side, now: Instant, out: &mut Sends) -> bool {
+    pub(crate) fn on_eof(&mut self, from: Side, now: Instant, out: &mut Sends<'_>) -> bool {
         let i = from.index();
         if self.eof[i] {
             return false;
@@ -137,7 +162,7 @@ impl WebSocketTunnel {
     }
 
     /// `from`'s connection failed: the other side learns why.
-    pub(crate) fn on_reset(&mut self, from: Side, now: Instant, out: &mut Sends) {
+    pub(crate) fn on_reset(&mut self, from: Side, now: Instant, out: &mut Sends<'_>) {
         self.eof[from.index()] = true;
         if let Some(closing) = &mut self.closing {
             closing.awaiting[from.index()] = false;
@@ -153,7 +178,7 @@ impl WebSocketTunnel {
         reason: &str,
         end: TunnelEnd,
         now: Instant,
-        out: &mut Sends,
+        out: &mut Sends<'_>,
     ) {
         self.close_both(code, reason, end, now);
         self.flush(Side::Client, now, out);
@@ -161,7 +186,7 @@ impl WebSocketTunnel {
     }
 
     /// Handles the tunnel's own timers (pings, pong timeouts).
-    pub(crate) fn on_timer(&mut self, timer: Timer, now: Instant, out: &mut Sends) {
+    pub(crate) fn on_timer(&mut self, timer: Timer, now: Instant, out: &mut Sends<'_>) {
         match timer {
             Timer::Ping(side) => {
                 let payload = self.random().to_be_bytes();
@@ -227,7 +252,7 @@ impl WebSocketTunnel {
 
     /// A side is gone (EOF without Close, reset, no Pong): the other side gets a Close
     /// saying so; the gone side gets nothing more.
-    fn peer_gone(&mut self, gone: Side, end: TunnelEnd, now: Instant, out: &mut Sends) {
+    fn peer_gone(&mut self, gone: Side, end: TunnelEnd, now: Instant, out: &mut Sends<'_>) {
         let other = gone.peer();
         let unresponsive = matches!(end, TunnelEnd::PingTimeout(_));
         let (code, reason) = match (gone, unresponsive) {
@@ -280,10 +305,12 @@ impl WebSocketTunnel {
     }
 
     /// Sends the proxy's queued frames towards `to` if that stream is at a boundary.
-    fn flush(&mut self, to: Side, now: Instant, out: &mut Sends) {
+    fn flush(&mut self, to: Side, now: Instant, out: &mut Sends<'_>) {
         let i = to.index();
         if self.relay[to.peer().index()].at_boundary() && !self.inject[i].is_empty() {
-            out.extend(self.inject[i].drain(..).map(|frame| (to, frame)));
+            for frame in self.inject[i].drain(..) {
+                out.push(to, frame);
+            }
             // A Ping's answer is due from when it was sent, not queued.
             if let Some((_, sent @ None)) = &mut self.ping[i] {
                 *sent = Some(now);

@@ -128,3 +128,45 @@ fn content_length_body_chunks_are_forwarded_without_allocating() {
         0
     );
 }
+
+#[test]
+fn an_idle_websocket_tunnel_holds_about_a_kilobyte_of_heap() {
+    // DESIGN.md: an idle tunnel holds as little as possible (the target for a whole
+    // runtime task is 2 KiB). This is the core's share: the session and its tunnel.
+    let proxy = proxy_core::Proxy::new(Arc::new(Config::default()));
+    let now = proxy_core::sim::Sim::new(Config::default()).now();
+    let (request, response) = (shared(websocket_request()), shared(websocket_101()));
+    let frame = shared(encode_frame(true, 1, true, b"hi"));
+    let mut kept = None;
+    let info = allocation_counter::measure(|| {
+        let client = ClientInfo {
+            addr: Some(CLIENT),
+            tls: false,
+        };
+        let mut session = Box::new(proxy.session(client, now));
+        for input in [
+            Input::Data(Side::Client, request),
+            Input::UpstreamConnected { reused: false },
+            Input::Data(Side::Upstream, response),
+            Input::Data(Side::Client, frame),
+        ] {
+            session.handle_input(now, input);
+            while let Some(output) = session.poll_output() {
+                if let Output::Send(side, bytes) = output {
+                    session.handle_input(now, Input::Written(side, bytes.len()));
+                }
+            }
+        }
+        kept = Some(session);
+    });
+    assert!(
+        info.bytes_current <= 1152,
+        "{} bytes in {} allocations",
+        info.bytes_current,
+        info.count_current
+    );
+    assert!(kept.is_some());
+}
+
+const CLIENT: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40000);
