@@ -9,6 +9,7 @@
 #          --measures "http ws-echo ws-latency ws-bulk idle"
 #          --targets "direct nginx haproxy relay switchyard"
 # Environment: BENCH_PORT_BASE (28000), BENCH_PROXY_CPU (0), BENCH_LOAD_CPU (1),
+#              BENCH_NICE (-10), BENCH_RT (1: SCHED_FIFO for ws-latency), BENCH_REV (label),
 #              BENCH_RESULTS (bench/results, or bench/results/quick with --quick).
 #
 # Installs nginx and HAProxy with apt-get if they are missing, builds switchyard and
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
     --rate) RATE=$2; shift ;;
     --measures) MEASURES=$2; shift ;;
     --targets) TARGETS=$2; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
   shift
@@ -317,7 +318,7 @@ done
 cp "$RAW" "$RESULTS/raw.jsonl"
 {
   echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(uname -srm), $CPUS cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))."
-  echo "switchyard $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | head -1 | awk '{print $3}')."
+  echo "switchyard ${BENCH_REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')}, $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | head -1 | awk '{print $3}')."
   echo "Each proxy: 1 worker pinned to core $PROXY_CPU, access log off, 16 KiB buffers per direction, 60 s timeouts; backend and load generator pinned to core $LOAD_CPU; all at nice $NICE$([ "$RT" = 1 ] && echo ", and SCHED_FIFO for the fixed-rate echo")."
   echo "Windows of ${DURATION} s after ${WARMUP} s warm-up; HTTP and WebSocket echo: $CONNS connections, one request/message in flight each (closed loop), and for the fixed-rate echo $RATE messages/s over $CONNS connections; bulk: $BULK_CONNS connections × $IN_FLIGHT messages of 64 KiB in flight (MB/s counts each echoed payload once); idle: $TUNNELS tunnels, VmRSS growth ÷ tunnels."
 } >"$WORK/notes.md"
