@@ -2,19 +2,32 @@
 //!
 //! Every key is optional and unknown keys are errors. An error names the file, the
 //! line and the key, e.g.
-//! `switchyard.toml:7: timeouts.client_head: invalid duration unit "x" in "5x": use ms, s, m or h`.
+//! `switchyard.toml:7: timeouts.client_head: invalid duration unit "x" in "5x": use ms, s, m or h`
+//! or `switchyard.toml:3: listen[1].tls: certs/a.pem: no certificate in it`.
 //! `runtime-tokio/switchyard.example.toml` lists every key with its default.
 //!
 //! Every runtime's binary reads the same file through [`Settings::load`]: the keys are
-//! the core's [`Config`] plus `listen`, `threads` and `[log]`.
+//! the core's [`Config`] plus `listen` (addresses, TLS, layer-4 mode), TLS towards
+//! upstreams, `[admin]`, `threads` and `[log]`. [`Settings::setup`] turns them into
+//! the [`Setup`] a [`Context`](crate::Context) runs (certificates loaded). Relative
+//! file paths are relative to the configuration file's directory.
 
-use proxy_core::{Config, Forwarded, Limits, Pool, Timeouts, WebSocket};
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use crate::setup::{ListenMode, ListenerSetup, Setup, UpstreamTls};
+use crate::tls::{self, CertFiles};
+use proxy_core::config::duration;
+use proxy_core::{
+    Balance, Config, Forwarded, Limits, Pool, Route, Timeouts, UpstreamGroup, WebSocket,
+};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 /// Where the proxy listens when nothing says otherwise.
@@ -25,22 +38,65 @@ pub const MIN_BUFFER_SIZE: usize = 1024;
 /// Everything the binary runs with: the core's [`Config`] plus the runtime's own keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
-    /// Addresses to accept connections on.
-    pub listen: Vec<SocketAddr>,
+    /// Where to accept connections, and how to serve each.
+    pub listen: Vec<ListenSettings>,
     /// Worker threads (tokio workers, smol executor threads); `None` means one per core.
     pub threads: Option<usize>,
     /// Whether request and tunnel lines are logged (`[log] access`).
     pub access_log: bool,
+    /// Where `GET /metrics` is served (`[admin] listen`), if anywhere.
+    pub admin: Option<SocketAddr>,
+    /// TLS towards upstream servers, by server address.
+    pub upstream_tls: BTreeMap<String, UpstreamTlsSettings>,
     /// What every session gets.
     pub core: Config,
 }
 
+/// One `listen` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenSettings {
+    /// Where to accept.
+    pub address: SocketAddr,
+    /// HTTP, or layer 4 to a group.
+    pub mode: ListenMode,
+    /// Certificates for TLS termination (the first is the default); empty: plain.
+    pub tls: Vec<CertFiles>,
+    /// Its dotted key in the file (`listen[1]`), for errors.
+    pub key: String,
+}
+
+impl ListenSettings {
+    /// Plain HTTP on `address`.
+    pub fn http(address: SocketAddr) -> ListenSettings {
+        ListenSettings {
+            address,
+            mode: ListenMode::Http,
+            tls: Vec::new(),
+            key: "listen".into(),
+        }
+    }
+}
+
+/// TLS towards one upstream server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamTlsSettings {
+    /// PEM file of the CAs to trust; `None`: the Mozilla roots (webpki-roots).
+    pub ca: Option<PathBuf>,
+    /// The name to send (SNI) and verify; `None`: the host part of the address.
+    pub server_name: Option<String>,
+    /// Its dotted key in the file (`upstreams.api.tls`), for errors.
+    pub key: String,
+}
+
 impl Default for Settings {
     fn default() -> Self {
+        let address = DEFAULT_LISTEN.parse().expect("a valid socket address");
         Settings {
-            listen: vec![DEFAULT_LISTEN.parse().expect("a valid socket address")],
+            listen: vec![ListenSettings::http(address)],
             threads: None,
             access_log: true,
+            admin: None,
+            upstream_tls: BTreeMap::new(),
             core: Config::default(),
         }
     }
@@ -53,7 +109,7 @@ pub struct ConfigError {
     pub path: PathBuf,
     /// 1-based line of the offending text, when known.
     pub line: Option<usize>,
-    /// Dotted key path (`timeouts.client_head`), when known.
+    /// Dotted key path (`timeouts.client_head`, `listen[1].tls`), when known.
     pub key: Option<String>,
     /// What is wrong.
     pub message: String,
@@ -74,8 +130,23 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A well-formed value that is not acceptable: its dotted key, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    /// The dotted key (`listen[0].tls`, `upstreams.api.servers`).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
 impl Settings {
-    /// Reads and checks a configuration file.
+    /// Reads and checks a configuration file, certificates and CA files included.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             path: path.to_owned(),
@@ -86,7 +157,9 @@ impl Settings {
         Settings::from_toml(&text, path)
     }
 
-    /// Parses and checks configuration text; `path` is only used in errors.
+    /// Parses and checks configuration text; `path` is used in errors, and relative
+    /// file paths in it are relative to `path`'s directory. Certificates and CA files
+    /// are loaded to check them.
     pub fn from_toml(text: &str, path: &Path) -> Result<Settings, ConfigError> {
         let error = |line: Option<usize>, key: Option<String>, message: String| ConfigError {
             path: path.to_owned(),
@@ -103,9 +176,66 @@ impl Settings {
                 e.message().trim_end().to_owned(),
             )
         })?;
-        file.into_settings().map_err(|Invalid { key, message }| {
+        let base = path.parent().unwrap_or(Path::new(""));
+        let invalid = |Invalid { key, message }| {
             let line = span_of(text, &key).map(|span| line_of(text, span.start));
             error(line, Some(key), message)
+        };
+        let settings = file.into_settings(base).map_err(invalid)?;
+        settings.setup().map_err(invalid)?;
+        Ok(settings)
+    }
+
+    /// What a [`Context`](crate::Context) runs: certificates and CA files loaded,
+    /// rustls configured. Errors name the key.
+    pub fn setup(&self) -> Result<Setup, Invalid> {
+        let mut listeners = Vec::new();
+        for listen in &self.listen {
+            let tls = match listen.tls.is_empty() {
+                true => None,
+                false => {
+                    let http = listen.mode == ListenMode::Http;
+                    let config =
+                        tls::server_config(&listen.tls, http).map_err(|message| Invalid {
+                            key: format!("{}.tls", listen.key),
+                            message,
+                        })?;
+                    Some(config)
+                }
+            };
+            listeners.push(ListenerSetup {
+                address: listen.address,
+                mode: listen.mode.clone(),
+                tls,
+            });
+        }
+        let mut upstream_tls = HashMap::new();
+        for (address, settings) in &self.upstream_tls {
+            let config =
+                tls::client_config(settings.ca.as_deref(), true).map_err(|message| Invalid {
+                    key: format!("{}.ca", settings.key),
+                    message,
+                })?;
+            let server_name =
+                tls::server_name(address, settings.server_name.as_deref()).map_err(|message| {
+                    Invalid {
+                        key: format!("{}.server_name", settings.key),
+                        message,
+                    }
+                })?;
+            upstream_tls.insert(
+                address.clone(),
+                UpstreamTls {
+                    config,
+                    server_name,
+                },
+            );
+        }
+        Ok(Setup {
+            config: Arc::new(self.core.clone()),
+            listeners,
+            upstream_tls,
+            access_log: self.access_log,
         })
     }
 }
@@ -116,6 +246,10 @@ impl Settings {
 struct FileConfig {
     listen: Option<Listen>,
     upstream: Option<String>,
+    upstream_tls: Option<UpstreamTlsFile>,
+    upstreams: BTreeMap<String, GroupFile>,
+    routes: Vec<Route>,
+    admin: Admin,
     threads: Option<usize>,
     buffer_size: Option<usize>,
     limits: Limits,
@@ -138,10 +272,181 @@ impl Default for Log {
     }
 }
 
-/// A well-formed value that is not acceptable: its dotted key, and why.
-struct Invalid {
-    key: String,
-    message: String,
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Admin {
+    listen: Option<String>,
+}
+
+/// `[upstreams.NAME]`: the core's [`UpstreamGroup`] plus `tls`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct GroupFile {
+    servers: Vec<String>,
+    balance: Balance,
+    max_fails: u32,
+    #[serde(with = "duration")]
+    fail_timeout: Duration,
+    tls: Option<UpstreamTlsFile>,
+}
+
+impl Default for GroupFile {
+    fn default() -> Self {
+        let core = UpstreamGroup::default();
+        GroupFile {
+            servers: core.servers,
+            balance: core.balance,
+            max_fails: core.max_fails,
+            fail_timeout: core.fail_timeout,
+            tls: None,
+        }
+    }
+}
+
+/// `tls = true`, `tls = false`, or `tls = { ca = "...", server_name = "..." }`.
+#[derive(Clone, Debug)]
+struct UpstreamTlsFile(Option<UpstreamTlsTable>);
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct UpstreamTlsTable {
+    ca: Option<PathBuf>,
+    server_name: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for UpstreamTlsFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct BoolOrTable;
+        impl<'de> Visitor<'de> for BoolOrTable {
+            type Value = UpstreamTlsFile;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("true, false, or a table such as { ca = \"ca.pem\" }")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<UpstreamTlsFile, E> {
+                Ok(UpstreamTlsFile(v.then(UpstreamTlsTable::default)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<UpstreamTlsFile, A::Error> {
+                let table = UpstreamTlsTable::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(UpstreamTlsFile(Some(table)))
+            }
+        }
+        d.deserialize_any(BoolOrTable)
+    }
+}
+
+/// `listen = "addr"`, or a list of addresses and tables.
+#[derive(Debug)]
+struct Listen(Vec<ListenEntry>);
+
+/// `"addr"` or `{ address = "...", mode = "...", upstream = "...", tls = ... }`.
+#[derive(Debug)]
+enum ListenEntry {
+    Address(String),
+    Table(ListenTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenTable {
+    address: String,
+    #[serde(default)]
+    mode: Mode,
+    upstream: Option<String>,
+    tls: Option<Certs>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Mode {
+    #[default]
+    Http,
+    Tcp,
+}
+
+/// One certificate table, or a list of them (SNI).
+#[derive(Debug)]
+struct Certs(Vec<CertTable>);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertTable {
+    cert: PathBuf,
+    key: PathBuf,
+    #[serde(default)]
+    names: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OneOrMany;
+        impl<'de> Visitor<'de> for OneOrMany {
+            type Value = Listen;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "an address such as \"127.0.0.1:8080\", or a list of addresses and tables",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Listen, E> {
+                Ok(Listen(vec![ListenEntry::Address(v.to_owned())]))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Listen, A::Error> {
+                let table = ListenTable::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(Listen(vec![ListenEntry::Table(table)]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Listen, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = seq.next_element()? {
+                    entries.push(entry);
+                }
+                Ok(Listen(entries))
+            }
+        }
+        d.deserialize_any(OneOrMany)
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StrOrTable;
+        impl<'de> Visitor<'de> for StrOrTable {
+            type Value = ListenEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an address, or a table such as { address = \"0.0.0.0:443\", tls = { cert = \"...\", key = \"...\" } }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ListenEntry, E> {
+                Ok(ListenEntry::Address(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ListenEntry, A::Error> {
+                let table = ListenTable::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(ListenEntry::Table(table))
+            }
+        }
+        d.deserialize_any(StrOrTable)
+    }
+}
+
+impl<'de> Deserialize<'de> for Certs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OneOrMany;
+        impl<'de> Visitor<'de> for OneOrMany {
+            type Value = Certs;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table { cert = \"...\", key = \"...\" }, or a list of them")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Certs, A::Error> {
+                let table = CertTable::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(Certs(vec![table]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Certs, A::Error> {
+                let mut certs = Vec::new();
+                while let Some(cert) = seq.next_element()? {
+                    certs.push(cert);
+                }
+                Ok(Certs(certs))
+            }
+        }
+        d.deserialize_any(OneOrMany)
+    }
 }
 
 fn check(ok: bool, key: &str, message: impl FnOnce() -> String) -> Result<(), Invalid> {
@@ -154,30 +459,104 @@ fn check(ok: bool, key: &str, message: impl FnOnce() -> String) -> Result<(), In
     }
 }
 
+fn invalid(key: impl Into<String>) -> impl FnOnce(String) -> Invalid {
+    let key = key.into();
+    move |message| Invalid { key, message }
+}
+
 impl FileConfig {
     #[allow(clippy::needless_update)]
-    fn into_settings(self) -> Result<Settings, Invalid> {
+    fn into_settings(self, base: &Path) -> Result<Settings, Invalid> {
         let defaults = Settings::default();
-        let listen = match self.listen {
-            None => defaults.listen,
-            Some(Listen(addrs)) => {
-                check(!addrs.is_empty(), "listen", || {
-                    "needs at least one address".into()
-                })?;
-                let parsed = addrs.iter().map(|addr| parse_listen(addr));
-                parsed
-                    .collect::<Result<_, _>>()
-                    .map_err(|message| Invalid {
-                        key: "listen".into(),
-                        message,
-                    })?
+        let upstream = self.upstream.unwrap_or(defaults.core.upstream);
+        check_upstream(&upstream).map_err(invalid("upstream"))?;
+        let mut upstreams = BTreeMap::new();
+        let mut upstream_tls: BTreeMap<String, UpstreamTlsSettings> = BTreeMap::new();
+        let mut add_tls = |address: &str, file: Option<UpstreamTlsFile>, key: String| {
+            let wanted = file.and_then(|f| f.0).map(|table| UpstreamTlsSettings {
+                ca: table.ca.map(|ca| base.join(ca)),
+                server_name: table.server_name,
+                key: key.clone(),
+            });
+            let same = |a: &UpstreamTlsSettings, b: &UpstreamTlsSettings| {
+                (&a.ca, &a.server_name) == (&b.ca, &b.server_name)
+            };
+            match (upstream_tls.get(address), &wanted) {
+                (None, Some(wanted)) => {
+                    upstream_tls.insert(address.to_owned(), wanted.clone());
+                    Ok(())
+                }
+                (Some(had), Some(wanted)) if same(had, wanted) => Ok(()),
+                (Some(had), _) => Err(Invalid {
+                    key,
+                    message: format!(
+                        "server {address:?} has other TLS settings in {}: one address, one way to reach it",
+                        had.key
+                    ),
+                }),
+                (None, None) => Ok(()),
             }
         };
-        let upstream = self.upstream.unwrap_or(defaults.core.upstream);
-        check_upstream(&upstream).map_err(|message| Invalid {
-            key: "upstream".into(),
-            message,
-        })?;
+        for (name, group) in self.upstreams {
+            let key = format!("upstreams.{name}");
+            for server in &group.servers {
+                check_upstream(server).map_err(invalid(format!("{key}.servers")))?;
+            }
+            for server in &group.servers {
+                add_tls(server, group.tls.clone(), format!("{key}.tls"))?;
+            }
+            upstreams.insert(
+                name,
+                UpstreamGroup {
+                    servers: group.servers,
+                    balance: group.balance,
+                    max_fails: group.max_fails,
+                    fail_timeout: group.fail_timeout,
+                },
+            );
+        }
+        if self.upstream_tls.is_some() {
+            check(!upstreams.contains_key("default"), "upstream_tls", || {
+                "applies to `upstream`, which [upstreams.default] replaces: put `tls` in [upstreams.default]".into()
+            })?;
+            add_tls(&upstream, self.upstream_tls, "upstream_tls".into())?;
+        }
+        let listen = match self.listen {
+            None => defaults.listen,
+            Some(Listen(entries)) => {
+                check(!entries.is_empty(), "listen", || {
+                    "needs at least one address".into()
+                })?;
+                let single = entries.len() == 1;
+                let mut listen: Vec<ListenSettings> = Vec::new();
+                for (i, entry) in entries.into_iter().enumerate() {
+                    let key = match single {
+                        true => "listen".to_string(),
+                        false => format!("listen[{i}]"),
+                    };
+                    let entry = listen_entry(entry, key, base, &upstreams)?;
+                    if let Some(other) = listen.iter().find(|l| l.address == entry.address) {
+                        return Err(Invalid {
+                            message: format!("{} is also in {}", entry.address, other.key),
+                            key: entry.key,
+                        });
+                    }
+                    listen.push(entry);
+                }
+                listen
+            }
+        };
+        let admin = (self.admin.listen.as_deref())
+            .map(parse_listen)
+            .transpose()
+            .map_err(invalid("admin.listen"))?;
+        if let Some(admin) = admin {
+            check(
+                listen.iter().all(|l| l.address != admin),
+                "admin.listen",
+                || format!("{admin} is also a proxy listen address"),
+            )?;
+        }
         check(self.threads != Some(0), "threads", || {
             "must be at least 1".into()
         })?;
@@ -210,23 +589,152 @@ impl FileConfig {
             "websocket.pong_timeout",
             || "must be longer than 0 when pings are on".into(),
         )?;
+        let core = Config {
+            upstream,
+            upstreams,
+            routes: self.routes,
+            buffer_size,
+            limits: self.limits,
+            timeouts: self.timeouts,
+            forwarded: self.forwarded,
+            pool: self.pool,
+            websocket: self.websocket,
+            // A section the core adds keeps its defaults until the file learns it.
+            ..Config::default()
+        };
+        core.validate().map_err(|e| match e.split_once(": ") {
+            Some((key, message)) if !key.contains(' ') => Invalid {
+                key: key.to_owned(),
+                message: message.to_owned(),
+            },
+            _ => Invalid {
+                key: "upstreams".into(),
+                message: e,
+            },
+        })?;
         Ok(Settings {
             listen,
             threads: self.threads,
             access_log: self.log.access,
-            core: Config {
-                upstream,
-                buffer_size,
-                limits: self.limits,
-                timeouts: self.timeouts,
-                forwarded: self.forwarded,
-                pool: self.pool,
-                websocket: self.websocket,
-                // A section the core adds keeps its defaults until the file learns it.
-                ..Config::default()
-            },
+            admin,
+            upstream_tls,
+            core,
         })
     }
+}
+
+/// Checks one `listen` entry.
+fn listen_entry(
+    entry: ListenEntry,
+    key: String,
+    base: &Path,
+    upstreams: &BTreeMap<String, UpstreamGroup>,
+) -> Result<ListenSettings, Invalid> {
+    let table = match entry {
+        ListenEntry::Address(address) => {
+            let address = parse_listen(&address).map_err(invalid(key.clone()))?;
+            return Ok(ListenSettings {
+                key,
+                ..ListenSettings::http(address)
+            });
+        }
+        ListenEntry::Table(table) => table,
+    };
+    let address = parse_listen(&table.address).map_err(invalid(format!("{key}.address")))?;
+    let mode = match (table.mode, table.upstream) {
+        (Mode::Http, None) => ListenMode::Http,
+        (Mode::Http, Some(_)) => {
+            return Err(Invalid {
+                key: format!("{key}.upstream"),
+                message: "only for mode = \"tcp\" (HTTP listeners go by [[routes]])".into(),
+            })
+        }
+        (Mode::Tcp, None) => {
+            return Err(Invalid {
+                key: format!("{key}.mode"),
+                message: "a tcp listener needs `upstream`, the group it passes bytes to".into(),
+            })
+        }
+        (Mode::Tcp, Some(group)) => {
+            check(
+                group == "default" || upstreams.contains_key(&group),
+                &format!("{key}.upstream"),
+                || format!("no upstream group named {group:?} (define [upstreams.{group}])"),
+            )?;
+            ListenMode::Tcp { upstream: group }
+        }
+    };
+    let wants_tls = table.tls.is_some();
+    let tls = table.tls.map_or_else(Vec::new, |Certs(certs)| {
+        certs
+            .into_iter()
+            .map(|c| CertFiles {
+                cert: base.join(c.cert),
+                key: base.join(c.key),
+                names: c.names,
+            })
+            .collect()
+    });
+    if wants_tls {
+        check(!tls.is_empty(), &format!("{key}.tls"), || {
+            "needs at least one certificate".into()
+        })?;
+    }
+    Ok(ListenSettings {
+        address,
+        mode,
+        tls,
+        key,
+    })
+}
+
+/// Re-reads the configuration file at `path` (with `edit` applied: the command
+/// line's overrides) and swaps it into `ctx` (see [`Context::reload`]). Logs the
+/// outcome: one `info` line when applied, one `error` line naming the file, line and
+/// key when rejected (the running configuration stays). Keys that need a restart
+/// (`threads`, `[admin] listen`) are logged and left as they run. Returns the new
+/// settings when applied.
+///
+/// [`Context::reload`]: crate::Context::reload
+pub fn reload<R: crate::Runtime>(
+    ctx: &crate::Context<R>,
+    path: &Path,
+    running: &Settings,
+    edit: impl FnOnce(&mut Settings),
+) -> Option<Settings> {
+    let loaded = Settings::load(path).map_err(|e| e.to_string());
+    let built = loaded.and_then(|mut settings| {
+        edit(&mut settings);
+        let setup = settings
+            .setup()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok((settings, setup))
+    });
+    let (settings, setup) = match built {
+        Ok(built) => built,
+        Err(e) => {
+            ctx.metrics().reloaded(false);
+            tracing::error!("reload rejected, the running configuration stays: {e}");
+            return None;
+        }
+    };
+    if let Err(e) = ctx.reload(setup) {
+        tracing::error!(
+            "reload rejected, the running configuration stays: {}: {e}",
+            path.display()
+        );
+        return None;
+    }
+    for (key, changed) in [
+        ("threads", settings.threads != running.threads),
+        ("admin.listen", settings.admin != running.admin),
+    ] {
+        if changed {
+            tracing::warn!(key, "changed in the file; needs a restart to apply");
+        }
+    }
+    tracing::info!(file = %path.display(), "reloaded the configuration");
+    Some(settings)
 }
 
 /// Parses one listen address (`ip:port`).
@@ -246,33 +754,6 @@ pub fn check_upstream(text: &str) -> Result<(), String> {
     }
 }
 
-/// `listen = "addr"` or `listen = ["addr", ...]`.
-#[derive(Debug)]
-struct Listen(Vec<String>);
-
-impl<'de> Deserialize<'de> for Listen {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct OneOrMany;
-        impl<'de> Visitor<'de> for OneOrMany {
-            type Value = Listen;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an address such as \"127.0.0.1:8080\", or a list of them")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Listen, E> {
-                Ok(Listen(vec![v.to_owned()]))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Listen, A::Error> {
-                let mut addrs = Vec::new();
-                while let Some(addr) = seq.next_element()? {
-                    addrs.push(addr);
-                }
-                Ok(Listen(addrs))
-            }
-        }
-        d.deserialize_any(OneOrMany)
-    }
-}
-
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
@@ -282,15 +763,36 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// The dotted key whose key or value holds `offset`, the most specific one.
+/// The dotted key whose key or value holds `offset`, the most specific one; array
+/// elements are named by index (`listen[1].tls`).
 fn key_at(text: &str, offset: usize) -> Option<String> {
-    fn search(table: &DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool {
+    type Value<'i> = toml::Spanned<DeValue<'i>>;
+    fn in_value(value: &Value<'_>, offset: usize, path: &mut Vec<String>) -> bool {
+        match value.get_ref() {
+            DeValue::Table(inner) => in_table(inner, offset, path),
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let saved = path.last().cloned().unwrap_or_default();
+                    if let Some(last) = path.last_mut() {
+                        last.push_str(&format!("[{i}]"));
+                    }
+                    if in_value(item, offset, path) || item.span().contains(&offset) {
+                        return true;
+                    }
+                    if let Some(last) = path.last_mut() {
+                        *last = saved;
+                    }
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+    fn in_table(table: &DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool {
         for (key, value) in table {
             path.push(key.get_ref().to_string());
-            if let DeValue::Table(inner) = value.get_ref() {
-                if search(inner, offset, path) {
-                    return true;
-                }
+            if in_value(value, offset, path) {
+                return true;
             }
             if key.span().contains(&offset) || value.span().contains(&offset) {
                 return true;
@@ -301,18 +803,32 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     }
     let table = DeTable::parse(text).ok()?;
     let mut path = Vec::new();
-    search(table.get_ref(), offset, &mut path).then(|| path.join("."))
+    in_table(table.get_ref(), offset, &mut path).then(|| path.join("."))
 }
 
-/// Where the value of a dotted key is written.
+/// Where the value of a dotted key (`listen[1].tls`, `routes[0].upstream`) is written.
 fn span_of(text: &str, key: &str) -> Option<Range<usize>> {
     let table = DeTable::parse(text).ok()?;
-    let mut parts = key.split('.');
-    let mut value = table.get_ref().get(parts.next()?)?;
-    for part in parts {
-        value = value.get_ref().as_table()?.get(part)?;
+    let mut value: Option<&toml::Spanned<DeValue<'_>>> = None;
+    for part in key.split('.') {
+        let (name, indexes) = match part.find('[') {
+            Some(at) => (&part[..at], &part[at..]),
+            None => (part, ""),
+        };
+        let table = match value {
+            None => table.get_ref(),
+            Some(v) => v.get_ref().as_table()?,
+        };
+        let mut found = table.get(name)?;
+        for index in indexes.split(['[', ']']).filter(|s| !s.is_empty()) {
+            found = found
+                .get_ref()
+                .as_array()?
+                .get(index.parse::<usize>().ok()?)?;
+        }
+        value = Some(found);
     }
-    Some(value.span())
+    value.map(|v| v.span())
 }
 
 #[cfg(test)]
@@ -361,6 +877,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(settings.listen.len(), 2);
+        assert_eq!(settings.listen[1].address, "[::1]:2".parse().unwrap());
         assert_eq!(settings.core.upstream, "backend:80");
         assert_eq!(settings.threads, Some(3));
         assert_eq!(settings.core.buffer_size, 2048);
@@ -388,7 +905,8 @@ mod tests {
     #[test]
     fn listen_may_be_a_single_string() {
         let settings = parse(r#"listen = "0.0.0.0:80""#).unwrap();
-        assert_eq!(settings.listen, vec!["0.0.0.0:80".parse().unwrap()]);
+        let address = "0.0.0.0:80".parse().unwrap();
+        assert_eq!(settings.listen, vec![ListenSettings::http(address)]);
     }
 
     #[test]
@@ -405,9 +923,10 @@ mod tests {
 
     #[test]
     fn unknown_top_level_key_is_an_error() {
-        let message = error("listen = \"127.0.0.1:1\"\nupstreams = \"a:1\"\n");
+        let message = error("listen = \"127.0.0.1:1\"\nupstream_groups = \"a:1\"\n");
         assert!(
-            message.starts_with("switchyard.toml:2: upstreams: unknown field `upstreams`"),
+            message
+                .starts_with("switchyard.toml:2: upstream_groups: unknown field `upstream_groups`"),
             "{message}"
         );
     }
@@ -453,7 +972,7 @@ mod tests {
     fn bad_listen_address_is_rejected() {
         let message = error("listen = [\"127.0.0.1:8080\", \"localhost\"]\n");
         assert!(
-            message.starts_with("switchyard.toml:1: listen: \"localhost\" is not an address"),
+            message.starts_with("switchyard.toml:1: listen[1]: \"localhost\" is not an address"),
             "{message}"
         );
     }

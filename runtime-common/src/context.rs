@@ -1,18 +1,29 @@
-//! What all sessions of one proxy share: the configuration, the upstream pool, the
-//! runtime, the drain signal and the count of live connections.
+//! What all sessions of one proxy share: the current configuration (a
+//! [`Generation`]: the core's [`Proxy`], the runtime's [`Setup`], an upstream pool),
+//! the runtime, the drain signal, the count of live connections and the metrics.
+//!
+//! A reload swaps the current generation: new connections get the new one, and every
+//! session keeps the generation it started with. The generation a reload replaced
+//! *retires*: its pool closes, its sessions that are not tunnels are drained at once
+//! (in-flight requests finish, idle keep-alive connections close), and its tunnels
+//! run on until they end or `timeouts.shutdown` after the reload, when they are
+//! drained too (WebSocket: `Close 1001 "going away"`).
 
 use crate::drive::drive;
+use crate::metrics::{Gauges, Metrics};
 use crate::pool::Pool;
 use crate::runtime::{Runtime, Transport};
+use crate::setup::{ListenMode, Setup};
 use event_listener::{Event, EventListener};
-use proxy_core::{ClientInfo, Config};
+use proxy_core::{ClientInfo, Config, Proxy};
+use std::collections::BTreeSet;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::task::{ready, Poll};
 use std::time::{Duration, Instant};
-use tracing::warn;
+use tracing::{info, warn};
 
 /// How long past the drain deadline shutdown waits for sessions to finish closing.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
@@ -20,12 +31,55 @@ const DRAIN_GRACE: Duration = Duration::from_secs(1);
 /// State shared by every session of one proxy.
 pub struct Context<R: Runtime> {
     runtime: R,
-    config: Arc<Config>,
-    pool: Arc<Pool<R>>,
+    current: RwLock<Arc<Generation<R>>>,
+    /// Every generation that may still have sessions, for gauges and the drain.
+    generations: Mutex<Vec<Weak<Generation<R>>>>,
     /// Set once draining started.
     drain: OnceLock<Instant>,
     drain_started: Event,
     live: Arc<Live>,
+    metrics: Arc<Metrics>,
+}
+
+/// One configuration and what its sessions share.
+pub struct Generation<R: Runtime> {
+    pub(crate) proxy: Proxy,
+    pub(crate) setup: Setup,
+    pub(crate) pool: Arc<Pool<R>>,
+    /// When its sessions must be drained by, once a reload replaced it.
+    retire: OnceLock<Instant>,
+    retired: Event,
+}
+
+impl<R: Runtime> Generation<R> {
+    fn new(setup: Setup, runtime: &R) -> Self {
+        Generation {
+            proxy: Proxy::new(setup.config.clone()),
+            pool: Pool::new(setup.config.pool.clone(), runtime.clone()),
+            setup,
+            retire: OnceLock::new(),
+            retired: Event::new(),
+        }
+    }
+
+    /// The core's shared side of this configuration.
+    pub fn proxy(&self) -> &Proxy {
+        &self.proxy
+    }
+
+    /// This configuration.
+    pub fn setup(&self) -> &Setup {
+        &self.setup
+    }
+
+    /// Ready with the retire deadline once a reload replaced this generation.
+    pub(crate) fn poll_retired(
+        &self,
+        listener: &mut Option<EventListener>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Instant> {
+        wait_for(&self.retired, listener, cx, || self.retire.get().copied())
+    }
 }
 
 /// Sessions being driven right now.
@@ -57,24 +111,39 @@ impl<R: Runtime + Default> Context<R> {
 impl<R: Runtime> Context<R> {
     /// A context for sessions that use `config`, spawning and timing on `runtime`.
     pub fn with_runtime(config: Arc<Config>, runtime: R) -> Self {
+        Context::with_setup(Setup::new(config), runtime)
+    }
+
+    /// A context for `setup` (listener modes, TLS, upstream TLS), on `runtime`.
+    pub fn with_setup(setup: Setup, runtime: R) -> Self {
+        let first = Arc::new(Generation::new(setup, &runtime));
         Context {
-            pool: Pool::new(config.pool.clone(), runtime.clone()),
+            generations: Mutex::new(vec![Arc::downgrade(&first)]),
+            current: RwLock::new(first),
             runtime,
-            config,
             drain: OnceLock::new(),
             drain_started: Event::new(),
             live: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 
-    /// The configuration every session gets.
-    pub fn config(&self) -> &Arc<Config> {
-        &self.config
+    /// The configuration new sessions get.
+    pub fn config(&self) -> Arc<Config> {
+        self.current().setup.config.clone()
     }
 
-    /// The upstream keep-alive pool.
-    pub fn pool(&self) -> &Arc<Pool<R>> {
-        &self.pool
+    /// The current generation: what new sessions get.
+    pub fn current(&self) -> Arc<Generation<R>> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The upstream keep-alive pool of the current configuration.
+    pub fn pool(&self) -> Arc<Pool<R>> {
+        self.current().pool.clone()
     }
 
     /// The runtime sessions are timed and spawned on.
@@ -82,27 +151,105 @@ impl<R: Runtime> Context<R> {
         &self.runtime
     }
 
+    /// The counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// How many connections are being served right now.
     pub fn live_connections(&self) -> usize {
         self.live.count.load(Ordering::Acquire)
     }
 
-    /// Drives one accepted stream to its end, counted as live while it runs.
-    pub async fn serve_connection<C: Transport<R>>(&self, stream: C, client: ClientInfo) {
-        let _live = self.enter();
-        drive(stream, client, self).await;
+    /// Every metric, in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let now = self.runtime.now();
+        let current = self.current();
+        let mut proxies = vec![current.proxy.status(now)];
+        for generation in self.live_generations() {
+            if !Arc::ptr_eq(&generation, &current) {
+                proxies.push(generation.proxy.status(now));
+            }
+        }
+        let gauges = Gauges {
+            connections: self.live_connections(),
+            proxies,
+        };
+        self.metrics.render(&gauges)
     }
 
-    /// Starts a graceful shutdown: closes the upstream pool, sends every session
+    /// Drives one accepted stream (plain HTTP, whatever the listener setup says) to
+    /// its end, counted as live while it runs.
+    pub async fn serve_connection<C: Transport<R>>(&self, stream: C, client: ClientInfo) {
+        let _live = self.enter();
+        let generation = self.current();
+        drive(stream, client, self, generation, &ListenMode::Http).await;
+    }
+
+    /// Swaps in a new configuration: new connections get it; sessions already running
+    /// keep theirs, and the replaced configuration retires (see the module docs). A
+    /// configuration that fails [`Config::validate`], or that listens elsewhere than
+    /// the current one (that needs a restart), is refused and the current one stays.
+    pub fn reload(&self, setup: Setup) -> Result<(), String> {
+        let result = self.try_reload(setup);
+        self.metrics.reloaded(result.is_ok());
+        result
+    }
+
+    fn try_reload(&self, setup: Setup) -> Result<(), String> {
+        setup.config.validate()?;
+        let old = self.current();
+        let addresses = |s: &Setup| {
+            s.listeners
+                .iter()
+                .map(|l| l.address)
+                .collect::<BTreeSet<_>>()
+        };
+        let (before, after) = (addresses(&old.setup), addresses(&setup));
+        if before != after {
+            return Err(format!(
+                "listen addresses changed ({before:?} → {after:?}): restart switchyard to change them"
+            ));
+        }
+        if self.drain.get().is_some() {
+            return Err("shutting down".into());
+        }
+        let new = Arc::new(Generation::new(setup, &self.runtime));
+        {
+            let mut generations = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+            generations.retain(|g| g.strong_count() > 0);
+            generations.push(Arc::downgrade(&new));
+        }
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = new;
+        let deadline = self.runtime.now() + old.setup.config.timeouts.shutdown;
+        let _ = old.retire.set(deadline);
+        old.retired.notify(usize::MAX);
+        old.pool.close();
+        info!(
+            tunnels_kept = old.proxy.status(self.runtime.now()).tunnels,
+            "configuration reloaded: new connections use it; open tunnels keep the old one until they end or {:?} from now",
+            old.setup.config.timeouts.shutdown
+        );
+        Ok(())
+    }
+
+    fn live_generations(&self) -> Vec<Arc<Generation<R>>> {
+        let generations = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+        generations.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Starts a graceful shutdown: closes the upstream pools, sends every session
     /// (present and future) `Input::Drain { deadline: now + config.timeouts.shutdown }`,
     /// and waits until all sessions ended or the deadline plus one second passed.
     /// Stop accepting before calling this.
     pub async fn drain(&self) {
         let deadline = *self
             .drain
-            .get_or_init(|| self.runtime.now() + self.config.timeouts.shutdown);
+            .get_or_init(|| self.runtime.now() + self.config().timeouts.shutdown);
         self.drain_started.notify(usize::MAX);
-        self.pool.close();
+        for generation in self.live_generations() {
+            generation.pool.close();
+        }
         let mut give_up = pin!(self.runtime.timer(deadline + DRAIN_GRACE));
         let mut listener = None;
         let all_done = poll_fn(|cx| {

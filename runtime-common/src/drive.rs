@@ -5,35 +5,50 @@
 //! moves bytes and time, and the runtime glue behind [`Runtime`] only touches sockets.
 
 use crate::access_log;
-use crate::context::Context;
+use crate::context::{Context, Generation};
+use crate::metrics::DialFailure;
 use crate::peer::{Peer, State, Wrote};
-use crate::runtime::{Runtime, Transport};
+use crate::runtime::{Conn, Runtime, Transport, Upstream as UpstreamConn};
+use crate::setup::ListenMode;
 use bytes::Bytes;
 use event_listener::EventListener;
+use proxy_core::timer::Timer;
 use proxy_core::{ClientInfo, ConnectError, Input, Output, Session, Side, Target};
+use std::borrow::Cow;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::pin::{pin, Pin};
+use std::sync::Arc;
 use std::task::{Context as Cx, Poll};
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 /// After `Output::Close`, how long queued bytes may take to go out.
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+/// A retired configuration's tunnels are drained at its deadline with this long to
+/// finish closing (WebSocket Close handshakes).
+const RETIRE_GRACE: Duration = Duration::from_secs(1);
 /// Largest single read; the session's flow control bounds the total.
 pub const MAX_READ: usize = 64 * 1024;
 
-/// Runs one session over `client` until it closes.
+/// Runs one session over `client` until it closes: an HTTP session, or a layer-4
+/// one for a `Tcp` listener.
 pub(crate) async fn drive<R: Runtime, C: Transport<R>>(
     client: C,
     info: ClientInfo,
     ctx: &Context<R>,
+    generation: Arc<Generation<R>>,
+    mode: &ListenMode,
 ) {
     let rt = ctx.runtime();
-    let mut io = Sockets::new(client, info.addr, ctx);
-    let mut session = Session::new(ctx.config().clone(), info, rt.now());
+    let client_addr = info.addr;
+    let mut session = match mode {
+        ListenMode::Http => generation.proxy.session(info, rt.now()),
+        ListenMode::Tcp { upstream } => generation.proxy.tcp_session(info, upstream, rt.now()),
+    };
+    let mut io = Sockets::new(client, client_addr, ctx, generation);
     let mut timer = pin!(rt.timer(rt.now()));
     'session: loop {
         while let Some(output) = session.poll_output() {
@@ -72,13 +87,21 @@ enum Wake {
 /// The sockets of one session and what is in flight on them.
 struct Sockets<'a, R: Runtime, C> {
     ctx: &'a Context<R>,
+    /// The configuration the session started with.
+    generation: Arc<Generation<R>>,
     client: Peer<C>,
-    upstream: Option<Upstream<R::Tcp>>,
-    connecting: Option<Connecting<'a, R>>,
+    upstream: Option<Upstream<UpstreamConn<R>>>,
+    connecting: Option<Pin<Box<Dialing<'a, R>>>>,
     /// The registration for the drain signal, while waiting for it.
     drain: Option<EventListener>,
     /// The drain deadline was delivered: no need to wait for it any more.
     drained: bool,
+    /// The registration for the generation's retirement (a reload replaced it).
+    retire: Option<EventListener>,
+    /// The generation retired: its sessions are drained by then.
+    retiring: Option<Instant>,
+    /// A retirement drain was delivered.
+    retire_sent: bool,
     /// The deadline the timer is set to.
     armed: Option<Instant>,
     /// Which side is polled first this time, so neither starves the other.
@@ -95,23 +118,39 @@ struct Upstream<T> {
     address: String,
 }
 
-type Connected<T> = (String, Result<(T, bool), ConnectError>);
-type Connecting<'a, R> = Pin<Box<dyn Future<Output = Connected<<R as Runtime>::Tcp>> + Send + 'a>>;
+/// A finished dial: the pool key, and the connection (with whether it was pooled and
+/// its peer's address) or why there is none.
+type Connected<T> = (String, Result<(T, bool, Option<SocketAddr>), ConnectError>);
+
+/// A dial in progress, and when it began.
+struct Dialing<'a, R: Runtime> {
+    started: Instant,
+    future: Pin<Box<dyn Future<Output = Connected<UpstreamConn<R>>> + Send + 'a>>,
+}
 
 impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
-    fn new(client: C, client_addr: Option<SocketAddr>, ctx: &'a Context<R>) -> Self {
+    fn new(
+        client: C,
+        client_addr: Option<SocketAddr>,
+        ctx: &'a Context<R>,
+        generation: Arc<Generation<R>>,
+    ) -> Self {
         Sockets {
             ctx,
+            read_size: generation.setup.config.buffer_size.clamp(1, MAX_READ),
+            generation,
             client: Peer::new(client),
             upstream: None,
             connecting: None,
             drain: None,
             drained: false,
+            retire: None,
+            retiring: None,
+            retire_sent: false,
             armed: None,
             upstream_first: false,
             client_addr,
             upstream_addr: None,
-            read_size: ctx.config().buffer_size.clamp(1, MAX_READ),
         }
     }
 
@@ -133,17 +172,28 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
             }
             Output::Connect(target) => {
                 self.upstream = None;
-                self.connecting = Some(Box::pin(connect(self.ctx, target)));
+                self.abandon_dial();
+                let rt = self.ctx.runtime();
+                self.connecting = Some(Box::pin(Dialing {
+                    started: rt.now(),
+                    future: Box::pin(connect(rt, self.generation.clone(), target)),
+                }));
             }
             Output::ReleaseUpstream { reusable } => {
-                self.connecting = None;
+                self.abandon_dial();
                 if let Some(upstream) = self.upstream.take() {
                     if reusable && upstream.peer.state.reusable() {
-                        self.ctx.pool().put(&upstream.address, upstream.peer.io);
+                        (self.generation.pool).put(&upstream.address, upstream.peer.io);
                     }
                 }
             }
-            Output::Event(event) => access_log::event(&event, self.client_addr, self.upstream_addr),
+            Output::Event(event) => {
+                if self.generation.setup.access_log {
+                    access_log::event(&event, self.client_addr, self.upstream_addr);
+                }
+                let now = self.ctx.runtime().now();
+                self.ctx.metrics().event(&event, self.client_addr, now);
+            }
             Output::Close => return ControlFlow::Break(()),
         }
         ControlFlow::Continue(())
@@ -164,22 +214,44 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
                 return Poll::Ready(Wake::Input(Input::Drain { deadline }));
             }
         }
+        if self.retiring.is_none() {
+            if let Poll::Ready(deadline) = self.generation.poll_retired(&mut self.retire, cx) {
+                self.retiring = Some(deadline);
+            }
+        }
+        // A reload replaced this session's configuration: between requests it is
+        // drained at once; a tunnel runs on until the retirement deadline.
+        let retire_at = self.retiring.filter(|_| !self.retire_sent);
+        if let Some(deadline) = retire_at.filter(|_| between_requests(session)) {
+            self.retire_sent = true;
+            return Poll::Ready(Wake::Input(Input::Drain { deadline }));
+        }
         let deadline = session.poll_timeout();
-        if let Some(deadline) = deadline {
-            if self.armed != Some(deadline) {
-                R::reset_timer(timer.as_mut(), deadline);
-                self.armed = Some(deadline);
+        let wake_at = match (deadline, retire_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(wake_at) = wake_at {
+            if self.armed != Some(wake_at) {
+                R::reset_timer(timer.as_mut(), wake_at);
+                self.armed = Some(wake_at);
             }
             if R::poll_timer(timer.as_mut(), cx).is_ready() {
+                let now = self.ctx.runtime().now();
+                if retire_at.is_some_and(|at| at <= now) {
+                    self.retire_sent = true;
+                    let deadline = now + RETIRE_GRACE;
+                    return Poll::Ready(Wake::Input(Input::Drain { deadline }));
+                }
                 return Poll::Ready(Wake::Deadline);
             }
         }
         if let Some(connecting) = &mut self.connecting {
-            if let Poll::Ready(connected) = connecting.as_mut().poll(cx) {
+            if let Poll::Ready(connected) = connecting.future.as_mut().poll(cx) {
                 return Poll::Ready(self.connected(connected));
             }
         }
-        let mut waiting = !self.drained || deadline.is_some() || self.connecting.is_some();
+        let mut waiting = !self.drained || wake_at.is_some() || self.connecting.is_some();
         self.upstream_first = !self.upstream_first;
         let sides = match self.upstream_first {
             true => [Side::Upstream, Side::Client],
@@ -267,11 +339,11 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
         }
     }
 
-    fn connected(&mut self, (address, result): Connected<R::Tcp>) -> Wake {
+    fn connected(&mut self, (address, result): Connected<UpstreamConn<R>>) -> Wake {
         self.connecting = None;
         Wake::Input(match result {
-            Ok((stream, reused)) => {
-                self.upstream_addr = R::peer_addr(&stream);
+            Ok((stream, reused, peer)) => {
+                self.upstream_addr = peer;
                 debug!(upstream = ?self.upstream_addr, reused, "upstream connected");
                 self.upstream = Some(Upstream {
                     peer: Peer::new(stream),
@@ -281,9 +353,22 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
             }
             Err(e) => {
                 debug!(%address, error = ?e, "upstream connect failed");
+                self.ctx.metrics().dial_failed(DialFailure::of(&e));
                 Input::UpstreamFailed(e)
             }
         })
+    }
+
+    /// Drops a dial in progress; one that ran for `upstream_connect` is counted as a
+    /// connect timeout (the session gave up on it).
+    fn abandon_dial(&mut self) {
+        if let Some(dialing) = self.connecting.take() {
+            let limit = self.generation.setup.config.timeouts.upstream_connect;
+            let ran = (self.ctx.runtime().now()).saturating_duration_since(dialing.started);
+            if ran >= limit {
+                self.ctx.metrics().dial_failed(DialFailure::Timeout);
+            }
+        }
     }
 
     fn state(&mut self, side: Side) -> Option<&mut State> {
@@ -296,7 +381,7 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
     /// Shuts both sides down after what is queued, waiting at most [`CLOSE_FLUSH`]
     /// (on `timer`). The sockets close when `self` drops.
     async fn close(&mut self, mut timer: Pin<&mut R::Timer>) {
-        self.connecting = None;
+        self.abandon_dial();
         R::reset_timer(timer.as_mut(), self.ctx.runtime().now() + CLOSE_FLUSH);
         self.client.state.shutdown_after_queue();
         if let Some(upstream) = &mut self.upstream {
@@ -319,15 +404,55 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
     }
 }
 
-/// Takes a pooled connection to `target` or dials a new one.
-async fn connect<R: Runtime>(ctx: &Context<R>, target: Target) -> Connected<R::Tcp> {
+/// Whether a session is between requests, or in one that cannot become a tunnel:
+/// draining it now costs nothing (a tunnel is drained only at the deadline). Read
+/// from the deadline the session waits for.
+fn between_requests(session: &Session) -> bool {
+    use Timer::*;
+    matches!(
+        session.next_timer(),
+        Some((
+            _,
+            ClientHead | KeepAliveIdle | RequestBodyRead | ResponseBodyRead | Linger
+        ))
+    )
+}
+
+/// Takes a pooled connection to `target` or dials a new one, with TLS if the
+/// configuration has it for that address. Pool keys say whether a connection is TLS.
+async fn connect<R: Runtime>(
+    rt: &R,
+    generation: Arc<Generation<R>>,
+    target: Target,
+) -> Connected<UpstreamConn<R>> {
+    let tls = generation.setup.upstream_tls.get(&target.address);
+    let key = match tls {
+        Some(_) => Cow::Owned(format!("tls:{}", target.address)),
+        None => Cow::Borrowed(&target.address),
+    };
     if target.allow_pooled {
-        if let Some(stream) = ctx.pool().take(&target.address) {
-            return (target.address, Ok((stream, true)));
+        if let Some(stream) = generation.pool.take(&key) {
+            let peer = match &stream {
+                Conn::Plain(tcp) => R::peer_addr(tcp),
+                Conn::Tls(tls) => R::tls_peer_addr(tls),
+            };
+            return (key.into_owned(), Ok((stream, true, peer)));
         }
     }
-    let result = dial(ctx.runtime(), &target.address).await;
-    (target.address, result.map(|stream| (stream, false)))
+    let key = key.into_owned();
+    let tcp = match dial(rt, &target.address).await {
+        Ok(tcp) => tcp,
+        Err(e) => return (key, Err(e)),
+    };
+    let peer = R::peer_addr(&tcp);
+    let Some(tls) = tls else {
+        return (key, Ok((Conn::Plain(tcp), false, peer)));
+    };
+    let handshake = rt.tls_connect(tcp, tls.server_name.clone(), tls.config.clone());
+    match handshake.await {
+        Ok(stream) => (key, Ok((Conn::Tls(Box::new(stream)), false, peer))),
+        Err(e) => (key, Err(ConnectError::Other(format!("tls: {e}")))),
+    }
 }
 
 /// Tries every address `address` resolves to, in order.

@@ -38,14 +38,20 @@
 pub use proxy_core;
 
 pub mod access_log;
+mod admin;
 pub mod config_file;
 mod context;
 mod drive;
+pub mod metrics;
 mod peer;
 pub mod pool;
 pub mod runtime;
 mod serve;
+mod setup;
+pub mod tls;
 
-pub use context::Context;
+pub use context::{Context, Generation};
 pub use drive::MAX_READ;
-pub use runtime::{sleep, Listener, Runtime, Transport};
+pub use runtime::{sleep, timeout, Conn, Listener, Runtime, Transport, Upstream};
+pub use rustls;
+pub use setup::{ListenMode, ListenerSetup, Setup, UpstreamTls};

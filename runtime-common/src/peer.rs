@@ -112,7 +112,7 @@ impl<T> Peer<T> {
         T: Transport<R>,
     {
         let state = State {
-            buffers_writes: T::BUFFERS_WRITES,
+            buffers_writes: io.buffers_writes(),
             ..State::default()
         };
         Peer { io, state }

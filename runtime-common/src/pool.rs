@@ -1,4 +1,5 @@
-//! Upstream keep-alive pool: idle connections by address, newest first, bounded in
+//! Upstream keep-alive pool: idle connections by key (the address, marked when the
+//! connection is TLS), newest first, bounded in
 //! count (`pool.max_idle` per address) and age (`pool.idle_timeout`).
 //!
 //! The core decides *whether* a connection may be reused (`ReleaseUpstream { reusable }`);
@@ -7,7 +8,7 @@
 //! the pool is not empty, so idle sockets neither outlive `idle_timeout` nor sit in
 //! CLOSE_WAIT.
 
-use crate::runtime::{sleep, Runtime};
+use crate::runtime::{sleep, Conn, Runtime, Upstream};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 pub struct Pool<R: Runtime> {
     runtime: R,
     config: proxy_core::Pool,
-    inner: Mutex<Inner<R::Tcp>>,
+    inner: Mutex<Inner<Upstream<R>>>,
 }
 
 struct Inner<T> {
@@ -47,7 +48,7 @@ impl<R: Runtime> Pool<R> {
     }
 
     /// The most recently pooled live connection to `address`, if any.
-    pub fn take(&self, address: &str) -> Option<R::Tcp> {
+    pub fn take(&self, address: &str) -> Option<Upstream<R>> {
         let now = self.runtime.now();
         let mut dropped = Vec::new(); // closed after the lock is released
         let mut inner = self.lock();
@@ -68,7 +69,7 @@ impl<R: Runtime> Pool<R> {
 
     /// Keeps `stream` for a later request to `address`; the oldest idle connection
     /// goes if the address already has `max_idle`.
-    pub fn put(self: &Arc<Self>, address: &str, stream: R::Tcp) {
+    pub fn put(self: &Arc<Self>, address: &str, stream: Upstream<R>) {
         if self.config.max_idle == 0 || self.config.idle_timeout.is_zero() {
             return;
         }
@@ -115,9 +116,12 @@ impl<R: Runtime> Pool<R> {
 
     /// Young enough, and the upstream has neither closed it nor sent anything
     /// unasked (either makes it unusable for a new request).
-    fn alive(&self, idle: &Idle<R::Tcp>, now: Instant) -> bool {
+    fn alive(&self, idle: &Idle<Upstream<R>>, now: Instant) -> bool {
         now.saturating_duration_since(idle.since) < self.config.idle_timeout
-            && R::is_quiet(&idle.stream)
+            && match &idle.stream {
+                Conn::Plain(tcp) => R::is_quiet(tcp),
+                Conn::Tls(tls) => R::is_quiet_tls(tls),
+            }
     }
 
     /// Drops expired and stale connections; returns whether any are left.
@@ -141,7 +145,7 @@ impl<R: Runtime> Pool<R> {
         (self.config.idle_timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(5))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner<R::Tcp>> {
+    fn lock(&self) -> MutexGuard<'_, Inner<Upstream<R>>> {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

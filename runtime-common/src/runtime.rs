@@ -9,18 +9,25 @@
 //! rule would forbid otherwise.
 
 use bytes::Bytes;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ServerConfig};
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// An async runtime as the drive loop sees it. Cheap to clone (a unit struct, or a
 /// handle to an executor).
 pub trait Runtime: Clone + Send + Sync + Sized + 'static {
-    /// A dialled upstream connection.
+    /// A TCP connection: dialled to an upstream, or accepted by a [`Listener`].
     type Tcp: Transport<Self> + 'static;
+    /// A TLS server connection over an accepted [`Runtime::Tcp`] (rustls).
+    type TlsServer: Transport<Self> + 'static;
+    /// A TLS client connection over a dialled [`Runtime::Tcp`] (rustls).
+    type TlsClient: Transport<Self> + 'static;
     /// A one-shot timer that can be moved to another deadline.
     type Timer: Send;
 
@@ -37,11 +44,30 @@ pub trait Runtime: Clone + Send + Sync + Sized + 'static {
     fn resolve(&self, address: String) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send;
     /// Dials `addr` (with `TCP_NODELAY` on).
     fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Tcp>> + Send;
+    /// Runs the server side of a TLS handshake on `tcp`. The caller bounds its time.
+    fn tls_accept(
+        &self,
+        tcp: Self::Tcp,
+        config: Arc<ServerConfig>,
+    ) -> impl Future<Output = io::Result<Self::TlsServer>> + Send;
+    /// Runs the client side of a TLS handshake on `tcp`, for server `name`. The
+    /// caller bounds its time.
+    fn tls_connect(
+        &self,
+        tcp: Self::Tcp,
+        name: ServerName<'static>,
+        config: Arc<ClientConfig>,
+    ) -> impl Future<Output = io::Result<Self::TlsClient>> + Send;
     /// The address `tcp` is connected to, for log lines.
     fn peer_addr(tcp: &Self::Tcp) -> Option<SocketAddr>;
     /// Whether the peer of an idle connection has neither closed it nor sent anything
     /// (a non-blocking one-byte peek would block): the pool's liveness check.
     fn is_quiet(tcp: &Self::Tcp) -> bool;
+    /// [`Runtime::is_quiet`] for a TLS client connection (its TCP socket, and no
+    /// decrypted bytes waiting).
+    fn is_quiet_tls(tls: &Self::TlsClient) -> bool;
+    /// The address a TLS client connection's socket is connected to, for log lines.
+    fn tls_peer_addr(tls: &Self::TlsClient) -> Option<SocketAddr>;
     /// Runs `task` to completion in the background.
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static);
 }
@@ -54,6 +80,11 @@ pub trait Runtime: Clone + Send + Sync + Sized + 'static {
 pub trait Transport<R>: Send {
     /// Whether written bytes may sit in the stream until `poll_flush` (TLS does that).
     const BUFFERS_WRITES: bool;
+    /// [`Transport::BUFFERS_WRITES`] for this stream (an enum of streams answers per
+    /// variant).
+    fn buffers_writes(&self) -> bool {
+        Self::BUFFERS_WRITES
+    }
     /// Reads at most `max` bytes into a buffer taken for this read only, once bytes
     /// are there: an idle stream holds no read buffer. An empty result is EOF.
     fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>>;
@@ -66,15 +97,110 @@ pub trait Transport<R>: Send {
 }
 
 /// Where client connections come from.
-pub trait Listener<R>: Send + 'static {
-    /// An accepted connection.
-    type Stream: Transport<R> + 'static;
+pub trait Listener<R: Runtime>: Send + 'static {
     /// The next connection and its peer's address (with `TCP_NODELAY` on).
-    fn accept(&self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+    fn accept(&self) -> impl Future<Output = io::Result<(R::Tcp, SocketAddr)>> + Send;
+    /// The address it listens on: how its [`ListenerSetup`](crate::ListenerSetup)
+    /// (mode, TLS) is found.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// A connection that is plain TCP or TLS over it: what the drive loop reads and
+/// writes on either side.
+#[derive(Debug)]
+pub enum Conn<T, S> {
+    /// Plain TCP (or any other stream).
+    Plain(T),
+    /// TLS.
+    Tls(S),
+}
+
+/// An upstream connection: dialled TCP, or TLS over it (boxed: a TLS stream is large,
+/// and every session's task holds an upstream slot).
+pub type Upstream<R> = Conn<<R as Runtime>::Tcp, Box<<R as Runtime>::TlsClient>>;
+
+impl<R, T: Transport<R>> Transport<R> for Box<T> {
+    const BUFFERS_WRITES: bool = T::BUFFERS_WRITES;
+
+    fn buffers_writes(&self) -> bool {
+        (**self).buffers_writes()
+    }
+
+    fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
+        (**self).poll_read(cx, max)
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        (**self).poll_write(cx, bufs)
+    }
+
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        (**self).poll_flush(cx)
+    }
+
+    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        (**self).poll_shutdown(cx)
+    }
+}
+
+impl<R, T: Transport<R>, S: Transport<R>> Transport<R> for Conn<T, S> {
+    const BUFFERS_WRITES: bool = T::BUFFERS_WRITES || S::BUFFERS_WRITES;
+
+    fn buffers_writes(&self) -> bool {
+        match self {
+            Conn::Plain(io) => io.buffers_writes(),
+            Conn::Tls(io) => io.buffers_writes(),
+        }
+    }
+
+    fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
+        match self {
+            Conn::Plain(io) => io.poll_read(cx, max),
+            Conn::Tls(io) => io.poll_read(cx, max),
+        }
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        match self {
+            Conn::Plain(io) => io.poll_write(cx, bufs),
+            Conn::Tls(io) => io.poll_write(cx, bufs),
+        }
+    }
+
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Conn::Plain(io) => io.poll_flush(cx),
+            Conn::Tls(io) => io.poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Conn::Plain(io) => io.poll_shutdown(cx),
+            Conn::Tls(io) => io.poll_shutdown(cx),
+        }
+    }
 }
 
 /// Sleeps for `duration` on `runtime`'s timer.
 pub async fn sleep<R: Runtime>(runtime: &R, duration: std::time::Duration) {
     let mut timer = std::pin::pin!(runtime.timer(runtime.now() + duration));
     std::future::poll_fn(|cx| R::poll_timer(timer.as_mut(), cx)).await;
+}
+
+/// `future`'s output, or `None` if `deadline` (on `runtime`'s timer) comes first.
+pub async fn timeout<R: Runtime, F: Future>(
+    runtime: &R,
+    deadline: Instant,
+    future: F,
+) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut timer = std::pin::pin!(runtime.timer(deadline));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        R::poll_timer(timer.as_mut(), cx).map(|()| None)
+    })
+    .await
 }

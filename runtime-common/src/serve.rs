@@ -1,11 +1,13 @@
 //! The ready-made accept loop, and shutting down gracefully.
 
-use crate::context::Context;
+use crate::context::{Context, Generation};
 use crate::drive::drive;
-use crate::runtime::{sleep, Listener, Runtime};
+use crate::runtime::{sleep, timeout, Listener, Runtime};
+use crate::setup::ListenMode;
 use proxy_core::ClientInfo;
 use std::future::{poll_fn, Future};
 use std::io;
+use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +20,10 @@ const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
 impl<R: Runtime> Context<R> {
     /// Accepts connections on every listener, one spawned task per connection, until
-    /// `shutdown` completes; then stops accepting (the listeners are dropped), sends
+    /// `shutdown` completes. Each listener serves as the current configuration's
+    /// [`ListenerSetup`](crate::ListenerSetup) for its address says (HTTP or layer 4,
+    /// TLS or not; plain HTTP if none), looked up per connection so a reload applies
+    /// to the next one. Then it then stops accepting (the listeners are dropped), sends
     /// every live session `Input::Drain { deadline: now + config.timeouts.shutdown }`,
     /// and waits for all sessions to end (at most until the deadline + 1s).
     ///
@@ -52,18 +57,17 @@ impl<R: Runtime> Context<R> {
 
 async fn accept_loop<R: Runtime, L: Listener<R>>(listener: L, ctx: Arc<Context<R>>) {
     let mut errors = ErrorLog::default();
+    let local = listener.local_addr().ok();
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
                 // Counted before the task starts, so a drain right now waits for it.
                 let live = ctx.enter();
+                ctx.metrics().accepted();
+                let generation = ctx.current();
                 let task_ctx = ctx.clone();
                 ctx.runtime().spawn(async move {
-                    let client = ClientInfo {
-                        addr: Some(addr),
-                        tls: false,
-                    };
-                    drive(stream, client, &task_ctx).await;
+                    serve_accepted(stream, addr, local, &task_ctx, generation).await;
                     drop(live);
                 });
             }
@@ -76,6 +80,60 @@ async fn accept_loop<R: Runtime, L: Listener<R>>(listener: L, ctx: Arc<Context<R
             }
         }
     }
+}
+
+/// Serves one accepted connection as its listener's setup says.
+async fn serve_accepted<R: Runtime>(
+    tcp: R::Tcp,
+    addr: SocketAddr,
+    local: Option<SocketAddr>,
+    ctx: &Context<R>,
+    generation: Arc<Generation<R>>,
+) {
+    let listener = local.and_then(|local| generation.setup.listener(local));
+    let mode = listener.map_or(ListenMode::Http, |l| l.mode.clone());
+    match listener.and_then(|l| l.tls.clone()) {
+        None => {
+            let client = ClientInfo {
+                addr: Some(addr),
+                tls: false,
+            };
+            drive(tcp, client, ctx, generation, &mode).await;
+        }
+        // Boxed: a TLS stream is large, and the plain path's task should not carry it.
+        Some(config) => Box::pin(serve_tls(tcp, addr, config, ctx, generation, mode)).await,
+    }
+}
+
+/// Runs the TLS handshake (bounded by `timeouts.client_head`), then the session.
+async fn serve_tls<R: Runtime>(
+    tcp: R::Tcp,
+    addr: SocketAddr,
+    config: Arc<rustls::ServerConfig>,
+    ctx: &Context<R>,
+    generation: Arc<Generation<R>>,
+    mode: ListenMode,
+) {
+    let rt = ctx.runtime();
+    let deadline = rt.now() + generation.setup.config.timeouts.client_head;
+    let stream = match timeout(rt, deadline, rt.tls_accept(tcp, config)).await {
+        Some(Ok(stream)) => stream,
+        Some(Err(e)) => {
+            ctx.metrics().tls_handshake_failed();
+            debug!(client = %addr, error = %e, "TLS handshake failed");
+            return;
+        }
+        None => {
+            ctx.metrics().tls_handshake_failed();
+            debug!(client = %addr, "TLS handshake not done within timeouts.client_head; closed");
+            return;
+        }
+    };
+    let client = ClientInfo {
+        addr: Some(addr),
+        tls: true,
+    };
+    drive(stream, client, ctx, generation, &mode).await;
 }
 
 /// Logs the first accept error of a burst, then at most one line per

@@ -6,13 +6,13 @@
 //! ```
 //!
 //! Sessions run on a `smol::Executor` with the file's `threads` (default: one per
-//! core). Exit codes as `switchyard`'s: 0 after a clean shutdown (SIGINT or SIGTERM
+//! core). SIGHUP re-reads the file, as `switchyard` does. Exit codes as `switchyard`'s: 0 after a clean shutdown (SIGINT or SIGTERM
 //! drain the connections first; a second signal exits at once), 1 if the proxy cannot
 //! start, 2 for a bad command line or configuration file.
 
 use async_signal::{Signal, Signals};
-use runtime_smol::config_file::Settings;
-use runtime_smol::{access_log, Context, Smol};
+use runtime_smol::config_file::{self, Settings};
+use runtime_smol::{Context, Smol};
 use smol::stream::StreamExt;
 use smol::{future, Executor};
 use std::path::PathBuf;
@@ -22,19 +22,21 @@ use tracing::{info, warn};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
 fn main() -> ExitCode {
-    let settings = match config_path().map(|path| path.map(|p| Settings::load(&p))) {
+    let path = match config_path() {
+        Ok(path) => path,
         Err(usage) => {
             eprintln!("{usage}");
             return ExitCode::from(2);
         }
-        Ok(None) => Settings::default(),
-        Ok(Some(Ok(settings))) => settings,
-        Ok(Some(Err(e))) => {
+    };
+    let settings = match path.as_deref().map(Settings::load).transpose() {
+        Ok(settings) => settings.unwrap_or_default(),
+        Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    init_logging(settings.access_log);
+    init_logging();
     let threads = settings
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -43,7 +45,7 @@ fn main() -> ExitCode {
         let executor = executor.clone();
         std::thread::spawn(move || smol::block_on(executor.run(future::pending::<()>())));
     }
-    smol::block_on(executor.run(run(settings, executor.clone())))
+    smol::block_on(executor.run(run(settings, path, executor.clone())))
 }
 
 /// `--config FILE`, if given.
@@ -59,41 +61,85 @@ fn config_path() -> Result<Option<PathBuf>, String> {
     }
 }
 
-async fn run(settings: Settings, executor: Arc<Executor<'static>>) -> ExitCode {
+async fn run(
+    settings: Settings,
+    path: Option<PathBuf>,
+    executor: Arc<Executor<'static>>,
+) -> ExitCode {
+    let setup = match settings.setup() {
+        Ok(setup) => setup,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut listeners = Vec::new();
-    for addr in &settings.listen {
-        match smol::net::TcpListener::bind(addr).await {
+    for listen in &settings.listen {
+        match smol::net::TcpListener::bind(listen.address).await {
             Ok(listener) => listeners.push(listener),
             Err(e) => {
-                eprintln!("error: cannot listen on {addr}: {e}");
+                eprintln!("error: cannot listen on {}: {e}", listen.address);
                 return ExitCode::FAILURE;
             }
         }
     }
-    let mut signals = match Signals::new([Signal::Int, Signal::Term]) {
+    let admin = match settings.admin {
+        None => None,
+        Some(address) => match smol::net::TcpListener::bind(address).await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                eprintln!("error: cannot listen on {address} ([admin] listen): {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let mut signals = match Signals::new([Signal::Int, Signal::Term, Signal::Hup]) {
         Ok(signals) => signals,
         Err(e) => {
             eprintln!("error: cannot handle signals: {e}");
             return ExitCode::FAILURE;
         }
     };
-    info!(listen = ?settings.listen, upstream = %settings.core.upstream, "switchyard (smol) is up");
-    let ctx = Arc::new(Context::with_runtime(
-        Arc::new(settings.core),
-        Smol::on(executor.clone()),
-    ));
+    let addresses: Vec<_> = settings.listen.iter().map(|l| l.address).collect();
+    info!(listen = ?addresses, admin = ?settings.admin, upstream = %settings.core.upstream, "switchyard (smol) is up");
+    let ctx = Arc::new(Context::with_setup(setup, Smol::on(executor.clone())));
+    if let Some(admin) = admin {
+        let ctx = ctx.clone();
+        executor
+            .spawn(async move { ctx.serve_admin(admin).await })
+            .detach();
+    }
     let (stop, stopped) = smol::channel::bounded::<()>(1);
+    let signal_ctx = ctx.clone();
     executor
         .spawn(async move {
-            let signal = signals.next().await;
-            info!(
-                ?signal,
-                "stopping: no new connections, draining the open ones (again to exit at once)"
-            );
-            let _ = stop.send(()).await;
-            let signal = signals.next().await;
-            warn!(?signal, "exiting without waiting for connections");
-            std::process::exit(1);
+            let mut running = settings;
+            let mut stopping = false;
+            while let Some(signal) = signals.next().await {
+                match signal {
+                    Ok(Signal::Hup) => match &path {
+                        Some(path) => {
+                            info!(file = %path.display(), "SIGHUP: re-reading the configuration");
+                            if let Some(s) = config_file::reload(&signal_ctx, path, &running, |_| {}) {
+                                running = s;
+                            }
+                        }
+                        None => warn!("SIGHUP: no configuration file to re-read"),
+                    },
+                    _ if stopping => {
+                        warn!(?signal, "exiting without waiting for connections");
+                        std::process::exit(1);
+                    }
+                    _ => {
+                        info!(
+                            ?signal,
+                            "stopping: no new connections, draining the open ones (again to exit at once)"
+                        );
+                        stopping = true;
+                        let _ = stop.send(()).await;
+                    }
+                }
+            }
         })
         .detach();
     let shutdown = async {
@@ -104,15 +150,12 @@ async fn run(settings: Settings, executor: Arc<Executor<'static>>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Logs to stderr; `RUST_LOG` picks levels (default `info`).
-fn init_logging(access_log: bool) {
-    let mut filter = EnvFilter::builder()
+/// Logs to stderr; `RUST_LOG` picks levels (default `info`). Access lines are
+/// switched by the configuration (`[log] access`).
+fn init_logging() {
+    let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env_lossy();
-    if !access_log {
-        let off = format!("{}=off", access_log::TARGET);
-        filter = filter.add_directive(off.parse().expect("a valid directive"));
-    }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)

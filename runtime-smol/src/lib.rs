@@ -147,8 +147,10 @@ mod serve;
 mod transport;
 
 pub use on_close::OnClose;
-pub use runtime::{Smol, SmolTimer, Task, Tcp};
+pub use runtime::{Smol, SmolTimer, Task, Tcp, TlsClient, TlsServer};
+pub use runtime_common::{metrics, tls, ListenMode, ListenerSetup, Setup, UpstreamTls};
 pub use serve::{serve, serve_all, serve_connection, serve_tcp, Context};
+pub use transport::{Shared, TcpIo};
 
 #[cfg(test)]
 mod tests {
@@ -186,8 +188,8 @@ mod tests {
             );
             let (_keep, _) = listener.accept().await.unwrap();
             let (theirs, _) = listener.accept().await.unwrap();
-            pool.put("up:1", quiet);
-            pool.put("gone:1", closed);
+            pool.put("up:1", runtime_common::Conn::Plain(quiet));
+            pool.put("gone:1", runtime_common::Conn::Plain(closed));
             drop(theirs);
             smol::Timer::after(std::time::Duration::from_millis(20)).await;
             assert!(pool.take("up:1").is_some());

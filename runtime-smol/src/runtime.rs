@@ -1,6 +1,10 @@
 //! The smol glue behind the shared drive loop: clock, timer, dial, spawn, listener.
 //! Sockets are in `transport.rs`.
 
+use crate::transport::{Shared, TcpIo};
+use futures_rustls::{client, server, TlsAcceptor, TlsConnector};
+use runtime_common::rustls::pki_types::ServerName;
+use runtime_common::rustls::{ClientConfig, ServerConfig};
 use runtime_common::{Listener, Runtime};
 use smol::{Async, Executor};
 use std::fmt;
@@ -12,6 +16,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tracing::debug;
+
+/// A TLS server connection (futures-rustls), shareable by a pending read and write.
+pub type TlsServer = Shared<server::TlsStream<TcpIo>>;
+/// A TLS client connection (futures-rustls), shareable by a pending read and write.
+pub type TlsClient = Shared<client::TlsStream<TcpIo>>;
 
 /// A spawned task, as a [`Smol::with_spawner`] function receives it.
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -77,6 +86,8 @@ pub struct SmolTimer {
 
 impl Runtime for Smol {
     type Tcp = Tcp;
+    type TlsServer = TlsServer;
+    type TlsClient = TlsClient;
     type Timer = SmolTimer;
 
     fn now(&self) -> Instant {
@@ -112,8 +123,36 @@ impl Runtime for Smol {
         Ok(Arc::new(stream))
     }
 
+    async fn tls_accept(&self, tcp: Tcp, config: Arc<ServerConfig>) -> io::Result<TlsServer> {
+        let stream = TlsAcceptor::from(config).accept(TcpIo(tcp)).await?;
+        Ok(Shared::new(stream))
+    }
+
+    async fn tls_connect(
+        &self,
+        tcp: Tcp,
+        name: ServerName<'static>,
+        config: Arc<ClientConfig>,
+    ) -> io::Result<TlsClient> {
+        let stream = TlsConnector::from(config).connect(name, TcpIo(tcp)).await?;
+        Ok(Shared::new(stream))
+    }
+
     fn peer_addr(tcp: &Tcp) -> Option<SocketAddr> {
         tcp.get_ref().peer_addr().ok()
+    }
+
+    fn is_quiet_tls(tls: &TlsClient) -> bool {
+        tls.with(|stream| {
+            let (tcp, connection) = stream.get_mut();
+            let decrypted = connection.process_new_packets();
+            decrypted.is_ok_and(|state| state.plaintext_bytes_to_read() == 0)
+                && Smol::is_quiet(&tcp.0)
+        })
+    }
+
+    fn tls_peer_addr(tls: &TlsClient) -> Option<SocketAddr> {
+        tls.with(|stream| Smol::peer_addr(&stream.get_ref().0 .0))
     }
 
     fn is_quiet(tcp: &Tcp) -> bool {
@@ -133,7 +172,9 @@ impl Runtime for Smol {
 }
 
 impl Listener<Smol> for smol::net::TcpListener {
-    type Stream = Tcp;
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        smol::net::TcpListener::local_addr(self)
+    }
 
     async fn accept(&self) -> io::Result<(Tcp, SocketAddr)> {
         let (stream, addr) = smol::net::TcpListener::accept(self).await?;

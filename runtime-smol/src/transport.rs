@@ -41,14 +41,20 @@ impl Transport<Smol> for Tcp {
     }
 }
 
-/// Any futures-io stream, shareable between a pending read and a pending write. The
-/// lock is held only inside one `poll_*` call, never across an await, so the two
-/// never wait for each other. Its `poll_close` is the shutdown of the write half.
-pub(crate) struct Shared<S>(Mutex<S>);
+/// Any futures-io stream (a TLS stream, async-std's `TcpStream`, a Unix socket),
+/// shareable between a pending read and a pending write. The lock is held only inside
+/// one `poll_*` call, never across an await, so the two never wait for each other.
+/// Its `poll_close` is the shutdown of the write half.
+pub struct Shared<S>(Mutex<S>);
 
 impl<S> Shared<S> {
     pub(crate) fn new(stream: S) -> Self {
         Shared(Mutex::new(stream))
+    }
+
+    /// Runs `f` on the stream.
+    pub fn with<T>(&self, f: impl FnOnce(&mut S) -> T) -> T {
+        f(&mut self.lock())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, S> {
@@ -76,6 +82,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport<Smol> for Shared<S> {
 
     fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut *self.lock()).poll_close(cx)
+    }
+}
+
+/// A [`Tcp`] as a futures-io stream (what futures-rustls runs over); closing it
+/// shuts its write half down.
+#[derive(Debug)]
+pub struct TcpIo(pub Tcp);
+
+impl AsyncRead for TcpIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TcpIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.0.get_ref().shutdown(Shutdown::Write))
     }
 }
 

@@ -109,8 +109,10 @@ mod runtime;
 mod serve;
 mod transport;
 
-pub use runtime::Tokio;
+pub use runtime::{TlsClient, TlsServer, Tokio};
+pub use runtime_common::{metrics, tls, ListenMode, ListenerSetup, Setup, UpstreamTls};
 pub use serve::{serve, serve_all, serve_connection, serve_tcp, Context};
+pub use transport::Shared;
 
 #[cfg(test)]
 mod tests {

@@ -6,12 +6,17 @@
 //! switchyard check --config switchyard.toml
 //! ```
 //!
+//! SIGHUP re-reads the configuration file: new connections use it, open tunnels
+//! keep the old one until they end or `timeouts.shutdown` later; a file that does
+//! not load or validate is rejected with a log line and the running one stays.
+//!
 //! Exit codes: 0 after a clean shutdown (Ctrl-C or SIGTERM drain the connections
 //! first; a second signal exits at once), 1 if the proxy cannot start (e.g. the port is
 //! in use), 2 for a bad command line or configuration file.
 
 use clap::{Parser, Subcommand};
-use runtime_tokio::config_file::{self, Settings};
+use runtime_tokio::config_file::{self, ListenSettings, Settings};
+use runtime_tokio::{Context, Tokio};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -31,8 +36,16 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Configuration file (TOML); see switchyard.example.toml. Flags override it.
+    /// SIGHUP re-reads it.
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
+}
+
+/// Flags that override the file (also after a reload).
+#[derive(clap::Args, Clone)]
+struct Overrides {
     /// Address to accept connections on; repeat for several [default: 127.0.0.1:8080]
     #[arg(long, value_name = "ADDR", value_parser = config_file::parse_listen)]
     listen: Vec<SocketAddr>,
@@ -44,9 +57,29 @@ struct Cli {
     threads: Option<NonZeroUsize>,
 }
 
+impl Overrides {
+    fn apply(&self, settings: &mut Settings) {
+        if !self.listen.is_empty() {
+            settings.listen = self
+                .listen
+                .iter()
+                .copied()
+                .map(ListenSettings::http)
+                .collect();
+        }
+        if let Some(upstream) = &self.upstream {
+            settings.core.upstream = upstream.clone();
+        }
+        if let Some(threads) = self.threads {
+            settings.threads = Some(threads.get());
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Check a configuration file: prints "ok: FILE" and exits 0, or the error and exits 2.
+    /// Check a configuration file (certificate, key and CA files included): prints
+    /// "ok: FILE" and exits 0, or the error and exits 2.
     Check {
         /// The file to check.
         #[arg(long, short, value_name = "FILE")]
@@ -79,23 +112,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !cli.listen.is_empty() {
-        settings.listen = cli.listen;
-    }
-    if let Some(upstream) = cli.upstream {
-        settings.core.upstream = upstream;
-    }
-    if let Some(threads) = cli.threads {
-        settings.threads = Some(threads.get());
-    }
-    init_logging(settings.access_log);
+    cli.overrides.apply(&mut settings);
+    init_logging();
 
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = settings.threads {
         runtime.worker_threads(threads);
     }
     match runtime.enable_all().build() {
-        Ok(runtime) => runtime.block_on(run(settings)),
+        Ok(runtime) => runtime.block_on(run(settings, cli)),
         Err(e) => {
             eprintln!("error: cannot start the tokio runtime: {e}");
             ExitCode::FAILURE
@@ -103,18 +128,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` picks levels (default `info`).
-fn init_logging(access_log: bool) {
-    let mut filter = EnvFilter::builder()
+/// Logs to stderr; `RUST_LOG` picks levels (default `info`). Access lines are
+/// switched by the configuration (`[log] access`), so a reload can change it.
+fn init_logging() {
+    let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env_lossy();
-    if !access_log {
-        filter = filter.add_directive(
-            format!("{}=off", runtime_tokio::access_log::TARGET)
-                .parse()
-                .expect("a valid directive"),
-        );
-    }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -123,30 +142,84 @@ fn init_logging(access_log: bool) {
         .init();
 }
 
-async fn run(settings: Settings) -> ExitCode {
+async fn run(settings: Settings, cli: Cli) -> ExitCode {
+    let setup = match settings.setup() {
+        Ok(setup) => setup,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut listeners = Vec::new();
-    for addr in &settings.listen {
-        match TcpListener::bind(addr).await {
+    for listen in &settings.listen {
+        match TcpListener::bind(listen.address).await {
             Ok(listener) => listeners.push(listener),
             Err(e) => {
-                eprintln!("error: cannot listen on {addr}: {e}");
+                eprintln!("error: cannot listen on {}: {e}", listen.address);
                 return ExitCode::FAILURE;
             }
         }
     }
-    info!(listen = ?settings.listen, upstream = %settings.core.upstream, "switchyard is up");
-    match runtime_tokio::serve_all(listeners, Arc::new(settings.core), shutdown_requested()).await {
-        Ok(()) => {
-            info!("bye");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+    let admin = match settings.admin {
+        None => None,
+        Some(address) => match TcpListener::bind(address).await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                eprintln!("error: cannot listen on {address} ([admin] listen): {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let ctx = Arc::new(Context::with_setup(setup, Tokio));
+    if let Some(admin) = admin {
+        let ctx = ctx.clone();
+        tokio::spawn(async move { ctx.serve_admin(admin).await });
     }
+    let listen: Vec<String> = (settings.listen.iter())
+        .map(|l| {
+            let tls = if l.tls.is_empty() { "" } else { " tls" };
+            match &l.mode {
+                runtime_tokio::ListenMode::Http => format!("{}{tls}", l.address),
+                runtime_tokio::ListenMode::Tcp { upstream } => {
+                    format!("{}{tls} tcp→{upstream}", l.address)
+                }
+            }
+        })
+        .collect();
+    info!(?listen, admin = ?settings.admin, upstream = %settings.core.upstream, "switchyard is up");
+    if let Some(path) = cli.config.clone() {
+        tokio::spawn(reload_on_sighup(ctx.clone(), path, settings, cli.overrides));
+    }
+    ctx.serve_all(listeners, shutdown_requested()).await;
+    info!("bye");
+    ExitCode::SUCCESS
 }
 
+/// Re-reads the configuration file on every SIGHUP.
+async fn reload_on_sighup(
+    ctx: Arc<Context>,
+    path: PathBuf,
+    mut running: Settings,
+    overrides: Overrides,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            warn!("cannot handle SIGHUP: reloading is off");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            info!(file = %path.display(), "SIGHUP: re-reading the configuration");
+            let edit = |settings: &mut Settings| overrides.apply(settings);
+            if let Some(settings) = config_file::reload(&ctx, &path, &running, edit) {
+                running = settings;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (ctx, path, &mut running, overrides);
+}
 /// Completes on the first Ctrl-C or SIGTERM; a second one exits at once.
 async fn shutdown_requested() {
     let name = signal().await;

@@ -11,6 +11,7 @@ pub type Pool = runtime_common::pool::Pool<Tokio>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use runtime_common::Conn;
     use std::sync::Arc;
     use std::time::Duration;
     use tokio::io::AsyncWriteExt;
@@ -41,12 +42,12 @@ mod tests {
         let (first, _keep1) = pair().await;
         let (second, _keep2) = pair().await;
         let second_addr = second.local_addr().unwrap();
-        pool.put("up:1", first);
-        pool.put("up:1", second);
-        assert_eq!(
-            pool.take("up:1").unwrap().local_addr().unwrap(),
-            second_addr
-        );
+        pool.put("up:1", Conn::Plain(first));
+        pool.put("up:1", Conn::Plain(second));
+        let Some(Conn::Plain(taken)) = pool.take("up:1") else {
+            panic!("a plain connection was pooled");
+        };
+        assert_eq!(taken.local_addr().unwrap(), second_addr);
         assert!(pool.take("up:1").is_some());
         assert!(pool.take("up:1").is_none());
         assert!(pool.take("other:1").is_none());
@@ -56,7 +57,7 @@ mod tests {
     async fn a_connection_the_upstream_closed_is_not_handed_out() {
         let pool = pool(4, Duration::from_secs(60));
         let (ours, theirs) = pair().await;
-        pool.put("up:1", ours);
+        pool.put("up:1", Conn::Plain(ours));
         drop(theirs);
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(pool.take("up:1").is_none());
@@ -67,7 +68,7 @@ mod tests {
     async fn a_connection_with_unsolicited_bytes_is_not_handed_out() {
         let pool = pool(4, Duration::from_secs(60));
         let (ours, mut theirs) = pair().await;
-        pool.put("up:1", ours);
+        pool.put("up:1", Conn::Plain(ours));
         theirs
             .write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
             .await
@@ -83,7 +84,7 @@ mod tests {
         for _ in 0..3 {
             let (ours, theirs) = pair().await;
             keep.push(theirs);
-            pool.put("up:1", ours);
+            pool.put("up:1", Conn::Plain(ours));
         }
         assert_eq!(pool.idle_count(), 2);
     }
@@ -93,10 +94,10 @@ mod tests {
         let pool = pool(4, Duration::from_secs(60));
         let (first, _keep1) = pair().await;
         let (second, _keep2) = pair().await;
-        pool.put("up:1", first);
+        pool.put("up:1", Conn::Plain(first));
         pool.close();
         assert_eq!(pool.idle_count(), 0);
-        pool.put("up:1", second);
+        pool.put("up:1", Conn::Plain(second));
         assert_eq!(pool.idle_count(), 0);
     }
 
@@ -104,7 +105,7 @@ mod tests {
     async fn max_idle_zero_keeps_nothing() {
         let pool = pool(0, Duration::from_secs(60));
         let (ours, _theirs) = pair().await;
-        pool.put("up:1", ours);
+        pool.put("up:1", Conn::Plain(ours));
         assert_eq!(pool.idle_count(), 0);
     }
 
@@ -112,7 +113,7 @@ mod tests {
     async fn idle_connections_expire_and_are_swept() {
         let pool = pool(4, Duration::from_millis(100));
         let (ours, _theirs) = pair().await;
-        pool.put("up:1", ours);
+        pool.put("up:1", Conn::Plain(ours));
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(pool.idle_count(), 0, "the sweeper closed it");
     }

@@ -1,17 +1,27 @@
 //! The tokio glue behind the shared drive loop: clock, timer, dial, spawn, listener.
 //! Sockets are in `transport.rs`.
 
+use crate::transport::Shared;
+use runtime_common::rustls::pki_types::ServerName;
+use runtime_common::rustls::{ClientConfig, ServerConfig};
 use runtime_common::{Listener, Runtime};
 use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
+use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
 use tracing::debug;
+
+/// A TLS server connection (tokio-rustls), shareable by a pending read and write.
+pub type TlsServer = Shared<server::TlsStream<TcpStream>>;
+/// A TLS client connection (tokio-rustls), shareable by a pending read and write.
+pub type TlsClient = Shared<client::TlsStream<TcpStream>>;
 
 /// Tokio as [`runtime_common`] sees it: tokio's clock (so paused-time tests drive
 /// sessions too), `tokio::time::Sleep`, `tokio::net`, `tokio::spawn`.
@@ -20,6 +30,8 @@ pub struct Tokio;
 
 impl Runtime for Tokio {
     type Tcp = TcpStream;
+    type TlsServer = TlsServer;
+    type TlsClient = TlsClient;
     type Timer = Sleep;
 
     fn now(&self) -> Instant {
@@ -48,8 +60,36 @@ impl Runtime for Tokio {
         Ok(stream)
     }
 
+    async fn tls_accept(&self, tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<TlsServer> {
+        let stream = TlsAcceptor::from(config).accept(tcp).await?;
+        Ok(Shared::new(stream))
+    }
+
+    async fn tls_connect(
+        &self,
+        tcp: TcpStream,
+        name: ServerName<'static>,
+        config: Arc<ClientConfig>,
+    ) -> io::Result<TlsClient> {
+        let stream = TlsConnector::from(config).connect(name, tcp).await?;
+        Ok(Shared::new(stream))
+    }
+
     fn peer_addr(tcp: &TcpStream) -> Option<SocketAddr> {
         tcp.peer_addr().ok()
+    }
+
+    fn is_quiet_tls(tls: &TlsClient) -> bool {
+        tls.with(|stream| {
+            let (tcp, connection) = stream.get_mut();
+            let decrypted = connection.process_new_packets();
+            decrypted.is_ok_and(|state| state.plaintext_bytes_to_read() == 0)
+                && Tokio::is_quiet(tcp)
+        })
+    }
+
+    fn tls_peer_addr(tls: &TlsClient) -> Option<SocketAddr> {
+        tls.with(|stream| stream.get_ref().0.peer_addr().ok())
     }
 
     fn is_quiet(tcp: &TcpStream) -> bool {
@@ -66,7 +106,9 @@ impl Runtime for Tokio {
 }
 
 impl Listener<Tokio> for TcpListener {
-    type Stream = TcpStream;
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        TcpListener::local_addr(self)
+    }
 
     async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (stream, addr) = TcpListener::accept(self).await?;

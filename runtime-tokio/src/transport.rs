@@ -54,14 +54,20 @@ impl Transport<Tokio> for TcpStream {
     }
 }
 
-/// Any `AsyncRead + AsyncWrite` stream, shareable between a pending read and a
-/// pending write. The lock is held only inside one `poll_*` call, never across an
-/// await, so the two never wait for each other.
-pub(crate) struct Shared<S>(Mutex<S>);
+/// Any `AsyncRead + AsyncWrite` stream (a TLS stream, a Unix socket, an in-memory
+/// duplex), shareable between a pending read and a pending write. The lock is held
+/// only inside one `poll_*` call, never across an await, so the two never wait for
+/// each other.
+pub struct Shared<S>(Mutex<S>);
 
 impl<S> Shared<S> {
     pub(crate) fn new(stream: S) -> Self {
         Shared(Mutex::new(stream))
+    }
+
+    /// Runs `f` on the stream.
+    pub fn with<T>(&self, f: impl FnOnce(&mut S) -> T) -> T {
+        f(&mut self.lock())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, S> {

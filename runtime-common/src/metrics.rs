@@ -1,0 +1,576 @@
+//! Metrics in the Prometheus text format: counters kept in atomics from the
+//! sessions' [`Event`]s and the drive loop's dial results, gauges read when scraped
+//! (live connections, and each configuration's [`ProxyStatus`]).
+//!
+//! Served on the admin listener (`GET /metrics`, see `admin.rs`), or rendered by
+//! [`Context::metrics_text`](crate::Context::metrics_text) for an embedder's own.
+
+use proxy_core::{ConnectError, Event, ProxyError, ProxyStatus, Side, TunnelEnd};
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tracing::warn;
+
+/// Request durations, in seconds.
+const REQUEST_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Tunnel durations, in seconds.
+const TUNNEL_BUCKETS: &[f64] = &[0.1, 1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0];
+/// Statuses are counted by value; 0 is "no status sent".
+const STATUSES: usize = 600;
+/// At most one "refused" warning per this long (the rest are counted in it).
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why the core refused a client (its 503s for limits), as metric labels.
+const REFUSALS: [(ProxyError, &str, &str); 3] = [
+    (
+        ProxyError::TooManyConnections,
+        "too_many_connections",
+        "limits.max_connections / limits.max_connections_per_ip",
+    ),
+    (
+        ProxyError::RateLimited,
+        "rate_limited",
+        "limits.new_connections_per_ip_per_second",
+    ),
+    (
+        ProxyError::TooManyTunnels,
+        "too_many_tunnels",
+        "limits.max_tunnels",
+    ),
+];
+
+/// Tunnel end reasons, as metric labels.
+const ENDS: [&str; 10] = [
+    "closed",
+    "idle_timeout",
+    "fin_timeout",
+    "send_timeout",
+    "reset",
+    "drain",
+    "peer_gone",
+    "ping_timeout",
+    "protocol_error",
+    "upstream_unavailable",
+];
+const SIDES: [&str; 3] = ["", "client", "upstream"];
+
+/// Dial failure reasons, as metric labels.
+const CONNECT_FAILURES: [&str; 5] = ["refused", "unreachable", "timeout", "tls", "other"];
+
+/// Every counter of one process (shared by all configurations across reloads).
+pub struct Metrics {
+    accepted: AtomicU64,
+    tls_handshake_failures: AtomicU64,
+    requests: Box<[AtomicU64]>,
+    refused: [AtomicU64; REFUSALS.len()],
+    tunnels_closed: [[AtomicU64; SIDES.len()]; ENDS.len()],
+    tunnel_bytes: [AtomicU64; 2],
+    connect_failures: [AtomicU64; CONNECT_FAILURES.len()],
+    reloads: [AtomicU64; 2],
+    request_duration: Histogram,
+    tunnel_duration: Histogram,
+    refusal_log: Mutex<RefusalLog>,
+}
+
+/// Gauges read at scrape time.
+pub struct Gauges {
+    /// Client connections being served (every configuration).
+    pub connections: usize,
+    /// Each live configuration's status, the current one first.
+    pub proxies: Vec<ProxyStatus>,
+}
+
+/// A dial failure as the drive loop saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialFailure {
+    /// Refused by the server.
+    Refused,
+    /// Unresolvable or unreachable.
+    Unreachable,
+    /// Not done within `timeouts.upstream_connect`.
+    Timeout,
+    /// TCP worked, the TLS handshake did not.
+    Tls,
+    /// Anything else.
+    Other,
+}
+
+impl DialFailure {
+    /// The failure kind of a [`ConnectError`].
+    pub fn of(error: &ConnectError) -> DialFailure {
+        match error {
+            ConnectError::Refused => DialFailure::Refused,
+            ConnectError::Unreachable => DialFailure::Unreachable,
+            ConnectError::Other(text) if text.starts_with("tls") => DialFailure::Tls,
+            ConnectError::Other(_) => DialFailure::Other,
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            accepted: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
+            requests: (0..STATUSES).map(|_| AtomicU64::new(0)).collect(),
+            refused: Default::default(),
+            tunnels_closed: Default::default(),
+            tunnel_bytes: Default::default(),
+            connect_failures: Default::default(),
+            reloads: Default::default(),
+            request_duration: Histogram::new(REQUEST_BUCKETS),
+            tunnel_duration: Histogram::new(TUNNEL_BUCKETS),
+            refusal_log: Mutex::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// A connection was accepted.
+    pub fn accepted(&self) {
+        self.accepted.fetch_add(1, Relaxed);
+    }
+
+    /// A client's TLS handshake failed or timed out.
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.fetch_add(1, Relaxed);
+    }
+
+    /// Dialling an upstream failed.
+    pub fn dial_failed(&self, failure: DialFailure) {
+        self.connect_failures[failure as usize].fetch_add(1, Relaxed);
+    }
+
+    /// A reload was applied (`true`) or rejected.
+    pub fn reloaded(&self, ok: bool) {
+        self.reloads[usize::from(!ok)].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a session's event; a refusal by a limit is also logged (at most one
+    /// line per 5 s, with the count of those not logged).
+    pub fn event(&self, event: &Event, client: Option<SocketAddr>, now: Instant) {
+        match event {
+            Event::Request(r) => {
+                let status = usize::from(r.status).min(STATUSES - 1);
+                self.requests[status].fetch_add(1, Relaxed);
+                self.request_duration.observe(r.duration);
+                let refusal = (r.error.zip(r.from_proxy.then_some(()))).and_then(|(error, ())| {
+                    REFUSALS.iter().position(|(e, ..)| e.message() == error)
+                });
+                if let Some(i) = refusal {
+                    self.refused[i].fetch_add(1, Relaxed);
+                    self.refusal_log(i, r.status, client, now);
+                }
+            }
+            Event::Tunnel(t) => {
+                self.tunnel_bytes[0].fetch_add(t.client_to_upstream, Relaxed);
+                self.tunnel_bytes[1].fetch_add(t.upstream_to_client, Relaxed);
+                self.tunnel_duration.observe(t.duration);
+                let (end, side) = end_labels(t.end);
+                self.tunnels_closed[end][side].fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    fn refusal_log(&self, i: usize, status: u16, client: Option<SocketAddr>, now: Instant) {
+        let mut log = self.refusal_log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.quiet_until.is_some_and(|until| now < until) {
+            log.unlogged += 1;
+            return;
+        }
+        let (error, _, key) = REFUSALS[i];
+        warn!(
+            client = %client.map_or("-".to_string(), |c| c.to_string()),
+            status,
+            limit = key,
+            more_since_last_line = log.unlogged,
+            "refused a client: {}",
+            error.message()
+        );
+        log.quiet_until = Some(now + REFUSAL_LOG_INTERVAL);
+        log.unlogged = 0;
+    }
+
+    /// Everything, in the Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::with_capacity(4096);
+        let o = &mut out;
+        gauge(
+            o,
+            "switchyard_connections_open",
+            "Client connections being served.",
+            gauges.connections as u64,
+        );
+        counter_head(
+            o,
+            "switchyard_connections_accepted_total",
+            "Client connections accepted.",
+        );
+        line(
+            o,
+            "switchyard_connections_accepted_total",
+            "",
+            &self.accepted,
+        );
+        counter_head(
+            o,
+            "switchyard_tls_handshake_failures_total",
+            "Client TLS handshakes that failed or timed out.",
+        );
+        line(
+            o,
+            "switchyard_tls_handshake_failures_total",
+            "",
+            &self.tls_handshake_failures,
+        );
+        counter_head(
+            o,
+            "switchyard_requests_total",
+            "Requests answered, by the status sent (0: none).",
+        );
+        for (status, count) in self.requests.iter().enumerate() {
+            if count.load(Relaxed) > 0 {
+                line(
+                    o,
+                    "switchyard_requests_total",
+                    &format!("status=\"{status}\""),
+                    count,
+                );
+            }
+        }
+        counter_head(
+            o,
+            "switchyard_refused_total",
+            "Clients refused by a limit (503).",
+        );
+        for ((_, reason, _), count) in REFUSALS.iter().zip(&self.refused) {
+            line(
+                o,
+                "switchyard_refused_total",
+                &format!("reason=\"{reason}\""),
+                count,
+            );
+        }
+        let tunnels: usize = gauges.proxies.iter().map(|p| p.tunnels).sum();
+        gauge(
+            o,
+            "switchyard_tunnels_open",
+            "Upgraded connections open (or an upgrade request in flight).",
+            tunnels as u64,
+        );
+        counter_head(
+            o,
+            "switchyard_tunnel_bytes_total",
+            "Bytes relayed by tunnels, each way (counted when a tunnel ends).",
+        );
+        for (direction, count) in ["client_to_upstream", "upstream_to_client"]
+            .iter()
+            .zip(&self.tunnel_bytes)
+        {
+            line(
+                o,
+                "switchyard_tunnel_bytes_total",
+                &format!("direction=\"{direction}\""),
+                count,
+            );
+        }
+        counter_head(
+            o,
+            "switchyard_tunnels_closed_total",
+            "Tunnels ended, by reason (and the side it concerns).",
+        );
+        for (end, sides) in ENDS.iter().zip(&self.tunnels_closed) {
+            for (side, count) in SIDES.iter().zip(sides) {
+                if count.load(Relaxed) > 0 || (side.is_empty() && !needs_side(end)) {
+                    let labels = match side.is_empty() {
+                        true => format!("reason=\"{end}\""),
+                        false => format!("reason=\"{end}\",side=\"{side}\""),
+                    };
+                    line(o, "switchyard_tunnels_closed_total", &labels, count);
+                }
+            }
+        }
+        counter_head(
+            o,
+            "switchyard_upstream_connect_failures_total",
+            "Upstream dials that failed, by reason.",
+        );
+        for (reason, count) in CONNECT_FAILURES.iter().zip(&self.connect_failures) {
+            line(
+                o,
+                "switchyard_upstream_connect_failures_total",
+                &format!("reason=\"{reason}\""),
+                count,
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP switchyard_upstream_active Connections in use per upstream server."
+        );
+        let _ = writeln!(o, "# TYPE switchyard_upstream_active gauge");
+        let servers = gauges.proxies.first().map_or(&[][..], |p| &p.servers[..]);
+        for s in servers {
+            let _ = writeln!(
+                o,
+                "switchyard_upstream_active{{group=\"{}\",address=\"{}\"}} {}",
+                escape(&s.group),
+                escape(&s.address),
+                s.active
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP switchyard_upstream_down Whether an upstream server is skipped after failures."
+        );
+        let _ = writeln!(o, "# TYPE switchyard_upstream_down gauge");
+        for s in servers {
+            let _ = writeln!(
+                o,
+                "switchyard_upstream_down{{group=\"{}\",address=\"{}\"}} {}",
+                escape(&s.group),
+                escape(&s.address),
+                u8::from(s.down)
+            );
+        }
+        gauge(
+            o,
+            "switchyard_configurations_live",
+            "Configurations with sessions still running (the current one and those a reload replaced).",
+            gauges.proxies.len() as u64,
+        );
+        counter_head(
+            o,
+            "switchyard_reloads_total",
+            "Configuration reloads, by result.",
+        );
+        line(
+            o,
+            "switchyard_reloads_total",
+            "result=\"ok\"",
+            &self.reloads[0],
+        );
+        line(
+            o,
+            "switchyard_reloads_total",
+            "result=\"rejected\"",
+            &self.reloads[1],
+        );
+        self.request_duration.render(
+            o,
+            "switchyard_request_duration_seconds",
+            "From the first byte of a request to the end of its response.",
+        );
+        self.tunnel_duration.render(
+            o,
+            "switchyard_tunnel_duration_seconds",
+            "From the switch (or the layer-4 connect) to the end of a tunnel.",
+        );
+        out
+    }
+}
+
+#[derive(Default)]
+struct RefusalLog {
+    quiet_until: Option<Instant>,
+    unlogged: u64,
+}
+
+fn end_labels(end: TunnelEnd) -> (usize, usize) {
+    let side = |s: Side| match s {
+        Side::Client => 1,
+        Side::Upstream => 2,
+    };
+    match end {
+        TunnelEnd::Closed => (0, 0),
+        TunnelEnd::IdleTimeout => (1, 0),
+        TunnelEnd::FinTimeout => (2, 0),
+        TunnelEnd::SendTimeout => (3, 0),
+        TunnelEnd::Reset(s) => (4, side(s)),
+        TunnelEnd::Drain => (5, 0),
+        TunnelEnd::PeerGone(s) => (6, side(s)),
+        TunnelEnd::PingTimeout(s) => (7, side(s)),
+        TunnelEnd::ProtocolError(s) => (8, side(s)),
+        TunnelEnd::UpstreamUnavailable => (9, 0),
+    }
+}
+
+/// Whether the reason is always reported with a side.
+fn needs_side(end: &str) -> bool {
+    matches!(
+        end,
+        "reset" | "peer_gone" | "ping_timeout" | "protocol_error"
+    )
+}
+
+struct Histogram {
+    bounds: &'static [f64],
+    /// Per bucket (not cumulative), then the overflow.
+    counts: Box<[AtomicU64]>,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = self
+            .bounds
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(self.bounds.len());
+        self.counts[i].fetch_add(1, Relaxed);
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Relaxed);
+    }
+
+    fn render(&self, o: &mut String, name: &str, help: &str) {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} histogram");
+        let mut total = 0;
+        for (bound, count) in self.bounds.iter().zip(self.counts.iter()) {
+            total += count.load(Relaxed);
+            let _ = writeln!(o, "{name}_bucket{{le=\"{bound}\"}} {total}");
+        }
+        total += self.counts[self.bounds.len()].load(Relaxed);
+        let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(o, "{name}_sum {sum}");
+        let _ = writeln!(o, "{name}_count {total}");
+    }
+}
+
+fn gauge(o: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        o,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
+}
+
+fn counter_head(o: &mut String, name: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
+}
+
+fn line(o: &mut String, name: &str, labels: &str, value: &AtomicU64) {
+    let value = value.load(Relaxed);
+    match labels.is_empty() {
+        true => {
+            let _ = writeln!(o, "{name} {value}");
+        }
+        false => {
+            let _ = writeln!(o, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proxy_core::{RequestLog, TunnelLog};
+
+    fn request(status: u16, error: Option<&'static str>, millis: u64) -> Event {
+        Event::Request(Box::new(RequestLog {
+            method: "GET".into(),
+            target: "/".into(),
+            status,
+            request_body_bytes: 0,
+            response_body_bytes: 0,
+            duration: Duration::from_millis(millis),
+            from_proxy: error.is_some(),
+            error,
+        }))
+    }
+
+    fn gauges() -> Gauges {
+        Gauges {
+            connections: 2,
+            proxies: vec![],
+        }
+    }
+
+    #[test]
+    fn requests_are_counted_by_status_and_timed_in_a_histogram() {
+        let m = Metrics::default();
+        let now = Instant::now();
+        m.event(&request(200, None, 3), None, now);
+        m.event(&request(200, None, 300), None, now);
+        m.event(&request(502, Some("upstream connect failed"), 1), None, now);
+        let text = m.render(&gauges());
+        assert!(
+            text.contains("switchyard_requests_total{status=\"200\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("switchyard_requests_total{status=\"502\"} 1\n"));
+        assert!(text.contains("switchyard_request_duration_seconds_bucket{le=\"0.005\"} 2\n"));
+        assert!(text.contains("switchyard_request_duration_seconds_bucket{le=\"0.5\"} 3\n"));
+        assert!(text.contains("switchyard_request_duration_seconds_count 3\n"));
+        assert!(text.contains("switchyard_connections_open 2\n"));
+    }
+
+    #[test]
+    fn limit_refusals_are_counted_by_reason() {
+        let m = Metrics::default();
+        let now = Instant::now();
+        m.event(&request(503, Some("too many connections"), 0), None, now);
+        m.event(&request(503, Some("too many tunnels"), 0), None, now);
+        let text = m.render(&gauges());
+        assert!(text.contains("switchyard_refused_total{reason=\"too_many_connections\"} 1\n"));
+        assert!(text.contains("switchyard_refused_total{reason=\"too_many_tunnels\"} 1\n"));
+        assert!(text.contains("switchyard_refused_total{reason=\"rate_limited\"} 0\n"));
+    }
+
+    #[test]
+    fn tunnel_ends_count_bytes_reasons_and_sides() {
+        let m = Metrics::default();
+        let tunnel = |end| {
+            Event::Tunnel(Box::new(TunnelLog {
+                protocol: "websocket".into(),
+                client_to_upstream: 10,
+                upstream_to_client: 20,
+                duration: Duration::from_secs(2),
+                end,
+            }))
+        };
+        m.event(&tunnel(TunnelEnd::IdleTimeout), None, Instant::now());
+        m.event(
+            &tunnel(TunnelEnd::PingTimeout(Side::Upstream)),
+            None,
+            Instant::now(),
+        );
+        let text = m.render(&gauges());
+        assert!(
+            text.contains("switchyard_tunnel_bytes_total{direction=\"client_to_upstream\"} 20\n")
+        );
+        assert!(
+            text.contains("switchyard_tunnel_bytes_total{direction=\"upstream_to_client\"} 40\n")
+        );
+        assert!(text.contains("switchyard_tunnels_closed_total{reason=\"idle_timeout\"} 1\n"));
+        assert!(text.contains(
+            "switchyard_tunnels_closed_total{reason=\"ping_timeout\",side=\"upstream\"} 1\n"
+        ));
+        assert!(text.contains("switchyard_tunnel_duration_seconds_bucket{le=\"10\"} 2\n"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
