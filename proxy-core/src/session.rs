@@ -848,7 +848,7 @@ impl Session {
             Err(error) => return self.fail(error),
         };
         let started = x.started;
-        let websocket = protocol.eq_ignore_ascii_case("websocket").then(|| {
+        let websocket = upgrade::is_websocket(protocol.as_bytes()).then(|| {
             let extensions = response
                 .fields()
                 .values("sec-websocket-extensions")

@@ -67,7 +67,7 @@ pub(crate) fn accept_switch(
     if !offered {
         return Err(ProxyError::UpgradeProtocolMismatch);
     }
-    if protocol.eq_ignore_ascii_case(b"websocket") {
+    if is_websocket(protocol) {
         let key = offer
             .websocket_key
             .as_deref()
@@ -79,6 +79,13 @@ pub(crate) fn accept_switch(
         }
     }
     Ok(String::from_utf8_lossy(protocol).into_owned())
+}
+
+/// Whether a protocol (`name` or `name/version`) is WebSocket, whatever its version:
+/// its accept is checked and its tunnel is frame-aware.
+pub(crate) fn is_websocket(protocol: &[u8]) -> bool {
+    let name = protocol.split(|&b| b == b'/').next().unwrap_or_default();
+    name.eq_ignore_ascii_case(b"websocket")
 }
 
 /// Protocol names compare case-insensitively; a version, when the response gives one,

@@ -205,3 +205,13 @@ fn the_101_is_logged_with_its_status() {
         .iter()
         .any(|e| matches!(e, Event::Tunnel(t) if t.protocol == "websocket")));
 }
+
+#[test]
+fn a_versioned_websocket_switch_still_needs_the_right_accept() {
+    let request =
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket/13\r\nConnection: Upgrade\r\n\r\n";
+    assert_502(
+        request,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket/13\r\nConnection: Upgrade\r\n\r\n",
+    );
+}
