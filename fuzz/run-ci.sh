@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bounded fuzzing for CI: builds every target in fuzz/fuzz_targets, then runs each one
-# for $1 seconds (default 30) starting from its checked-in seed corpus. Fails on the
+# for $1 seconds (default 20) starting from its checked-in seed corpus. Fails on the
 # first crash or broken invariant and prints the input that did it as hex.
 #
 # Needs only the stable toolchain: cargo-fuzz's -Z flags are allowed with
@@ -8,7 +8,7 @@
 # FUZZ_SEED (default 1) fixes libFuzzer's seed so that a CI run is repeatable.
 set -euo pipefail
 
-seconds="${1:-30}"
+seconds="${1:-20}"
 seed="${FUZZ_SEED:-1}"
 fuzz_dir="$(cd "$(dirname "$0")" && pwd)"
 cd "$fuzz_dir/.."

@@ -7,6 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use switchyard_fuzz::session::{encode, Op};
+use switchyard_fuzz::upgrade::Knobs;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -14,7 +15,10 @@ fn root() -> PathBuf {
 
 fn main() {
     write_seeds();
+    write_upgrade_seeds();
+    write_websocket_frames_seeds();
     write_session_regression();
+    write_upgrade_regression();
 }
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -419,4 +423,244 @@ fn write_session_regression() {
         encode(&ops),
     )
     .unwrap();
+}
+
+/// upgrade: named knobs (see `Knobs`); all zero is a valid WebSocket handshake.
+fn write_upgrade_seeds() {
+    let up = |name: &str, knobs: Knobs| write("upgrade", name, &knobs.encode());
+    let d = Knobs::default;
+    up("websocket_accepted", d());
+    up(
+        "websocket_held_split",
+        Knobs {
+            after: 5 << 2, // 5 of the frames' bytes with the request, the rest later
+            cuts: vec![30, 40, 1],
+            slot: 1,
+            response: 1 << 5, // a server frame after the 101
+            ..d()
+        },
+    );
+    up("wrong_accept", Knobs { accept: 1, ..d() });
+    up("no_accept", Knobs { accept: 2, ..d() });
+    up("accept_with_spaces", Knobs { accept: 5, ..d() });
+    up("accept_twice", Knobs { accept: 3, ..d() });
+    up(
+        "two_keys",
+        Knobs {
+            request: 0x80,
+            ..d()
+        },
+    );
+    up("http10", Knobs { request: 1, ..d() });
+    up(
+        "request_without_connection_upgrade",
+        Knobs {
+            connection: 2,
+            ..d()
+        },
+    );
+    up(
+        "response_without_connection_upgrade",
+        Knobs {
+            response_connection: 3,
+            ..d()
+        },
+    );
+    up(
+        "two_protocols_chosen",
+        Knobs {
+            protocols: vec![0, 3],
+            upgrade: 5,
+            ..d()
+        },
+    );
+    up(
+        "h2c_plain_tunnel",
+        Knobs {
+            protocols: vec![3, 0],
+            connection: 9,
+            after: 2,
+            raw_after: b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+            ..d()
+        },
+    );
+    up(
+        "version_mismatch",
+        Knobs {
+            protocols: vec![4],
+            upgrade: 3,
+            ..d()
+        },
+    );
+    up(
+        "versioned_websocket",
+        Knobs {
+            protocols: vec![2],
+            ..d()
+        },
+    );
+    up(
+        "body_incomplete_at_101",
+        Knobs {
+            request: 2 | 8,
+            body_cut: 4,
+            cuts: vec![20],
+            slot: 2,
+            ..d()
+        },
+    );
+    up(
+        "chunked_body_then_frames",
+        Knobs {
+            request: 4,
+            cuts: vec![60],
+            ..d()
+        },
+    );
+    up(
+        "ok_then_pipelined_request",
+        Knobs {
+            response: 5,
+            after: 1,
+            ..d()
+        },
+    );
+    up(
+        "upgrade_required_then_frames",
+        Knobs {
+            response: 6,
+            cuts: vec![10],
+            slot: 1,
+            ..d()
+        },
+    );
+    up(
+        "continue_then_101",
+        Knobs {
+            response: 8,
+            cuts: vec![25],
+            ..d()
+        },
+    );
+    // The client's bytes after the request are not frames: the proxy closes with 1002
+    // while the upstream's frame to the client is cut, so that stream stops mid-frame.
+    let broken = Knobs {
+        request: 2,
+        response: 1 << 5,
+        after: 1,
+        slot: 1,
+        ..d()
+    };
+    let upstream_len = switchyard_fuzz::upgrade::Case::read(&broken.encode())
+        .upstream
+        .len();
+    up(
+        "client_breaks_rfc6455_mid_server_frame",
+        Knobs {
+            cuts: vec![(upstream_len - 1) as u8],
+            ..broken
+        },
+    );
+    up(
+        "extra_fields",
+        Knobs {
+            extra_request: Some((0, b"keep-alive, Upgrade".to_vec())),
+            extra_response: Some((1, b"h2c".to_vec())),
+            ..d()
+        },
+    );
+}
+
+/// websocket_frames: header byte (1 masked, 2 extensions, 4 generated, split count
+/// << 3, 0x80 also bytewise), piece lengths, then the stream or the generator's bytes.
+fn write_websocket_frames_seeds() {
+    let ws = |name: &str, flags: u8, lengths: &[u8], bytes: &[u8]| {
+        write(
+            "websocket_frames",
+            name,
+            &with_header(flags | (lengths.len() as u8) << 3, lengths, bytes),
+        )
+    };
+    const MASKED: u8 = 1;
+    const EXTENSIONS: u8 = 2;
+    const GENERATED: u8 = 4;
+    const BYTEWISE: u8 = 0x80;
+    // Masked text "hello", masked Ping "hi", masked first fragment, Pong, last fragment.
+    let client = [
+        &[
+            0x81,
+            0x85,
+            1,
+            2,
+            3,
+            4,
+            b'h' ^ 1,
+            b'e' ^ 2,
+            b'l' ^ 3,
+            b'l' ^ 4,
+            b'o' ^ 1,
+        ][..],
+        &[0x89, 0x82, 7, 7, 7, 7, b'h' ^ 7, b'i' ^ 7],
+        &[0x02, 0x82, 0, 0, 0, 0, 1, 2],
+        &[0x8A, 0x80, 5, 6, 7, 8],
+        &[0x80, 0x81, 0, 0, 0, 0, 3],
+    ]
+    .concat();
+    ws("client_stream", MASKED, &[3, 9, 1, 2], &client);
+    ws("client_stream_bytewise", MASKED | BYTEWISE, &[], &client);
+    // Unmasked fragments with a Ping between them, a 16-bit length, a Close.
+    let mut server = vec![0x01, 0x02, b'a', b'b', 0x89, 0x00, 0x80, 0x7E, 0x01, 0x00];
+    server.extend_from_slice(&[b'x'; 256]);
+    server.extend_from_slice(&[0x88, 0x02, 0x03, 0xE8]);
+    ws("server_stream", 0, &[5, 2, 100], &server);
+    ws(
+        "server_64bit_length_partial",
+        0,
+        &[6],
+        &[0x82, 0x7F, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3],
+    );
+    ws("rsv_with_extension", EXTENSIONS, &[], &[0xC1, 0x01, b'x']);
+    // One per rule.
+    ws("reserved_opcode", 0, &[1], &[0x81, 0x00, 0x83, 0x00]);
+    ws("rsv_without_extension", 0, &[], &[0xC1, 0x01, b'x']);
+    ws("control_too_long", 0, &[2], &[0x89, 0x7E, 0x00, 0x7E]);
+    ws("control_not_final", 0, &[], &[0x09, 0x00]);
+    ws("unmasked_client_frame", MASKED, &[], &[0x81, 0x00]);
+    ws("masked_server_frame", 0, &[], &[0x81, 0x80, 1, 2, 3, 4]);
+    ws(
+        "length_msb",
+        0,
+        &[5],
+        &[0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0],
+    );
+    ws("continuation_first", 0, &[], &[0x80, 0x00]);
+    ws("text_inside_message", 0, &[], &[0x01, 0x00, 0x81, 0x00]);
+    ws("control_held_partial", 0, &[3], &[0x89, 0x05, b'a', b'b']);
+    // Generator: kind, size, mutation per frame.
+    ws(
+        "generated_client",
+        GENERATED | MASKED,
+        &[7, 50],
+        &[0, 5, 0, 3, 2, 0, 6, 0x80, 0, 4, 1, 0, 7, 3, 0, 5, 2, 0],
+    );
+    ws(
+        "generated_server_mutations",
+        GENERATED,
+        &[20],
+        &[1, 0xC0, 0, 6, 10, 0, 3, 1, 240, 0, 0, 246],
+    );
+}
+
+/// The upgrade regression: the request offers `websocket/13` (no key), the 101 names
+/// `websocket/13` with no `Sec-WebSocket-Accept`, and the proxy opens a tunnel.
+fn write_upgrade_regression() {
+    let knobs = Knobs {
+        request: 0x40,      // no Sec-WebSocket-Key
+        protocols: vec![2], // websocket/13
+        accept: 2,          // no Sec-WebSocket-Accept
+        ..Knobs::default()
+    };
+    let dir = root().join("regressions").join("upgrade");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("versioned_websocket_skips_accept"), knobs.encode()).unwrap();
 }

@@ -13,3 +13,5 @@ pub mod request_head;
 pub mod response_head;
 pub mod session;
 pub mod tunnel;
+pub mod upgrade;
+pub mod websocket_frames;

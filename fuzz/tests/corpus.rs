@@ -11,15 +11,17 @@ use std::fs;
 use std::panic;
 use std::path::{Path, PathBuf};
 
-use switchyard_fuzz::{chunked, request_head, response_head, session};
+use switchyard_fuzz::{chunked, request_head, response_head, session, upgrade, websocket_frames};
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 4] = [
+const TARGETS: [(&str, Check); 6] = [
     ("request_head", request_head::check),
     ("response_head", response_head::check),
     ("chunked", chunked::check),
     ("session", session::check),
+    ("upgrade", upgrade::check),
+    ("websocket_frames", websocket_frames::check),
 ];
 
 fn root() -> PathBuf {
