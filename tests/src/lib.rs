@@ -23,12 +23,14 @@ pub mod backend;
 pub mod binary;
 pub mod http;
 pub mod scenarios;
+pub mod tls;
 pub mod ws;
 
 #[doc(hidden)]
 pub use futures_util;
 use futures_util::future::BoxFuture;
 pub use proxy_core::Config;
+pub use runtime_common::{ListenMode, ListenerSetup, Setup};
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -46,6 +48,57 @@ pub trait ProxyUnderTest: Send + Sync {
     fn name(&self) -> &'static str;
     /// Starts a proxy with `config` listening on a fresh port of 127.0.0.1.
     fn start(&self, config: Config) -> BoxFuture<'static, RunningProxy>;
+    /// Starts a proxy serving `setup` through the shared accept loop: each of its
+    /// listeners on a fresh port of 127.0.0.1 (their addresses are replaced, in
+    /// order, see [`readdress`]), plus an admin listener for `/metrics`. `None` for a
+    /// runtime embedded through `serve_connection` only (async-std's), whose own accept
+    /// loop knows no listener setups: scenarios that need one pass there vacuously.
+    fn start_setup(&self, setup: Setup) -> BoxFuture<'static, Option<RunningSetup>> {
+        let _ = setup;
+        Box::pin(async { None })
+    }
+}
+
+/// Gives `setup`'s listeners the addresses actually bound, in order.
+pub fn readdress(setup: &mut Setup, addrs: &[SocketAddr]) {
+    for (listener, addr) in setup.listeners.iter_mut().zip(addrs) {
+        listener.address = *addr;
+    }
+}
+
+/// A proxy started by [`ProxyUnderTest::start_setup`].
+pub struct RunningSetup {
+    /// The proxy (its `addr` is the first listener's).
+    pub proxy: RunningProxy,
+    /// Every listener's address, in the setup's order.
+    pub listen: Vec<SocketAddr>,
+    /// Where `GET /metrics` is served.
+    pub admin: SocketAddr,
+    reload: Box<dyn Fn(Setup) -> Result<(), String> + Send + Sync>,
+}
+
+impl RunningSetup {
+    /// `reload` swaps in a setup (readdressed to the same listeners) and says whether
+    /// the proxy took it.
+    pub fn new(
+        proxy: RunningProxy,
+        listen: Vec<SocketAddr>,
+        admin: SocketAddr,
+        reload: impl Fn(Setup) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        RunningSetup {
+            proxy,
+            listen,
+            admin,
+            reload: Box::new(reload),
+        }
+    }
+
+    /// Reloads the proxy with `setup` (its listeners readdressed to the running ones).
+    pub fn reload(&self, mut setup: Setup) -> Result<(), String> {
+        readdress(&mut setup, &self.listen);
+        (self.reload)(setup)
+    }
 }
 
 /// A proxy started by a [`ProxyUnderTest`]. Dropping it asks the proxy to shut down
@@ -231,6 +284,29 @@ macro_rules! scenarios {
             upstream_invalid_content_length_is_502,
             upstream_response_head_over_limit_is_502,
             upstream_garbage_response_is_502,
+            // upstream groups and routes
+            round_robin_alternates_between_two_backends,
+            dead_backend_is_skipped_and_the_request_retried_on_the_next,
+            routes_by_host_and_prefix_with_strip,
+            // limits
+            over_max_connections_gets_503,
+            over_max_connections_per_ip_gets_503,
+            over_max_tunnels_gets_503,
+            new_connections_over_the_rate_get_503,
+            // TLS (needs start_setup)
+            https_through_a_tls_listener,
+            wss_through_a_tls_listener,
+            sni_picks_the_certificate_by_server_name,
+            unfinished_tls_handshake_is_closed_after_client_head,
+            upstream_tls_verified_with_a_ca_file,
+            // layer 4 (needs start_setup)
+            tcp_listener_relays_bytes_untouched_with_half_close,
+            tcp_listener_passes_tls_through_intact,
+            tcp_listener_idle_timeout_closes_both,
+            // metrics and reload (need start_setup)
+            metrics_count_requests_tunnels_and_connect_failures,
+            reload_new_connections_get_it_and_tunnels_keep_the_old_until_the_deadline,
+            reload_with_an_invalid_config_is_refused_and_the_old_stays,
             // shutdown
             shutdown_with_idle_keepalive_connection_returns_promptly,
             shutdown_lets_in_flight_request_finish,

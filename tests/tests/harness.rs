@@ -100,4 +100,8 @@ fail_without_proxy!(
     websocket_unmasked_client_frame_gets_1002,
     upstream_invalid_content_length_is_502,
     upstream_garbage_response_is_502,
+    round_robin_alternates_between_two_backends,
+    routes_by_host_and_prefix_with_strip,
+    over_max_connections_gets_503,
+    over_max_tunnels_gets_503,
 );

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use switchyard_e2e::futures_util::future::BoxFuture;
-use switchyard_e2e::{Config, ProxyUnderTest, RunningProxy};
+use switchyard_e2e::{readdress, Config, ProxyUnderTest, RunningProxy, RunningSetup, Setup};
 
 /// runtime-smol's `serve`, spawned on smol's global executor (its own threads).
 struct Smol;
@@ -29,6 +29,40 @@ impl ProxyUnderTest for Smol {
             })
             .detach();
             RunningProxy::new(addr, stop_tx, done_rx)
+        })
+    }
+
+    fn start_setup(&self, mut setup: Setup) -> BoxFuture<'static, Option<RunningSetup>> {
+        Box::pin(async move {
+            let bind = || {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+                smol::net::TcpListener::try_from(listener).expect("async listener")
+            };
+            let listeners: Vec<_> = setup.listeners.iter().map(|_| bind()).collect();
+            let listen: Vec<_> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+            readdress(&mut setup, &listen);
+            let admin = bind();
+            let admin_addr = admin.local_addr().unwrap();
+            let ctx = Arc::new(runtime_smol::Context::with_setup(
+                setup,
+                runtime_smol::Smol::global(),
+            ));
+            let admin_ctx = ctx.clone();
+            smol::spawn(async move { admin_ctx.serve_admin(admin).await }).detach();
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            let serve_ctx = ctx.clone();
+            smol::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop_rx.await;
+                };
+                serve_ctx.serve_all(listeners, shutdown).await;
+                let _ = done_tx.send(Ok(()));
+            })
+            .detach();
+            let proxy = RunningProxy::new(listen[0], stop_tx, done_rx);
+            let reload = move |setup| ctx.reload(setup);
+            Some(RunningSetup::new(proxy, listen, admin_addr, reload))
         })
     }
 }

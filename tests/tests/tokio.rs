@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use switchyard_e2e::futures_util::future::BoxFuture;
-use switchyard_e2e::{Config, ProxyUnderTest, RunningProxy};
+use switchyard_e2e::{readdress, Config, ProxyUnderTest, RunningProxy, RunningSetup, Setup};
 
 /// runtime-tokio's `serve`, spawned on the test's own tokio runtime.
 struct Tokio;
@@ -29,6 +29,39 @@ impl ProxyUnderTest for Tokio {
                 let _ = done_tx.send(result);
             });
             RunningProxy::new(addr, stop_tx, done_rx)
+        })
+    }
+
+    fn start_setup(&self, mut setup: Setup) -> BoxFuture<'static, Option<RunningSetup>> {
+        Box::pin(async move {
+            let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+            let mut listeners = Vec::new();
+            for _ in &setup.listeners {
+                listeners.push(bind().await.expect("bind proxy"));
+            }
+            let listen: Vec<_> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+            readdress(&mut setup, &listen);
+            let admin = bind().await.expect("bind admin");
+            let admin_addr = admin.local_addr().unwrap();
+            let ctx = Arc::new(runtime_tokio::Context::with_setup(
+                setup,
+                runtime_tokio::Tokio,
+            ));
+            let admin_ctx = ctx.clone();
+            tokio::spawn(async move { admin_ctx.serve_admin(admin).await });
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            let serve_ctx = ctx.clone();
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop_rx.await;
+                };
+                serve_ctx.serve_all(listeners, shutdown).await;
+                let _ = done_tx.send(Ok(()));
+            });
+            let proxy = RunningProxy::new(listen[0], stop_tx, done_rx);
+            let reload = move |setup| ctx.reload(setup);
+            Some(RunningSetup::new(proxy, listen, admin_addr, reload))
         })
     }
 }

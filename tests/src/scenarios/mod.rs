@@ -3,9 +3,15 @@
 
 mod hop_by_hop;
 mod http;
+mod layer4;
+mod limits;
+pub mod metrics;
 mod pool;
+mod reload;
+mod routing;
 mod shutdown;
 mod smuggling;
+mod tls;
 mod tunnel;
 mod upgrade;
 mod upstream;
@@ -13,9 +19,15 @@ mod websocket;
 
 pub use hop_by_hop::*;
 pub use http::*;
+pub use layer4::*;
+pub use limits::*;
+pub use metrics::*;
 pub use pool::*;
+pub use reload::*;
+pub use routing::*;
 pub use shutdown::*;
 pub use smuggling::*;
+pub use tls::*;
 pub use tunnel::*;
 pub use upgrade::*;
 pub use upstream::*;
