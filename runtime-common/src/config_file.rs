@@ -52,8 +52,8 @@ pub struct Settings {
     pub core: Config,
 }
 
-/// One `listen` entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One `listen` entry. (Equality ignores `key`.)
+#[derive(Clone, Debug, Eq)]
 pub struct ListenSettings {
     /// Where to accept.
     pub address: SocketAddr,
@@ -77,8 +77,8 @@ impl ListenSettings {
     }
 }
 
-/// TLS towards one upstream server.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// TLS towards one upstream server. (Equality ignores `key`.)
+#[derive(Clone, Debug, Eq)]
 pub struct UpstreamTlsSettings {
     /// PEM file of the CAs to trust; `None`: the Mozilla roots (webpki-roots).
     pub ca: Option<PathBuf>,
@@ -86,6 +86,18 @@ pub struct UpstreamTlsSettings {
     pub server_name: Option<String>,
     /// Its dotted key in the file (`upstreams.api.tls`), for errors.
     pub key: String,
+}
+
+impl PartialEq for ListenSettings {
+    fn eq(&self, other: &Self) -> bool {
+        (self.address, &self.mode, &self.tls) == (other.address, &other.mode, &other.tls)
+    }
+}
+
+impl PartialEq for UpstreamTlsSettings {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.ca, &self.server_name) == (&other.ca, &other.server_name)
+    }
 }
 
 impl Default for Settings {
@@ -178,7 +190,16 @@ impl Settings {
         })?;
         let base = path.parent().unwrap_or(Path::new(""));
         let invalid = |Invalid { key, message }| {
-            let line = span_of(text, &key).map(|span| line_of(text, span.start));
+            // The key itself, or the nearest enclosing one written in the file.
+            let mut at = key.as_str();
+            let span = loop {
+                match (span_of(text, at), at.rsplit_once('.')) {
+                    (Some(span), _) => break Some(span),
+                    (None, Some((parent, _))) => at = parent,
+                    (None, None) => break None,
+                }
+            };
+            let line = span.map(|span| line_of(text, span.start));
             error(line, Some(key), message)
         };
         let settings = file.into_settings(base).map_err(invalid)?;
@@ -334,9 +355,9 @@ impl<'de> Deserialize<'de> for UpstreamTlsFile {
     }
 }
 
-/// `listen = "addr"`, or a list of addresses and tables.
+/// `listen = "addr"` or one table, or a list of addresses and tables (`true`).
 #[derive(Debug)]
-struct Listen(Vec<ListenEntry>);
+struct Listen(Vec<ListenEntry>, bool);
 
 /// `"addr"` or `{ address = "...", mode = "...", upstream = "...", tls = ... }`.
 #[derive(Debug)]
@@ -387,18 +408,18 @@ impl<'de> Deserialize<'de> for Listen {
                 )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Listen, E> {
-                Ok(Listen(vec![ListenEntry::Address(v.to_owned())]))
+                Ok(Listen(vec![ListenEntry::Address(v.to_owned())], false))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Listen, A::Error> {
                 let table = ListenTable::deserialize(MapAccessDeserializer::new(map))?;
-                Ok(Listen(vec![ListenEntry::Table(table)]))
+                Ok(Listen(vec![ListenEntry::Table(table)], false))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Listen, A::Error> {
                 let mut entries = Vec::new();
                 while let Some(entry) = seq.next_element()? {
                     entries.push(entry);
                 }
-                Ok(Listen(entries))
+                Ok(Listen(entries, true))
             }
         }
         d.deserialize_any(OneOrMany)
@@ -523,16 +544,15 @@ impl FileConfig {
         }
         let listen = match self.listen {
             None => defaults.listen,
-            Some(Listen(entries)) => {
+            Some(Listen(entries, list)) => {
                 check(!entries.is_empty(), "listen", || {
                     "needs at least one address".into()
                 })?;
-                let single = entries.len() == 1;
                 let mut listen: Vec<ListenSettings> = Vec::new();
                 for (i, entry) in entries.into_iter().enumerate() {
-                    let key = match single {
-                        true => "listen".to_string(),
-                        false => format!("listen[{i}]"),
+                    let key = match list {
+                        false => "listen".to_string(),
+                        true => format!("listen[{i}]"),
                     };
                     let entry = listen_entry(entry, key, base, &upstreams)?;
                     if let Some(other) = listen.iter().find(|l| l.address == entry.address) {
@@ -1008,5 +1028,128 @@ mod tests {
     fn syntax_error_names_file_and_line() {
         let message = error("upstream = \"a:1\"\nthreads = = 2\n");
         assert!(message.starts_with("switchyard.toml:2: "), "{message}");
+    }
+
+    #[test]
+    fn listen_tables_upstream_groups_routes_and_admin_are_read() {
+        let settings = parse(
+            r#"
+            upstream = "127.0.0.1:9000"
+            listen = [
+                "127.0.0.1:8080",
+                { address = "127.0.0.1:5432", mode = "tcp", upstream = "db" },
+            ]
+            [admin]
+            listen = "127.0.0.1:9901"
+            [upstreams.db]
+            servers = ["10.0.0.1:5432", "10.0.0.2:5432"]
+            balance = "least_connections"
+            fail_timeout = "30s"
+            [upstreams.api]
+            servers = ["api:443"]
+            tls = { server_name = "api.internal" }
+            [[routes]]
+            host = "*.example.com"
+            path_prefix = "/api"
+            upstream = "api"
+            strip_prefix = true
+            [limits]
+            max_connections = 1000
+            max_tunnels = 10
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            settings.listen[1].mode,
+            ListenMode::Tcp {
+                upstream: "db".into()
+            }
+        );
+        assert_eq!(settings.admin, Some("127.0.0.1:9901".parse().unwrap()));
+        let db = &settings.core.upstreams["db"];
+        assert_eq!(db.balance, Balance::LeastConnections);
+        assert_eq!(db.fail_timeout, Duration::from_secs(30));
+        assert_eq!(db.max_fails, UpstreamGroup::default().max_fails);
+        assert_eq!(settings.core.routes[0].upstream, "api");
+        assert!(settings.core.routes[0].strip_prefix);
+        let tls = &settings.upstream_tls["api:443"];
+        assert_eq!(tls.server_name.as_deref(), Some("api.internal"));
+        assert_eq!(
+            (
+                settings.core.limits.max_connections,
+                settings.core.limits.max_tunnels
+            ),
+            (1000, 10)
+        );
+        let setup = settings.setup().unwrap();
+        assert_eq!(setup.listeners.len(), 2);
+        assert!(setup.upstream_tls.contains_key("api:443"));
+    }
+
+    #[test]
+    fn a_tcp_listener_needs_an_existing_group() {
+        let message = error("listen = [{ address = \"127.0.0.1:1\", mode = \"tcp\" }]\n");
+        assert!(
+            message.starts_with("switchyard.toml:1: listen[0].mode: a tcp listener needs"),
+            "{message}"
+        );
+        let message =
+            error("\nlisten = { address = \"127.0.0.1:1\", mode = \"tcp\", upstream = \"db\" }\n");
+        assert!(
+            message
+                .starts_with("switchyard.toml:2: listen.upstream: no upstream group named \"db\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_route_to_a_missing_group_names_the_route_and_line() {
+        let message = error("[[routes]]\npath_prefix = \"/\"\n\n[[routes]]\npath_prefix = \"/x\"\nupstream = \"nope\"\n");
+        assert!(
+            message.starts_with(
+                "switchyard.toml:6: routes[1].upstream: no upstream group named \"nope\""
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_listen_table_is_named() {
+        let message =
+            error("listen = [\"127.0.0.1:1\", { address = \"127.0.0.1:2\", tsl = true }]\n");
+        assert!(message.contains("unknown field `tsl`"), "{message}");
+        assert!(
+            message.starts_with("switchyard.toml:1: listen[1]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn one_server_with_two_tls_settings_is_rejected() {
+        let message = error(
+            "[upstreams.a]\nservers = [\"x:1\"]\ntls = true\n[upstreams.b]\nservers = [\"x:1\"]\n",
+        );
+        assert!(
+            message.starts_with("switchyard.toml:4: upstreams.b.tls: server \"x:1\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_missing_certificate_names_the_key_and_the_file() {
+        let message = error("listen = { address = \"127.0.0.1:1\", tls = { cert = \"nope.pem\", key = \"nope.key\" } }\n");
+        assert!(
+            message.starts_with("switchyard.toml:1: listen.tls: nope.pem: "),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn duplicate_listen_addresses_are_rejected() {
+        let message = error("listen = [\"127.0.0.1:1\", \"127.0.0.1:1\"]\n");
+        assert!(
+            message.starts_with("switchyard.toml:1: listen[1]: 127.0.0.1:1 is also in listen[0]"),
+            "{message}"
+        );
     }
 }

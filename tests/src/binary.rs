@@ -154,12 +154,36 @@ impl Process {
 
     /// Sends SIGTERM with `kill -TERM <pid>`.
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends SIGHUP with `kill -HUP <pid>`.
+    pub fn sighup(&self) {
+        self.signal("HUP");
+    }
+
+    fn signal(&self, name: &str) {
         let pid = self.child.id().expect("process still running");
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([&format!("-{name}"), &pid.to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM {pid} failed");
+        assert!(status.success(), "kill -{name} {pid} failed");
+    }
+
+    /// Waits (at most `within`) until the output contains `text`.
+    pub async fn wait_output(&self, text: &str, within: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        while !self.output().contains(text) {
+            if start.elapsed() > within {
+                return Err(format!(
+                    "no {text:?} within {within:?}; output:\n{}",
+                    self.output()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 
     /// Waits for the exit; `Err` (with the output) if it has not exited within `within`.
@@ -373,5 +397,168 @@ pub async fn bad_config_is_refused_naming_the_key(exe: &Path) {
     assert!(
         status.success(),
         "switchyard check refused a good config: {text}"
+    );
+}
+
+/// Writes `text` as a config file (over the previous contents).
+fn write_file(file: &tempfile::NamedTempFile, text: &str) {
+    std::fs::write(file.path(), text).unwrap();
+}
+
+/// The body of `GET path` through `addr`.
+async fn get_text(addr: SocketAddr, path: &str) -> String {
+    let mut c = Conn::connect(addr).await.expect("connect to switchyard");
+    c.write(format!("GET {path} HTTP/1.1\r\nHost: example.test\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(3), c.read_response("GET"))
+        .await
+        .expect("response from switchyard")
+        .expect("read response");
+    r.text()
+}
+
+/// SIGHUP re-reads the file: new requests go to the new upstream (and `[admin]`
+/// metrics count the reload); a file that does not validate is rejected with a log
+/// line naming the key, and the running configuration stays.
+pub async fn sighup_reloads_and_a_bad_file_is_rejected(exe: &Path) {
+    let a = Backend::ok().await;
+    let b = Backend::http(|r| {
+        crate::backend::Reply::Bytes(crate::http::ok(format!("b {}", r.target).as_bytes()))
+    })
+    .await;
+    let (listen, admin) = (free_addr(), free_addr());
+    let file = tempfile::Builder::new()
+        .prefix("switchyard-reload-")
+        .suffix(".toml")
+        .tempfile()
+        .unwrap();
+    let config = |upstream: SocketAddr| {
+        format!(
+            "listen = \"{listen}\"\nupstream = \"{upstream}\"\n[admin]\nlisten = \"{admin}\"\n\
+             [timeouts]\nshutdown = \"1s\"\nlinger = \"300ms\"\n"
+        )
+    };
+    write_file(&file, &config(a.addr));
+    let args = ["--config".to_string(), file.path().display().to_string()];
+    let mut proc = Process::spawn(exe, &args, listen).await;
+    assert_eq!(get_text(listen, "/1").await, "GET /1");
+
+    write_file(&file, &config(b.addr));
+    proc.sighup();
+    let start = Instant::now();
+    while get_text(listen, "/2").await != "b /2" {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "not reloaded after SIGHUP; output:\n{}",
+            proc.output()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    write_file(
+        &file,
+        &format!("{}[[routes]]\nupstream = \"nowhere\"\n", config(a.addr)),
+    );
+    proc.sighup();
+    proc.wait_output("reload rejected", Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert!(
+        proc.output().contains("routes[0].upstream"),
+        "{}",
+        proc.output()
+    );
+    assert_eq!(
+        get_text(listen, "/3").await,
+        "b /3",
+        "the running configuration stays"
+    );
+
+    let (status, metrics) = crate::scenarios::metrics::scrape(admin).await;
+    assert_eq!(status, 200);
+    for line in [
+        "switchyard_reloads_total{result=\"ok\"} 1",
+        "switchyard_reloads_total{result=\"rejected\"} 1",
+    ] {
+        assert!(metrics.contains(line), "no {line:?} in:\n{metrics}");
+    }
+    proc.sigterm();
+    let status = proc.wait_exit(Duration::from_secs(3)).await.unwrap();
+    assert!(
+        status.success(),
+        "exit status {status}; output:\n{}",
+        proc.output()
+    );
+}
+
+/// A TLS listener from the file (certificate paths relative to it): https through
+/// the binary; `switchyard check` loads the certificates and names the key of a
+/// missing one.
+pub async fn tls_listener_from_the_file_and_check_loads_certificates(exe: &Path) {
+    let backend = Backend::ok().await;
+    let pki = crate::tls::Pki::new();
+    pki.cert("site", &["site.test"]);
+    let listen = free_addr();
+    let write = |name: &str, text: String| {
+        let path = pki.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let good = write(
+        "good.toml",
+        format!(
+            "upstream = \"{}\"\n\n[[listen]]\naddress = \"{listen}\"\ntls = {{ cert = \"site.pem\", key = \"site.key\" }}\n",
+            backend.addr
+        ),
+    );
+    let bad = write(
+        "bad.toml",
+        format!(
+            "upstream = \"{}\"\n\n[[listen]]\naddress = \"{listen}\"\ntls = {{ cert = \"site.pem\", key = \"missing.key\" }}\n",
+            backend.addr
+        ),
+    );
+    let check = |path: String| async move {
+        let out = tokio::time::timeout(
+            Duration::from_secs(5),
+            Command::new(exe)
+                .args(["check", "--config", &path])
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("switchyard check within 5 s")
+        .expect("run switchyard check");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status, text)
+    };
+    let (status, text) = check(good.clone()).await;
+    assert!(status.success(), "check refused a good file: {text}");
+    let (status, text) = check(bad).await;
+    assert!(!status.success(), "check accepted a missing key: {text}");
+    assert!(
+        text.contains("bad.toml:5: listen[0].tls: ") && text.contains("missing.key"),
+        "the message should name the file, line 5, the key and the file: {text}"
+    );
+    let mut proc = Process::spawn(exe, &["--config".to_string(), good], listen).await;
+    let mut stream = crate::tls::connect(listen, "site.test", pki.client())
+        .await
+        .expect("TLS with the binary");
+    let r = crate::tls::get(&mut stream, "site.test", "/secure")
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "GET /secure"));
+    proc.sigterm();
+    let status = proc.wait_exit(Duration::from_secs(3)).await.unwrap();
+    assert!(
+        status.success(),
+        "exit status {status}; output:\n{}",
+        proc.output()
     );
 }

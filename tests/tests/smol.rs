@@ -100,4 +100,15 @@ mod example {
         )
         .await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn example_sighup_reloads_and_a_bad_file_is_rejected() {
+        let exe = exe();
+        switchyard_e2e::run_scenario(
+            "example_sighup_reloads_and_a_bad_file_is_rejected",
+            "switchyard-smol",
+            binary::sighup_reloads_and_a_bad_file_is_rejected(&exe),
+        )
+        .await;
+    }
 }

@@ -120,4 +120,26 @@ mod binary {
         )
         .await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn binary_sighup_reloads_and_a_bad_file_is_rejected() {
+        let exe = exe();
+        switchyard_e2e::run_scenario(
+            "binary_sighup_reloads_and_a_bad_file_is_rejected",
+            "switchyard",
+            binary::sighup_reloads_and_a_bad_file_is_rejected(&exe),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn binary_tls_listener_from_the_file_and_check_loads_certificates() {
+        let exe = exe();
+        switchyard_e2e::run_scenario(
+            "binary_tls_listener_from_the_file_and_check_loads_certificates",
+            "switchyard",
+            binary::tls_listener_from_the_file_and_check_loads_certificates(&exe),
+        )
+        .await;
+    }
 }
