@@ -36,7 +36,9 @@ pub struct Context<R: Runtime> {
     generations: Mutex<Vec<Weak<Generation<R>>>>,
     /// Set once draining started.
     drain: OnceLock<Instant>,
-    drain_started: Event,
+    /// Notified when draining starts and when a reload retires a generation: one
+    /// registration per session covers both.
+    signal: Event,
     live: Arc<Live>,
     metrics: Arc<Metrics>,
 }
@@ -48,7 +50,6 @@ pub struct Generation<R: Runtime> {
     pub(crate) pool: Arc<Pool<R>>,
     /// When its sessions must be drained by, once a reload replaced it.
     retire: OnceLock<Instant>,
-    retired: Event,
 }
 
 impl<R: Runtime> Generation<R> {
@@ -58,7 +59,6 @@ impl<R: Runtime> Generation<R> {
             pool: Pool::new(setup.config.pool.clone(), runtime.clone()),
             setup,
             retire: OnceLock::new(),
-            retired: Event::new(),
         }
     }
 
@@ -70,15 +70,6 @@ impl<R: Runtime> Generation<R> {
     /// This configuration.
     pub fn setup(&self) -> &Setup {
         &self.setup
-    }
-
-    /// Ready with the retire deadline once a reload replaced this generation.
-    pub(crate) fn poll_retired(
-        &self,
-        listener: &mut Option<EventListener>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<Instant> {
-        wait_for(&self.retired, listener, cx, || self.retire.get().copied())
     }
 }
 
@@ -122,7 +113,7 @@ impl<R: Runtime> Context<R> {
             current: RwLock::new(first),
             runtime,
             drain: OnceLock::new(),
-            drain_started: Event::new(),
+            signal: Event::new(),
             live: Arc::default(),
             metrics: Arc::default(),
         }
@@ -223,7 +214,7 @@ impl<R: Runtime> Context<R> {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = new;
         let deadline = self.runtime.now() + old.setup.config.timeouts.shutdown;
         let _ = old.retire.set(deadline);
-        old.retired.notify(usize::MAX);
+        self.signal.notify(usize::MAX);
         old.pool.close();
         info!(
             tunnels_kept = old.proxy.status(self.runtime.now()).tunnels,
@@ -246,7 +237,7 @@ impl<R: Runtime> Context<R> {
         let deadline = *self
             .drain
             .get_or_init(|| self.runtime.now() + self.config().timeouts.shutdown);
-        self.drain_started.notify(usize::MAX);
+        self.signal.notify(usize::MAX);
         for generation in self.live_generations() {
             generation.pool.close();
         }
@@ -275,8 +266,22 @@ impl<R: Runtime> Context<R> {
         listener: &mut Option<EventListener>,
         cx: &mut std::task::Context<'_>,
     ) -> Poll<Instant> {
-        wait_for(&self.drain_started, listener, cx, || {
-            self.drain.get().copied()
+        wait_for(&self.signal, listener, cx, || self.drain.get().copied())
+    }
+
+    /// Ready once draining started (if `want_drain`) or `generation` was retired (if
+    /// `want_retire`), with the deadlines of those that happened.
+    pub(crate) fn poll_signals(
+        &self,
+        generation: &Generation<R>,
+        (want_drain, want_retire): (bool, bool),
+        listener: &mut Option<EventListener>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<(Option<Instant>, Option<Instant>)> {
+        wait_for(&self.signal, listener, cx, || {
+            let drain = self.drain.get().copied().filter(|_| want_drain);
+            let retire = generation.retire.get().copied().filter(|_| want_retire);
+            (drain.is_some() || retire.is_some()).then_some((drain, retire))
         })
     }
 

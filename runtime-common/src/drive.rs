@@ -92,13 +92,11 @@ struct Sockets<'a, R: Runtime, C> {
     client: Peer<C>,
     upstream: Option<Upstream<UpstreamConn<R>>>,
     connecting: Option<Pin<Box<Dialing<'a, R>>>>,
-    /// The registration for the drain signal, while waiting for it.
-    drain: Option<EventListener>,
+    /// The registration for the drain and retirement signals, while waiting for them.
+    signal: Option<EventListener>,
     /// The drain deadline was delivered: no need to wait for it any more.
     drained: bool,
-    /// The registration for the generation's retirement (a reload replaced it).
-    retire: Option<EventListener>,
-    /// The generation retired: its sessions are drained by then.
+    /// The generation retired (a reload replaced it): its sessions are drained by then.
     retiring: Option<Instant>,
     /// A retirement drain was delivered.
     retire_sent: bool,
@@ -142,9 +140,8 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
             client: Peer::new(client),
             upstream: None,
             connecting: None,
-            drain: None,
+            signal: None,
             drained: false,
-            retire: None,
             retiring: None,
             retire_sent: false,
             armed: None,
@@ -208,15 +205,18 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
         mut timer: Pin<&mut R::Timer>,
         cx: &mut Cx<'_>,
     ) -> Poll<Wake> {
-        if !self.drained {
-            if let Poll::Ready(deadline) = self.ctx.poll_drain(&mut self.drain, cx) {
-                self.drained = true;
-                return Poll::Ready(Wake::Input(Input::Drain { deadline }));
-            }
-        }
-        if self.retiring.is_none() {
-            if let Poll::Ready(deadline) = self.generation.poll_retired(&mut self.retire, cx) {
-                self.retiring = Some(deadline);
+        let wanted = (!self.drained, self.retiring.is_none());
+        if wanted.0 || wanted.1 {
+            let generation = &self.generation;
+            let signals = self
+                .ctx
+                .poll_signals(generation, wanted, &mut self.signal, cx);
+            if let Poll::Ready((drain, retire)) = signals {
+                self.retiring = self.retiring.or(retire);
+                if let Some(deadline) = drain {
+                    self.drained = true;
+                    return Poll::Ready(Wake::Input(Input::Drain { deadline }));
+                }
             }
         }
         // A reload replaced this session's configuration: between requests it is

@@ -8,17 +8,20 @@
 //! | the drive loop: one [`proxy_core::Session`] over a client stream, an upstream connection, a timer, a dial and the drain signal | `drive.rs` |
 //! | per-side write queues, vectored writes, flush and shutdown steps, `Written` reports, the "cleanly idle" check for pooling | `peer.rs` |
 //! | the upstream keep-alive [`pool`] and its sweeper | `pool.rs` |
-//! | the [`Context`]: configuration, pool, graceful [`drain`](Context::drain), count of live connections | `context.rs` |
-//! | the accept loop with back-off and rate-limited error log ([`Context::serve_all`]) | `serve.rs` |
-//! | the [`access_log`] and the `switchyard.toml` [`config_file`] | |
+//! | the [`Context`]: the current configuration (a [`Generation`]: the core's `Proxy`, the [`Setup`], a pool), [`reload`](Context::reload), graceful [`drain`](Context::drain), count of live connections | `context.rs` |
+//! | the accept loop with back-off and rate-limited error log ([`Context::serve_all`]): per listener HTTP or layer 4 ([`ListenMode`]), TLS handshakes bounded by `client_head` | `serve.rs` |
+//! | rustls configurations: certificates picked by SNI, upstream roots ([`tls`]) | `tls.rs` |
+//! | Prometheus [`metrics`] and the admin listener ([`Context::serve_admin`]) | `metrics.rs`, `admin.rs` |
+//! | the [`access_log`] and the `switchyard.toml` [`config_file`] (and its [`reload`](config_file::reload)) | |
 //!
 //! Like the adapters, this crate makes no protocol decision: the session makes them
 //! all, and this crate only moves bytes, time and connection events.
 //!
 //! ## Writing an adapter
 //! An adapter supplies socket and timer glue only, through the small traits of
-//! [`runtime`]: a [`Runtime`] (clock, timer, resolve and dial, peer address and
-//! pool liveness check, spawn), [`Transport`] for its streams (poll-style read, write,
+//! [`runtime`]: a [`Runtime`] (clock, timer, resolve and dial, TLS handshakes over
+//! its TCP streams with its rustls crate, peer address and pool liveness check,
+//! spawn), [`Transport`] for its streams (poll-style read, write,
 //! flush and shutdown, all through `&self`), and [`Listener`] for its listener. It then
 //! offers `Context::new(config)`, [`Context::serve_connection`] per accepted stream
 //! and [`Context::serve_all`] over listeners, usually behind `serve`-style functions.
