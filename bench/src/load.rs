@@ -59,6 +59,9 @@ pub struct Record {
     pub backend_cpu: Option<f64>,
     /// Busy fraction of each core over the window (everything on the machine).
     pub cores_busy: Vec<f64>,
+    /// Softirq fraction of each core over the window (part of `cores_busy`).
+    #[serde(default)]
+    pub cores_softirq: Vec<f64>,
     pub loadavg: f64,
     pub errors: u64,
 }
@@ -168,6 +171,7 @@ impl Record {
             self.backend_cpu = Some((end.peers - start.peers) / seconds);
         }
         self.cores_busy = start.cores.busy_since(&end.cores);
+        self.cores_softirq = start.cores.softirq_since(&end.cores);
     }
 
     fn latencies(&mut self, histogram: &Histogram<u64>) {

@@ -55,9 +55,9 @@ pub fn rss_all(pids: &[u32]) -> io::Result<u64> {
     pids.iter().map(|&pid| rss_bytes(pid)).sum()
 }
 
-/// Busy and total ticks of each core (`cpuN` lines of /proc/stat).
+/// Busy, softirq and total ticks of each core (`cpuN` lines of /proc/stat).
 #[derive(Clone, Debug, Default)]
-pub struct CoreTimes(Vec<(u64, u64)>);
+pub struct CoreTimes(Vec<(u64, u64, u64)>);
 
 impl CoreTimes {
     pub fn read() -> CoreTimes {
@@ -76,9 +76,9 @@ impl CoreTimes {
                     .filter_map(|f| f.parse().ok())
                     .collect();
                 let total: u64 = ticks.iter().take(8).sum();
-                // idle (3) and iowait (4) are not busy.
-                let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
-                (total.saturating_sub(idle), total)
+                // idle (3) and iowait (4) are not busy; softirq is field 6.
+                let field = |i: usize| ticks.get(i).copied().unwrap_or(0);
+                (total.saturating_sub(field(3) + field(4)), field(6), total)
             })
             .collect();
         CoreTimes(cores)
@@ -86,15 +86,26 @@ impl CoreTimes {
 
     /// The busy fraction of each core between `self` (earlier) and `later`.
     pub fn busy_since(&self, later: &CoreTimes) -> Vec<f64> {
+        self.fraction_since(later, |&(busy, _, _)| busy)
+    }
+
+    /// The fraction of each core spent in softirqs between `self` and `later`. On
+    /// loopback, the receiving side's TCP processing runs as a softirq in the
+    /// sender's context and is not counted in the sender's own CPU time.
+    pub fn softirq_since(&self, later: &CoreTimes) -> Vec<f64> {
+        self.fraction_since(later, |&(_, softirq, _)| softirq)
+    }
+
+    fn fraction_since(&self, later: &CoreTimes, part: fn(&(u64, u64, u64)) -> u64) -> Vec<f64> {
         self.0
             .iter()
             .zip(&later.0)
-            .map(|(&(busy0, total0), &(busy1, total1))| {
-                let total = total1.saturating_sub(total0);
+            .map(|(before, after)| {
+                let total = after.2.saturating_sub(before.2);
                 if total == 0 {
                     0.0
                 } else {
-                    busy1.saturating_sub(busy0) as f64 / total as f64
+                    part(after).saturating_sub(part(before)) as f64 / total as f64
                 }
             })
             .collect()
