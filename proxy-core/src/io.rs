@@ -71,10 +71,17 @@ pub enum Input {
     },
     /// Dialling the upstream failed.
     UpstreamFailed(ConnectError),
-    /// Stop taking new work: finish what is in flight, close idle keep-alive
-    /// connections now and everything else by `deadline`.
+    /// Stop taking new work (shutdown): finish what is in flight, close idle
+    /// keep-alive connections now, send WebSocket tunnels Close 1001 now, and close
+    /// everything by `deadline`.
     Drain {
         /// When the session must be closed, whatever is still in flight.
+        deadline: std::time::Instant,
+    },
+    /// The configuration was replaced (reload): as `Drain`, except that an open
+    /// tunnel runs on untouched until `deadline`, and is drained only then.
+    Retire {
+        /// When open tunnels are drained.
         deadline: std::time::Instant,
     },
 }
@@ -172,6 +179,8 @@ pub enum TunnelEnd {
     ProtocolError(Side),
     /// A layer-4 tunnel found no upstream server to connect to.
     UpstreamUnavailable,
+    /// A layer-4 connection over a limit (connections, rate, tunnels) was closed at once.
+    Refused(crate::ProxyError),
 }
 
 /// One line of tunnel log, when it ends.

@@ -68,6 +68,8 @@ pub struct Session {
     /// When the connection last became idle between requests.
     idle_since: Instant,
     drain_deadline: Option<Instant>,
+    /// A reload retired this session's configuration: tunnels run until then.
+    retire_at: Option<Instant>,
 }
 
 impl Session {
@@ -110,6 +112,7 @@ impl Session {
             head_started: Some(now),
             idle_since: now,
             drain_deadline: None,
+            retire_at: None,
         };
         if let Some(group) = tcp_group {
             session.start_tcp(group);
@@ -135,6 +138,7 @@ impl Session {
                 }
             }
             Input::Drain { deadline } => self.on_drain(deadline),
+            Input::Retire { deadline } => self.on_retire(deadline),
         }
         self.pump();
     }
@@ -219,6 +223,9 @@ impl Session {
         };
         if matches!(self.state, State::Closed) {
             return None;
+        }
+        if let Some(deadline) = self.retire_at {
+            consider(deadline, Timer::Retire);
         }
         if let Some(deadline) = self.drain_deadline {
             consider(deadline, Timer::Drain);
@@ -362,6 +369,22 @@ impl Session {
         );
     }
 
+    /// Whether the session takes no new work (shutdown or reload): no keep-alive, no
+    /// new upgrades.
+    fn draining(&self) -> bool {
+        self.drain_deadline.is_some() || self.retire_at.is_some()
+    }
+
+    /// A reload: like a drain, except that tunnels run on untouched until `deadline`,
+    /// and only then get the drain (Close 1001, closed `fin` later).
+    fn on_retire(&mut self, deadline: Instant) {
+        if matches!(self.state, State::Tunnel(_)) {
+            self.retire_at = Some(self.retire_at.map_or(deadline, |d| d.min(deadline)));
+        } else {
+            self.on_drain(deadline);
+        }
+    }
+
     fn on_drain(&mut self, deadline: Instant) {
         self.drain_deadline = Some(self.drain_deadline.map_or(deadline, |d| d.min(deadline)));
         match &self.state {
@@ -427,6 +450,11 @@ impl Session {
             }
             Timer::Ping(_) | Timer::PongTimeout(_) => {
                 self.with_websocket(|ws, now, out| ws.on_timer(timer, now, out));
+            }
+            Timer::Retire => {
+                self.retire_at = None;
+                let deadline = self.now + self.config.timeouts.fin;
+                self.on_drain(deadline);
             }
             Timer::Drain => match self.state {
                 State::Tunnel(_) => self.end_tunnel(TunnelEnd::Drain),
@@ -504,7 +532,7 @@ impl Session {
         if let Some(refused) = self.refused {
             return self.fail(refused);
         }
-        if self.drain_deadline.is_some() && request.upgrade().is_some() {
+        if self.draining() && request.upgrade().is_some() {
             return self.fail(ProxyError::UpgradeWhileDraining);
         }
         let mut request = request;
@@ -621,15 +649,18 @@ impl Session {
     fn start_tcp(&mut self, group: &str) {
         self.head_started = None;
         self.state = State::ExpectTcpUpstream { since: self.now };
-        match self.proxy.find_group(group) {
-            Some(group) if self.refused.is_none() => {
-                self.group = group;
-                if self.choose_server() {
-                    self.connect(false);
-                    return;
-                }
+        if let Some(refused) = self.refused {
+            return self.end_tunnel(TunnelEnd::Refused(refused));
+        }
+        if !self.proxy.reserve_tunnel() {
+            return self.end_tunnel(TunnelEnd::Refused(ProxyError::TooManyTunnels));
+        }
+        self.tunnel_slot = true;
+        if let Some(group) = self.proxy.find_group(group) {
+            self.group = group;
+            if self.choose_server() {
+                return self.connect(false);
             }
-            _ => {}
         }
         self.end_tunnel(TunnelEnd::UpstreamUnavailable);
     }
@@ -778,6 +809,7 @@ impl Session {
     }
 
     fn on_response_head(&mut self, head: Bytes) {
+        let draining = self.draining();
         let State::Exchange(x) = &mut self.state else {
             return;
         };
@@ -814,7 +846,7 @@ impl Session {
             && x.request_body.is_done()
             && body != BodyKind::UntilClose
             && !dechunked
-            && self.drain_deadline.is_none()
+            && !draining
             // A client that half-closed after pipelining still gets every answer.
             && (!self.eof[Side::Client.index()] || !self.unread[Side::Client.index()].is_empty());
         x.upstream_reusable = response.upstream_keep_alive() && body != BodyKind::UntilClose;
@@ -902,7 +934,7 @@ impl Session {
         self.emit_request_log(status, None);
         self.release_upstream(reusable);
         self.release_tunnel_slot();
-        if keep_alive && self.drain_deadline.is_none() {
+        if keep_alive && !self.draining() {
             self.state = State::ExpectRequestHead(HeadReader::for_requests());
             self.idle_since = self.now;
             self.head_started = None;

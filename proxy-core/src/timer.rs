@@ -33,6 +33,9 @@ pub enum Timer {
     Linger,
     /// The drain deadline → close whatever is left.
     Drain,
+    /// A reload's deadline for tunnels of the old configuration → drain them
+    /// (WebSocket: Close 1001), closed `fin` later.
+    Retire,
     /// A WebSocket peer has been silent for `ping_interval` → the proxy pings it.
     Ping(crate::Side),
     /// A WebSocket peer did not answer the proxy's Ping → it is declared dead.

@@ -138,3 +138,27 @@ fn shared_counts_return_to_zero_however_sessions_end() {
         (0, 0, 0)
     );
 }
+
+#[test]
+fn tcp_sessions_count_as_tunnels_and_are_refused_over_the_limit() {
+    let mut config = Config::default();
+    config.limits.max_tunnels = 1;
+    config.upstreams.insert(
+        "tls".into(),
+        proxy_core::UpstreamGroup {
+            servers: vec!["backend:443".into()],
+            ..Default::default()
+        },
+    );
+    let proxy = Proxy::new(Arc::new(config));
+    let mut first = Sim::tcp(&proxy, "tls");
+    first.expect_connect();
+    first.upstream_connected();
+    assert_eq!(proxy.status(first.now()).tunnels, 1);
+    let second = Sim::tcp(&proxy, "tls");
+    assert!(second.is_closed());
+    let refused = second.events().iter().any(|e| {
+        matches!(e, proxy_core::Event::Tunnel(t) if t.end == proxy_core::TunnelEnd::Refused(proxy_core::ProxyError::TooManyTunnels))
+    });
+    assert!(refused, "the refusal says why");
+}

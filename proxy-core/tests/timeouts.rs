@@ -253,3 +253,18 @@ fn every_session_ends_when_time_runs_on() {
         assert_eq!(sim.outputs_after_close(), 0);
     }
 }
+
+#[test]
+fn retire_closes_idle_keep_alive_connections_at_once_and_ends_exchanges_with_close() {
+    let mut idle = connected(GET);
+    idle.upstream_sends(OK);
+    let deadline = idle.now() + secs(30);
+    idle.input(Input::Retire { deadline });
+    assert!(idle.is_closed());
+    let mut busy = connected(GET);
+    busy.input(Input::Retire {
+        deadline: busy.now() + secs(30),
+    });
+    busy.upstream_sends(OK);
+    assert!(busy.client_received_str().contains("Connection: close"));
+}

@@ -173,3 +173,18 @@ fn drain_closes_a_tunnel_at_the_deadline() {
     assert!(sim.is_closed());
     assert_eq!(tunnel_end(&sim), Some(TunnelEnd::Drain));
 }
+
+#[test]
+fn retire_lets_an_open_tunnel_run_until_its_deadline() {
+    let mut sim = tunnel(Config::default());
+    let deadline = sim.now() + Duration::from_secs(20);
+    sim.input(proxy_core::Input::Retire { deadline });
+    sim.advance(Duration::from_secs(19));
+    sim.client_sends(b"still here");
+    assert!(sim.upstream_received().ends_with(b"still here"));
+    assert!(!sim.is_closed());
+    sim.advance(Duration::from_secs(1));
+    // Drained at the deadline; a raw tunnel is closed within fin.
+    sim.advance(Duration::from_secs(30));
+    assert!(sim.is_closed());
+}

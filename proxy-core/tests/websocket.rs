@@ -351,3 +351,16 @@ fn the_pong_timeout_counts_from_when_the_ping_was_sent() {
     let close = decode_frames(sim.upstream_received()).pop().unwrap();
     assert_eq!(close.close_code(), Some(1001));
 }
+
+#[test]
+fn retire_sends_close_1001_at_its_deadline_not_before() {
+    let mut sim = websocket_tunnel(Config::default());
+    let deadline = sim.now() + secs(20);
+    sim.input(Input::Retire { deadline });
+    sim.advance(secs(19));
+    assert!(sim.client_received().is_empty());
+    sim.advance(secs(1));
+    let close = decode_frames(sim.client_received()).pop().unwrap();
+    assert_eq!(close.close_code(), Some(1001));
+    assert_eq!(&close.payload[2..], b"going away");
+}

@@ -12,7 +12,6 @@ use crate::runtime::{Conn, Runtime, Transport, Upstream as UpstreamConn};
 use crate::setup::ListenMode;
 use bytes::Bytes;
 use event_listener::EventListener;
-use proxy_core::timer::Timer;
 use proxy_core::{ClientInfo, ConnectError, Input, Output, Session, Side, Target};
 use std::borrow::Cow;
 use std::future::{poll_fn, Future};
@@ -27,9 +26,6 @@ use tracing::{debug, warn};
 
 /// After `Output::Close`, how long queued bytes may take to go out.
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
-/// A retired configuration's tunnels are drained at its deadline with this long to
-/// finish closing (WebSocket Close handshakes).
-const RETIRE_GRACE: Duration = Duration::from_secs(1);
 /// Largest single read; the session's flow control bounds the total.
 pub const MAX_READ: usize = 64 * 1024;
 
@@ -96,10 +92,8 @@ struct Sockets<'a, R: Runtime, C> {
     signal: Option<EventListener>,
     /// The drain deadline was delivered: no need to wait for it any more.
     drained: bool,
-    /// The generation retired (a reload replaced it): its sessions are drained by then.
-    retiring: Option<Instant>,
-    /// A retirement drain was delivered.
-    retire_sent: bool,
+    /// The generation's retirement (a reload replaced it) was delivered.
+    retired: bool,
     /// The deadline the timer is set to.
     armed: Option<Instant>,
     /// Which side is polled first this time, so neither starves the other.
@@ -142,8 +136,7 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
             connecting: None,
             signal: None,
             drained: false,
-            retiring: None,
-            retire_sent: false,
+            retired: false,
             armed: None,
             upstream_first: false,
             client_addr,
@@ -205,44 +198,32 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
         mut timer: Pin<&mut R::Timer>,
         cx: &mut Cx<'_>,
     ) -> Poll<Wake> {
-        let wanted = (!self.drained, self.retiring.is_none());
+        let wanted = (!self.drained, !self.retired);
         if wanted.0 || wanted.1 {
             let generation = &self.generation;
             let signals = self
                 .ctx
                 .poll_signals(generation, wanted, &mut self.signal, cx);
             if let Poll::Ready((drain, retire)) = signals {
-                self.retiring = self.retiring.or(retire);
                 if let Some(deadline) = drain {
                     self.drained = true;
                     return Poll::Ready(Wake::Input(Input::Drain { deadline }));
                 }
+                if let Some(deadline) = retire {
+                    // A reload replaced this session's configuration: the session
+                    // decides what that means (tunnels run on until the deadline).
+                    self.retired = true;
+                    return Poll::Ready(Wake::Input(Input::Retire { deadline }));
+                }
             }
         }
-        // A reload replaced this session's configuration: between requests it is
-        // drained at once; a tunnel runs on until the retirement deadline.
-        let retire_at = self.retiring.filter(|_| !self.retire_sent);
-        if let Some(deadline) = retire_at.filter(|_| between_requests(session)) {
-            self.retire_sent = true;
-            return Poll::Ready(Wake::Input(Input::Drain { deadline }));
-        }
-        let deadline = session.poll_timeout();
-        let wake_at = match (deadline, retire_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let wake_at = session.poll_timeout();
         if let Some(wake_at) = wake_at {
             if self.armed != Some(wake_at) {
                 R::reset_timer(timer.as_mut(), wake_at);
                 self.armed = Some(wake_at);
             }
             if R::poll_timer(timer.as_mut(), cx).is_ready() {
-                let now = self.ctx.runtime().now();
-                if retire_at.is_some_and(|at| at <= now) {
-                    self.retire_sent = true;
-                    let deadline = now + RETIRE_GRACE;
-                    return Poll::Ready(Wake::Input(Input::Drain { deadline }));
-                }
                 return Poll::Ready(Wake::Deadline);
             }
         }
@@ -402,20 +383,6 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
         })
         .await;
     }
-}
-
-/// Whether a session is between requests, or in one that cannot become a tunnel:
-/// draining it now costs nothing (a tunnel is drained only at the deadline). Read
-/// from the deadline the session waits for.
-fn between_requests(session: &Session) -> bool {
-    use Timer::*;
-    matches!(
-        session.next_timer(),
-        Some((
-            _,
-            ClientHead | KeepAliveIdle | RequestBodyRead | ResponseBodyRead | Linger
-        ))
-    )
 }
 
 /// Takes a pooled connection to `target` or dials a new one, with TLS if the

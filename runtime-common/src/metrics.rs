@@ -44,7 +44,7 @@ const REFUSALS: [(ProxyError, &str, &str); 3] = [
 ];
 
 /// Tunnel end reasons, as metric labels.
-const ENDS: [&str; 10] = [
+const ENDS: [&str; 11] = [
     "closed",
     "idle_timeout",
     "fin_timeout",
@@ -55,6 +55,7 @@ const ENDS: [&str; 10] = [
     "ping_timeout",
     "protocol_error",
     "upstream_unavailable",
+    "refused",
 ];
 const SIDES: [&str; 3] = ["", "client", "upstream"];
 
@@ -172,6 +173,13 @@ impl Metrics {
                 self.tunnel_duration.observe(t.duration);
                 let (end, side) = end_labels(t.end);
                 self.tunnels_closed[end][side].fetch_add(1, Relaxed);
+                // A layer-4 connection refused by a limit is logged like a 503.
+                if let TunnelEnd::Refused(error) = t.end {
+                    if let Some(i) = REFUSALS.iter().position(|(e, ..)| *e == error) {
+                        self.refused[i].fetch_add(1, Relaxed);
+                        self.refusal_log(i, 0, client, now);
+                    }
+                }
             }
         }
     }
@@ -395,6 +403,7 @@ fn end_labels(end: TunnelEnd) -> (usize, usize) {
         TunnelEnd::PingTimeout(s) => (7, side(s)),
         TunnelEnd::ProtocolError(s) => (8, side(s)),
         TunnelEnd::UpstreamUnavailable => (9, 0),
+        TunnelEnd::Refused(_) => (10, 0),
     }
 }
 
