@@ -59,7 +59,8 @@ pub struct Record {
     pub backend_cpu: Option<f64>,
     /// Busy fraction of each core over the window (everything on the machine).
     pub cores_busy: Vec<f64>,
-    /// Softirq fraction of each core over the window (part of `cores_busy`).
+    /// Softirq fraction of each core over the window (part of `cores_busy`). With
+    /// tick-based accounting it is also in the CPU time of the process it ran in.
     #[serde(default)]
     pub cores_softirq: Vec<f64>,
     pub loadavg: f64,

@@ -91,7 +91,8 @@ impl CoreTimes {
 
     /// The fraction of each core spent in softirqs between `self` and `later`. On
     /// loopback, the receiving side's TCP processing runs as a softirq in the
-    /// sender's context and is not counted in the sender's own CPU time.
+    /// sender's context (and, unless the kernel has CONFIG_IRQ_TIME_ACCOUNTING, in the
+    /// sender's own system time too).
     pub fn softirq_since(&self, later: &CoreTimes) -> Vec<f64> {
         self.fraction_since(later, |&(_, softirq, _)| softirq)
     }

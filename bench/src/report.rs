@@ -195,23 +195,11 @@ pub struct Options<'a> {
 
 pub fn run(options: &Options) -> io::Result<String> {
     let text = std::fs::read_to_string(options.input)?;
-    let mut records: Vec<Record> = text
+    let records: Vec<Record> = text
         .lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| serde_json::from_str(line).map_err(io::Error::other))
         .collect::<io::Result<_>>()?;
-    // The proxy's CPU includes the softirq time on its core: on loopback, what the
-    // proxy sends is received (TCP input, wake-ups) in softirqs run in its context,
-    // which the kernel counts apart from its own user + system time.
-    for record in &mut records {
-        if let Some(cpu) = record.proxy_cpu.as_mut() {
-            *cpu += record
-                .cores_softirq
-                .get(options.proxy_cpu)
-                .copied()
-                .unwrap_or(0.0);
-        }
-    }
     let markdown = render(&records, options);
     std::fs::write(options.markdown, &markdown)?;
     std::fs::write(options.csv, csv(&records))?;
@@ -306,9 +294,10 @@ fn render(records: &[Record], options: &Options) -> String {
     let _ = writeln!(md, "\n## Proxy CPU and machine load\n");
     let _ = writeln!(
         md,
-        "Proxy CPU is the proxy's own CPU time over the measured window plus the softirq \
-         time on its core (loopback TCP input of what it sends), in cores (1.00 = its \
-         core fully busy). *Other on core {core}* is what the rest of the machine ran on the \
+        "Proxy CPU is the proxy's own CPU time over the measured window, in cores (1.00 = \
+         its core fully busy); with tick-based CPU accounting (no \
+         CONFIG_IRQ_TIME_ACCOUNTING) it includes the softirqs run in its context, i.e. the \
+         loopback TCP input of what it sends. *Other on core {core}* is what the rest of the machine ran on the \
          proxy's core meanwhile (core busy − proxy), *load-gen core* how busy the load \
          generator's core was (load generator + backend + anything else); the load \
          generator and backend columns are their own CPU, in cores.\n",
