@@ -219,6 +219,15 @@ start_backend() {
   wait_port "$BACKEND_PORT"
 }
 
+# Pids whose parent is $1 (pgrep -P, without needing procps).
+children_of() {
+  local dir
+  for dir in /proc/[0-9]*; do
+    [ "$(awk '{print $4}' "$dir/stat" 2>/dev/null)" = "$1" ] && echo "${dir#/proc/}"
+  done
+  return 0
+}
+
 # Starts the proxy for $1 on the proxy core; sets PROXY_PID (what to stop) and
 # MEASURE_PIDS (whose CPU and RSS are the proxy's).
 start_target() {
@@ -250,7 +259,7 @@ start_target() {
   MEASURE_PIDS=$PROXY_PID
   if [ "$target" = nginx ]; then
     # The worker holds the connections; the master only supervises.
-    MEASURE_PIDS=$(pgrep -P "$PROXY_PID" | head -1)
+    MEASURE_PIDS=$(children_of "$PROXY_PID" | head -1)
   fi
 }
 
