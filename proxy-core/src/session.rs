@@ -70,6 +70,8 @@ pub struct Session {
     drain_deadline: Option<Instant>,
     /// A reload retired this session's configuration: tunnels run until then.
     retire_at: Option<Instant>,
+    /// Requests received on this connection so far.
+    requests: u32,
 }
 
 impl Session {
@@ -113,6 +115,7 @@ impl Session {
             idle_since: now,
             drain_deadline: None,
             retire_at: None,
+            requests: 0,
         };
         if let Some(group) = tcp_group {
             session.start_tcp(group);
@@ -388,8 +391,13 @@ impl Session {
     fn on_drain(&mut self, deadline: Instant) {
         self.drain_deadline = Some(self.drain_deadline.map_or(deadline, |d| d.min(deadline)));
         match &self.state {
+            // An idle kept-alive connection closes now. A new one that has not sent its
+            // first request yet may be about to: it is answered (with
+            // `Connection: close`) rather than cut, which a client could not retry.
             State::ExpectRequestHead(reader)
-                if reader.buffered() == 0 && self.unread[Side::Client.index()].is_empty() =>
+                if reader.buffered() == 0
+                    && self.unread[Side::Client.index()].is_empty()
+                    && self.requests > 0 =>
             {
                 self.close();
             }
@@ -525,6 +533,7 @@ impl Session {
     }
 
     fn on_request_head(&mut self, head: Bytes) {
+        self.requests = self.requests.saturating_add(1);
         let request = match RequestHead::parse(head, &self.config) {
             Ok(request) => request,
             Err(error) => return self.fail(error),

@@ -268,3 +268,23 @@ fn retire_closes_idle_keep_alive_connections_at_once_and_ends_exchanges_with_clo
     busy.upstream_sends(OK);
     assert!(busy.client_received_str().contains("Connection: close"));
 }
+
+#[test]
+fn drain_still_answers_the_first_request_of_a_new_connection() {
+    let mut sim = sim();
+    let deadline = sim.now() + secs(30);
+    sim.input(Input::Drain { deadline });
+    assert!(
+        !sim.is_closed(),
+        "a client that just connected may be sending its request"
+    );
+    sim.client_sends(GET);
+    sim.expect_connect();
+    sim.upstream_connected();
+    sim.upstream_sends(OK);
+    let client = sim.client_received_str();
+    assert!(
+        client.ends_with("hello") && client.contains("Connection: close"),
+        "{client}"
+    );
+}
