@@ -173,7 +173,11 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
                 self.abandon_dial();
                 if let Some(upstream) = self.upstream.take() {
                     if reusable && upstream.peer.state.reusable() {
-                        (self.generation.pool).put(&upstream.address, upstream.peer.io);
+                        (self.generation.pool).put_with_peer(
+                            &upstream.address,
+                            upstream.peer.io,
+                            self.upstream_addr,
+                        );
                     }
                 }
             }
@@ -398,20 +402,17 @@ async fn connect<R: Runtime>(
         None => Cow::Borrowed(&target.address),
     };
     if target.allow_pooled {
-        if let Some(stream) = generation.pool.take(&key) {
-            let peer = match &stream {
-                Conn::Plain(tcp) => R::peer_addr(tcp),
-                Conn::Tls(tls) => R::tls_peer_addr(tls),
-            };
+        // The peer address was stored when the connection was dialled: no
+        // `getpeername` per reuse.
+        if let Some((stream, peer)) = generation.pool.take_with_peer(&key) {
             return (key.into_owned(), Ok((stream, true, peer)));
         }
     }
     let key = key.into_owned();
-    let tcp = match dial(rt, &target.address).await {
-        Ok(tcp) => tcp,
+    let (tcp, peer) = match dial(rt, &target.address).await {
+        Ok(dialled) => dialled,
         Err(e) => return (key, Err(e)),
     };
-    let peer = R::peer_addr(&tcp);
     let Some(tls) = tls else {
         return (key, Ok((Conn::Plain(tcp), false, peer)));
     };
@@ -422,13 +423,17 @@ async fn connect<R: Runtime>(
     }
 }
 
-/// Tries every address `address` resolves to, in order.
-async fn dial<R: Runtime>(rt: &R, address: &str) -> Result<R::Tcp, ConnectError> {
+/// Tries every address `address` resolves to, in order; returns the connection and
+/// the address it was dialled to (its peer address, with no `getpeername`).
+async fn dial<R: Runtime>(
+    rt: &R,
+    address: &str,
+) -> Result<(R::Tcp, Option<SocketAddr>), ConnectError> {
     let addrs = (rt.resolve(address.to_owned()).await).map_err(|_| ConnectError::Unreachable)?;
     let mut last = ConnectError::Unreachable; // no address at all
     for addr in addrs {
         match rt.connect(addr).await {
-            Ok(stream) => return Ok(stream),
+            Ok(stream) => return Ok((stream, Some(addr))),
             Err(e) => last = connect_error(e),
         }
     }

@@ -10,6 +10,7 @@
 
 use crate::runtime::{sleep, Conn, Runtime, Upstream};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,8 @@ struct Inner<T> {
 struct Idle<T> {
     stream: T,
     since: Instant,
+    /// The peer address, kept from the dial so that reuse needs no `getpeername`.
+    peer: Option<SocketAddr>,
 }
 
 impl<R: Runtime> Pool<R> {
@@ -49,6 +52,11 @@ impl<R: Runtime> Pool<R> {
 
     /// The most recently pooled live connection to `address`, if any.
     pub fn take(&self, address: &str) -> Option<Upstream<R>> {
+        self.take_with_peer(address).map(|(stream, _)| stream)
+    }
+
+    /// [`Pool::take`], with the peer address the connection was pooled with.
+    pub fn take_with_peer(&self, address: &str) -> Option<(Upstream<R>, Option<SocketAddr>)> {
         let now = self.runtime.now();
         let mut dropped = Vec::new(); // closed after the lock is released
         let mut inner = self.lock();
@@ -56,7 +64,7 @@ impl<R: Runtime> Pool<R> {
         let mut found = None;
         while let Some(idle) = list.pop() {
             if self.alive(&idle, now) {
-                found = Some(idle.stream);
+                found = Some((idle.stream, idle.peer));
                 break;
             }
             dropped.push(idle);
@@ -70,12 +78,24 @@ impl<R: Runtime> Pool<R> {
     /// Keeps `stream` for a later request to `address`; the oldest idle connection
     /// goes if the address already has `max_idle`.
     pub fn put(self: &Arc<Self>, address: &str, stream: Upstream<R>) {
+        self.put_with_peer(address, stream, None);
+    }
+
+    /// [`Pool::put`], keeping `peer` (the address it was dialled to) with the
+    /// connection; [`Pool::take_with_peer`] hands it back.
+    pub fn put_with_peer(
+        self: &Arc<Self>,
+        address: &str,
+        stream: Upstream<R>,
+        peer: Option<SocketAddr>,
+    ) {
         if self.config.max_idle == 0 || self.config.idle_timeout.is_zero() {
             return;
         }
         let idle = Idle {
             stream,
             since: self.runtime.now(),
+            peer,
         };
         let mut inner = self.lock();
         if inner.closed {

@@ -11,8 +11,9 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
@@ -92,9 +93,21 @@ impl Runtime for Tokio {
         tls.with(|stream| stream.get_ref().0.peer_addr().ok())
     }
 
+    /// No system call for the usual case: the reactor's readiness says whether
+    /// anything (bytes or a FIN) arrived since the last read cleared it. Only when it
+    /// is readable does a one-byte peek tell EOF or unsolicited bytes from a stale
+    /// readiness (the peek's EAGAIN then clears it, inside `try_io`). The no-op waker
+    /// registers nothing anyone waits for: a pooled connection has no reader.
     fn is_quiet(tcp: &TcpStream) -> bool {
+        match tcp.poll_read_ready(&mut Context::from_waker(Waker::noop())) {
+            Poll::Pending => return true,
+            Poll::Ready(Err(_)) => return false,
+            Poll::Ready(Ok(())) => {}
+        }
         let mut probe = [MaybeUninit::uninit(); 1];
-        match socket2::SockRef::from(tcp).peek(&mut probe) {
+        match tcp.try_io(Interest::READABLE, || {
+            socket2::SockRef::from(tcp).peek(&mut probe)
+        }) {
             Err(e) => e.kind() == io::ErrorKind::WouldBlock,
             Ok(_) => false, // EOF (0) or unsolicited bytes
         }

@@ -16,7 +16,7 @@ use std::io::{self, IoSlice};
 use std::pin::{pin, Pin};
 use std::sync::Mutex;
 use std::task::{ready, Context, Poll};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, Interest};
 use tokio::net::TcpStream;
 
 /// Readiness first, then `try_*`: nothing is allocated until bytes are there.
@@ -27,8 +27,23 @@ impl Transport<Tokio> for TcpStream {
         loop {
             ready!(self.poll_read_ready(cx))?;
             let mut buf = BytesMut::with_capacity(max);
-            match self.try_read_buf(&mut buf) {
+            // A short read emptied the socket: the closure reports `WouldBlock` after
+            // keeping the bytes, so tokio clears the readiness now (as its own
+            // `poll_read` does) and the next read waits for the reactor instead of
+            // costing a `recvfrom` that fails with EAGAIN. (Readiness that came in
+            // meanwhile is kept: tokio clears only the event it read under.)
+            let mut short = false;
+            let result = self.try_io(Interest::READABLE, || {
+                let n = self.try_read_buf(&mut buf)?;
+                if n > 0 && n < max {
+                    short = true;
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            match result {
                 Ok(_) => return Poll::Ready(Ok(compact(buf))),
+                Err(_) if short => return Poll::Ready(Ok(compact(buf))),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue, // re-arms the waker
                 Err(e) => return Poll::Ready(Err(e)),
             }
