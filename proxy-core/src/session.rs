@@ -380,8 +380,12 @@ impl Session {
 
     /// A reload: like a drain, except that tunnels run on untouched until `deadline`,
     /// and only then get the drain (Close 1001, closed `fin` later).
+    /// A connection that has not sent its first request yet is kept too: it was
+    /// accepted just before the reload and may be sending it now; it is answered (with
+    /// `Connection: close`) rather than cut, which its client could not retry.
     fn on_retire(&mut self, deadline: Instant) {
-        if matches!(self.state, State::Tunnel(_)) {
+        let fresh = self.requests == 0 && matches!(self.state, State::ExpectRequestHead(_));
+        if fresh || matches!(self.state, State::Tunnel(_)) {
             self.retire_at = Some(self.retire_at.map_or(deadline, |d| d.min(deadline)));
         } else {
             self.on_drain(deadline);
@@ -391,13 +395,8 @@ impl Session {
     fn on_drain(&mut self, deadline: Instant) {
         self.drain_deadline = Some(self.drain_deadline.map_or(deadline, |d| d.min(deadline)));
         match &self.state {
-            // An idle kept-alive connection closes now. A new one that has not sent its
-            // first request yet may be about to: it is answered (with
-            // `Connection: close`) rather than cut, which a client could not retry.
             State::ExpectRequestHead(reader)
-                if reader.buffered() == 0
-                    && self.unread[Side::Client.index()].is_empty()
-                    && self.requests > 0 =>
+                if reader.buffered() == 0 && self.unread[Side::Client.index()].is_empty() =>
             {
                 self.close();
             }

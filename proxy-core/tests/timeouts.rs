@@ -270,10 +270,18 @@ fn retire_closes_idle_keep_alive_connections_at_once_and_ends_exchanges_with_clo
 }
 
 #[test]
-fn drain_still_answers_the_first_request_of_a_new_connection() {
+fn drain_closes_a_new_connection_that_sent_nothing() {
     let mut sim = sim();
     let deadline = sim.now() + secs(30);
     sim.input(Input::Drain { deadline });
+    assert!(sim.is_closed());
+}
+
+#[test]
+fn retire_still_answers_the_first_request_of_a_new_connection() {
+    let mut sim = sim();
+    let deadline = sim.now() + secs(30);
+    sim.input(Input::Retire { deadline });
     assert!(
         !sim.is_closed(),
         "a client that just connected may be sending its request"
