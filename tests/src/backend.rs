@@ -14,6 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -506,6 +507,17 @@ pub struct WsLog {
     pub pongs: Vec<Vec<u8>>,
     /// Connections that ended with an error (not a clean close).
     pub errors: Vec<String>,
+    /// TCP connections accepted.
+    pub accepted: usize,
+    /// Accepted connections whose handler has ended and whose socket is closed.
+    pub ended: usize,
+}
+
+impl WsLog {
+    /// Connections accepted and not yet ended (sockets the server still holds).
+    pub fn open(&self) -> usize {
+        self.accepted - self.ended
+    }
 }
 
 /// A WebSocket echo server: echoes Text and Binary messages, answers a Close with the
@@ -536,10 +548,15 @@ impl WsEcho {
         let accept = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let log = log2.clone();
+                log.lock().unwrap().accepted += 1;
                 tokio::spawn(async move {
-                    if let Err(e) = serve_ws(stream, log.clone()).await {
-                        log.lock().unwrap().errors.push(e.to_string());
+                    // `serve_ws` owns the stream: it is closed when it returns
+                    let result = serve_ws(stream, log.clone()).await;
+                    let mut l = log.lock().unwrap();
+                    if let Err(e) = result {
+                        l.errors.push(e.to_string());
                     }
+                    l.ended += 1;
                 });
             }
         });
@@ -560,6 +577,209 @@ impl WsEcho {
                 return log;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// How many body bytes each `/large` response of [`Backend::large_body`] managed to
+/// write so far, one counter per response in the order they started.
+#[derive(Clone, Default)]
+pub struct LargeWrites(Arc<Mutex<Vec<Arc<AtomicU64>>>>);
+
+impl LargeWrites {
+    /// Bytes of body written so far, per `/large` response.
+    pub fn written(&self) -> Vec<u64> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+impl Backend {
+    /// `GET /large…` is answered with `200` and a body of `body_len` bytes, written in
+    /// 64 KiB pieces for as long as the proxy takes them (what was written is counted in
+    /// the [`LargeWrites`]); every other request gets `200` with `<METHOD> <target>`.
+    /// The accepted sockets' send buffers are set to `send_buffer` bytes (if given) so
+    /// that what the kernel holds on the backend's side is small and known.
+    pub async fn large_body(body_len: u64, send_buffer: Option<u32>) -> (Backend, LargeWrites) {
+        let writes = LargeWrites::default();
+        let registry = writes.clone();
+        let backend = Backend::start(move |mut c| {
+            let registry = registry.clone();
+            async move {
+                if let Some(size) = send_buffer {
+                    crate::set_send_buffer(c.conn.stream(), size)?;
+                }
+                while let Some(req) = c.read_request().await? {
+                    if !req.target.starts_with("/large") {
+                        c.write(&http::ok(
+                            format!("{} {}", req.method, req.target).as_bytes(),
+                        ))
+                        .await?;
+                        continue;
+                    }
+                    let written = Arc::new(AtomicU64::new(0));
+                    registry.0.lock().unwrap().push(written.clone());
+                    c.write(
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {body_len}\r\n\r\n").as_bytes(),
+                    )
+                    .await?;
+                    let chunk = vec![b'z'; 64 * 1024];
+                    let mut left = body_len;
+                    while left > 0 {
+                        let piece = &chunk[..chunk.len().min(left as usize)];
+                        // not through `c.write`: the body is not recorded
+                        let n = tokio::io::AsyncWriteExt::write(c.conn.stream(), piece).await?;
+                        if n == 0 {
+                            return Err(io::ErrorKind::WriteZero.into());
+                        }
+                        written.fetch_add(n as u64, Ordering::Relaxed);
+                        left -= n as u64;
+                    }
+                }
+                Ok(())
+            }
+        })
+        .await;
+        (backend, writes)
+    }
+}
+
+/// A WebSocket (and HTTP) backend that can die as a killed process does: [`Mortal::kill`]
+/// closes its listener and every connection at once with a TCP reset (`SO_LINGER` 0),
+/// without a WebSocket Close or an HTTP answer.
+///
+/// WebSocket upgrades get a correct `101` and a tungstenite echo; any other request is
+/// read and held unanswered (to have a request in flight when the backend dies).
+pub struct Mortal {
+    /// Where it listens (until killed).
+    pub addr: SocketAddr,
+    kill: tokio::sync::watch::Sender<bool>,
+    counts: Arc<MortalCounts>,
+    accept: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct MortalCounts {
+    /// WebSocket tunnels established (after the 101).
+    tunnels: AtomicUsize,
+    /// Plain requests read and held.
+    held: AtomicUsize,
+    /// Connection tasks still holding their socket.
+    live: AtomicUsize,
+}
+
+impl Drop for Mortal {
+    fn drop(&mut self) {
+        let _ = self.kill.send(true);
+        self.accept.abort();
+    }
+}
+
+impl Mortal {
+    /// Starts the backend.
+    pub async fn start() -> Mortal {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind mortal backend");
+        let addr = listener.local_addr().unwrap();
+        let (kill, killed) = tokio::sync::watch::channel(false);
+        let counts = Arc::new(MortalCounts::default());
+        let counts2 = counts.clone();
+        let accept = tokio::spawn(async move {
+            let mut dead = killed.clone();
+            loop {
+                let stream = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(_) => continue,
+                    },
+                    _ = dead.wait_for(|k| *k) => return, // drops the listener
+                };
+                let _ = stream.set_nodelay(true);
+                // every close of this socket is now a reset
+                let _ = stream.set_zero_linger();
+                counts2.live.fetch_add(1, Ordering::SeqCst);
+                let counts = counts2.clone();
+                let mut dead = killed.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = serve_mortal(stream, counts.clone()) => {}
+                        _ = dead.wait_for(|k| *k) => {}
+                    }
+                    counts.live.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Mortal {
+            addr,
+            kill,
+            counts,
+            accept,
+        }
+    }
+
+    /// WebSocket tunnels established so far.
+    pub fn tunnels(&self) -> usize {
+        self.counts.tunnels.load(Ordering::SeqCst)
+    }
+
+    /// Plain requests read and held so far.
+    pub fn held(&self) -> usize {
+        self.counts.held.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `pred` holds, or `max` passed; returns whether it held.
+    pub async fn wait(&self, max: Duration, pred: impl Fn(&Mortal) -> bool) -> bool {
+        let start = Instant::now();
+        while !pred(self) {
+            if start.elapsed() >= max {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
+    /// Kills the backend: the listener is closed and every connection reset. Returns
+    /// once every socket is closed (at most 2 s; whether they all were).
+    pub async fn kill(&self) -> bool {
+        let _ = self.kill.send(true);
+        self.accept.abort();
+        self.wait(Duration::from_secs(2), |m| {
+            m.counts.live.load(Ordering::SeqCst) == 0
+        })
+        .await
+    }
+}
+
+async fn serve_mortal(stream: tokio::net::TcpStream, counts: Arc<MortalCounts>) {
+    let mut c = Conn::new(stream);
+    let Ok(Some(req)) = c.read_request().await else {
+        return;
+    };
+    if !req.head.has_token("upgrade", "websocket") {
+        counts.held.fetch_add(1, Ordering::SeqCst);
+        std::future::pending::<()>().await;
+    }
+    if c.write(&switching_protocols(&req)).await.is_err() {
+        return;
+    }
+    let (stream, rest) = c.into_parts();
+    let mut ws = tokio_tungstenite::WebSocketStream::from_partially_read(
+        stream,
+        rest,
+        tokio_tungstenite::tungstenite::protocol::Role::Server,
+        None,
+    )
+    .await;
+    counts.tunnels.fetch_add(1, Ordering::SeqCst);
+    while let Some(Ok(msg)) = ws.next().await {
+        if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+            return;
         }
     }
 }

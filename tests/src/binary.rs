@@ -93,8 +93,49 @@ impl Process {
     /// Starts `exe` with `args`, capturing its output, and waits (at most 5 s) until
     /// it accepts connections on `listen`.
     pub async fn spawn(exe: &Path, args: &[String], listen: SocketAddr) -> Process {
-        let mut child = Command::new(exe)
-            .args(args)
+        let mut cmd = Command::new(exe);
+        cmd.args(args);
+        Process::spawn_command(cmd, exe, listen).await
+    }
+
+    /// [`Process::spawn`] under a limit of `nofile` open files (soft and hard), set with
+    /// `prlimit --nofile=N:N` if it is installed, else with the shell's `ulimit -n`;
+    /// both exec the binary, so the pid is the binary's own.
+    pub async fn spawn_with_nofile(
+        exe: &Path,
+        args: &[String],
+        listen: SocketAddr,
+        nofile: u32,
+    ) -> Process {
+        let has_prlimit = std::process::Command::new("prlimit")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let mut cmd;
+        if has_prlimit {
+            cmd = Command::new("prlimit");
+            cmd.arg(format!("--nofile={nofile}:{nofile}"))
+                .arg("--")
+                .arg(exe);
+        } else {
+            cmd = Command::new("sh");
+            cmd.arg("-c")
+                .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+                .arg(exe);
+        }
+        cmd.args(args);
+        Process::spawn_command(cmd, exe, listen).await
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    async fn spawn_command(mut cmd: Command, exe: &Path, listen: SocketAddr) -> Process {
+        let mut child = cmd
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -554,6 +595,146 @@ pub async fn tls_listener_from_the_file_and_check_loads_certificates(exe: &Path)
         .await
         .unwrap();
     assert_eq!((r.status, r.body.as_str()), (200, "GET /secure"));
+    proc.sigterm();
+    let status = proc.wait_exit(Duration::from_secs(3)).await.unwrap();
+    assert!(
+        status.success(),
+        "exit status {status}; output:\n{}",
+        proc.output()
+    );
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // fields after the parenthesised command name: state is field 3, utime 14, stime 15
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let hz = rustix::param::clock_ticks_per_second();
+    Some(Duration::from_secs_f64(ticks as f64 / hz as f64))
+}
+
+/// Lines of `output` that report a failed accept.
+fn accept_failures(output: &str) -> usize {
+    output.matches("accept failed").count()
+}
+
+/// Under a limit of 64 open files, three WebSockets are open, then 100 more
+/// connections come and sit idle: the process runs out of descriptors and its accept
+/// fails. Then the failure is logged at most about once a second (no line per
+/// attempt), the accept loop backs off instead of spinning (the process uses little
+/// CPU meanwhile), the open WebSockets keep echoing, and once the extra connections
+/// close, new connections (HTTP and WebSocket) are served again without any help;
+/// SIGTERM still exits 0.
+pub async fn fd_exhaustion_logs_rarely_keeps_tunnels_and_recovers(exe: &Path) {
+    const NOFILE: u32 = 64;
+    const EXTRA: usize = 100;
+    const WINDOW: Duration = Duration::from_millis(2500);
+    let backend = Backend::http_and_websocket().await;
+    let listen = free_addr();
+    let file = tempfile::Builder::new()
+        .prefix("switchyard-fds-")
+        .suffix(".toml")
+        .tempfile()
+        .unwrap();
+    write_file(
+        &file,
+        &format!(
+            "listen = \"{listen}\"\nupstream = \"{}\"\n[timeouts]\nclient_head = \"30s\"\n\
+             keepalive_idle = \"30s\"\nlinger = \"300ms\"\nshutdown = \"1s\"\n",
+            backend.addr
+        ),
+    );
+    let args = ["--config".to_string(), file.path().display().to_string()];
+    let mut proc = Process::spawn_with_nofile(exe, &args, listen, NOFILE).await;
+    let pid = proc.pid().expect("running");
+    let mut tunnels = Vec::new();
+    for _ in 0..3 {
+        tunnels.push(websocket_roundtrip(listen).await);
+    }
+    let mut extra = Vec::new();
+    for i in 0..EXTRA {
+        // the listen backlog takes what the process cannot accept
+        extra.push(
+            tokio::net::TcpStream::connect(listen)
+                .await
+                .unwrap_or_else(|e| panic!("extra connection {i}: {e}")),
+        );
+    }
+    proc.wait_output("accept failed", Duration::from_secs(3))
+        .await
+        .expect("the descriptors ran out: an accept failure is logged");
+    let lines_before = accept_failures(&proc.output());
+    let cpu_before = cpu_time(pid);
+    let start = Instant::now();
+    for (i, t) in tunnels.iter_mut().enumerate() {
+        let text = format!("still here {i}");
+        t.send(Message::text(text.clone())).await.unwrap();
+        assert_eq!(
+            ws::next(t, Duration::from_secs(3)).await,
+            Some(Ok(Message::text(text))),
+            "tunnel {i} while the descriptors are exhausted"
+        );
+    }
+    tokio::time::sleep(WINDOW.saturating_sub(start.elapsed())).await;
+    let window = start.elapsed();
+    let output = proc.output();
+    let lines = accept_failures(&output) - lines_before;
+    let cpu = cpu_before
+        .zip(cpu_time(pid))
+        .map(|(before, after)| after.saturating_sub(before));
+    let first_line = output
+        .lines()
+        .find(|l| l.contains("accept failed"))
+        .unwrap_or_default();
+    eprintln!(
+        "fd exhaustion: {first_line:?}, then {lines} more such lines in {window:?}; CPU meanwhile {cpu:?}"
+    );
+    assert!(
+        lines as f64 <= window.as_secs_f64(),
+        "{lines} accept-failure lines in {window:?}: more than one a second; output:\n{output}"
+    );
+    if let Some(cpu) = cpu {
+        assert!(
+            cpu <= window / 4,
+            "the process used {cpu:?} of CPU in {window:?} while it could not accept: spinning?"
+        );
+    }
+    drop(extra);
+    let recovered = Instant::now();
+    loop {
+        let served = async {
+            let mut c = Conn::connect(listen).await.ok()?;
+            c.write(b"GET /again HTTP/1.1\r\nHost: example.test\r\n\r\n")
+                .await
+                .ok()?;
+            c.read_response("GET").await.ok()
+        };
+        match tokio::time::timeout(Duration::from_secs(1), served).await {
+            Ok(Some(r)) if r.status == 200 => break,
+            _ => assert!(
+                recovered.elapsed() < Duration::from_secs(5),
+                "no new connection served 5 s after the extra ones closed; output:\n{}",
+                proc.output()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "fd exhaustion: served again {:?} after the extra connections closed",
+        recovered.elapsed()
+    );
+    let mut fresh = websocket_roundtrip(listen).await;
+    fresh.close(None).await.unwrap();
+    for (i, t) in tunnels.iter_mut().enumerate() {
+        t.send(Message::text("after")).await.unwrap();
+        assert_eq!(
+            ws::next(t, Duration::from_secs(3)).await,
+            Some(Ok(Message::text("after"))),
+            "tunnel {i} after the recovery"
+        );
+    }
     proc.sigterm();
     let status = proc.wait_exit(Duration::from_secs(3)).await.unwrap();
     assert!(

@@ -178,6 +178,38 @@ pub fn test_config(upstream: SocketAddr) -> Config {
     c
 }
 
+/// Sets `SO_SNDBUF` of a connected stream to `bytes` (the kernel doubles it for its
+/// bookkeeping, and stops autotuning it), so that what it buffers is small and known.
+pub fn set_send_buffer(stream: &tokio::net::TcpStream, bytes: u32) -> io::Result<()> {
+    rustix::net::sockopt::set_socket_send_buffer_size(stream, bytes as usize).map_err(Into::into)
+}
+
+/// Raises this process's soft limit on open files to at least `wanted` if the hard
+/// limit allows (never lowers it); returns the soft limit now in force (`u64::MAX` for
+/// unlimited).
+pub fn raise_fd_limit(wanted: u64) -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let current = limit.current.unwrap_or(u64::MAX);
+    if current >= wanted {
+        return current;
+    }
+    let target = limit.maximum.map_or(wanted, |max| max.min(wanted));
+    if target > current
+        && setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(target),
+                maximum: limit.maximum,
+            },
+        )
+        .is_ok()
+    {
+        return target;
+    }
+    current
+}
+
 /// Runs one scenario future under [`SCENARIO_LIMIT`]; a timeout is a failure.
 pub async fn run_scenario<F: std::future::Future<Output = ()>>(name: &str, runtime: &str, f: F) {
     if tokio::time::timeout(SCENARIO_LIMIT, f).await.is_err() {
@@ -311,6 +343,16 @@ macro_rules! scenarios {
             shutdown_with_idle_keepalive_connection_returns_promptly,
             shutdown_lets_in_flight_request_finish,
             shutdown_ends_open_tunnel_by_deadline,
+            // reliability (issue 11), CI-sized
+            churn_two_thousand_websocket_cycles_leave_nothing_open,
+            five_hundred_concurrent_websockets_echo_and_close_cleanly,
+            slowloris_gets_408_at_client_head_while_others_are_served,
+            slow_readers_stall_the_upstream_while_others_are_served,
+            backend_death_gives_websockets_1014_and_in_flight_request_502,
+            upstream_refused_is_502_promptly,
+            upstream_blackholed_is_504_at_the_deadline,
+            upstream_connect_timeout_is_502_at_the_deadline,
+            malformed_flood_gets_4xx_or_close_and_reaches_no_backend,
         );
     };
 }

@@ -50,6 +50,8 @@ passes_without_proxy!(
     read_until_close_response_then_eof,
     tunnel_client_half_close,
     tunnel_upstream_half_close,
+    churn_two_thousand_websocket_cycles_leave_nothing_open,
+    five_hundred_concurrent_websockets_echo_and_close_cleanly,
 );
 
 /// Every listed scenario must fail (panic) when no proxy is there to do its job.
@@ -104,4 +106,6 @@ fail_without_proxy!(
     routes_by_host_and_prefix_with_strip,
     over_max_connections_gets_503,
     over_max_tunnels_gets_503,
+    backend_death_gives_websockets_1014_and_in_flight_request_502,
+    upstream_refused_is_502_promptly,
 );

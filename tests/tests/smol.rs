@@ -102,6 +102,17 @@ mod example {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn example_fd_exhaustion_logs_rarely_keeps_tunnels_and_recovers() {
+        let exe = exe();
+        switchyard_e2e::run_scenario(
+            "example_fd_exhaustion_logs_rarely_keeps_tunnels_and_recovers",
+            "switchyard-smol",
+            binary::fd_exhaustion_logs_rarely_keeps_tunnels_and_recovers(&exe),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn example_sighup_reloads_and_a_bad_file_is_rejected() {
         let exe = exe();
         switchyard_e2e::run_scenario(
