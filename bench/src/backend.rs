@@ -2,12 +2,24 @@
 //! a 13-byte body, and a WebSocket echo server on the same port (any request with
 //! `Upgrade: websocket`). One thread, so that it leaves the load generator's core
 //! mostly to the load generator.
+//!
+//! The soak harness (`soak`) needs three more answers, chosen by the request-target's
+//! start so that the benchmark's `GET /` and `GET /ws` never pay for more than a prefix
+//! comparison:
+//! - `GET /big?bytes=N`: a body of N bytes, streamed (the slow-reader scenario);
+//! - `GET /delay?ms=N`: the usual answer after N ms (requests in flight when the
+//!   backend is killed);
+//! - `GET /stats`: `{"connections":C,"requests":R}`, what this backend has accepted and
+//!   parsed so far, `/stats` itself not counted among the requests (the malformed flood
+//!   proves that nothing reached the backend).
 
 use crate::http::{head_end, invalid, parse_head};
 use crate::ws::{self, apply_mask, parse_header, write_header};
 use bytes::{Buf, BytesMut};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -18,8 +30,18 @@ const CLOSE_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent
 /// Largest single read on a WebSocket.
 const WS_READ: usize = 64 * 1024;
 
-pub async fn run(listen: SocketAddr) -> io::Result<()> {
-    let listener = crate::bind(listen)?;
+/// Connections accepted so far (read with `GET /stats`).
+static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+/// Request heads parsed so far, `GET /stats` excepted.
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// Largest `/delay` honoured, so that a typo cannot park a connection for hours.
+const MAX_DELAY_MS: u64 = 600_000;
+/// Chunk of zeros a `/big` body is written from.
+static BIG_CHUNK: [u8; 64 * 1024] = [0; 64 * 1024];
+
+pub async fn run(listen: SocketAddr, sndbuf: Option<u32>) -> io::Result<()> {
+    let listener = crate::bind_with_sndbuf(listen, sndbuf)?;
     eprintln!("backend: listening on {listen}");
     serve(listener).await
 }
@@ -35,6 +57,7 @@ async fn serve(listener: TcpListener) -> io::Result<()> {
             }
         };
         let _ = stream.set_nodelay(true);
+        CONNECTIONS.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             if let Err(e) = connection(stream).await {
                 if !matches!(
@@ -65,7 +88,23 @@ async fn connection(mut stream: TcpStream) -> io::Result<()> {
             if buf.len() < total {
                 break;
             }
+            let special = Special::of(&buf[..end]);
             buf.advance(total);
+            if !matches!(special, Some(Special::Stats)) {
+                REQUESTS.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(special) = special {
+                // Answered in order: whatever was already due goes first.
+                if !out.is_empty() {
+                    stream.write_all(&out).await?;
+                    out.clear();
+                }
+                special.answer(&mut stream).await?;
+                if head.connection_close {
+                    return stream.shutdown().await;
+                }
+                continue;
+            }
             if head.upgrade_websocket {
                 let key = head.ws_key.ok_or_else(|| invalid("no Sec-WebSocket-Key"))?;
                 out.extend_from_slice(
@@ -96,6 +135,70 @@ async fn connection(mut stream: TcpStream) -> io::Result<()> {
         buf.reserve(4096);
         if stream.read_buf(&mut buf).await? == 0 {
             return Ok(());
+        }
+    }
+}
+
+/// The soak harness's requests (see the module docs).
+#[derive(Debug, PartialEq, Eq)]
+enum Special {
+    Big(u64),
+    Delay(u64),
+    Stats,
+}
+
+impl Special {
+    /// Which special request `head` is, from its request line; `None` for every other.
+    fn of(head: &[u8]) -> Option<Special> {
+        let target = head.strip_prefix(b"GET /")?;
+        let number = |rest: &[u8]| -> Option<u64> {
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+        };
+        if let Some(rest) = target.strip_prefix(b"big?bytes=") {
+            number(rest).map(Special::Big)
+        } else if let Some(rest) = target.strip_prefix(b"delay?ms=") {
+            number(rest).map(|ms| Special::Delay(ms.min(MAX_DELAY_MS)))
+        } else if target.starts_with(b"stats ") {
+            Some(Special::Stats)
+        } else {
+            None
+        }
+    }
+
+    async fn answer(self, stream: &mut TcpStream) -> io::Result<()> {
+        match self {
+            Special::Big(bytes) => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {bytes}\r\n\
+                     Content-Type: application/octet-stream\r\n\r\n"
+                );
+                stream.write_all(head.as_bytes()).await?;
+                let mut left = bytes;
+                while left > 0 {
+                    let n = left.min(BIG_CHUNK.len() as u64) as usize;
+                    stream.write_all(&BIG_CHUNK[..n]).await?;
+                    left -= n as u64;
+                }
+                Ok(())
+            }
+            Special::Delay(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                stream.write_all(RESPONSE).await
+            }
+            Special::Stats => {
+                let body = format!(
+                    "{{\"connections\":{},\"requests\":{}}}",
+                    CONNECTIONS.load(Ordering::Relaxed),
+                    REQUESTS.load(Ordering::Relaxed)
+                );
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\
+                     Content-Type: application/json\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(response.as_bytes()).await
+            }
         }
     }
 }
@@ -180,5 +283,29 @@ async fn echo(mut stream: TcpStream, mut buf: BytesMut) -> io::Result<()> {
         if stream.read_buf(&mut buf).await? == 0 {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_requests_are_told_by_their_target() {
+        let of = |head: &str| Special::of(head.as_bytes());
+        assert_eq!(
+            of("GET /big?bytes=10485760 HTTP/1.1\r\n"),
+            Some(Special::Big(10 << 20))
+        );
+        assert_eq!(
+            of("GET /delay?ms=250 HTTP/1.1\r\n"),
+            Some(Special::Delay(250))
+        );
+        assert_eq!(of("GET /stats HTTP/1.1\r\n"), Some(Special::Stats));
+        assert_eq!(of("GET / HTTP/1.1\r\n"), None);
+        assert_eq!(of("GET /ws HTTP/1.1\r\n"), None);
+        assert_eq!(of("GET /statsx HTTP/1.1\r\n"), None);
+        assert_eq!(of("GET /big?bytes=x HTTP/1.1\r\n"), None);
+        assert_eq!(of("POST /stats HTTP/1.1\r\n"), None);
     }
 }

@@ -284,7 +284,7 @@ async fn http_connection(
     }
 }
 
-async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+pub(crate) async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
@@ -294,7 +294,10 @@ async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
 
 /// Opens a WebSocket: the handshake, checked. Returns the stream and any bytes that
 /// came after the 101's head.
-async fn ws_connect(addr: SocketAddr, rng: &mut Rng) -> io::Result<(TcpStream, BytesMut)> {
+pub(crate) async fn ws_connect(
+    addr: SocketAddr,
+    rng: &mut Rng,
+) -> io::Result<(TcpStream, BytesMut)> {
     let mut stream = connect(addr).await?;
     let key = ws::new_key(rng);
     stream
@@ -319,7 +322,7 @@ async fn ws_connect(addr: SocketAddr, rng: &mut Rng) -> io::Result<(TcpStream, B
 }
 
 /// A masked client frame carrying `payload`.
-fn client_frame(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+pub(crate) fn client_frame(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(payload.len() + 14);
     write_header(
         &mut frame,
@@ -336,7 +339,10 @@ fn client_frame(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
 
 /// Reads one whole server frame; returns its header, with the payload in `buf[..len]`
 /// (the caller advances).
-async fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<ws::Header> {
+pub(crate) async fn read_frame(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> io::Result<ws::Header> {
     loop {
         if let Some((header, n)) = parse_header(buf) {
             let total = n + header.len as usize;
@@ -350,7 +356,7 @@ async fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<ws
 }
 
 /// One echo round trip of `payload`: checks the echo and leaves `buf` past it.
-async fn echo_once(
+pub(crate) async fn echo_once(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     frame: &[u8],

@@ -6,9 +6,12 @@
 //! switchyard-bench http    --addr 127.0.0.1:28004 --target switchyard --pid 1234
 //! switchyard-bench ws-echo --addr ... ;  ws-bulk --addr ... ;  idle --addr ... --pid ...
 //! switchyard-bench report  --input raw.jsonl --markdown results.md --csv results.csv
+//! switchyard-bench soak churn --addr 127.0.0.1:29004 --target switchyard --pid 1234
+//! switchyard-bench soak report --input raw.jsonl --markdown results.md
 //! ```
 //!
-//! `bench/run.sh` drives all of it; see bench/README.md.
+//! `bench/run.sh` drives the benchmark and `bench/soak.sh` the soak and fault scenarios;
+//! see bench/README.md.
 
 mod backend;
 mod http;
@@ -16,6 +19,7 @@ mod load;
 mod procfs;
 mod relay;
 mod report;
+mod soak;
 mod ws;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +46,12 @@ enum Command {
     Backend {
         #[arg(long, default_value = "127.0.0.1:28000")]
         listen: SocketAddr,
+        /// SO_SNDBUF of every connection (set on the listener, which they inherit);
+        /// default: the kernel's autotuning. The soak's slow-reader backend sets a small
+        /// one so that the kernel memory of a thousand stalled responses is spent where
+        /// the test looks, between the proxy and its clients.
+        #[arg(long)]
+        sndbuf: Option<u32>,
     },
     /// Plain TCP relay (accept, dial, copy_bidirectional): the userspace copy floor.
     Relay {
@@ -101,6 +111,11 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         settle: f64,
     },
+    /// The soak and fault scenarios (issue 11), one JSON record per run, and their report.
+    Soak {
+        #[command(subcommand)]
+        scenario: soak::Soak,
+    },
     /// Waits until ADDR accepts a TCP connection.
     Wait {
         #[arg(long)]
@@ -128,7 +143,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Backend { listen } => block_on(backend::run(listen)),
+        Command::Backend { listen, sndbuf } => block_on(backend::run(listen, sndbuf)),
         Command::Relay {
             listen,
             upstream,
@@ -176,6 +191,7 @@ fn main() -> ExitCode {
             &common.clone(),
             block_on(load::idle(common, tunnels, concurrency, settle)),
         ),
+        Command::Soak { scenario } => soak::run(scenario),
         Command::Wait { addr, timeout } => wait(addr, timeout),
         Command::Report {
             input,
@@ -233,11 +249,22 @@ fn wait(addr: SocketAddr, timeout: f64) -> io::Result<()> {
 
 /// A listener with a deep backlog (the idle test opens thousands of connections).
 pub(crate) fn bind(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
+    bind_with_sndbuf(addr, None)
+}
+
+/// [`bind`], with an `SO_SNDBUF` that accepted connections inherit.
+pub(crate) fn bind_with_sndbuf(
+    addr: SocketAddr,
+    sndbuf: Option<u32>,
+) -> io::Result<tokio::net::TcpListener> {
     let socket = match addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
+    if let Some(size) = sndbuf {
+        socket.set_send_buffer_size(size)?;
+    }
     socket.bind(addr)?;
     socket.listen(4096)
 }

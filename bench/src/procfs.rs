@@ -120,3 +120,83 @@ pub fn loadavg() -> f64 {
         .and_then(|text| text.split_whitespace().next()?.parse().ok())
         .unwrap_or(f64::NAN)
 }
+
+/// Open file descriptors of `pid` (entries of /proc/PID/fd).
+pub fn open_fds(pid: u32) -> io::Result<usize> {
+    Ok(fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+}
+
+/// The soft `Max open files` limit of `pid`, from /proc/PID/limits (`None` if unlimited
+/// or unreadable).
+pub fn nofile_limit(pid: u32) -> Option<u64> {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The machine's TCP socket counters (the `TCP:` line of /proc/net/sockstat).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SockStat {
+    pub inuse: u64,
+    pub orphan: u64,
+    pub time_wait: u64,
+    /// Socket buffer memory, in pages (what `tcp_mem` limits).
+    pub mem_pages: u64,
+}
+
+impl SockStat {
+    pub fn read() -> SockStat {
+        let text = fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+        let mut stat = SockStat::default();
+        if let Some(line) = text.lines().find_map(|l| l.strip_prefix("TCP:")) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            for pair in fields.chunks_exact(2) {
+                let value = pair[1].parse().unwrap_or(0);
+                match pair[0] {
+                    "inuse" => stat.inuse = value,
+                    "orphan" => stat.orphan = value,
+                    "tw" => stat.time_wait = value,
+                    "mem" => stat.mem_pages = value,
+                    _ => {}
+                }
+            }
+        }
+        stat
+    }
+
+    /// Socket buffer memory in bytes (4 KiB pages).
+    pub fn mem_bytes(&self) -> u64 {
+        self.mem_pages * 4096
+    }
+}
+
+/// Kernel slab memory in use over all caches (`active_objs × objsize` of
+/// /proc/slabinfo), in bytes: where a socket's own structures live (`TCP`, `filp`,
+/// `sock_inode_cache`, epoll items, …). `None` when /proc/slabinfo is not readable
+/// (it is root-only).
+pub fn slab_bytes() -> Option<u64> {
+    let text = fs::read_to_string("/proc/slabinfo").ok()?;
+    let total = text
+        .lines()
+        .skip(2)
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            let active: u64 = fields.next()?.parse().ok()?;
+            let _total: u64 = fields.next()?.parse().ok()?;
+            let size: u64 = fields.next()?.parse().ok()?;
+            Some(active * size)
+        })
+        .sum();
+    Some(total)
+}
+
+/// The kernel's TCP memory thresholds in pages (`net.ipv4.tcp_mem`: low, pressure, max).
+pub fn tcp_mem_pages() -> Option<[u64; 3]> {
+    let text = fs::read_to_string("/proc/sys/net/ipv4/tcp_mem").ok()?;
+    let mut values = text.split_whitespace().filter_map(|v| v.parse().ok());
+    Some([values.next()?, values.next()?, values.next()?])
+}
