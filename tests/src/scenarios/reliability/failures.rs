@@ -61,7 +61,6 @@ pub async fn backend_death_gives_websockets_1014_and_in_flight_request_502(p: &d
         let r = tokio::time::timeout(STEP, request.read_response("GET")).await;
         (Instant::now(), r)
     });
-    tokio::time::sleep(Duration::from_millis(50)).await; // let them all start reading
     let killed = Instant::now();
     assert!(
         backend.kill().await,
@@ -175,16 +174,27 @@ async fn unreachable_peer() -> Option<(
     let listener = socket.listen(1).unwrap();
     let addr = listener.local_addr().unwrap();
     let mut fillers = Vec::new();
-    for _ in 0..8 {
+    // Two connects in a row that neither succeed nor fail within 300 ms (one could be
+    // merely slow on a loaded machine; on loopback two are not).
+    let mut stuck = 0;
+    for _ in 0..10 {
         match tokio::time::timeout(
             Duration::from_millis(300),
             tokio::net::TcpStream::connect(addr),
         )
         .await
         {
-            Ok(Ok(s)) => fillers.push(s),
+            Ok(Ok(s)) => {
+                fillers.push(s);
+                stuck = 0;
+            }
             Ok(Err(_)) => return None,
-            Err(_) => return Some((listener, fillers, addr)),
+            Err(_) => {
+                stuck += 1;
+                if stuck == 2 {
+                    return Some((listener, fillers, addr));
+                }
+            }
         }
     }
     None
