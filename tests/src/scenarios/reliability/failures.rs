@@ -18,11 +18,12 @@ const CLOSE_WITHIN: Duration = Duration::from_millis(500);
 /// (the backend read it and holds it) when the backend dies as if killed: its listener
 /// and every connection closed at once with a TCP reset. Every WebSocket client gets
 /// `Close 1014 "upstream went away"` within 500 ms (the target is 100 ms; the
-/// figures are printed), and the request in flight gets a `502` as promptly.
+/// figures are printed), and the request in flight gets a `502` as promptly. Once the
+/// clients close, `/metrics` (where served) shows nothing left open.
 pub async fn backend_death_gives_websockets_1014_and_in_flight_request_502(p: &dyn ProxyUnderTest) {
     let backend = Mortal::start().await;
-    let proxy = start(p, backend.addr).await;
-    let addr = proxy.addr;
+    let o = start_observed(p, test_config(backend.addr)).await;
+    let addr = o.proxy.addr;
     let conns = bounded(DYING_TUNNELS, 25, |i| async move {
         let mut c = ws_open(addr)
             .await
@@ -96,6 +97,8 @@ pub async fn backend_death_gives_websockets_1014_and_in_flight_request_502(p: &d
         request_latency <= CLOSE_WITHIN,
         "the 502 came {request_latency:?} after the backend died"
     );
+    // the clients have closed their ends: nothing may be left behind
+    super::wait_proxy_idle(&o, STEP).await.unwrap();
 }
 
 /// One request (or upgrade request) on a fresh connection: the status and how long

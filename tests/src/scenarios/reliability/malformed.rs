@@ -1,10 +1,10 @@
 //! A flood of malformed requests.
 
-use super::{bounded, spread};
+use super::{bounded, spread, start_observed, wait_proxy_idle};
 use crate::backend::Backend;
 use crate::http::Conn;
-use crate::scenarios::{exchange, get, start_with};
-use crate::ProxyUnderTest;
+use crate::scenarios::{exchange, get};
+use crate::{test_config, ProxyUnderTest};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -109,12 +109,14 @@ async fn flood_one(addr: SocketAddr, i: usize) -> Result<(Outcome, Duration), St
 /// bytes (left open or ended), valid heads cut short then ended, complete heads with
 /// random bytes in a field, a corrupted request line or a field without a colon. Each
 /// gets a `400` (or `408`, `414`, `431`) or a bare close, within 3 s, never anything
-/// else; the backend is not even connected to; and afterwards a normal request is
-/// served.
+/// else; the backend is not even connected to; afterwards a normal request is served
+/// and `/metrics` (where served) shows no connection left open.
 pub async fn malformed_flood_gets_4xx_or_close_and_reaches_no_backend(p: &dyn ProxyUnderTest) {
     let backend = Backend::ok().await;
-    let proxy = start_with(p, backend.addr, |c| c.timeouts.client_head = CLIENT_HEAD).await;
-    let addr = proxy.addr;
+    let mut config = test_config(backend.addr);
+    config.timeouts.client_head = CLIENT_HEAD;
+    let o = start_observed(p, config).await;
+    let addr = o.proxy.addr;
     let started = Instant::now();
     let outcomes = bounded(FLOOD, AT_ONCE, |i| flood_one(addr, i)).await;
     let mut statuses = std::collections::BTreeMap::<String, usize>::new();
@@ -146,9 +148,10 @@ pub async fn malformed_flood_gets_4xx_or_close_and_reaches_no_backend(p: &dyn Pr
         "the backend was connected to {} times during the flood",
         backend.connections().len()
     );
-    let r = exchange(&proxy, &get("/after-the-flood"), "GET").await;
+    let r = exchange(&o.proxy, &get("/after-the-flood"), "GET").await;
     assert_eq!(
         (r.status, r.text()),
         (200, "GET /after-the-flood".to_string())
     );
+    wait_proxy_idle(&o, BOUND).await.unwrap();
 }

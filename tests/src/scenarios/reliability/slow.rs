@@ -1,10 +1,10 @@
 //! Slow clients: slowloris heads and readers that never read.
 
-use super::{spread, STEP};
+use super::{spread, start_observed, wait_proxy_idle, STEP};
 use crate::backend::Backend;
 use crate::http::{parse_head, Conn};
-use crate::scenarios::{get, start_with};
-use crate::{ProxyUnderTest, RunningProxy};
+use crate::scenarios::get;
+use crate::{test_config, ProxyUnderTest, RunningProxy};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -129,11 +129,13 @@ async fn slowloris(addr: SocketAddr, i: usize) -> Result<Slow, String> {
 /// the deadline is not pushed back by each byte — and its connection is closed soon
 /// after, although it keeps sending. Meanwhile a normal client, on a fresh connection
 /// every 50 ms, keeps getting its `200`s within a bounded time, and the backend sees
-/// only the normal requests.
+/// only the normal requests. Afterwards `/metrics` (where served) shows nothing open.
 pub async fn slowloris_gets_408_at_client_head_while_others_are_served(p: &dyn ProxyUnderTest) {
     let backend = Backend::ok().await;
-    let proxy = start_with(p, backend.addr, |c| c.timeouts.client_head = CLIENT_HEAD).await;
-    let addr = proxy.addr;
+    let mut config = test_config(backend.addr);
+    config.timeouts.client_head = CLIENT_HEAD;
+    let o = start_observed(p, config).await;
+    let (proxy, addr) = (&o.proxy, o.proxy.addr);
     let slow: Vec<_> = (0..SLOW_CLIENTS)
         .map(|i| tokio::spawn(slowloris(addr, i)))
         .collect();
@@ -141,7 +143,7 @@ pub async fn slowloris_gets_408_at_client_head_while_others_are_served(p: &dyn P
     let mut latencies = Vec::new();
     while started.elapsed() < CLIENT_HEAD + Duration::from_millis(500) {
         let n = latencies.len();
-        latencies.push(normal_request(&proxy, n, "during the slowloris").await);
+        latencies.push(normal_request(proxy, n, "during the slowloris").await);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut answered = Vec::new();
@@ -189,6 +191,7 @@ pub async fn slowloris_gets_408_at_client_head_while_others_are_served(p: &dyn P
         "a slow head reached the backend: {targets:?}"
     );
     assert_eq!(targets.len(), latencies.len(), "requests the backend got");
+    wait_proxy_idle(&o, STEP).await.unwrap();
 }
 
 /// Readers that never read, the size of what they ask for, and the buffers of the
@@ -202,6 +205,8 @@ const SOCKET_BUFFER: u32 = 64 * 1024;
 /// the client does not take what it has), short of the whole body and within what the
 /// sockets' kernel buffers can hold — the proxy itself holds at most its
 /// `buffer_size`. Meanwhile normal clients keep getting their responses within 1 s.
+/// When the readers close, the proxy notices at once: `/metrics` (where served) soon
+/// shows nothing open.
 /// (The runtimes expose no count of buffered bytes; the backend's progress is the
 /// observable.)
 pub async fn slow_readers_stall_the_upstream_while_others_are_served(p: &dyn ProxyUnderTest) {
@@ -209,10 +214,10 @@ pub async fn slow_readers_stall_the_upstream_while_others_are_served(p: &dyn Pro
     // `send` well past the scenario, so that only flow control can stop the upstream
     // (at `send`, the proxy would close the stuck connections and the writes would stop
     // for that reason)
-    let proxy = start_with(p, backend.addr, |c| {
-        c.timeouts.send = Duration::from_secs(30)
-    })
-    .await;
+    let mut config = test_config(backend.addr);
+    config.timeouts.send = Duration::from_secs(30);
+    let o = start_observed(p, config).await;
+    let proxy = &o.proxy;
     let mut readers = Vec::new();
     for i in 0..SLOW_READERS {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -228,7 +233,7 @@ pub async fn slow_readers_stall_the_upstream_while_others_are_served(p: &dyn Pro
     let mut samples: Vec<(Instant, Vec<u64>)> = Vec::new();
     let stalled = loop {
         let n = latencies.len();
-        latencies.push(normal_request(&proxy, n, "with slow readers").await);
+        latencies.push(normal_request(proxy, n, "with slow readers").await);
         let now = Instant::now();
         let written = writes.written();
         let before = samples
@@ -246,7 +251,7 @@ pub async fn slow_readers_stall_the_upstream_while_others_are_served(p: &dyn Pro
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     for n in 0..10 {
-        latencies.push(normal_request(&proxy, 1000 + n, "with stalled readers").await);
+        latencies.push(normal_request(proxy, 1000 + n, "with stalled readers").await);
     }
     let max = stalled.iter().max().copied().unwrap_or_default();
     let total: u64 = stalled.iter().sum();
@@ -269,7 +274,10 @@ pub async fn slow_readers_stall_the_upstream_while_others_are_served(p: &dyn Pro
         slowest <= Duration::from_secs(1),
         "a normal request took {slowest:?} with slow readers"
     );
+    // Readers that go away with a response half sent are noticed at once (not at the
+    // `send` deadline): nothing is left open.
     drop(readers);
+    wait_proxy_idle(&o, STEP).await.unwrap();
 }
 
 /// The most a receiving plus a sending TCP socket can buffer here: the maxima of
