@@ -207,8 +207,9 @@ async fn unreachable_peer() -> Option<(
 const CONNECT: Duration = Duration::from_secs(1);
 
 /// The upstream cannot be reached (its SYNs are dropped: a listener with a full
-/// accept queue), with `upstream_connect = 1s`: a request gets a `502` between 0.9 s
-/// and 2 s, and where `/metrics` is served the failure is counted as a timeout.
+/// accept queue), with `upstream_connect = 1s`: a request and a WebSocket upgrade sent
+/// at the same time each get a `502` between 0.9 s and 2 s, and where `/metrics` is
+/// served both failures are counted as timeouts.
 pub async fn upstream_connect_timeout_is_502_at_the_deadline(p: &dyn ProxyUnderTest) {
     let (_listener, _fillers, addr) = unreachable_peer()
         .await
@@ -216,13 +217,19 @@ pub async fn upstream_connect_timeout_is_502_at_the_deadline(p: &dyn ProxyUnderT
     let mut config = test_config(addr);
     config.timeouts.upstream_connect = CONNECT;
     let o = start_observed(p, config).await;
-    let (status, took) = timed(&o.proxy, get("/unreachable"), CONNECT + STEP).await;
-    eprintln!("unreachable upstream: {status} after {took:?}");
-    assert_eq!(status, 502, "connect timeout");
-    assert!(
-        took >= CONNECT - Duration::from_millis(100) && took <= Duration::from_secs(2),
-        "502 after {took:?} with upstream_connect = {CONNECT:?}"
+    let within = CONNECT + STEP;
+    let (plain, upgrade) = tokio::join!(
+        timed(&o.proxy, get("/unreachable"), within),
+        timed(&o.proxy, upgrade_request("example.test"), within),
     );
+    eprintln!("unreachable upstream: request {plain:?}, upgrade {upgrade:?}");
+    for (what, (status, took)) in [("request", plain), ("upgrade", upgrade)] {
+        assert_eq!(status, 502, "{what}: connect timeout");
+        assert!(
+            took >= CONNECT - Duration::from_millis(100) && took <= Duration::from_secs(2),
+            "{what}: 502 after {took:?} with upstream_connect = {CONNECT:?}"
+        );
+    }
     if let Some(admin) = o.admin {
         let (_, text) = scrape(admin).await;
         assert_eq!(
@@ -230,7 +237,7 @@ pub async fn upstream_connect_timeout_is_502_at_the_deadline(p: &dyn ProxyUnderT
                 &text,
                 "switchyard_upstream_connect_failures_total{reason=\"timeout\"}"
             ),
-            Some(1),
+            Some(2),
             "{text}"
         );
     }
