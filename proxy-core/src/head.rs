@@ -5,6 +5,7 @@
 //! invites desynchronisation, so a bare LF anywhere in a head is an error here.
 
 use bytes::{Bytes, BytesMut};
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 /// Why a head could not be collected.
@@ -230,6 +231,33 @@ pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
 }
 
 /// Whether `b` may appear in a field value (RFC 9110 §5.5: VCHAR, obs-text, SP, HTAB).
+/// Up to this many headers are parsed into room on the stack: a head costs no
+/// allocation, and nothing is zeroed first.
+const STACK_HEADERS: usize = 128;
+
+/// Uninitialised room on the stack for the headers httparse parses.
+pub(crate) type HeaderRoom<'b> = [MaybeUninit<httparse::Header<'b>>; STACK_HEADERS];
+
+/// An empty [`HeaderRoom`].
+pub(crate) fn header_room<'b>() -> HeaderRoom<'b> {
+    [MaybeUninit::uninit(); STACK_HEADERS]
+}
+
+/// `n` headers' worth of `stack`, or of `heap` if `n` is over [`STACK_HEADERS`].
+pub(crate) fn headers_up_to<'a, 'b>(
+    stack: &'a mut HeaderRoom<'b>,
+    heap: &'a mut Vec<MaybeUninit<httparse::Header<'b>>>,
+    n: usize,
+) -> &'a mut [MaybeUninit<httparse::Header<'b>>] {
+    match stack.get_mut(..n) {
+        Some(room) => room,
+        None => {
+            heap.resize(n, MaybeUninit::uninit());
+            heap
+        }
+    }
+}
+
 pub(crate) fn is_field_value_byte(b: u8) -> bool {
     b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
 }

@@ -68,6 +68,7 @@ pub mod framing;
 mod head;
 pub mod hop_by_hop;
 mod io;
+mod outputs;
 mod proxy;
 pub mod request;
 pub mod response;

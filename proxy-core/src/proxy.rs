@@ -105,7 +105,7 @@ impl Proxy {
     }
 
     /// Admits a new client connection, or says which limit it is over.
-    pub(crate) fn admit(&self, ip: Option<IpAddr>, now: Instant) -> Result<Admission, ProxyError> {
+    pub(crate) fn admit(&self, ip: Option<IpAddr>, now: Instant) -> Result<(), ProxyError> {
         let limits = &self.shared.config.limits;
         let mut state = self.lock();
         if limits.max_connections > 0 && state.connections >= limits.max_connections {
@@ -124,13 +124,13 @@ impl Proxy {
             *state.per_ip.entry(ip).or_insert(0) += 1;
         }
         state.connections += 1;
-        Ok(Admission { ip })
+        Ok(())
     }
 
-    pub(crate) fn release_connection(&self, admission: Admission) {
+    pub(crate) fn release_connection(&self, ip: Option<IpAddr>) {
         let mut state = self.lock();
         state.connections = state.connections.saturating_sub(1);
-        if let Some(ip) = admission.ip {
+        if let Some(ip) = ip {
             if let Some(count) = state.per_ip.get_mut(&ip) {
                 *count -= 1;
                 if *count == 0 {
@@ -179,12 +179,6 @@ impl Proxy {
     pub(crate) fn server_failed(&self, id: &ServerId, now: Instant) {
         self.lock().groups.failed(id, now);
     }
-}
-
-/// A client connection counted against the limits, until released.
-#[derive(Debug)]
-pub(crate) struct Admission {
-    ip: Option<IpAddr>,
 }
 
 /// Token bucket: `rate` tokens per second, bursts of `rate`. Full buckets are pruned

@@ -2,12 +2,13 @@
 //! the upstream gets.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use std::io::Write;
 use std::ops::Range;
 
 use crate::config::Config;
 use crate::error::ProxyError;
 use crate::framing::{self, BodyKind};
-use crate::head::{is_field_value_byte, Fields};
+use crate::head::{header_room, headers_up_to, is_field_value_byte, Fields};
 use crate::hop_by_hop;
 use crate::io::ClientInfo;
 use crate::upgrade::{self, UpgradeOffer};
@@ -32,9 +33,10 @@ impl RequestHead {
     /// Parses and checks a complete head (as collected up to its empty line).
     pub fn parse(head: Bytes, config: &Config) -> Result<RequestHead, ProxyError> {
         let limits = &config.limits;
-        let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-        let mut request = httparse::Request::new(&mut headers);
-        let (method, target, http10) = match request.parse(&head) {
+        let (mut stack, mut heap) = (header_room(), Vec::new());
+        let headers = headers_up_to(&mut stack, &mut heap, limits.max_headers);
+        let mut request = httparse::Request::new(&mut []);
+        let (method, target, http10) = match request.parse_with_uninit_headers(&head, headers) {
             Ok(httparse::Status::Complete(_)) => {
                 let method = request.method.unwrap_or_default();
                 let target = request.path.unwrap_or_default();
@@ -165,23 +167,26 @@ impl RequestHead {
         let forwarded = &config.forwarded;
         // List fields the proxy adds its hop to: every earlier value, then its own, in
         // one field where the first one was (RFC 9110 §5.3), or at the end.
-        let mut appended: Vec<(&[u8], Vec<u8>, bool)> = Vec::new();
+        // (On the stack: forwarding a head allocates only its output.)
+        let mut ip = [0u8; 48];
+        let mut xff = None;
         if let Some(addr) = client.addr.filter(|_| forwarded.x_forwarded_for) {
-            appended.push((
-                b"X-Forwarded-For",
-                addr.ip().to_string().into_bytes(),
-                false,
-            ));
+            let mut rest = &mut ip[..];
+            if write!(rest, "{}", addr.ip()).is_ok() {
+                let len = 48 - rest.len();
+                xff = Some(&ip[..len]);
+            }
         }
-        if forwarded.via {
-            // RFC 9110 §7.6.3: a gateway MUST add Via to the requests it forwards.
-            let hop: &[u8] = if self.http10 {
-                b"1.0 switchyard"
-            } else {
-                b"1.1 switchyard"
-            };
-            appended.push((b"Via", hop.to_vec(), false));
-        }
+        // RFC 9110 §7.6.3: a gateway MUST add Via to the requests it forwards.
+        let via: &[u8] = if self.http10 {
+            b"1.0 switchyard"
+        } else {
+            b"1.1 switchyard"
+        };
+        let mut appended: [Appended; 2] = [
+            (b"X-Forwarded-For", xff, false),
+            (b"Via", forwarded.via.then_some(via), false),
+        ];
         let mut out = BytesMut::with_capacity(self.fields.bytes.len() + 128);
         out.put_slice(self.method());
         out.put_u8(b' ');
@@ -210,9 +215,9 @@ impl RequestHead {
                     }
                     length_written = true;
                 }
-            } else if let Some((canonical, own, written)) = appended
+            } else if let Some((canonical, Some(own), written)) = appended
                 .iter_mut()
-                .find(|(n, _, _)| name.eq_ignore_ascii_case(n))
+                .find(|(n, own, _)| own.is_some() && name.eq_ignore_ascii_case(n))
             {
                 if !*written {
                     let mut combined = BytesMut::new();
@@ -235,8 +240,8 @@ impl RequestHead {
             let host = self.target_authority.as_deref().unwrap_or(fallback_host);
             put_field(&mut out, b"Host", host);
         }
-        for (canonical, own, written) in &appended {
-            if !written {
+        for (canonical, own, written) in appended {
+            if let (Some(own), false) = (own, written) {
                 put_field(&mut out, canonical, own);
             }
         }
@@ -254,6 +259,10 @@ impl RequestHead {
         out.freeze()
     }
 }
+
+/// A list field the proxy adds its hop to: the name, its value (if configured) and
+/// whether it was written yet.
+type Appended<'a> = (&'static [u8], Option<&'a [u8]>, bool);
 
 pub(crate) fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(name);

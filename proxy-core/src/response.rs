@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::config::Limits;
 use crate::error::ProxyError;
 use crate::framing::{self, BodyKind};
-use crate::head::{is_field_value_byte, Fields};
+use crate::head::{header_room, headers_up_to, is_field_value_byte, Fields};
 use crate::hop_by_hop;
 use crate::request::put_field;
 
@@ -33,9 +33,15 @@ pub struct ClientFraming {
 impl ResponseHead {
     /// Parses and checks a complete head.
     pub fn parse(head: Bytes, limits: &Limits) -> Result<ResponseHead, ProxyError> {
-        let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-        let mut response = httparse::Response::new(&mut headers);
-        let (status, http10) = match response.parse(&head) {
+        let (mut stack, mut heap) = (header_room(), Vec::new());
+        let headers = headers_up_to(&mut stack, &mut heap, limits.max_headers);
+        let mut response = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            &head,
+            headers,
+        );
+        let (status, http10) = match parsed {
             Ok(httparse::Status::Complete(_)) => (
                 response.code.unwrap_or_default(),
                 response.version == Some(0),

@@ -3,7 +3,6 @@
 //! The states and their transitions are described in [`crate::state`]; this file has
 //! one short step function per state, plus the input, timer and output plumbing.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,8 @@ use crate::error::{error_response, ProxyError};
 use crate::framing::{BodyKind, BodyReader};
 use crate::head::{HeadError, HeadReader};
 use crate::io::{ClientInfo, Event, Input, Output, RequestLog, Side, Target, TunnelEnd, TunnelLog};
-use crate::proxy::{Admission, Proxy};
+use crate::outputs::Outputs;
+use crate::proxy::Proxy;
 use crate::request::RequestHead;
 use crate::response::{ClientFraming, ResponseHead};
 use crate::routing;
@@ -41,8 +41,9 @@ pub struct Session {
     proxy: Proxy,
     config: Arc<Config>,
     client: ClientInfo,
-    /// Counted against the connection limits until the session ends.
-    admission: Option<Admission>,
+    /// Counted against the connection limits (for `client.addr`) until the session
+    /// ends.
+    admitted: bool,
     /// Over a connection limit: the first request gets this error.
     refused: Option<ProxyError>,
     /// The upstream group of the current request, and its servers tried so far.
@@ -53,7 +54,7 @@ pub struct Session {
     /// A tunnel slot is reserved (upgrade in flight, or tunnel open).
     tunnel_slot: bool,
     state: State,
-    outputs: VecDeque<Output>,
+    outputs: Outputs,
     now: Instant,
     /// Bytes read but not yet consumed, per source side (pipelined or held bytes).
     unread: [Bytes; 2],
@@ -90,22 +91,22 @@ impl Session {
         tcp_group: Option<&str>,
     ) -> Session {
         let config = proxy.config().clone();
-        let (admission, refused) = match proxy.admit(client.addr.map(|a| a.ip()), now) {
-            Ok(admission) => (Some(admission), None),
-            Err(error) => (None, Some(error)),
+        let (admitted, refused) = match proxy.admit(client.addr.map(|a| a.ip()), now) {
+            Ok(()) => (true, None),
+            Err(error) => (false, Some(error)),
         };
         let mut session = Session {
             proxy,
             config,
             client,
-            admission,
+            admitted,
             refused,
             group: 0,
             tried: Vec::new(),
             server: None,
             tunnel_slot: false,
             state: State::ExpectRequestHead(HeadReader::for_requests()),
-            outputs: VecDeque::new(),
+            outputs: Outputs::default(),
             now,
             unread: [Bytes::new(), Bytes::new()],
             eof: [false; 2],
@@ -162,13 +163,7 @@ impl Session {
 
     /// The next thing for the runtime to do, in order.
     pub fn poll_output(&mut self) -> Option<Output> {
-        let output = self.outputs.pop_front();
-        if output.is_none() && self.outputs.capacity() > 4 {
-            // A burst (an error response, a log line) is over: an idle session keeps
-            // only a small queue.
-            self.outputs = VecDeque::new();
-        }
-        output
+        self.outputs.pop_front()
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next, if ever.
@@ -208,6 +203,11 @@ impl Session {
             }
             _ => false,
         }
+    }
+
+    /// The client this session serves, as given when it started.
+    pub fn client(&self) -> &ClientInfo {
+        &self.client
     }
 
     /// Whether the session is over (`Close` was emitted).
@@ -1244,8 +1244,9 @@ impl Drop for Session {
         if let Some(server) = self.server.take() {
             self.proxy.release_server(&server);
         }
-        if let Some(admission) = self.admission.take() {
-            self.proxy.release_connection(admission);
+        if std::mem::take(&mut self.admitted) {
+            self.proxy
+                .release_connection(self.client.addr.map(|a| a.ip()));
         }
     }
 }

@@ -73,7 +73,7 @@ enum State {
     /// Holding a control frame until `need` more bytes arrive.
     Control {
         frame: BytesMut,
-        need: usize,
+        need: u8,
         opcode: u8,
         mask: Option<[u8; 4]>,
     },
@@ -142,9 +142,9 @@ impl FrameRelay {
                     return Ok(Some(Step::Forward(input.split_to(take))));
                 }
                 State::Control { frame, need, .. } => {
-                    let take = (*need).min(input.len());
+                    let take = usize::from(*need).min(input.len());
                     frame.extend_from_slice(&input.split_to(take));
-                    *need -= take;
+                    *need -= take as u8; // at most `need`
                 }
                 State::Header { header, have } => {
                     let header_bytes = if *have == 0 && input.len() >= header_len(input) {
@@ -190,7 +190,7 @@ impl FrameRelay {
                 frame.extend_from_slice(&header_bytes);
                 self.state = State::Control {
                     frame,
-                    need: h.length as usize,
+                    need: h.length as u8, // at most 125, checked above
                     opcode: h.opcode,
                     mask: h.mask,
                 };

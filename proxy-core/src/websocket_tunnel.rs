@@ -22,6 +22,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::io::{Output, Side, TunnelEnd};
+use crate::outputs::Outputs;
 use crate::timer::Timer;
 use crate::websocket::{self, FrameRelay, Step};
 use crate::Config;
@@ -29,13 +30,13 @@ use crate::Config;
 /// Where the tunnel's sends go: straight into the session's output queue (so relaying
 /// allocates nothing), counted per destination for flow control.
 pub(crate) struct Sends<'a> {
-    outputs: &'a mut VecDeque<Output>,
+    outputs: &'a mut Outputs,
     /// Bytes sent towards each side (by `Side::index`).
     pub(crate) bytes: [usize; 2],
 }
 
 impl<'a> Sends<'a> {
-    pub(crate) fn new(outputs: &'a mut VecDeque<Output>) -> Self {
+    pub(crate) fn new(outputs: &'a mut Outputs) -> Self {
         Sends {
             outputs,
             bytes: [0; 2],
@@ -62,8 +63,9 @@ struct Closing {
 pub(crate) struct WebSocketTunnel {
     /// Frame tracking of the bytes each side sends.
     relay: [FrameRelay; 2],
-    /// The proxy's frames waiting for a boundary in the stream towards each side.
-    inject: [VecDeque<Bytes>; 2],
+    /// The proxy's frames waiting for a boundary in the stream towards a side, in
+    /// order. One deque for both sides, freed once sent: an idle tunnel holds none.
+    inject: VecDeque<(Side, Bytes)>,
     /// The payload of the proxy's unanswered Ping to each side, and when it was sent.
     ping: [Option<([u8; 8], Option<Instant>)>; 2],
     /// When each side last sent anything.
@@ -85,7 +87,7 @@ impl WebSocketTunnel {
                 FrameRelay::new(true, extensions),
                 FrameRelay::new(false, extensions),
             ],
-            inject: [VecDeque::new(), VecDeque::new()],
+            inject: VecDeque::new(),
             ping: [None, None],
             heard_at: [now; 2],
             eof: [false; 2],
@@ -191,11 +193,8 @@ impl WebSocketTunnel {
             Timer::Ping(side) => {
                 let payload = self.random().to_be_bytes();
                 let mask = self.mask_towards(side);
-                self.inject[side.index()].push_back(websocket::encode_control(
-                    websocket::OP_PING,
-                    &payload,
-                    mask,
-                ));
+                let ping = websocket::encode_control(websocket::OP_PING, &payload, mask);
+                self.inject.push_back((side, ping));
                 self.ping[side.index()] = Some((payload, None));
                 self.flush(side, now, out);
             }
@@ -280,7 +279,7 @@ impl WebSocketTunnel {
     /// stops mid-frame must never get a frame of the proxy's inserted later.
     fn start_closing(&mut self, end: TunnelEnd, now: Instant) {
         if self.closing.is_none() {
-            self.inject = [VecDeque::new(), VecDeque::new()];
+            self.inject = VecDeque::new();
         }
         self.closing.get_or_insert(Closing {
             awaiting: [false; 2],
@@ -298,7 +297,7 @@ impl WebSocketTunnel {
             return;
         }
         let mask = self.mask_towards(to);
-        self.inject[i].push_back(websocket::encode_close(code, reason, mask));
+        (self.inject).push_back((to, websocket::encode_close(code, reason, mask)));
         if let Some(closing) = &mut self.closing {
             closing.awaiting[i] = true;
         }
@@ -307,10 +306,16 @@ impl WebSocketTunnel {
     /// Sends the proxy's queued frames towards `to` if that stream is at a boundary.
     fn flush(&mut self, to: Side, now: Instant, out: &mut Sends<'_>) {
         let i = to.index();
-        if self.relay[to.peer().index()].at_boundary() && !self.inject[i].is_empty() {
-            for frame in self.inject[i].drain(..) {
-                out.push(to, frame);
+        let queued = self.inject.iter().any(|&(side, _)| side == to);
+        if queued && self.relay[to.peer().index()].at_boundary() {
+            let mut others = VecDeque::new();
+            for (side, frame) in std::mem::take(&mut self.inject) {
+                match side == to {
+                    true => out.push(to, frame),
+                    false => others.push_back((side, frame)),
+                }
             }
+            self.inject = others;
             // A Ping's answer is due from when it was sent, not queued.
             if let Some((_, sent @ None)) = &mut self.ping[i] {
                 *sent = Some(now);

@@ -4,6 +4,7 @@
 
 use crate::context::Context;
 use crate::runtime::{sleep, timeout, Listener, Runtime, Transport};
+use crate::signal::Registration;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::pin;
@@ -22,7 +23,7 @@ impl<R: Runtime> Context<R> {
     /// [`Context::metrics_text`], `GET /healthz` is `ok`; anything else is 404 (405
     /// for another method).
     pub async fn serve_admin<L: Listener<R>>(self: &Arc<Self>, listener: L) {
-        let mut drain = None;
+        let mut drain = Registration::default();
         loop {
             let mut accept = pin!(listener.accept());
             let next = poll_fn(|cx| {

@@ -14,6 +14,7 @@ use crate::metrics::{Gauges, Metrics};
 use crate::pool::Pool;
 use crate::runtime::{Runtime, Transport};
 use crate::setup::{ListenMode, Setup};
+use crate::signal::{Registration, Signal};
 use event_listener::{Event, EventListener};
 use proxy_core::{ClientInfo, Config, Proxy};
 use std::collections::BTreeSet;
@@ -38,7 +39,7 @@ pub struct Context<R: Runtime> {
     drain: OnceLock<Instant>,
     /// Notified when draining starts and when a reload retires a generation: one
     /// registration per session covers both.
-    signal: Event,
+    signal: Signal,
     live: Arc<Live>,
     metrics: Arc<Metrics>,
 }
@@ -113,7 +114,7 @@ impl<R: Runtime> Context<R> {
             current: RwLock::new(first),
             runtime,
             drain: OnceLock::new(),
-            signal: Event::new(),
+            signal: Signal::default(),
             live: Arc::default(),
             metrics: Arc::default(),
         }
@@ -172,9 +173,9 @@ impl<R: Runtime> Context<R> {
     /// Drives one accepted stream (plain HTTP, whatever the listener setup says) to
     /// its end, counted as live while it runs.
     pub async fn serve_connection<C: Transport<R>>(&self, stream: C, client: ClientInfo) {
-        let _live = self.enter();
+        let live = self.enter();
         let generation = self.current();
-        drive(stream, client, self, generation, &ListenMode::Http).await;
+        drive(stream, client, self, generation, ListenMode::Http, live).await;
     }
 
     /// Swaps in a new configuration: new connections get it; sessions already running
@@ -214,7 +215,7 @@ impl<R: Runtime> Context<R> {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = new;
         let deadline = self.runtime.now() + old.setup.config.timeouts.shutdown;
         let _ = old.retire.set(deadline);
-        self.signal.notify(usize::MAX);
+        self.signal.notify_all();
         old.pool.close();
         info!(
             tunnels_kept = old.proxy.status(self.runtime.now()).tunnels,
@@ -237,7 +238,7 @@ impl<R: Runtime> Context<R> {
         let deadline = *self
             .drain
             .get_or_init(|| self.runtime.now() + self.config().timeouts.shutdown);
-        self.signal.notify(usize::MAX);
+        self.signal.notify_all();
         for generation in self.live_generations() {
             generation.pool.close();
         }
@@ -263,10 +264,10 @@ impl<R: Runtime> Context<R> {
     /// registration between polls.
     pub(crate) fn poll_drain(
         &self,
-        listener: &mut Option<EventListener>,
+        registration: &mut Registration,
         cx: &mut std::task::Context<'_>,
     ) -> Poll<Instant> {
-        wait_for(&self.signal, listener, cx, || self.drain.get().copied())
+        (self.signal).poll_wait(registration, cx, || self.drain.get().copied())
     }
 
     /// Ready once draining started (if `want_drain`) or `generation` was retired (if
@@ -275,14 +276,19 @@ impl<R: Runtime> Context<R> {
         &self,
         generation: &Generation<R>,
         (want_drain, want_retire): (bool, bool),
-        listener: &mut Option<EventListener>,
+        registration: &mut Registration,
         cx: &mut std::task::Context<'_>,
     ) -> Poll<(Option<Instant>, Option<Instant>)> {
-        wait_for(&self.signal, listener, cx, || {
+        (self.signal).poll_wait(registration, cx, || {
             let drain = self.drain.get().copied().filter(|_| want_drain);
             let retire = generation.retire.get().copied().filter(|_| want_retire);
             (drain.is_some() || retire.is_some()).then_some((drain, retire))
         })
+    }
+
+    /// Gives up a place waiting for [`poll_signals`](Self::poll_signals).
+    pub(crate) fn cancel_signal(&self, registration: &mut Registration) {
+        self.signal.cancel(registration);
     }
 
     /// Counts a session as live until the returned guard drops.

@@ -5,20 +5,20 @@
 //! moves bytes and time, and the runtime glue behind [`Runtime`] only touches sockets.
 
 use crate::access_log;
-use crate::context::{Context, Generation};
+use crate::context::{Context, Generation, LiveGuard};
 use crate::metrics::DialFailure;
 use crate::peer::{Peer, State, Wrote};
 use crate::runtime::{Conn, Runtime, Transport, Upstream as UpstreamConn};
 use crate::setup::ListenMode;
+use crate::signal::Registration;
 use bytes::Bytes;
-use event_listener::EventListener;
 use proxy_core::{ClientInfo, ConnectError, Input, Output, Session, Side, Target};
 use std::borrow::Cow;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
-use std::ops::ControlFlow;
-use std::pin::{pin, Pin};
+use std::ops::{ControlFlow, Deref};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as Cx, Poll};
 use std::time::{Duration, Instant};
@@ -30,42 +30,59 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 pub const MAX_READ: usize = 64 * 1024;
 
 /// Runs one session over `client` until it closes: an HTTP session, or a layer-4
-/// one for a `Tcp` listener.
-pub(crate) async fn drive<R: Runtime, C: Transport<R>>(
+/// one for a `Tcp` listener. `ctx` is a reference or an `Arc`, so that a spawned
+/// task can be this future alone; `live` counts the connection until it ends.
+///
+/// The session and sockets are built before the future, which captures them and
+/// works on them in place: an `async fn` would hold its arguments and a moved copy
+/// of each, so an idle connection's task would be twice the size of its state. The
+/// timer is boxed for the same reason (pinning it in the future would copy it).
+pub(crate) fn drive<R, C, Ctx>(
     client: C,
     info: ClientInfo,
-    ctx: &Context<R>,
+    ctx: Ctx,
     generation: Arc<Generation<R>>,
-    mode: &ListenMode,
-) {
-    let rt = ctx.runtime();
-    let client_addr = info.addr;
-    let mut session = match mode {
-        ListenMode::Http => generation.proxy.session(info, rt.now()),
-        ListenMode::Tcp { upstream } => generation.proxy.tcp_session(info, upstream, rt.now()),
+    mode: ListenMode,
+    live: LiveGuard,
+) -> impl Future<Output = ()>
+where
+    R: Runtime,
+    C: Transport<R>,
+    Ctx: Deref<Target = Context<R>>,
+{
+    let now = ctx.runtime().now();
+    let mut session = match &mode {
+        ListenMode::Http => generation.proxy.session(info, now),
+        ListenMode::Tcp { upstream } => generation.proxy.tcp_session(info, upstream, now),
     };
-    let mut io = Sockets::new(client, client_addr, ctx, generation);
-    let mut timer = pin!(rt.timer(rt.now()));
-    'session: loop {
-        while let Some(output) = session.poll_output() {
-            if io.carry_out(output).is_break() {
-                break 'session;
+    let mut timer = Box::pin(ctx.runtime().timer(now));
+    let mut io = Sockets::new(client, ctx, generation);
+    async move {
+        'session: loop {
+            while let Some(output) = session.poll_output() {
+                if io.carry_out(output, session.client().addr).is_break() {
+                    break 'session;
+                }
             }
-        }
-        if session.is_closed() {
-            break;
-        }
-        match poll_fn(|cx| io.poll_wait(&session, timer.as_mut(), cx)).await {
-            Wake::Input(input) => session.handle_input(rt.now(), input),
-            Wake::Deadline => session.handle_timeout(rt.now()),
-            Wake::Nothing => {}
-            Wake::Stuck => {
-                warn!("session waits for nothing (no read, write, timer or connect); closing");
+            if session.is_closed() {
                 break;
             }
+            match poll_fn(|cx| io.poll_wait(&session, timer.as_mut(), cx)).await {
+                Wake::Input(input) => session.handle_input(io.now(), input),
+                Wake::Deadline => session.handle_timeout(io.now()),
+                Wake::Nothing => {}
+                Wake::Stuck => {
+                    warn!("session waits for nothing (no read, write, timer or connect); closing");
+                    break;
+                }
+            }
         }
+        // Polled in place rather than awaited as an `async fn`, whose state would
+        // make every task bigger.
+        io.start_close(timer.as_mut());
+        poll_fn(|cx| io.poll_close(timer.as_mut(), cx)).await;
+        drop(live);
     }
-    io.close(timer).await;
 }
 
 /// What ended a wait.
@@ -81,27 +98,28 @@ enum Wake {
 }
 
 /// The sockets of one session and what is in flight on them.
-struct Sockets<'a, R: Runtime, C> {
-    ctx: &'a Context<R>,
+struct Sockets<R: Runtime, C, Ctx: Deref<Target = Context<R>>> {
+    ctx: Ctx,
     /// The configuration the session started with.
     generation: Arc<Generation<R>>,
     client: Peer<C>,
     upstream: Option<Upstream<UpstreamConn<R>>>,
-    connecting: Option<Pin<Box<Dialing<'a, R>>>>,
+    connecting: Option<Pin<Box<Dialing<R>>>>,
     /// The registration for the drain and retirement signals, while waiting for them.
-    signal: Option<EventListener>,
+    signal: Registration,
     /// The drain deadline was delivered: no need to wait for it any more.
     drained: bool,
     /// The generation's retirement (a reload replaced it) was delivered.
     retired: bool,
     /// The deadline the timer is set to.
     armed: Option<Instant>,
+    /// A pooled connection was handed over while carrying out `Connect`: the
+    /// session hears of it before the next wait.
+    handed_over: bool,
     /// Which side is polled first this time, so neither starves the other.
     upstream_first: bool,
-    /// For log lines.
-    client_addr: Option<SocketAddr>,
+    /// For log lines (the client's address is the session's).
     upstream_addr: Option<SocketAddr>,
-    read_size: usize,
 }
 
 struct Upstream<T> {
@@ -115,37 +133,31 @@ struct Upstream<T> {
 type Connected<T> = (String, Result<(T, bool, Option<SocketAddr>), ConnectError>);
 
 /// A dial in progress, and when it began.
-struct Dialing<'a, R: Runtime> {
+struct Dialing<R: Runtime> {
     started: Instant,
-    future: Pin<Box<dyn Future<Output = Connected<UpstreamConn<R>>> + Send + 'a>>,
+    future: Pin<Box<dyn Future<Output = Connected<UpstreamConn<R>>> + Send>>,
 }
 
-impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
-    fn new(
-        client: C,
-        client_addr: Option<SocketAddr>,
-        ctx: &'a Context<R>,
-        generation: Arc<Generation<R>>,
-    ) -> Self {
+impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C, Ctx> {
+    fn new(client: C, ctx: Ctx, generation: Arc<Generation<R>>) -> Self {
         Sockets {
             ctx,
-            read_size: generation.setup.config.buffer_size.clamp(1, MAX_READ),
             generation,
             client: Peer::new(client),
             upstream: None,
             connecting: None,
-            signal: None,
+            signal: Registration::default(),
             drained: false,
             retired: false,
             armed: None,
+            handed_over: false,
             upstream_first: false,
-            client_addr,
             upstream_addr: None,
         }
     }
 
-    /// Carries out one output; `Break` on `Close`.
-    fn carry_out(&mut self, output: Output) -> ControlFlow<()> {
+    /// Carries out one output (`client_addr` is for log lines); `Break` on `Close`.
+    fn carry_out(&mut self, output: Output, client_addr: Option<SocketAddr>) -> ControlFlow<()> {
         match output {
             Output::Send(side, bytes) => match self.state(side) {
                 Some(state) => state.send(bytes),
@@ -163,10 +175,20 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
             Output::Connect(target) => {
                 self.upstream = None;
                 self.abandon_dial();
-                let rt = self.ctx.runtime();
+                // A pooled connection is handed over at once: no dial task to build.
+                let key = pool_key(&self.generation, &target.address);
+                if target.allow_pooled {
+                    if let Some((stream, peer)) = self.generation.pool.take_with_peer(&key) {
+                        self.attach(key.into_owned(), stream, peer);
+                        self.handed_over = true;
+                        return ControlFlow::Continue(());
+                    }
+                }
+                let key = key.into_owned();
+                let rt = self.ctx.runtime().clone();
                 self.connecting = Some(Box::pin(Dialing {
                     started: rt.now(),
-                    future: Box::pin(connect(rt, self.generation.clone(), target)),
+                    future: Box::pin(connect(rt, self.generation.clone(), target, key)),
                 }));
             }
             Output::ReleaseUpstream { reusable } => {
@@ -183,10 +205,10 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
             }
             Output::Event(event) => {
                 if self.generation.setup.access_log {
-                    access_log::event(&event, self.client_addr, self.upstream_addr);
+                    access_log::event(&event, client_addr, self.upstream_addr);
                 }
                 let now = self.ctx.runtime().now();
-                self.ctx.metrics().event(&event, self.client_addr, now);
+                self.ctx.metrics().event(&event, client_addr, now);
             }
             Output::Close => return ControlFlow::Break(()),
         }
@@ -202,6 +224,9 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
         mut timer: Pin<&mut R::Timer>,
         cx: &mut Cx<'_>,
     ) -> Poll<Wake> {
+        if std::mem::take(&mut self.handed_over) {
+            return Poll::Ready(Wake::Input(Input::UpstreamConnected { reused: true }));
+        }
         let wanted = (!self.drained, !self.retired);
         if wanted.0 || wanted.1 {
             let generation = &self.generation;
@@ -277,7 +302,7 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
 
     /// Polls a read of `side`; `None` if it cannot be read.
     fn poll_read(&self, side: Side, cx: &mut Cx<'_>) -> Option<Poll<io::Result<Bytes>>> {
-        let n = self.read_size;
+        let n = (self.generation.setup.config.buffer_size).clamp(1, MAX_READ);
         match side {
             Side::Client => (self.client.state.readable()).then(|| self.client.io.poll_read(cx, n)),
             Side::Upstream => (self.upstream.as_ref())
@@ -328,12 +353,7 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
         self.connecting = None;
         Wake::Input(match result {
             Ok((stream, reused, peer)) => {
-                self.upstream_addr = peer;
-                debug!(upstream = ?self.upstream_addr, reused, "upstream connected");
-                self.upstream = Some(Upstream {
-                    peer: Peer::new(stream),
-                    address,
-                });
+                self.attach(address, stream, peer);
                 Input::UpstreamConnected { reused }
             }
             Err(e) => {
@@ -342,6 +362,16 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
                 Input::UpstreamFailed(e)
             }
         })
+    }
+
+    /// Makes `stream` (pooled under `address`, connected to `peer`) the upstream.
+    fn attach(&mut self, address: String, stream: UpstreamConn<R>, peer: Option<SocketAddr>) {
+        self.upstream_addr = peer;
+        debug!(upstream = ?peer, "upstream attached");
+        self.upstream = Some(Upstream {
+            peer: Peer::new(stream),
+            address,
+        });
     }
 
     /// Drops a dial in progress; one that ran for `upstream_connect` is counted as a
@@ -356,6 +386,10 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
         }
     }
 
+    fn now(&self) -> Instant {
+        self.ctx.runtime().now()
+    }
+
     fn state(&mut self, side: Side) -> Option<&mut State> {
         match side {
             Side::Client => Some(&mut self.client.state),
@@ -363,53 +397,60 @@ impl<'a, R: Runtime, C: Transport<R>> Sockets<'a, R, C> {
         }
     }
 
-    /// Shuts both sides down after what is queued, waiting at most [`CLOSE_FLUSH`]
-    /// (on `timer`). The sockets close when `self` drops.
-    async fn close(&mut self, mut timer: Pin<&mut R::Timer>) {
+    /// Starts closing: both sides shut down after what is queued, which
+    /// [`poll_close`](Self::poll_close) writes out for at most [`CLOSE_FLUSH`] (on
+    /// `timer`). The sockets close when `self` drops.
+    fn start_close(&mut self, timer: Pin<&mut R::Timer>) {
         self.abandon_dial();
-        R::reset_timer(timer.as_mut(), self.ctx.runtime().now() + CLOSE_FLUSH);
+        R::reset_timer(timer, self.now() + CLOSE_FLUSH);
         self.client.state.shutdown_after_queue();
         if let Some(upstream) = &mut self.upstream {
             upstream.peer.state.shutdown_after_queue();
         }
-        poll_fn(|cx| {
-            let client = self.client.poll_flush_all(cx).is_ready();
-            let upstream =
-                (self.upstream.as_mut()).is_none_or(|u| u.peer.poll_flush_all(cx).is_ready());
-            if client && upstream {
-                return Poll::Ready(());
-            }
-            if R::poll_timer(timer.as_mut(), cx).is_ready() {
-                debug!("close: the peers did not take the last bytes in time");
-                return Poll::Ready(());
-            }
-            Poll::Pending
-        })
-        .await;
+    }
+
+    /// Ready when both sides are written out and shut down, or the timer fired.
+    fn poll_close(&mut self, timer: Pin<&mut R::Timer>, cx: &mut Cx<'_>) -> Poll<()> {
+        let client = self.client.poll_flush_all(cx).is_ready();
+        let upstream =
+            (self.upstream.as_mut()).is_none_or(|u| u.peer.poll_flush_all(cx).is_ready());
+        if client && upstream {
+            return Poll::Ready(());
+        }
+        if R::poll_timer(timer, cx).is_ready() {
+            debug!("close: the peers did not take the last bytes in time");
+            return Poll::Ready(());
+        }
+        Poll::Pending
     }
 }
 
-/// Takes a pooled connection to `target` or dials a new one, with TLS if the
-/// configuration has it for that address. Pool keys say whether a connection is TLS.
+impl<R: Runtime, C, Ctx: Deref<Target = Context<R>>> Drop for Sockets<R, C, Ctx> {
+    /// A session that ends no longer waits for the drain or retirement signal.
+    fn drop(&mut self) {
+        self.ctx.cancel_signal(&mut self.signal);
+    }
+}
+
+/// The pool key of `address`: pool keys say whether a connection is TLS.
+fn pool_key<'t, R: Runtime>(generation: &Generation<R>, address: &'t str) -> Cow<'t, str> {
+    match generation.setup.upstream_tls.contains_key(address) {
+        true => Cow::Owned(format!("tls:{address}")),
+        false => Cow::Borrowed(address),
+    }
+}
+
+/// Dials `target` (pooled under `key`), with TLS if the configuration has it for
+/// that address. The peer address is kept from the dial, so reuse from the pool
+/// needs no `getpeername`.
 async fn connect<R: Runtime>(
-    rt: &R,
+    rt: R,
     generation: Arc<Generation<R>>,
     target: Target,
+    key: String,
 ) -> Connected<UpstreamConn<R>> {
     let tls = generation.setup.upstream_tls.get(&target.address);
-    let key = match tls {
-        Some(_) => Cow::Owned(format!("tls:{}", target.address)),
-        None => Cow::Borrowed(&target.address),
-    };
-    if target.allow_pooled {
-        // The peer address was stored when the connection was dialled: no
-        // `getpeername` per reuse.
-        if let Some((stream, peer)) = generation.pool.take_with_peer(&key) {
-            return (key.into_owned(), Ok((stream, true, peer)));
-        }
-    }
-    let key = key.into_owned();
-    let (tcp, peer) = match dial(rt, &target.address).await {
+    let (tcp, peer) = match dial(&rt, &target.address).await {
         Ok(dialled) => dialled,
         Err(e) => return (key, Err(e)),
     };

@@ -51,6 +51,7 @@ pub mod pool;
 pub mod runtime;
 mod serve;
 mod setup;
+mod signal;
 pub mod tls;
 
 pub use context::{Context, Generation};

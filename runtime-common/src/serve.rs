@@ -1,6 +1,6 @@
 //! The ready-made accept loop, and shutting down gracefully.
 
-use crate::context::{Context, Generation};
+use crate::context::{Context, Generation, LiveGuard};
 use crate::drive::drive;
 use crate::runtime::{sleep, timeout, Listener, Runtime};
 use crate::setup::ListenMode;
@@ -65,11 +65,25 @@ async fn accept_loop<R: Runtime, L: Listener<R>>(listener: L, ctx: Arc<Context<R
                 let live = ctx.enter();
                 ctx.metrics().accepted();
                 let generation = ctx.current();
-                let task_ctx = ctx.clone();
-                ctx.runtime().spawn(async move {
-                    serve_accepted(stream, addr, local, &task_ctx, generation).await;
-                    drop(live);
-                });
+                // Served as the listener's setup says (plain HTTP if it has none).
+                let listener = local.and_then(|local| generation.setup.listener(local));
+                let mode = listener.map_or(ListenMode::Http, |l| l.mode.clone());
+                let tls = listener.and_then(|l| l.tls.clone());
+                let (rt, task_ctx) = (ctx.runtime(), ctx.clone());
+                match tls {
+                    // The task is the drive loop itself: an idle connection costs
+                    // no more than the loop's own state.
+                    None => {
+                        let client = ClientInfo {
+                            addr: Some(addr),
+                            tls: false,
+                        };
+                        rt.spawn(drive(stream, client, task_ctx, generation, mode, live));
+                    }
+                    Some(config) => rt.spawn(serve_tls(
+                        stream, addr, config, task_ctx, generation, mode, live,
+                    )),
+                }
             }
             // The connection died in the backlog: nothing wrong with us.
             Err(e) if is_connection_error(&e) => debug!(error = %e, "accept: connection lost"),
@@ -82,37 +96,15 @@ async fn accept_loop<R: Runtime, L: Listener<R>>(listener: L, ctx: Arc<Context<R
     }
 }
 
-/// Serves one accepted connection as its listener's setup says.
-async fn serve_accepted<R: Runtime>(
-    tcp: R::Tcp,
-    addr: SocketAddr,
-    local: Option<SocketAddr>,
-    ctx: &Context<R>,
-    generation: Arc<Generation<R>>,
-) {
-    let listener = local.and_then(|local| generation.setup.listener(local));
-    let mode = listener.map_or(ListenMode::Http, |l| l.mode.clone());
-    match listener.and_then(|l| l.tls.clone()) {
-        None => {
-            let client = ClientInfo {
-                addr: Some(addr),
-                tls: false,
-            };
-            drive(tcp, client, ctx, generation, &mode).await;
-        }
-        // Boxed: a TLS stream is large, and the plain path's task should not carry it.
-        Some(config) => Box::pin(serve_tls(tcp, addr, config, ctx, generation, mode)).await,
-    }
-}
-
 /// Runs the TLS handshake (bounded by `timeouts.client_head`), then the session.
 async fn serve_tls<R: Runtime>(
     tcp: R::Tcp,
     addr: SocketAddr,
     config: Arc<rustls::ServerConfig>,
-    ctx: &Context<R>,
+    ctx: Arc<Context<R>>,
     generation: Arc<Generation<R>>,
     mode: ListenMode,
+    live: LiveGuard,
 ) {
     let rt = ctx.runtime();
     let deadline = rt.now() + generation.setup.config.timeouts.client_head;
@@ -133,7 +125,7 @@ async fn serve_tls<R: Runtime>(
         addr: Some(addr),
         tls: true,
     };
-    drive(stream, client, ctx, generation, &mode).await;
+    drive(stream, client, ctx, generation, mode, live).await;
 }
 
 /// Logs the first accept error of a burst, then at most one line per

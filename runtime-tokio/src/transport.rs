@@ -5,12 +5,15 @@
 //! Any other stream (TLS, a Unix socket, an in-memory duplex) goes through
 //! [`Shared`], which locks it only for the length of one `poll_*` call.
 //!
-//! Both keep the rule that an idle connection holds no read buffer: the buffer is
-//! taken only once bytes are there, and handed on as [`Bytes`].
+//! Both keep the rule that an idle connection holds no read buffer: reads land in
+//! this thread's scratch buffer (see [`read_via_scratch`]) and are handed on as
+//! [`Bytes`].
 
 use crate::runtime::Tokio;
-use bytes::{Bytes, BytesMut};
+use bytes::buf::Limit;
+use bytes::{BufMut, Bytes, BytesMut};
 use runtime_common::Transport;
+use std::cell::RefCell;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::{pin, Pin};
@@ -26,24 +29,27 @@ impl Transport<Tokio> for TcpStream {
     fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
         loop {
             ready!(self.poll_read_ready(cx))?;
-            let mut buf = BytesMut::with_capacity(max);
             // A short read emptied the socket: the closure reports `WouldBlock` after
             // keeping the bytes, so tokio clears the readiness now (as its own
             // `poll_read` does) and the next read waits for the reactor instead of
             // costing a `recvfrom` that fails with EAGAIN. (Readiness that came in
             // meanwhile is kept: tokio clears only the event it read under.)
-            let mut short = false;
+            let mut short = None;
             let result = self.try_io(Interest::READABLE, || {
-                let n = self.try_read_buf(&mut buf)?;
-                if n > 0 && n < max {
-                    short = true;
+                let read = read_via_scratch(max, |buf| Poll::Ready(self.try_read_buf(buf)));
+                let Poll::Ready(bytes) = read else {
+                    return Err(io::ErrorKind::WouldBlock.into()); // never: `try_read` is not pending
+                };
+                let bytes = bytes?;
+                if !bytes.is_empty() && bytes.len() < max {
+                    short = Some(bytes);
                     return Err(io::ErrorKind::WouldBlock.into());
                 }
-                Ok(n)
+                Ok(bytes)
             });
             match result {
-                Ok(_) => return Poll::Ready(Ok(compact(buf))),
-                Err(_) if short => return Poll::Ready(Ok(compact(buf))),
+                Ok(bytes) => return Poll::Ready(Ok(bytes)),
+                Err(_) if short.is_some() => return Poll::Ready(Ok(short.unwrap_or_default())),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue, // re-arms the waker
                 Err(e) => return Poll::Ready(Err(e)),
             }
@@ -96,12 +102,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport<Tokio> for Shared<S> {
     const BUFFERS_WRITES: bool = true;
 
     fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>> {
-        // Taken per poll and dropped again if nothing is there: an idle stream holds
-        // no buffer. (`read_buf` fills the spare capacity without zeroing it.)
-        let mut buf = BytesMut::with_capacity(max);
         let mut stream = self.lock();
-        ready!(pin!(stream.read_buf(&mut buf)).poll(cx))?;
-        Poll::Ready(Ok(compact(buf)))
+        read_via_scratch(max, |buf| pin!(stream.read_buf(buf)).poll(cx))
     }
 
     fn poll_write(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
@@ -117,12 +119,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport<Tokio> for Shared<S> {
     }
 }
 
-/// Hands on what was read without pinning a mostly empty buffer: a short read is
-/// copied into an exact-size one, so memory follows bytes in flight, not reads.
-fn compact(buf: BytesMut) -> Bytes {
-    if buf.len() * 2 < buf.capacity() {
-        Bytes::copy_from_slice(&buf)
-    } else {
-        buf.freeze()
-    }
+thread_local! {
+    /// Where this thread's reads land. One per thread, not per connection: an idle
+    /// connection holds no read buffer, and a small read allocates only its size.
+    static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// Runs `read` on at most `max` bytes of this thread's scratch buffer (uninitialised
+/// spare capacity: nothing is zeroed) and hands on what it read. A read of less than
+/// half of `max` is copied out at its exact size and the scratch is kept, so memory
+/// follows bytes in flight, not reads; a larger one is handed on without a copy, and
+/// the scratch is replaced by the next read that needs the room.
+fn read_via_scratch(
+    max: usize,
+    read: impl FnOnce(&mut Limit<&mut BytesMut>) -> Poll<io::Result<usize>>,
+) -> Poll<io::Result<Bytes>> {
+    SCRATCH.with(|cell| {
+        let mut own = BytesMut::new();
+        let mut shared = cell.try_borrow_mut();
+        // Only a read inside a read could find it borrowed; it gets a buffer of its own.
+        let scratch = shared.as_deref_mut().unwrap_or(&mut own);
+        if scratch.capacity() < max {
+            *scratch = BytesMut::with_capacity(max);
+        }
+        let n = ready!(read(&mut (&mut *scratch).limit(max)))?;
+        let bytes = match n * 2 < max {
+            true => Bytes::copy_from_slice(&scratch[..n]),
+            false => scratch.split_to(n).freeze(),
+        };
+        scratch.clear();
+        Poll::Ready(Ok(bytes))
+    })
 }

@@ -1,0 +1,96 @@
+//! The session's queue of outputs.
+
+use std::collections::VecDeque;
+
+use crate::io::Output;
+
+/// Outputs in the order they were pushed. The two oldest live inline: most inputs
+/// give one or two outputs (a relayed chunk is one `Send`), so a relayed chunk
+/// allocates nothing and a session between bursts (an idle keep-alive connection,
+/// an idle tunnel) holds no queue allocation. Longer bursts (a response with a log
+/// line, a pipelined batch) spill into a deque that is freed once it is empty.
+#[derive(Debug, Default)]
+pub(crate) struct Outputs {
+    /// `inline[1]` is set only if `inline[0]` is, and `spill` holds anything only if
+    /// both are: the order is `inline[0]`, `inline[1]`, then `spill` front to back.
+    inline: [Option<Output>; 2],
+    spill: VecDeque<Output>,
+}
+
+impl Outputs {
+    pub(crate) fn push_back(&mut self, output: Output) {
+        match &mut self.inline {
+            [first @ None, _] => *first = Some(output),
+            [_, second @ None] => *second = Some(output),
+            _ => self.spill.push_back(output),
+        }
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<Output> {
+        let first = self.inline[0].take()?;
+        self.inline[0] = self.inline[1].take();
+        self.inline[1] = self.spill.pop_front();
+        if self.spill.is_empty() && self.spill.capacity() > 0 {
+            self.spill = VecDeque::new(); // the burst is over
+        }
+        Some(first)
+    }
+
+    pub(crate) fn extend(&mut self, outputs: impl IntoIterator<Item = Output>) {
+        for output in outputs {
+            self.push_back(output);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::Side;
+    use bytes::Bytes;
+
+    fn send(n: u8) -> Output {
+        Output::Send(Side::Client, Bytes::from(vec![n]))
+    }
+
+    fn popped(q: &mut Outputs) -> Vec<u8> {
+        std::iter::from_fn(|| q.pop_front())
+            .map(|o| match o {
+                Output::Send(_, bytes) => bytes[0],
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn order_is_kept_across_inline_slots_and_spill() {
+        for n in 0..8u8 {
+            let mut q = Outputs::default();
+            q.extend((0..n).map(send));
+            assert_eq!(popped(&mut q), (0..n).collect::<Vec<_>>(), "{n} outputs");
+            assert!(q.pop_front().is_none());
+        }
+    }
+
+    #[test]
+    fn pushes_between_pops_keep_the_order() {
+        let mut q = Outputs::default();
+        q.extend((0..5).map(send));
+        let first = q.pop_front();
+        assert!(matches!(first, Some(Output::Send(_, b)) if b[0] == 0));
+        q.push_back(send(5));
+        q.push_back(send(6));
+        assert_eq!(popped(&mut q), [1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn two_outputs_allocate_nothing_and_a_burst_gives_its_memory_back() {
+        let mut q = Outputs::default();
+        q.extend((0..2).map(send));
+        assert_eq!(q.spill.capacity(), 0);
+        q.extend((2..10).map(send));
+        assert!(q.spill.capacity() > 0);
+        assert_eq!(popped(&mut q).len(), 10);
+        assert_eq!(q.spill.capacity(), 0);
+    }
+}
