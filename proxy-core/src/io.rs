@@ -138,10 +138,12 @@ pub enum Event {
 /// One line of access log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestLog {
-    /// Request method, `-` if the head could not be parsed.
-    pub method: String,
-    /// Request-target as received (at most 256 bytes of it), `-` if unknown.
-    pub target: String,
+    /// Request method, `-` if the head could not be parsed. (A slice of the
+    /// received head, as the target: logging a request copies nothing.)
+    pub method: Bytes,
+    /// Request-target as received (at most 256 bytes of it, not necessarily UTF-8),
+    /// `-` if unknown.
+    pub target: Bytes,
     /// Status sent to the client (0 if none was sent).
     pub status: u16,
     /// Body bytes forwarded upstream.

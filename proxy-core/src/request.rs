@@ -98,6 +98,18 @@ impl RequestHead {
         &self.fields.bytes[self.target.clone()]
     }
 
+    /// [`method`](Self::method), sharing the head's buffer.
+    pub(crate) fn method_bytes(&self) -> Bytes {
+        self.fields.bytes.slice(self.method.clone())
+    }
+
+    /// At most `max` bytes of [`target`](Self::target), sharing the head's buffer.
+    pub(crate) fn target_bytes(&self, max: usize) -> Bytes {
+        let target = self.target.clone();
+        let end = target.end.min(target.start + max);
+        self.fields.bytes.slice(target.start..end)
+    }
+
     /// The host the request is for: the absolute-form authority, else `Host`.
     pub fn host(&self) -> Option<&[u8]> {
         self.target_authority

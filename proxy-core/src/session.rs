@@ -1207,11 +1207,8 @@ impl Session {
     fn emit_request_log(&mut self, status: u16, error: Option<ProxyError>) {
         let log = match &self.state {
             State::Exchange(x) => RequestLog {
-                method: String::from_utf8_lossy(x.request.method()).into_owned(),
-                target: String::from_utf8_lossy(
-                    &x.request.target()[..x.request.target().len().min(256)],
-                )
-                .into_owned(),
+                method: x.request.method_bytes(),
+                target: x.request.target_bytes(256),
                 status,
                 request_body_bytes: x.request_body_bytes,
                 response_body_bytes: x.response_body_bytes,
@@ -1220,8 +1217,8 @@ impl Session {
                 error: error.map(ProxyError::message),
             },
             _ => RequestLog {
-                method: "-".into(),
-                target: "-".into(),
+                method: Bytes::from_static(b"-"),
+                target: Bytes::from_static(b"-"),
                 status,
                 request_body_bytes: 0,
                 response_body_bytes: 0,

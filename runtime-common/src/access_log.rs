@@ -18,8 +18,8 @@ pub fn event(event: &Event, client: Option<SocketAddr>, upstream: Option<SocketA
         Event::Request(r) => info!(
             target: TARGET,
             %client,
-            method = %r.method,
-            target = %r.target,
+            method = %String::from_utf8_lossy(&r.method),
+            target = %String::from_utf8_lossy(&r.target),
             status = r.status,
             request_bytes = r.request_body_bytes,
             response_bytes = r.response_body_bytes,

@@ -497,8 +497,8 @@ mod tests {
 
     fn request(status: u16, error: Option<&'static str>, millis: u64) -> Event {
         Event::Request(Box::new(RequestLog {
-            method: "GET".into(),
-            target: "/".into(),
+            method: bytes::Bytes::from_static(b"GET"),
+            target: bytes::Bytes::from_static(b"/"),
             status,
             request_body_bytes: 0,
             response_body_bytes: 0,

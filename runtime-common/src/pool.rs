@@ -69,9 +69,8 @@ impl<R: Runtime> Pool<R> {
             }
             dropped.push(idle);
         }
-        if list.is_empty() {
-            inner.idle.remove(address);
-        }
+        // An emptied list stays (the sweeper removes it): a busy address does not
+        // give up and re-allocate its entry on every request.
         found
     }
 

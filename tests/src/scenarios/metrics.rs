@@ -77,11 +77,14 @@ pub async fn metrics_count_requests_tunnels_and_connect_failures(p: &dyn ProxyUn
         .await
         .is_some());
     drop(client); // no Close frame: the upstream gets 1001, the end is "peer_gone"
-    let text = scrape_until(
+    scrape_until(
         proxy.admin,
         "switchyard_tunnels_closed_total{reason=\"peer_gone\",side=\"client\"} 1",
     )
     .await;
+    // The tunnel is counted closed when its end is logged, and leaves the open gauge
+    // when its session is dropped, a moment later: a scrape in between shows both.
+    let text = scrape_until(proxy.admin, "switchyard_tunnels_open 0\n").await;
     for line in [
         "switchyard_requests_total{status=\"200\"} 1\n",
         "switchyard_requests_total{status=\"502\"} 1\n",
