@@ -171,37 +171,44 @@ impl Session {
         self.next_timer().map(|(deadline, _)| deadline)
     }
 
-    /// Whether the runtime should read from `side` now (flow control: at most
-    /// `buffer_size` bytes are taken from one side before the other side's writes
-    /// report progress; the runtime adds at most one read's worth on top).
+    /// Whether the runtime should read from `side` now: [`read_room`](Self::read_room)
+    /// is not 0.
     pub fn wants_read(&self, side: Side) -> bool {
+        self.read_room(side) > 0
+    }
+
+    /// How many bytes the runtime may read from `side` now (0: do not read). Flow
+    /// control: the bytes taken from one side that the other side's writes have not
+    /// yet reported (or that wait unread) stay within `buffer_size`, so a peer that
+    /// stops reading holds at most that much of the other side's bytes in the proxy.
+    /// While a head is expected, a whole `buffer_size` may be read.
+    pub fn read_room(&self, side: Side) -> usize {
         if self.eof[side.index()] {
-            return false;
+            return 0;
         }
         let limit = self.config.buffer_size;
-        let room_towards = |to: Side| self.unacked[to.index()] < limit;
+        let room_towards = |to: Side| limit.saturating_sub(self.unacked[to.index()]);
+        let room_unread = |side: Side| limit.saturating_sub(self.unread[side.index()].len());
         match (&self.state, side) {
-            (State::ExpectRequestHead(_), Side::Client) => true,
+            (State::ExpectRequestHead(_), Side::Client) => limit,
             (State::Exchange(x), Side::Client) => {
                 if x.request_body.is_done() {
-                    self.unread[Side::Client.index()].len() < limit
+                    room_unread(Side::Client)
                 } else {
                     room_towards(Side::Upstream)
                 }
             }
             (State::Exchange(x), Side::Upstream) => match (&x.upstream, &x.response) {
-                (UpstreamLink::Connected { .. }, ResponsePhase::ExpectHead(_)) => true,
+                (UpstreamLink::Connected { .. }, ResponsePhase::ExpectHead(_)) => limit,
                 (UpstreamLink::Connected { .. }, ResponsePhase::Body(_)) => {
                     room_towards(Side::Client)
                 }
-                _ => false,
+                _ => 0,
             },
             (State::Tunnel(_), side) => room_towards(side.peer()),
-            (State::Lingering { .. }, Side::Client) => true,
-            (State::ExpectTcpUpstream { .. }, Side::Client) => {
-                self.unread[Side::Client.index()].len() < limit
-            }
-            _ => false,
+            (State::Lingering { .. }, Side::Client) => limit,
+            (State::ExpectTcpUpstream { .. }, Side::Client) => room_unread(Side::Client),
+            _ => 0,
         }
     }
 

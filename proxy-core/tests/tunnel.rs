@@ -53,6 +53,25 @@ fn flow_control_stops_reading_at_buffer_size_until_writes_progress() {
 }
 
 #[test]
+fn read_room_is_what_keeps_the_bytes_in_flight_within_buffer_size() {
+    let mut sim = tunnel(Config {
+        buffer_size: 1024,
+        ..Config::default()
+    });
+    sim.set_auto_ack(false);
+    assert_eq!(sim.session().read_room(Side::Client), 1024);
+    sim.client_sends(&[1; 1000]);
+    assert_eq!(sim.session().read_room(Side::Client), 24);
+    assert_eq!(sim.session().read_room(Side::Upstream), 1024, "independent");
+    sim.client_sends(&[2; 24]);
+    assert_eq!(sim.session().read_room(Side::Client), 0);
+    sim.ack(Side::Upstream, 500);
+    assert_eq!(sim.session().read_room(Side::Client), 500);
+    sim.eof(Side::Client);
+    assert_eq!(sim.session().read_room(Side::Client), 0, "nothing after EOF");
+}
+
+#[test]
 fn client_half_close_shuts_upstream_write_and_keeps_the_other_direction() {
     let mut sim = tunnel(Config::default());
     sim.eof(Side::Client);

@@ -276,8 +276,12 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 }
             }
         }
-        for side in sides.into_iter().filter(|&side| session.wants_read(side)) {
-            if let Some(poll) = self.poll_read(side, cx) {
+        for side in sides {
+            let room = session.read_room(side);
+            if room == 0 {
+                continue;
+            }
+            if let Some(poll) = self.poll_read(side, room, cx) {
                 waiting = true;
                 if let Poll::Ready(result) = poll {
                     return Poll::Ready(self.read(side, result));
@@ -300,9 +304,14 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         }
     }
 
-    /// Polls a read of `side`; `None` if it cannot be read.
-    fn poll_read(&self, side: Side, cx: &mut Cx<'_>) -> Option<Poll<io::Result<Bytes>>> {
-        let n = (self.generation.setup.config.buffer_size).clamp(1, MAX_READ);
+    /// Polls a read of at most `room` bytes from `side`; `None` if it cannot be read.
+    fn poll_read(
+        &self,
+        side: Side,
+        room: usize,
+        cx: &mut Cx<'_>,
+    ) -> Option<Poll<io::Result<Bytes>>> {
+        let n = room.clamp(1, MAX_READ);
         match side {
             Side::Client => (self.client.state.readable()).then(|| self.client.io.poll_read(cx, n)),
             Side::Upstream => (self.upstream.as_ref())
