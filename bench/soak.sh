@@ -3,7 +3,7 @@
 # next to the benchmark: same backend, same pinning, same configurations as run.sh,
 # with nginx and HAProxy at their default timeouts.
 #
-#   bash bench/soak.sh             # every scenario against every proxy, ~15 minutes
+#   bash bench/soak.sh             # every scenario against every proxy, ~10 minutes
 #   bash bench/soak.sh --quick     # smoke run: small counts, short timeouts, ~3 minutes
 #
 # Options: --scenarios "churn many slowloris slow-readers backend-death unreachable fd-limit malformed"
@@ -174,8 +174,8 @@ target_notes() {
   esac
   case "$target/$scenario" in
     nginx/slow-readers) NOTES+=("nginx: proxy_max_temp_file_size 0 (its default buffers responses to disk, up to 1 GiB each)") ;;
-    nginx/slowloris) NOTES+=("nginx: client_header_timeout ${HEAD_TIMEOUT}s (its default is 60s)") ;;
-    switchyard/slowloris) NOTES+=("switchyard: timeouts.client_head ${HEAD_TIMEOUT}s (its default is 60s)") ;;
+    nginx/slowloris) [ "$HEAD_TIMEOUT" = 60 ] || NOTES+=("nginx: client_header_timeout ${HEAD_TIMEOUT}s (its default is 60s)") ;;
+    switchyard/slowloris) [ "$HEAD_TIMEOUT" = 60 ] || NOTES+=("switchyard: timeouts.client_head ${HEAD_TIMEOUT}s (its default is 60s)") ;;
     */fd-limit) NOTES+=("started under prlimit --nofile=$FD_LIMIT") ;;
   esac
   case "$target/$scenario" in
@@ -228,6 +228,14 @@ run_scenario() {
   "${PIN_LOAD[@]}" "$BENCH" soak "$scenario" "${args[@]}" >/dev/null 2>"$WORK/tool.log"
 }
 
+# A port someone else holds would answer for the process that failed to bind it.
+for port in "$BACKEND_PORT" "${PORT[nginx]}" "${PORT[haproxy]}" "${PORT[switchyard]}" "$VICTIM_PORT" \
+            "$BIG_PORT" "$REFUSED_PORT" "$BLACKHOLE_PORT" "$FULL_PORT"; do
+  if "$BENCH" wait --addr "127.0.0.1:$port" --timeout 0 2>/dev/null; then
+    log "port $port is in use by another process; set BENCH_PORT_BASE to another base"
+    exit 1
+  fi
+done
 start_backend
 log "scenarios: $SCENARIOS; targets: $TARGETS; $([ "$QUICK" = 1 ] && echo quick || echo full) sizes"
 log "proxy core $PROXY_CPU, backend + load generator core $LOAD_CPU, nice $NICE, open-file limit $NOFILE"

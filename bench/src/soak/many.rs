@@ -105,7 +105,9 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     } else {
         record.note("/proc/slabinfo not readable: kernel structures not counted");
     }
-    let kernel_proxy_share = (buffers + slab.unwrap_or(0.0)) * 2.0 / SOCKETS_PER_TUNNEL;
+    // Idle sockets hold next to no buffer memory, and the machine's other traffic moves
+    // the sockstat counter by more than that: a negative delta counts as none.
+    let kernel_proxy_share = (buffers.max(0.0) + slab.unwrap_or(0.0)) * 2.0 / SOCKETS_PER_TUNNEL;
     record.number("kernel_kib_per_tunnel_proxy_share", kernel_proxy_share, 2);
     let gib = |kib: f64| kib * 1e6 / (1024.0 * 1024.0);
     record.number("extrapolated_1m_user_gib", gib(per_tunnel), 2);
@@ -113,6 +115,10 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
         "extrapolated_1m_user_plus_kernel_gib",
         gib(per_tunnel + kernel_proxy_share),
         2,
+    );
+    record.note(
+        "kernel figures are the whole machine's (/proc/net/sockstat, /proc/slabinfo) over 4 \
+         sockets per tunnel (client, proxy ×2, backend); the proxy's share is half",
     );
     if let Some(first) = first {
         record.note(format!("first failure: {first}"));

@@ -455,6 +455,15 @@ pub fn record_rates(record: &mut Record, before: Rate, during: Rate, after: Rate
             record.number(name, cpu, 2);
         }
     }
+    // Requests per proxy CPU-second: what the misbehaving clients cost the proxy per
+    // normal request, less moved by the load core and the machine than the rate (on
+    // two cores the proxy's core is rarely the one that saturates).
+    let per_cpu = |rate: Rate| rate.proxy_cpu.filter(|&c| c > 0.0).map(|c| rate.per_s / c);
+    if let (Some(b), Some(d), Some(a)) = (per_cpu(before), per_cpu(during), per_cpu(after)) {
+        record.number("req_per_proxy_cpu_s_baseline", (b + a) / 2.0, 0);
+        record.number("req_per_proxy_cpu_s_during", d, 0);
+        record.number("req_per_proxy_cpu_s_ratio", d / ((b + a) / 2.0), 3);
+    }
     record.figure(
         "normal_errors",
         before.errors + during.errors + after.errors,

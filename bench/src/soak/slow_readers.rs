@@ -134,6 +134,9 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     let held = readers.len();
     tokio::time::sleep(Duration::from_secs_f64(options.fill)).await;
     let fds_held = proxy.fds()?;
+    // The proxy's CPU with only the stalled responses: flow control should leave it
+    // nothing to do (a connection woken again and again without progress shows here).
+    let cpu_readers_only = proxy.cpu_over(2.0).await;
     let during = normal_rate(common, options.normal, options.window).await?;
     let rss_end = proxy.rss_kib()?;
     let sock_during = SockStat::read();
@@ -150,6 +153,7 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     let bound = rss_base + n * 2.0 * options.buffer_size as f64 / 1024.0;
     record.figure("slow_readers_held", held);
     record.figure("proxy_fds_while_held", fds_held);
+    record.number("proxy_cpu_slow_readers_only", cpu_readers_only, 3);
     record.number("rss_base_kib", rss_base, 0);
     record.number("rss_peak_kib", rss_peak, 0);
     record.number("rss_bound_kib", bound, 0);

@@ -143,6 +143,13 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The proxy's CPU with only the slow connections (a byte each per second): what
+    // keeping them costs it, apart from the normal clients.
+    let idle_window = (options.head_timeout * 0.2).min(2.0);
+    let cpu_slow_only = match common.proxy() {
+        Ok(proxy) => Some(proxy.cpu_over(idle_window).await),
+        Err(_) => None,
+    };
     let spent = first_bytes.elapsed().as_secs_f64();
     let window = options
         .window
@@ -186,6 +193,9 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     let max_bytes = outcomes.iter().map(|o| o.bytes_sent).max().unwrap_or(0);
 
     record_rates(&mut record, before, during, after);
+    if let Some(cpu) = cpu_slow_only {
+        record.number("proxy_cpu_slow_clients_only", cpu, 3);
+    }
     record.figure("slow_opened", opened);
     record.figure("closed", closed.len());
     record.figure("not_closed", n - closed.len());
