@@ -77,6 +77,9 @@ pub enum ProxyError {
     TooManyTunnels,
     /// Every server of the upstream group is failing or was tried (502).
     NoLiveUpstream,
+    /// The proxy could not open an upstream connection for lack of its own resources
+    /// (file descriptors, memory) (503).
+    OutOfResources,
     // ---- upstream ----
     /// Dialling the upstream failed (502).
     UpstreamConnectFailed,
@@ -121,7 +124,8 @@ impl ProxyError {
             UnsupportedVersion => 505,
             ConnectNotSupported => 501,
             ClientHeadTimeout | ClientBodyTimeout => 408,
-            UpgradeWhileDraining | TooManyConnections | RateLimited | TooManyTunnels => 503,
+            UpgradeWhileDraining | TooManyConnections | RateLimited | TooManyTunnels
+            | OutOfResources => 503,
             NoRoute => 404,
             UpstreamResponseTimeout => 504,
             UpstreamConnectFailed
@@ -177,6 +181,7 @@ impl ProxyError {
             RateLimited => "too many new connections",
             TooManyTunnels => "too many tunnels",
             NoLiveUpstream => "no live upstream",
+            OutOfResources => "proxy out of resources",
             UpstreamConnectFailed => "upstream connect failed",
             UpstreamConnectTimeout => "upstream connect timeout",
             UpstreamResponseTimeout => "upstream response timeout",

@@ -47,6 +47,10 @@ pub enum ConnectError {
     Refused,
     /// The address could not be resolved or reached.
     Unreachable,
+    /// The proxy itself could not open a connection (out of file descriptors or
+    /// memory), described for the log. Not the server's fault: it does not count
+    /// against the server's health, nothing is retried, and the client gets 503.
+    Local(String),
     /// Any other failure, described for the log.
     Other(String),
 }

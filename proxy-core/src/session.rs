@@ -12,7 +12,9 @@ use crate::balance::ServerId;
 use crate::error::{error_response, ProxyError};
 use crate::framing::{BodyKind, BodyReader};
 use crate::head::{HeadError, HeadReader};
-use crate::io::{ClientInfo, Event, Input, Output, RequestLog, Side, Target, TunnelEnd, TunnelLog};
+use crate::io::{
+    ClientInfo, ConnectError, Event, Input, Output, RequestLog, Side, Target, TunnelEnd, TunnelLog,
+};
 use crate::outputs::Outputs;
 use crate::proxy::Proxy;
 use crate::request::RequestHead;
@@ -136,6 +138,11 @@ impl Session {
             Input::Reset(side) => self.on_reset(side),
             Input::Written(side, n) => self.on_written(side, n),
             Input::UpstreamConnected { reused } => self.on_upstream_connected(reused),
+            Input::UpstreamFailed(ConnectError::Local(_)) => {
+                if self.is_connecting() {
+                    self.out_of_resources();
+                }
+            }
             Input::UpstreamFailed(_) => {
                 if self.is_connecting() {
                     self.connect_failed(ProxyError::UpstreamConnectFailed);
@@ -657,6 +664,17 @@ impl Session {
             self.end_tunnel(TunnelEnd::UpstreamUnavailable);
         } else {
             self.fail(error);
+        }
+    }
+
+    /// The proxy could not open a connection itself: the server is not blamed (its
+    /// health is untouched) and no other server is tried; the client gets 503.
+    fn out_of_resources(&mut self) {
+        if let State::ExpectTcpUpstream { .. } = self.state {
+            self.drop_connection(false);
+            self.end_tunnel(TunnelEnd::UpstreamUnavailable);
+        } else {
+            self.fail(ProxyError::OutOfResources);
         }
     }
 

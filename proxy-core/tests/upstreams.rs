@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use proxy_core::sim::Sim;
-use proxy_core::{Balance, Config, Proxy, Route, Side, UpstreamGroup};
+use proxy_core::{Balance, Config, ConnectError, Input, Proxy, Route, Side, UpstreamGroup};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -269,4 +269,40 @@ fn config_validation_names_the_broken_key() {
         .validate()
         .unwrap_err()
         .starts_with("upstreams.empty.servers"));
+}
+
+#[test]
+fn a_local_dial_failure_is_503_and_does_not_mark_the_server_down() {
+    let mut config = Config::default();
+    config
+        .upstreams
+        .insert("default".into(), group(&["a:1", "b:1"]));
+    let proxy = Proxy::new(Arc::new(config));
+    let mut failed = Vec::new();
+    for _ in 0..2 {
+        let mut sim = Sim::with_proxy(&proxy);
+        sim.client_sends(GET);
+        failed.push(sim.expect_connect().address);
+        sim.input(Input::UpstreamFailed(ConnectError::Local(
+            "Too many open files".into(),
+        )));
+        assert!(
+            sim.client_received_str().starts_with("HTTP/1.1 503 "),
+            "out of fds is the proxy's own trouble: {}",
+            sim.client_received_str()
+        );
+        assert!(!sim.has_pending_connect(), "no other server is tried");
+    }
+    failed.sort();
+    assert_eq!(failed, ["a:1", "b:1"]);
+    // With max_fails = 1, a failure blamed on a server would take it out for 30 s:
+    // both are still picked.
+    let mut picked = Vec::new();
+    for _ in 0..2 {
+        let mut sim = Sim::with_proxy(&proxy);
+        sim.client_sends(GET);
+        picked.push(sim.expect_connect().address);
+    }
+    picked.sort();
+    assert_eq!(picked, ["a:1", "b:1"]);
 }

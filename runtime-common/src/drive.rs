@@ -495,6 +495,11 @@ fn connect_error(e: io::Error) -> ConnectError {
     match e.kind() {
         ConnectionRefused => ConnectError::Refused,
         HostUnreachable | NetworkUnreachable | AddrNotAvailable => ConnectError::Unreachable,
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM (Linux numbers): this process or machine
+        // is out of something; the server is not to blame.
+        _ if matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12)) => {
+            ConnectError::Local(e.to_string())
+        }
         _ => ConnectError::Other(e.to_string()),
     }
 }

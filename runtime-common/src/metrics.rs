@@ -107,7 +107,7 @@ impl DialFailure {
             ConnectError::Refused => DialFailure::Refused,
             ConnectError::Unreachable => DialFailure::Unreachable,
             ConnectError::Other(text) if text.starts_with("tls") => DialFailure::Tls,
-            ConnectError::Other(_) => DialFailure::Other,
+            ConnectError::Other(_) | ConnectError::Local(_) => DialFailure::Other,
         }
     }
 }

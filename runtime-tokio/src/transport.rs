@@ -127,10 +127,10 @@ thread_local! {
 
 /// Runs `read` on at most `max` bytes of this thread's scratch buffer (uninitialised
 /// spare capacity: nothing is zeroed) and hands on what it read. A read of less than
-/// half the scratch is copied out at its exact size and the scratch is kept; a larger
-/// one is handed on without a copy, and the scratch is replaced by the next read that
-/// needs the room. Either way what is handed on holds at most twice its size, so
-/// memory follows the bytes in flight, which the session bounds.
+/// three quarters of the scratch is copied out at its exact size and the scratch is
+/// kept; a larger one is handed on without a copy, and the scratch is replaced by the
+/// next read that needs the room. Either way what is handed on holds at most 4/3 of
+/// its size, so memory follows the bytes in flight, which the session bounds.
 fn read_via_scratch(
     max: usize,
     read: impl FnOnce(&mut Limit<&mut BytesMut>) -> Poll<io::Result<usize>>,
@@ -144,7 +144,7 @@ fn read_via_scratch(
             *scratch = BytesMut::with_capacity(max);
         }
         let n = ready!(read(&mut (&mut *scratch).limit(max)))?;
-        let bytes = match n * 2 < scratch.capacity() {
+        let bytes = match n * 4 < scratch.capacity() * 3 {
             true => Bytes::copy_from_slice(&scratch[..n]),
             false => scratch.split_to(n).freeze(),
         };
