@@ -79,7 +79,7 @@ where
         }
         // Polled in place rather than awaited as an `async fn`, whose state would
         // make every task bigger.
-        io.start_close(timer.as_mut());
+        io.start_close();
         poll_fn(|cx| io.poll_close(timer.as_mut(), cx)).await;
         drop(live);
     }
@@ -407,24 +407,32 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
     }
 
     /// Starts closing: both sides shut down after what is queued, which
-    /// [`poll_close`](Self::poll_close) writes out for at most [`CLOSE_FLUSH`] (on
-    /// `timer`). The sockets close when `self` drops.
-    fn start_close(&mut self, timer: Pin<&mut R::Timer>) {
+    /// [`poll_close`](Self::poll_close) writes out for at most [`CLOSE_FLUSH`]. The
+    /// sockets close when `self` drops.
+    fn start_close(&mut self) {
         self.abandon_dial();
-        R::reset_timer(timer, self.now() + CLOSE_FLUSH);
+        self.armed = None;
         self.client.state.shutdown_after_queue();
         if let Some(upstream) = &mut self.upstream {
             upstream.peer.state.shutdown_after_queue();
         }
     }
 
-    /// Ready when both sides are written out and shut down, or the timer fired.
-    fn poll_close(&mut self, timer: Pin<&mut R::Timer>, cx: &mut Cx<'_>) -> Poll<()> {
+    /// Ready when both sides are written out and shut down, or [`CLOSE_FLUSH`] has
+    /// passed on `timer`. The timer is set only if the first try leaves something
+    /// (usually nothing is left, and setting a deadline that short would wake the
+    /// runtime's timer for nothing).
+    fn poll_close(&mut self, mut timer: Pin<&mut R::Timer>, cx: &mut Cx<'_>) -> Poll<()> {
         let client = self.client.poll_flush_all(cx).is_ready();
         let upstream =
             (self.upstream.as_mut()).is_none_or(|u| u.peer.poll_flush_all(cx).is_ready());
         if client && upstream {
             return Poll::Ready(());
+        }
+        if self.armed.is_none() {
+            let deadline = self.now() + CLOSE_FLUSH;
+            R::reset_timer(timer.as_mut(), deadline);
+            self.armed = Some(deadline);
         }
         if R::poll_timer(timer, cx).is_ready() {
             debug!("close: the peers did not take the last bytes in time");
