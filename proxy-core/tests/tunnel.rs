@@ -68,7 +68,11 @@ fn read_room_is_what_keeps_the_bytes_in_flight_within_buffer_size() {
     sim.ack(Side::Upstream, 500);
     assert_eq!(sim.session().read_room(Side::Client), 500);
     sim.eof(Side::Client);
-    assert_eq!(sim.session().read_room(Side::Client), 0, "nothing after EOF");
+    assert_eq!(
+        sim.session().read_room(Side::Client),
+        0,
+        "nothing after EOF"
+    );
 }
 
 #[test]
