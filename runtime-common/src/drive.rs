@@ -406,15 +406,15 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         }
     }
 
-    /// Starts closing: both sides shut down after what is queued, which
-    /// [`poll_close`](Self::poll_close) writes out for at most [`CLOSE_FLUSH`]. The
-    /// sockets close when `self` drops.
+    /// Starts closing: what is queued on both sides is written out (and a TLS stream
+    /// shut down) by [`poll_close`](Self::poll_close), for at most [`CLOSE_FLUSH`].
+    /// The sockets close when `self` drops.
     fn start_close(&mut self) {
         self.abandon_dial();
         self.armed = None;
-        self.client.state.shutdown_after_queue();
+        self.client.state.finish_before_drop();
         if let Some(upstream) = &mut self.upstream {
-            upstream.peer.state.shutdown_after_queue();
+            upstream.peer.state.finish_before_drop();
         }
     }
 

@@ -66,6 +66,18 @@ impl State {
         }
     }
 
+    /// Prepares the stream to be dropped once its queue is written. A stream that
+    /// buffers writes (TLS) still shuts down, which sends its close_notify; a plain
+    /// socket needs no `shutdown` call, not even one the session asked for just
+    /// before closing, since closing it sends the FIN anyway.
+    pub(crate) fn finish_before_drop(&mut self) {
+        if self.buffers_writes {
+            self.shutdown_after_queue();
+        } else if self.shutdown == Shutdown::Pending {
+            self.shutdown = Shutdown::No;
+        }
+    }
+
     /// Whether there is writing, flushing or a shutdown still to do.
     pub(crate) fn busy(&self) -> bool {
         !self.failed && (!self.queue.is_empty() || self.dirty || self.shutdown == Shutdown::Pending)
@@ -228,6 +240,19 @@ mod tests {
         );
         s.wrote(&Wrote::Nothing);
         assert!(!s.busy() && s.reusable());
+    }
+
+    #[test]
+    fn a_plain_socket_is_only_flushed_before_it_is_dropped_a_tls_one_also_shut_down() {
+        let mut plain = state(false);
+        plain.send(Bytes::from_static(b"last"));
+        plain.shutdown_after_queue(); // asked for just before the close
+        plain.finish_before_drop();
+        plain.wrote(&Wrote::Bytes(4));
+        assert!(!plain.busy(), "nothing left: the close sends the FIN");
+        let mut tls = state(true);
+        tls.finish_before_drop();
+        assert!(tls.busy(), "close_notify still to send");
     }
 
     #[test]
