@@ -187,17 +187,7 @@ impl Record {
 
     /// Prints the record as one JSON line and appends it to `--out`.
     pub fn emit(&self, common: &Common) -> io::Result<()> {
-        let line = serde_json::to_string(self).map_err(io::Error::other)?;
-        println!("{line}");
-        if let Some(path) = &common.out {
-            use std::io::Write;
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-            writeln!(file, "{line}")?;
-        }
-        Ok(())
+        print_json_line(self, common.out.as_deref())
     }
 }
 
@@ -605,4 +595,23 @@ pub async fn idle(
     record.errors = errors;
     drop(open);
     Ok(record)
+}
+
+/// Prints `record` as one JSON line, and appends the line to `out` if given (the
+/// raw file every measure and scenario adds to).
+pub(crate) fn print_json_line(
+    record: &impl serde::Serialize,
+    out: Option<&std::path::Path>,
+) -> io::Result<()> {
+    let line = serde_json::to_string(record).map_err(io::Error::other)?;
+    println!("{line}");
+    if let Some(path) = out {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(file, "{line}")?;
+    }
+    Ok(())
 }

@@ -6,9 +6,10 @@ use crate::io::Output;
 
 /// Outputs in the order they were pushed. The two oldest live inline: most inputs
 /// give one or two outputs (a relayed chunk is one `Send`), so a relayed chunk
-/// allocates nothing and a session between bursts (an idle keep-alive connection,
-/// an idle tunnel) holds no queue allocation. Longer bursts (a response with a log
-/// line, a pipelined batch) spill into a deque that is freed once it is empty.
+/// allocates nothing and an idle tunnel holds no queue allocation. Longer bursts (a
+/// response with its log line, a pipelined batch) spill into a deque; it keeps room
+/// for a few (so an exchange does not allocate each time) and is freed once empty if
+/// a burst grew it past that.
 #[derive(Debug, Default)]
 pub(crate) struct Outputs {
     /// `inline[1]` is set only if `inline[0]` is, and `spill` holds anything only if
@@ -16,6 +17,10 @@ pub(crate) struct Outputs {
     inline: [Option<Output>; 2],
     spill: VecDeque<Output>,
 }
+
+/// Room a spilled burst may keep: an HTTP exchange ends with a burst of about four
+/// outputs, which then allocates nothing per request.
+const SPILL_KEPT: usize = 4;
 
 impl Outputs {
     pub(crate) fn push_back(&mut self, output: Output) {
@@ -30,8 +35,8 @@ impl Outputs {
         let first = self.inline[0].take()?;
         self.inline[0] = self.inline[1].take();
         self.inline[1] = self.spill.pop_front();
-        if self.spill.is_empty() && self.spill.capacity() > 0 {
-            self.spill = VecDeque::new(); // the burst is over
+        if self.spill.is_empty() && self.spill.capacity() > SPILL_KEPT {
+            self.spill = VecDeque::new(); // a long burst is over
         }
         Some(first)
     }

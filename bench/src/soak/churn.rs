@@ -80,11 +80,7 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     record.number("cycle_p99_ms", quantile(&times, 0.99), 2);
     record.figure("fds_before", fds_before);
     record.figure("fds_after", fds_after);
-    record.number("rss_fresh_kib", rss_fresh, 0);
-    record.number("rss_before_kib", rss_before, 0);
-    record.number("rss_after_kib", rss_after, 0);
-    let growth = rss_after / rss_before - 1.0;
-    record.number("rss_growth_pct", growth * 100.0, 1);
+    let growth = record.rss_figures(rss_fresh, rss_before, rss_after);
     record.number(
         "rss_growth_since_fresh_pct",
         (rss_after / rss_fresh - 1.0) * 100.0,

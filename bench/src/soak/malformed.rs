@@ -136,11 +136,7 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     record.figure("load_connect_failures", connect_failed);
     record.figure("backend_requests_delta", backend_requests);
     record.figure("backend_connections_delta", backend_connections);
-    record.number("rss_fresh_kib", rss_fresh, 0);
-    record.number("rss_before_kib", rss_before, 0);
-    record.number("rss_after_kib", rss_after, 0);
-    let growth = rss_after / rss_before - 1.0;
-    record.number("rss_growth_pct", growth * 100.0, 1);
+    let growth = record.rss_figures(rss_fresh, rss_before, rss_after);
     record.figure("fds_before", fds_before);
     record.figure("fds_after", fds_after);
     record.check(

@@ -283,6 +283,17 @@ impl Record {
         self.figure(name, round(value, digits));
     }
 
+    /// The proxy's RSS fresh, before and after the run (KiB), and its growth from
+    /// before to after, which it returns (as a fraction: 0.05 is +5%).
+    pub fn rss_figures(&mut self, fresh: f64, before: f64, after: f64) -> f64 {
+        self.number("rss_fresh_kib", fresh, 0);
+        self.number("rss_before_kib", before, 0);
+        self.number("rss_after_kib", after, 0);
+        let growth = after / before - 1.0;
+        self.number("rss_growth_pct", growth * 100.0, 1);
+        growth
+    }
+
     pub fn check(&mut self, target: &str, measured: impl Into<String>, pass: bool) {
         self.checks.push(Check {
             target: target.to_owned(),
@@ -298,16 +309,7 @@ impl Record {
     /// Prints the record as one JSON line and appends it to `--out`; a one-line verdict
     /// goes to stderr for whoever watches the run.
     pub fn emit(&self, common: &Common) -> io::Result<()> {
-        let line = serde_json::to_string(self).map_err(io::Error::other)?;
-        println!("{line}");
-        if let Some(path) = &common.out {
-            use std::io::Write;
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-            writeln!(file, "{line}")?;
-        }
+        crate::load::print_json_line(self, common.out.as_deref())?;
         for check in &self.checks {
             eprintln!(
                 "  {} {}: {} ({})",
