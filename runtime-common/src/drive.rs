@@ -277,7 +277,9 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             }
         }
         for side in sides {
-            let room = session.read_room(side);
+            let room = session
+                .read_room(side)
+                .saturating_sub(self.written_but_held(side.peer()));
             if room == 0 {
                 continue;
             }
@@ -301,6 +303,16 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             Side::Upstream => (self.upstream.as_ref())
                 .filter(|u| u.peer.state.busy())
                 .map(|u| u.peer.poll_write_step(cx)),
+        }
+    }
+
+    /// See [`State::written_but_held`](crate::peer::State::written_but_held).
+    fn written_but_held(&self, side: Side) -> usize {
+        match side {
+            Side::Client => self.client.state.written_but_held(),
+            Side::Upstream => {
+                (self.upstream.as_ref()).map_or(0, |u| u.peer.state.written_but_held())
+            }
         }
     }
 

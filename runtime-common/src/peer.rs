@@ -20,6 +20,8 @@ pub(crate) struct Peer<T> {
 #[derive(Default)]
 pub(crate) struct State {
     queue: VecDeque<Bytes>,
+    /// Bytes written off the front buffer that its allocation still holds.
+    front_written: usize,
     /// The stream may hold written bytes until flushed (TLS); see `dirty`.
     buffers_writes: bool,
     /// Bytes were written since the last flush.
@@ -83,6 +85,15 @@ impl State {
         !self.failed && (!self.queue.is_empty() || self.dirty || self.shutdown == Shutdown::Pending)
     }
 
+    /// Memory the queue holds beyond its unwritten bytes: the written part of a buffer
+    /// a write took only in part, which stays allocated until the rest is written. The
+    /// session's flow control counts only unwritten bytes, so the reads towards this
+    /// side are cut by this much: otherwise a peer that stops reading mid-buffer would
+    /// hold up to twice `buffer_size` in the proxy.
+    pub(crate) fn written_but_held(&self) -> usize {
+        self.front_written
+    }
+
     /// Whether the connection can carry another request: all written, nothing
     /// broken, open both ways.
     pub(crate) fn reusable(&self) -> bool {
@@ -98,8 +109,10 @@ impl State {
                     let taken = n.min(front.len());
                     front.advance(taken);
                     n -= taken;
+                    self.front_written += taken;
                     if front.is_empty() {
                         self.queue.pop_front();
+                        self.front_written = 0;
                     }
                 }
                 if self.queue.is_empty() {
@@ -115,6 +128,7 @@ impl State {
     pub(crate) fn fail(&mut self) {
         self.failed = true;
         self.queue.clear();
+        self.front_written = 0;
     }
 }
 
@@ -208,6 +222,26 @@ mod tests {
         }
         s.wrote(&Wrote::Bytes(100));
         assert_eq!(s.queue.capacity(), 0);
+    }
+
+    #[test]
+    fn the_written_part_of_a_buffer_is_held_until_the_rest_is_written() {
+        let mut s = state(false);
+        s.send(Bytes::from(vec![7u8; 1000]));
+        s.send(Bytes::from(vec![8u8; 500]));
+        s.wrote(&Wrote::Bytes(400));
+        assert_eq!(s.written_but_held(), 400);
+        s.wrote(&Wrote::Bytes(200));
+        assert_eq!(s.written_but_held(), 600);
+        s.wrote(&Wrote::Bytes(500));
+        assert_eq!(
+            s.written_but_held(),
+            100,
+            "first buffer freed, 100 of the next written"
+        );
+        s.wrote(&Wrote::Bytes(400));
+        assert_eq!(s.written_but_held(), 0);
+        assert!(!s.busy());
     }
 
     #[test]
