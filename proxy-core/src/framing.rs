@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::chunked::{self, Chunk, ChunkedDecoder};
 use crate::error::ProxyError;
+use crate::field_name::FieldName;
 use crate::head::{is_token, Fields};
 
 /// How a message's body is delimited.
@@ -39,7 +40,7 @@ const KNOWN_CODINGS: [&str; 6] = [
 /// must not come with `Content-Length` or in HTTP/1.0; `Content-Length` values must be
 /// decimal and agree.
 pub(crate) fn request_body(fields: &Fields, http10: bool) -> Result<BodyKind, ProxyError> {
-    let has_te = fields.values("transfer-encoding").next().is_some();
+    let has_te = fields.has(FieldName::TransferEncoding);
     let length = content_length(fields)?;
     if has_te {
         if http10 {
@@ -49,7 +50,7 @@ pub(crate) fn request_body(fields: &Fields, http10: bool) -> Result<BodyKind, Pr
             return Err(ProxyError::ContentLengthWithTransferEncoding);
         }
         let mut codings = 0;
-        for coding in fields.list("transfer-encoding") {
+        for coding in fields.list(FieldName::TransferEncoding) {
             if !KNOWN_CODINGS
                 .iter()
                 .any(|k| coding.eq_ignore_ascii_case(k.as_bytes()))
@@ -79,18 +80,20 @@ pub(crate) fn response_body(
     status: u16,
     request_was_head: bool,
 ) -> Result<BodyKind, ProxyError> {
-    let has_te = fields.values("transfer-encoding").next().is_some();
+    let has_te = fields.has(FieldName::TransferEncoding);
     let length = content_length(fields).map_err(|_| ProxyError::InvalidResponseFraming)?;
     // The framing fields are checked even when the status says there is no body: the
     // client gets them forwarded and must not see a contradiction (RFC 9112 §6.2).
     let chunked = if has_te {
         if length.is_some()
-            || fields.list("transfer-encoding").any(|c| !is_token(c))
+            || fields
+                .list(FieldName::TransferEncoding)
+                .any(|c| !is_token(c))
             || count_chunked(fields) > 1
         {
             return Err(ProxyError::InvalidResponseFraming);
         }
-        let codings = fields.list("transfer-encoding").count();
+        let codings = fields.list(FieldName::TransferEncoding).count();
         match chunked_position(fields) {
             Some(position) if position + 1 == codings => true,
             Some(_) => return Err(ProxyError::InvalidResponseFraming),
@@ -118,13 +121,13 @@ pub(crate) fn response_body(
 
 fn chunked_position(fields: &Fields) -> Option<usize> {
     fields
-        .list("transfer-encoding")
+        .list(FieldName::TransferEncoding)
         .position(|c| c.eq_ignore_ascii_case(b"chunked"))
 }
 
 fn count_chunked(fields: &Fields) -> usize {
     fields
-        .list("transfer-encoding")
+        .list(FieldName::TransferEncoding)
         .filter(|c| c.eq_ignore_ascii_case(b"chunked"))
         .count()
 }
@@ -133,7 +136,7 @@ fn count_chunked(fields: &Fields) -> usize {
 /// `1*DIGIT`, fit 64 bits, and all must be equal (RFC 9112 §6.3 rule 5).
 pub(crate) fn content_length(fields: &Fields) -> Result<Option<u64>, ProxyError> {
     let mut found = None;
-    for value in fields.values("content-length") {
+    for value in fields.values(FieldName::ContentLength) {
         for element in value.split(|&b| b == b',') {
             let element = crate::head::trim_ows(element);
             let n = parse_decimal(element).ok_or(ProxyError::InvalidContentLength)?;

@@ -8,6 +8,8 @@ use bytes::{Bytes, BytesMut};
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
+use crate::field_name::FieldName;
+
 /// Why a head could not be collected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum HeadError {
@@ -132,8 +134,7 @@ enum Scan {
 /// Looks for the empty line from `from` on, checking every LF has its CR.
 fn scan(buf: &[u8], from: usize, max_head_size: usize) -> Scan {
     let mut i = from;
-    while let Some(offset) = buf[i..].iter().position(|&b| b == b'\n') {
-        let lf = i + offset;
+    while let Some(lf) = find_lf(buf, i) {
         if lf == 0 || buf[lf - 1] != b'\r' {
             return Scan::Error(HeadError::BareLineFeed);
         }
@@ -152,85 +153,207 @@ fn scan(buf: &[u8], from: usize, max_head_size: usize) -> Scan {
     Scan::Incomplete
 }
 
+/// Eight copies of a byte, for testing eight bytes at once.
+const fn splat(b: u8) -> u64 {
+    u64::from_ne_bytes([b; 8])
+}
+
+/// The high bit of each byte of `word` that is zero (exact for the lowest such byte,
+/// which is all the searches below use; or for "is there one").
+fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(splat(0x01)) & !word & splat(0x80)
+}
+
+/// The first LF at or after `from`, eight bytes at a time (a head is mostly long lines).
+fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
+    let rest = buf.get(from..)?;
+    let mut words = rest.chunks_exact(8);
+    let mut offset = from;
+    for word in words.by_ref() {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let found = zero_bytes(word ^ splat(b'\n'));
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    let tail = words.remainder();
+    tail.iter().position(|&b| b == b'\n').map(|i| offset + i)
+}
+
 fn too_large(buf: &[u8]) -> HeadError {
     HeadError::TooLarge {
         start_line_open: !buf.contains(&b'\n'),
     }
 }
 
-/// One field line of a parsed head, as byte ranges into the head.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One field line of a parsed head, as positions in the head (32 bits: a head is
+/// refused before it gets near 4 GiB, see [`MAX_LOCATABLE`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct FieldRange {
-    pub(crate) name: Range<usize>,
-    pub(crate) value: Range<usize>,
+    name_start: u32,
+    name_len: u32,
+    value_start: u32,
+    value_len: u32,
+    /// The name, recognised once.
+    kind: FieldName,
+    /// Whether the line is exactly `name ": " value CRLF`, as the proxy would write
+    /// it, so that forwarding it unchanged is copying it.
+    canonical: bool,
+}
+
+impl FieldRange {
+    fn name(&self) -> Range<usize> {
+        let start = self.name_start as usize;
+        start..start + self.name_len as usize
+    }
+
+    fn value(&self) -> Range<usize> {
+        let start = self.value_start as usize;
+        start..start + self.value_len as usize
+    }
+}
+
+/// The longest head whose fields [`Fields::locate`] can place.
+pub(crate) const MAX_LOCATABLE: usize = u32::MAX as usize - 2;
+
+/// One field of a parsed head, as [`Fields::iter`] gives it.
+#[derive(Clone, Debug)]
+pub(crate) struct Field<'a> {
+    pub(crate) kind: FieldName,
+    pub(crate) name: &'a [u8],
+    pub(crate) value: &'a [u8],
+    /// Its whole line in the head, when that is how the proxy would write it.
+    pub(crate) line: Option<Range<usize>>,
 }
 
 /// A complete head with its fields located; names and values are read from `bytes`.
 #[derive(Clone, Debug)]
 pub(crate) struct Fields {
     pub(crate) bytes: Bytes,
-    pub(crate) ranges: Vec<FieldRange>,
+    ranges: Vec<FieldRange>,
+    /// The [`FieldName::bit`]s of the names present: a rule whose field is absent
+    /// costs one test.
+    present: u32,
 }
 
 impl Fields {
-    /// Locates httparse's borrowed fields inside `bytes`.
+    /// Locates httparse's borrowed fields inside `bytes` (at most [`MAX_LOCATABLE`]
+    /// long) and recognises their names.
+    ///
+    /// RFC 9110 §5.5: a value is VCHAR, obs-text, SP and HTAB. httparse refuses every
+    /// other byte in a value (an error before this is reached), so values are not
+    /// scanned again here; the test `every_control_byte_and_del_in_a_field_value_is_refused`
+    /// holds httparse to it.
     pub(crate) fn locate(bytes: Bytes, headers: &[httparse::Header<'_>]) -> Fields {
         let base = bytes.as_ptr() as usize;
-        let range = |s: &[u8]| {
-            let start = s.as_ptr() as usize - base;
-            start..start + s.len()
+        let offset = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base) as u32;
+        let mut present = 0;
+        let mut ranges = Vec::with_capacity(headers.len());
+        for h in headers {
+            let (name, value) = (h.name.as_bytes(), trim_ows(h.value));
+            let kind = FieldName::of(name);
+            present |= kind.bit();
+            let mut range = FieldRange {
+                name_start: offset(name),
+                name_len: name.len() as u32,
+                value_start: offset(value),
+                value_len: value.len() as u32,
+                kind,
+                canonical: false,
+            };
+            let (name, value) = (range.name(), range.value());
+            range.canonical = value.start == name.end + 2
+                && bytes.get(name.end) == Some(&b':')
+                && bytes.get(name.end + 1) == Some(&b' ')
+                && bytes.get(value.end) == Some(&b'\r')
+                && bytes.get(value.end + 1) == Some(&b'\n');
+            ranges.push(range);
+        }
+        Fields {
+            bytes,
+            ranges,
+            present,
+        }
+    }
+
+    /// Every field in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Field<'_>> + '_ {
+        self.ranges.iter().map(move |r| {
+            let (name, value) = (r.name(), r.value());
+            Field {
+                kind: r.kind,
+                line: r.canonical.then(|| name.start..value.end + 2),
+                name: self.bytes.get(name).unwrap_or_default(),
+                value: self.bytes.get(value).unwrap_or_default(),
+            }
+        })
+    }
+
+    /// Whether a field with this name is present.
+    pub(crate) fn has(&self, name: FieldName) -> bool {
+        self.present & name.bit() != 0
+    }
+
+    /// Values of every field with this name.
+    pub(crate) fn values(&self, name: FieldName) -> impl Iterator<Item = &[u8]> + '_ {
+        let ranges = if self.has(name) {
+            &self.ranges[..]
+        } else {
+            &[]
         };
-        let ranges = headers
+        ranges
             .iter()
-            .map(|h| FieldRange {
-                name: range(h.name.as_bytes()),
-                value: range(trim_ows(h.value)),
-            })
-            .collect();
-        Fields { bytes, ranges }
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.ranges
-            .iter()
-            .map(move |r| (&self.bytes[r.name.clone()], &self.bytes[r.value.clone()]))
-    }
-
-    /// Values of every field with this (lowercase) name.
-    pub(crate) fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+            .filter(move |r| r.kind == name)
+            .map(|r| self.bytes.get(r.value()).unwrap_or_default())
     }
 
     /// Comma-separated list elements of every field with this name (RFC 9110 §5.6.1),
     /// trimmed, empty elements skipped.
-    pub(crate) fn list<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.values(name)
-            .flat_map(|v| v.split(|&b| b == b','))
-            .map(trim_ows)
-            .filter(|e| !e.is_empty())
+    pub(crate) fn list(&self, name: FieldName) -> impl Iterator<Item = &[u8]> + '_ {
+        self.values(name).flat_map(ListElements)
     }
 
     /// Whether any list element of field `name` equals `token`, ignoring case.
-    pub(crate) fn has_token(&self, name: &str, token: &str) -> bool {
+    pub(crate) fn has_token(&self, name: FieldName, token: &str) -> bool {
         self.list(name)
             .any(|e| e.eq_ignore_ascii_case(token.as_bytes()))
     }
 }
 
-/// Strips optional whitespace (SP / HTAB) at both ends (RFC 9110 §5.6.3).
-pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
+/// The elements of one list value, trimmed, empty ones skipped.
+struct ListElements<'a>(&'a [u8]);
+
+impl<'a> Iterator for ListElements<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        while !self.0.is_empty() {
+            let (element, rest) = match self.0.iter().position(|&b| b == b',') {
+                Some(comma) => (&self.0[..comma], &self.0[comma + 1..]),
+                None => (self.0, &b""[..]),
+            };
+            self.0 = rest;
+            let element = trim_ows(element);
+            if !element.is_empty() {
+                return Some(element);
+            }
+        }
+        None
     }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }
 
-/// Whether `b` may appear in a field value (RFC 9110 §5.5: VCHAR, obs-text, SP, HTAB).
+/// Strips optional whitespace (SP / HTAB) at both ends (RFC 9110 §5.6.3).
+pub(crate) fn trim_ows(s: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = s.iter().position(|b| !is_ows(b)).unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |last| last + 1);
+    s.get(start..end).unwrap_or_default()
+}
+
 /// Up to this many headers are parsed into room on the stack: a head costs no
 /// allocation, and nothing is zeroed first.
 const STACK_HEADERS: usize = 128;
@@ -258,13 +381,36 @@ pub(crate) fn headers_up_to<'a, 'b>(
     }
 }
 
-pub(crate) fn is_field_value_byte(b: u8) -> bool {
-    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
-}
-
 /// Whether `s` is a non-empty token (RFC 9110 §5.6.2).
 pub(crate) fn is_token(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.iter().all(|&b| TCHAR[usize::from(b)])
 }
+
+/// `tchar` (RFC 9110 §5.6.2) as a table: one load per byte.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    table
+};

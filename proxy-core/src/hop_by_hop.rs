@@ -1,6 +1,9 @@
 //! Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection and are not
 //! forwarded. The proxy writes its own `Connection` (and framing) for the next hop.
 
+use crate::field_name::FieldName;
+use crate::head::Fields;
+
 /// Fields that are always hop-by-hop. `Transfer-Encoding` is on the list because the
 /// proxy re-frames every chunked body; the framing code writes it back when it does.
 pub const ALWAYS: [&str; 7] = [
@@ -24,22 +27,63 @@ pub const PROTECTED: [&str; 4] = [
     "x-forwarded-proto",
 ];
 
-/// The options listed in every `Connection` field of a head, as given.
-pub(crate) fn connection_options(fields: &crate::head::Fields) -> Vec<&[u8]> {
-    fields.list("connection").collect()
+/// What a head's `Connection` fields say, read once when the head is parsed: the
+/// options the proxy acts on, and which lengths the options have, so that a field
+/// whose name has no option's length is known not to be named without a look.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ConnectionOptions {
+    /// Bit `n` set: an option `n` bytes long (63 for any longer) is listed.
+    lengths: u64,
+    /// `close` is listed (RFC 9112 §9.6).
+    pub(crate) close: bool,
+    /// `keep-alive` is listed (HTTP/1.0 persistence, RFC 9112 §9.3).
+    pub(crate) keep_alive: bool,
+    /// `upgrade` is listed (RFC 9110 §7.8).
+    pub(crate) upgrade: bool,
+}
+
+impl ConnectionOptions {
+    /// The options listed in every `Connection` field of a head.
+    pub(crate) fn of(fields: &Fields) -> ConnectionOptions {
+        let mut options = ConnectionOptions::default();
+        for option in fields.list(FieldName::Connection) {
+            options.lengths |= length_bit(option);
+            options.close |= option.eq_ignore_ascii_case(b"close");
+            options.keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+            options.upgrade |= option.eq_ignore_ascii_case(b"upgrade");
+        }
+        options
+    }
+
+    /// Whether a `Connection` field of `fields` (the head these options were read
+    /// from) lists `name`.
+    fn name(&self, fields: &Fields, name: &[u8]) -> bool {
+        self.lengths & length_bit(name) != 0
+            && fields
+                .list(FieldName::Connection)
+                .any(|option| name.eq_ignore_ascii_case(option))
+    }
+
+    /// Whether the field `name` (recognised as `kind`) of `fields` must not be
+    /// forwarded.
+    pub(crate) fn is_hop_by_hop(&self, fields: &Fields, kind: FieldName, name: &[u8]) -> bool {
+        kind.is_always_hop_by_hop() || (!kind.is_protected() && self.name(fields, name))
+    }
+}
+
+fn length_bit(s: &[u8]) -> u64 {
+    1 << s.len().min(63)
 }
 
 /// Whether a field with this name must not be forwarded, given the head's
 /// `Connection` options.
 pub fn is_hop_by_hop(name: &[u8], connection_options: &[&[u8]]) -> bool {
-    let named = |list: &[&str]| list.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes()));
-    if named(&ALWAYS) {
-        return true;
-    }
-    !named(&PROTECTED)
-        && connection_options
-            .iter()
-            .any(|o| name.eq_ignore_ascii_case(o))
+    let kind = FieldName::of(name);
+    kind.is_always_hop_by_hop()
+        || (!kind.is_protected()
+            && connection_options
+                .iter()
+                .any(|o| name.eq_ignore_ascii_case(o)))
 }
 
 #[cfg(test)]

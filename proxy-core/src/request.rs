@@ -3,13 +3,16 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use std::io::Write;
+use std::net::IpAddr;
 use std::ops::Range;
 
 use crate::config::Config;
 use crate::error::ProxyError;
+use crate::field_name::FieldName;
 use crate::framing::{self, BodyKind};
-use crate::head::{header_room, headers_up_to, is_field_value_byte, Fields};
-use crate::hop_by_hop;
+use crate::head::{header_room, headers_up_to, Fields, MAX_LOCATABLE};
+use crate::head_writer::HeadWriter;
+use crate::hop_by_hop::ConnectionOptions;
 use crate::io::ClientInfo;
 use crate::upgrade::{self, UpgradeOffer};
 
@@ -26,6 +29,7 @@ pub struct RequestHead {
     http10: bool,
     body: BodyKind,
     keep_alive: bool,
+    connection: ConnectionOptions,
     upgrade: Option<UpgradeOffer>,
 }
 
@@ -33,6 +37,9 @@ impl RequestHead {
     /// Parses and checks a complete head (as collected up to its empty line).
     pub fn parse(head: Bytes, config: &Config) -> Result<RequestHead, ProxyError> {
         let limits = &config.limits;
+        if head.len() > MAX_LOCATABLE {
+            return Err(ProxyError::RequestHeadTooLarge);
+        }
         let (mut stack, mut heap) = (header_room(), Vec::new());
         let headers = headers_up_to(&mut stack, &mut heap, limits.max_headers);
         let mut request = httparse::Request::new(&mut []);
@@ -53,13 +60,6 @@ impl RequestHead {
             Err(e) => return Err(classify(e, &head, limits.max_target_len)),
         };
         let fields = Fields::locate(head.clone(), request.headers);
-        // httparse accepts obs-text and HTAB in values; controls it already refuses.
-        if fields
-            .iter()
-            .any(|(_, v)| !v.iter().all(|&b| is_field_value_byte(b)))
-        {
-            return Err(ProxyError::InvalidFieldValue);
-        }
         let method_bytes = &head[method.clone()];
         if method_bytes == b"CONNECT" {
             return Err(ProxyError::ConnectNotSupported);
@@ -68,13 +68,13 @@ impl RequestHead {
             request_target(&head, target.clone(), method_bytes)?;
         check_host(&fields, http10, target_authority.is_some())?;
         let body = framing::request_body(&fields, http10)?;
-        let close = fields.has_token("connection", "close");
+        let connection = ConnectionOptions::of(&fields);
         let keep_alive = if http10 {
-            !close && fields.has_token("connection", "keep-alive")
+            !connection.close && connection.keep_alive
         } else {
-            !close
+            !connection.close
         };
-        let upgrade = upgrade::offer(&fields, http10);
+        let upgrade = upgrade::offer(&fields, &connection, http10);
         Ok(RequestHead {
             fields,
             method,
@@ -84,6 +84,7 @@ impl RequestHead {
             http10,
             body,
             keep_alive,
+            connection,
             upgrade,
         })
     }
@@ -114,7 +115,7 @@ impl RequestHead {
     pub fn host(&self) -> Option<&[u8]> {
         self.target_authority
             .as_deref()
-            .or_else(|| self.fields.values("host").next())
+            .or_else(|| self.fields.values(FieldName::Host).next())
     }
 
     /// The request-target that goes upstream (origin-form).
@@ -167,7 +168,7 @@ impl RequestHead {
 
     /// Whether the client sent `Expect: 100-continue`.
     pub fn expects_continue(&self) -> bool {
-        !self.http10 && self.fields.has_token("expect", "100-continue")
+        !self.http10 && self.fields.has_token(FieldName::Expect, "100-continue")
     }
 
     /// The head the upstream gets: request-line in HTTP/1.1 with an origin-form target;
@@ -175,112 +176,170 @@ impl RequestHead {
     /// `X-Forwarded-*` added as configured; `Connection: Upgrade` for an upgrade.
     /// A request without `Host` (HTTP/1.0) gets `fallback_host` (the upstream's address).
     pub fn forward(&self, config: &Config, client: &ClientInfo, fallback_host: &[u8]) -> Bytes {
-        let options = hop_by_hop::connection_options(&self.fields);
         let forwarded = &config.forwarded;
-        // List fields the proxy adds its hop to: every earlier value, then its own, in
-        // one field where the first one was (RFC 9110 §5.3), or at the end.
+        // List fields the proxy adds its hop to get every earlier value, then its own,
+        // in one field where the first one was (RFC 9110 §5.3), or at the end.
         // (On the stack: forwarding a head allocates only its output.)
         let mut ip = [0u8; 48];
-        let mut xff = None;
-        if let Some(addr) = client.addr.filter(|_| forwarded.x_forwarded_for) {
-            let mut rest = &mut ip[..];
-            if write!(rest, "{}", addr.ip()).is_ok() {
-                let len = 48 - rest.len();
-                xff = Some(&ip[..len]);
-            }
-        }
+        let xff = match client.addr {
+            Some(addr) if forwarded.x_forwarded_for => write_ip(addr.ip(), &mut ip),
+            _ => None,
+        };
         // RFC 9110 §7.6.3: a gateway MUST add Via to the requests it forwards.
         let via: &[u8] = if self.http10 {
             b"1.0 switchyard"
         } else {
             b"1.1 switchyard"
         };
-        let mut appended: [Appended; 2] = [
-            (b"X-Forwarded-For", xff, false),
-            (b"Via", forwarded.via.then_some(via), false),
-        ];
-        let mut out = BytesMut::with_capacity(self.fields.bytes.len() + 128);
-        out.put_slice(self.method());
-        out.put_u8(b' ');
-        out.put_slice(&self.forward_target);
-        out.put_slice(b" HTTP/1.1\r\n");
-        let (mut host_written, mut length_written) = (false, false);
-        for (name, value) in self.fields.iter() {
-            let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-            if is("upgrade") && self.upgrade.is_some() {
-                put_field(&mut out, name, value);
-            } else if hop_by_hop::is_hop_by_hop(name, &options) {
-                if is("transfer-encoding") && self.body == BodyKind::Chunked {
-                    // Re-encoded as chunked: the codings still apply.
-                    put_field(&mut out, name, value);
-                }
-            } else if is("host") {
-                let value = self.target_authority.as_deref().unwrap_or(value);
-                put_field(&mut out, name, value);
-                host_written = true;
-            } else if is("content-length") {
-                if !length_written {
-                    if let BodyKind::Length(n) = self.body {
-                        put_field(&mut out, name, n.to_string().as_bytes());
-                    } else {
-                        put_field(&mut out, name, b"0");
+        let via = forwarded.via.then_some(via);
+        let mut out = HeadWriter::new(&self.fields, 128);
+        match self.unchanged_request_line() {
+            Some(line) => out.keep_line(line),
+            None => {
+                out.put(self.method());
+                out.put(b" ");
+                out.put(&self.forward_target);
+                out.put(b" HTTP/1.1\r\n");
+            }
+        }
+        let [mut host_written, mut length_written, mut xff_written, mut via_written] = [false; 4];
+        for field in self.fields.iter() {
+            let (kind, name) = (field.kind, field.name);
+            match kind {
+                FieldName::Upgrade if self.upgrade.is_some() => out.keep(&field),
+                // Re-encoded as chunked: the codings still apply.
+                FieldName::TransferEncoding if self.body == BodyKind::Chunked => out.keep(&field),
+                _ if self.connection.is_hop_by_hop(&self.fields, kind, name) => {}
+                FieldName::Host => {
+                    match self.target_authority.as_deref() {
+                        Some(authority) => out.field(name, authority),
+                        None => out.keep(&field),
                     }
-                    length_written = true;
+                    host_written = true;
                 }
-            } else if let Some((canonical, Some(own), written)) = appended
-                .iter_mut()
-                .find(|(n, own, _)| own.is_some() && name.eq_ignore_ascii_case(n))
-            {
-                if !*written {
-                    let mut combined = BytesMut::new();
-                    let lower = String::from_utf8_lossy(canonical).to_ascii_lowercase();
-                    for earlier in self.fields.values(&lower) {
-                        combined.put_slice(earlier);
-                        combined.put_slice(b", ");
+                FieldName::ContentLength => {
+                    if !length_written {
+                        let mut digits = [0u8; 20];
+                        match self.body {
+                            BodyKind::Length(n) => out.field(name, decimal(n, &mut digits)),
+                            _ => out.field(name, b"0"),
+                        }
+                        length_written = true;
                     }
-                    combined.put_slice(own);
-                    put_field(&mut out, name, &combined);
-                    *written = true;
                 }
-            } else if is("x-forwarded-proto") && forwarded.x_forwarded_proto {
+                FieldName::XForwardedFor if xff.is_some() => {
+                    if !xff_written {
+                        self.put_appended(&mut out, kind, name, xff.unwrap_or_default());
+                        xff_written = true;
+                    }
+                }
+                FieldName::Via if via.is_some() => {
+                    if !via_written {
+                        self.put_appended(&mut out, kind, name, via.unwrap_or_default());
+                        via_written = true;
+                    }
+                }
                 // Replaced below: the client does not get to say.
-            } else {
-                put_field(&mut out, name, value);
+                FieldName::XForwardedProto if forwarded.x_forwarded_proto => {}
+                _ => out.keep(&field),
             }
         }
         if !host_written {
             let host = self.target_authority.as_deref().unwrap_or(fallback_host);
-            put_field(&mut out, b"Host", host);
+            out.field(b"Host", host);
         }
-        for (canonical, own, written) in appended {
-            if let (Some(own), false) = (own, written) {
-                put_field(&mut out, canonical, own);
-            }
+        if let (Some(own), false) = (xff, xff_written) {
+            out.field(b"X-Forwarded-For", own);
+        }
+        if let (Some(own), false) = (via, via_written) {
+            out.field(b"Via", own);
         }
         if forwarded.x_forwarded_proto {
-            put_field(
-                &mut out,
+            out.field(
                 b"X-Forwarded-Proto",
                 if client.tls { b"https" } else { b"http" },
             );
         }
         if self.upgrade.is_some() {
-            put_field(&mut out, b"Connection", b"Upgrade");
+            out.field(b"Connection", b"Upgrade");
         }
-        out.put_slice(b"\r\n");
-        out.freeze()
+        out.finish()
+    }
+
+    /// The request-line as received, when it is the one that goes upstream: an
+    /// HTTP/1.1 request-line whose target is forwarded as it is.
+    fn unchanged_request_line(&self) -> Option<Range<usize>> {
+        let head = &self.fields.bytes;
+        let (method, target) = (&self.method, &self.target);
+        let target_kept = head.get(target.clone()).map(<[u8]>::as_ptr)
+            == Some(self.forward_target.as_ptr())
+            && self.forward_target.len() == target.len();
+        let end = target.end + 11;
+        let canonical = method.end + 1 == target.start
+            && head.get(method.end) == Some(&b' ')
+            && head.get(target.end..end) == Some(b" HTTP/1.1\r\n");
+        (target_kept && canonical).then_some(method.start..end)
+    }
+
+    /// One `name` field with the values of every `kind` field, then `own`.
+    fn put_appended(&self, out: &mut HeadWriter<'_>, kind: FieldName, name: &[u8], own: &[u8]) {
+        out.put(name);
+        out.put(b": ");
+        for earlier in self.fields.values(kind) {
+            out.put(earlier);
+            out.put(b", ");
+        }
+        out.put(own);
+        out.put(b"\r\n");
     }
 }
 
-/// A list field the proxy adds its hop to: the name, its value (if configured) and
-/// whether it was written yet.
-type Appended<'a> = (&'static [u8], Option<&'a [u8]>, bool);
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut start = buf.len();
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+        start -= 1;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[start..]
+}
 
-pub(crate) fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
-    out.put_slice(name);
-    out.put_slice(b": ");
-    out.put_slice(value);
-    out.put_slice(b"\r\n");
+/// The address as `Display` writes it; an IPv4 address (the common case) without
+/// going through `fmt`.
+fn write_ip(ip: IpAddr, buf: &mut [u8; 48]) -> Option<&[u8]> {
+    let len = match ip {
+        IpAddr::V4(v4) => {
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                let digits = [
+                    b'0' + octet / 100,
+                    b'0' + octet / 10 % 10,
+                    b'0' + octet % 10,
+                ];
+                let skip = match octet {
+                    100.. => 0,
+                    10.. => 1,
+                    _ => 2,
+                };
+                let dot = usize::from(i > 0);
+                let part = buf.get_mut(len..len + dot + 3 - skip)?;
+                part[..dot].copy_from_slice(&b"."[..dot]);
+                part[dot..].copy_from_slice(&digits[skip..]);
+                len += part.len();
+            }
+            len
+        }
+        IpAddr::V6(v6) => {
+            let mut rest = &mut buf[..];
+            write!(rest, "{v6}").ok()?;
+            48 - rest.len()
+        }
+    };
+    buf.get(..len)
 }
 
 /// The range of `part` (a sub-slice of `whole`) inside `whole`.
@@ -374,7 +433,7 @@ fn starts_with_ignore_case(bytes: &[u8], prefix: &[u8]) -> bool {
 /// RFC 9112 §3.2: HTTP/1.1 requires exactly one `Host`; HTTP/1.0 at most one. Its value
 /// must be a `uri-host [ ":" port ]` (or empty), whatever the target's form.
 fn check_host(fields: &Fields, http10: bool, absolute_form: bool) -> Result<(), ProxyError> {
-    let mut hosts = fields.values("host");
+    let mut hosts = fields.values(FieldName::Host);
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => Err(ProxyError::DuplicateHost),
         (None, _) if !http10 && !absolute_form => Err(ProxyError::MissingHost),
@@ -386,6 +445,22 @@ fn check_host(fields: &Fields, http10: bool, absolute_form: bool) -> Result<(), 
 
 /// `host [ ":" port ]` with reg-name, IPv4 or IP-literal characters (RFC 3986 §3.2.2).
 fn is_valid_authority(authority: &[u8]) -> bool {
+    if let Some(b'[') = authority.first() {
+        return is_valid_ip_literal_authority(authority);
+    }
+    // A reg-name or IPv4 address has no ']' or '[': the port is after the last ':'.
+    let (host, port) = match authority.iter().rposition(|&b| b == b':') {
+        Some(colon) => (&authority[..colon], &authority[colon + 1..]),
+        None => (authority, &b""[..]),
+    };
+    !host.is_empty()
+        && host.iter().all(|&b| REG_NAME[usize::from(b)])
+        && port.len() <= 5
+        && port.iter().all(u8::is_ascii_digit)
+}
+
+/// `[` IP-literal `]` [ ":" port ], the rare form of [`is_valid_authority`].
+fn is_valid_ip_literal_authority(authority: &[u8]) -> bool {
     let (host, port) = match authority.iter().rposition(|&b| b == b':') {
         Some(colon) if !authority[colon..].contains(&b']') => {
             (&authority[..colon], &authority[colon + 1..])
@@ -398,10 +473,66 @@ fn is_valid_authority(authority: &[u8]) -> bool {
                 .iter()
                 .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
     } else {
-        !host.is_empty()
-            && host
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b))
+        !host.is_empty() && host.iter().all(|&b| REG_NAME[usize::from(b)])
     };
     host_ok && port.iter().all(u8::is_ascii_digit) && port.len() <= 5
+}
+
+/// The bytes of a reg-name or IPv4 address (unreserved, sub-delims, `%`) as a table.
+static REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b'%'
+            );
+        i += 1;
+    }
+    table
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        let ips: [IpAddr; 6] = [
+            [0, 0, 0, 0].into(),
+            [192, 0, 2, 1].into(),
+            [10, 99, 100, 255].into(),
+            [255, 255, 255, 255].into(),
+            "2001:db8::1".parse().unwrap(),
+            "::ffff:192.0.2.1".parse().unwrap(),
+        ];
+        for ip in ips {
+            let mut buf = [0u8; 48];
+            assert_eq!(write_ip(ip, &mut buf), Some(ip.to_string().as_bytes()));
+        }
+    }
+
+    #[test]
+    fn decimals_are_written_as_display_writes_them() {
+        for n in [0, 7, 10, 99, 1234567890, u64::MAX] {
+            let mut buf = [0u8; 20];
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
+    }
 }

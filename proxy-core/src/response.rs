@@ -1,13 +1,14 @@
 //! Response heads: parse strictly (RFC 9112 §4, §6.3) and write the head the client gets.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::config::Limits;
 use crate::error::ProxyError;
+use crate::field_name::FieldName;
 use crate::framing::{self, BodyKind};
-use crate::head::{header_room, headers_up_to, is_field_value_byte, Fields};
-use crate::hop_by_hop;
-use crate::request::put_field;
+use crate::head::{header_room, headers_up_to, Fields, MAX_LOCATABLE};
+use crate::head_writer::HeadWriter;
+use crate::hop_by_hop::ConnectionOptions;
 
 /// A checked response head.
 #[derive(Clone, Debug)]
@@ -17,6 +18,7 @@ pub struct ResponseHead {
     /// `status-code SP reason-phrase` exactly as received.
     status_and_reason: Bytes,
     http10: bool,
+    connection: ConnectionOptions,
 }
 
 /// What the client-facing head must say about the connection and the body.
@@ -33,6 +35,9 @@ pub struct ClientFraming {
 impl ResponseHead {
     /// Parses and checks a complete head.
     pub fn parse(head: Bytes, limits: &Limits) -> Result<ResponseHead, ProxyError> {
+        if head.len() > MAX_LOCATABLE {
+            return Err(ProxyError::ResponseHeadTooLarge);
+        }
         let (mut stack, mut heap) = (header_room(), Vec::new());
         let headers = headers_up_to(&mut stack, &mut heap, limits.max_headers);
         let mut response = httparse::Response::new(&mut []);
@@ -54,12 +59,7 @@ impl ResponseHead {
             return Err(ProxyError::MalformedResponse);
         }
         let fields = Fields::locate(head.clone(), response.headers);
-        if fields
-            .iter()
-            .any(|(_, v)| !v.iter().all(|&b| is_field_value_byte(b)))
-        {
-            return Err(ProxyError::MalformedResponse);
-        }
+        let connection = ConnectionOptions::of(&fields);
         // httparse skips empty lines before the status line; so does this. Then
         // "HTTP/1.x " is 9 bytes, and the rest of the line is status and reason.
         let start = head.chunks_exact(2).take_while(|w| *w == b"\r\n").count() * 2;
@@ -71,6 +71,7 @@ impl ResponseHead {
             status,
             status_and_reason,
             http10,
+            connection,
         })
     }
 
@@ -97,9 +98,9 @@ impl ResponseHead {
     /// Whether the upstream connection may carry another request after this response
     /// (RFC 9112 §9.3), provided the body is read to its framed end.
     pub fn upstream_keep_alive(&self) -> bool {
-        let close = self.fields.has_token("connection", "close");
+        let close = self.connection.close;
         if self.http10 {
-            !close && self.fields.has_token("connection", "keep-alive")
+            !close && self.connection.keep_alive
         } else {
             !close
         }
@@ -109,37 +110,35 @@ impl ResponseHead {
     /// end-to-end fields byte-exact and in order, hop-by-hop fields removed, and the
     /// proxy's own `Connection`.
     pub fn forward(&self, framing: ClientFraming) -> Bytes {
-        let options = hop_by_hop::connection_options(&self.fields);
-        let mut out = BytesMut::with_capacity(self.fields.bytes.len() + 32);
-        out.put_slice(b"HTTP/1.1 ");
-        out.put_slice(&self.status_and_reason);
-        out.put_slice(b"\r\n");
+        let mut out = HeadWriter::new(&self.fields, 32);
+        out.put(b"HTTP/1.1 ");
+        out.put(&self.status_and_reason);
+        out.put(b"\r\n");
         let mut length_written = false;
-        for (name, value) in self.fields.iter() {
-            let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-            if hop_by_hop::is_hop_by_hop(name, &options) {
+        for field in self.fields.iter() {
+            match field.kind {
                 // The proxy re-encodes chunked bodies, so the codings still hold, except
                 // for an HTTP/1.0 client, which gets the body decoded.
-                if is("transfer-encoding") && !framing.client_http10 {
-                    put_field(&mut out, name, value);
+                FieldName::TransferEncoding if !framing.client_http10 => out.keep(&field),
+                kind if self
+                    .connection
+                    .is_hop_by_hop(&self.fields, kind, field.name) => {}
+                FieldName::ContentLength => {
+                    if !length_written {
+                        out.keep(&field);
+                        length_written = true;
+                    }
                 }
-            } else if is("content-length") {
-                if !length_written {
-                    put_field(&mut out, name, value);
-                    length_written = true;
-                }
-            } else {
-                put_field(&mut out, name, value);
+                _ => out.keep(&field),
             }
         }
         if (100..200).contains(&self.status) {
             // Interim responses carry no connection management of their own.
         } else if !framing.keep_alive {
-            put_field(&mut out, b"Connection", b"close");
+            out.field(b"Connection", b"close");
         } else if framing.client_http10 {
-            put_field(&mut out, b"Connection", b"keep-alive");
+            out.field(b"Connection", b"keep-alive");
         }
-        out.put_slice(b"\r\n");
-        out.freeze()
+        out.finish()
     }
 }

@@ -916,9 +916,7 @@ impl Session {
         let websocket = upgrade::is_websocket(protocol.as_bytes()).then(|| {
             let extensions = response
                 .fields()
-                .values("sec-websocket-extensions")
-                .next()
-                .is_some();
+                .has(crate::field_name::FieldName::SecWebSocketExtensions);
             let seed =
                 self.client.addr.map_or(0x5eed, |a| u64::from(a.port())) ^ 0x9e37_79b9_7f4a_7c15;
             Box::new(WebSocketTunnel::new(extensions, self.now, seed))

@@ -8,7 +8,9 @@
 use base64::Engine as _;
 
 use crate::error::ProxyError;
+use crate::field_name::FieldName;
 use crate::head::Fields;
+use crate::hop_by_hop::ConnectionOptions;
 
 /// The GUID RFC 6455 §1.3 appends to the client's key.
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -24,18 +26,22 @@ pub struct UpgradeOffer {
 
 /// An HTTP/1.1 request is an upgrade attempt when it has `Upgrade` and its `Connection`
 /// lists the `upgrade` option. (RFC 9110 §7.8: `Upgrade` in HTTP/1.0 is ignored.)
-pub(crate) fn offer(fields: &Fields, http10: bool) -> Option<UpgradeOffer> {
-    if http10 || !fields.has_token("connection", "upgrade") {
+pub(crate) fn offer(
+    fields: &Fields,
+    connection: &ConnectionOptions,
+    http10: bool,
+) -> Option<UpgradeOffer> {
+    if http10 || !connection.upgrade || !fields.has(FieldName::Upgrade) {
         return None;
     }
     let protocols: Vec<String> = fields
-        .list("upgrade")
+        .list(FieldName::Upgrade)
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect();
     if protocols.is_empty() {
         return None;
     }
-    let mut keys = fields.values("sec-websocket-key");
+    let mut keys = fields.values(FieldName::SecWebSocketKey);
     let websocket_key = match (keys.next(), keys.next()) {
         (Some(key), None) => std::str::from_utf8(key).ok().map(str::to_owned),
         _ => None,
@@ -52,10 +58,10 @@ pub(crate) fn accept_switch(
     response: &Fields,
 ) -> Result<String, ProxyError> {
     let offer = offer.ok_or(ProxyError::UnsolicitedUpgrade)?;
-    if !response.has_token("connection", "upgrade") {
+    if !response.has_token(FieldName::Connection, "upgrade") {
         return Err(ProxyError::UpgradeProtocolMismatch);
     }
-    let mut chosen = response.list("upgrade");
+    let mut chosen = response.list(FieldName::Upgrade);
     let protocol = match (chosen.next(), chosen.next()) {
         (Some(p), None) => p,
         _ => return Err(ProxyError::UpgradeProtocolMismatch),
@@ -72,7 +78,7 @@ pub(crate) fn accept_switch(
             .websocket_key
             .as_deref()
             .ok_or(ProxyError::WebSocketAcceptMismatch)?;
-        let mut accepts = response.values("sec-websocket-accept");
+        let mut accepts = response.values(FieldName::SecWebSocketAccept);
         match (accepts.next(), accepts.next()) {
             (Some(accept), None) if accept == websocket_accept(key).as_bytes() => {}
             _ => return Err(ProxyError::WebSocketAcceptMismatch),

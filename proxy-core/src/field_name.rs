@@ -1,0 +1,146 @@
+//! The field names the proxy acts on, recognised once per field when a head is parsed.
+//!
+//! Every rule (framing, hop-by-hop, `Host`, upgrades) then asks for a [`FieldName`]
+//! rather than comparing names again: a head is read once, not once per rule.
+
+/// A field name the proxy has a rule for; anything else is [`FieldName::Other`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum FieldName {
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    KeepAlive,
+    ProxyConnection,
+    Te,
+    Trailer,
+    Upgrade,
+    Expect,
+    SecWebSocketKey,
+    SecWebSocketAccept,
+    SecWebSocketExtensions,
+    XForwardedFor,
+    XForwardedProto,
+    Via,
+    #[default]
+    Other,
+}
+
+/// Every name recognised, as spelled in lowercase.
+const NAMES: [(FieldName, &str); 16] = [
+    (FieldName::Host, "host"),
+    (FieldName::ContentLength, "content-length"),
+    (FieldName::TransferEncoding, "transfer-encoding"),
+    (FieldName::Connection, "connection"),
+    (FieldName::KeepAlive, "keep-alive"),
+    (FieldName::ProxyConnection, "proxy-connection"),
+    (FieldName::Te, "te"),
+    (FieldName::Trailer, "trailer"),
+    (FieldName::Upgrade, "upgrade"),
+    (FieldName::Expect, "expect"),
+    (FieldName::SecWebSocketKey, "sec-websocket-key"),
+    (FieldName::SecWebSocketAccept, "sec-websocket-accept"),
+    (
+        FieldName::SecWebSocketExtensions,
+        "sec-websocket-extensions",
+    ),
+    (FieldName::XForwardedFor, "x-forwarded-for"),
+    (FieldName::XForwardedProto, "x-forwarded-proto"),
+    (FieldName::Via, "via"),
+];
+
+/// The longest name in [`NAMES`].
+const LONGEST: usize = 24;
+
+/// `CANDIDATE[length][first byte & 0x1f]`: 1 + the index in [`NAMES`] of the only name
+/// with that length and first letter (in either case), or 0. Built when compiling,
+/// which fails if two names shared a slot.
+static CANDIDATE: [[u8; 32]; LONGEST + 1] = {
+    let mut table = [[0u8; 32]; LONGEST + 1];
+    let mut i = 0;
+    while i < NAMES.len() {
+        let name = NAMES[i].1.as_bytes();
+        let slot = &mut table[name.len()][(name[0] & 0x1f) as usize];
+        assert!(*slot == 0, "two names share a slot");
+        *slot = i as u8 + 1;
+        i += 1;
+    }
+    table
+};
+
+impl FieldName {
+    /// Recognises a name, ignoring case: its length and first letter pick the one
+    /// candidate, and a single comparison confirms it.
+    pub(crate) fn of(name: &[u8]) -> FieldName {
+        let first = name.first().map_or(0, |b| usize::from(b & 0x1f));
+        let candidate = CANDIDATE
+            .get(name.len())
+            .and_then(|row| row.get(first))
+            .and_then(|&i| NAMES.get(usize::from(i).wrapping_sub(1)));
+        match candidate {
+            Some(&(kind, spelled)) if name.eq_ignore_ascii_case(spelled.as_bytes()) => kind,
+            _ => FieldName::Other,
+        }
+    }
+
+    /// This name's bit in a set of names (see [`Fields::present`](crate::head::Fields)).
+    pub(crate) fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
+    /// Fields that are always hop-by-hop (see [`crate::hop_by_hop::ALWAYS`]).
+    pub(crate) fn is_always_hop_by_hop(self) -> bool {
+        use FieldName::*;
+        matches!(
+            self,
+            Connection | KeepAlive | ProxyConnection | Te | Trailer | TransferEncoding | Upgrade
+        )
+    }
+
+    /// Fields a `Connection` option may not remove (see [`crate::hop_by_hop::PROTECTED`]).
+    pub(crate) fn is_protected(self) -> bool {
+        use FieldName::*;
+        matches!(self, Host | ContentLength | XForwardedFor | XForwardedProto)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_recognised_in_any_case_and_only_exactly() {
+        use FieldName::*;
+        let all = NAMES;
+        for (kind, name) in all {
+            assert_eq!(FieldName::of(name.as_bytes()), kind, "{name}");
+            assert_eq!(
+                FieldName::of(name.to_uppercase().as_bytes()),
+                kind,
+                "{name}"
+            );
+            let mut other = name.as_bytes().to_vec();
+            *other.last_mut().unwrap() ^= 0x01;
+            assert_eq!(FieldName::of(&other), Other, "{name}");
+        }
+        for name in [
+            "",
+            "t",
+            "hosts",
+            "User-Agent",
+            "Content-Type",
+            "X-Forwarded-Host",
+        ] {
+            assert_eq!(FieldName::of(name.as_bytes()), Other, "{name}");
+        }
+        for name in crate::hop_by_hop::ALWAYS {
+            assert!(
+                FieldName::of(name.as_bytes()).is_always_hop_by_hop(),
+                "{name}"
+            );
+        }
+        for name in crate::hop_by_hop::PROTECTED {
+            assert!(FieldName::of(name.as_bytes()).is_protected(), "{name}");
+        }
+    }
+}

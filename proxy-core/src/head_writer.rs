@@ -1,0 +1,78 @@
+//! Writing the head the next hop gets. Fields go on byte-exact and in order, so most
+//! of a forwarded head is lines of the received one: those are copied in runs of
+//! whole lines rather than rebuilt name, colon, value and CRLF at a time.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use std::ops::Range;
+
+use crate::head::{Field, Fields};
+
+/// A head being written from a received one (`source`).
+pub(crate) struct HeadWriter<'a> {
+    out: BytesMut,
+    source: &'a Fields,
+    /// Lines of `source` to copy next, not yet written.
+    run: Range<usize>,
+}
+
+impl<'a> HeadWriter<'a> {
+    /// A writer with room for the received head and `extra` bytes.
+    pub(crate) fn new(source: &'a Fields, extra: usize) -> Self {
+        HeadWriter {
+            out: BytesMut::with_capacity(source.bytes.len() + extra),
+            source,
+            run: 0..0,
+        }
+    }
+
+    /// Forwards a line of the received head unchanged (`line` is its range).
+    pub(crate) fn keep_line(&mut self, line: Range<usize>) {
+        self.flush();
+        self.run = line;
+    }
+
+    /// Writes bytes of the proxy's own.
+    pub(crate) fn put(&mut self, bytes: &[u8]) {
+        self.flush();
+        self.out.put_slice(bytes);
+    }
+
+    /// Writes a field line.
+    pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) {
+        self.flush();
+        put_field(&mut self.out, name, value);
+    }
+
+    /// Forwards a field of the received head unchanged.
+    pub(crate) fn keep(&mut self, field: &Field<'_>) {
+        match &field.line {
+            Some(line) if line.start == self.run.end => self.run.end = line.end,
+            Some(line) => {
+                self.flush();
+                self.run = line.clone();
+            }
+            None => self.field(field.name, field.value),
+        }
+    }
+
+    /// The head, ended by its empty line.
+    pub(crate) fn finish(mut self) -> Bytes {
+        self.put(b"\r\n");
+        self.out.freeze()
+    }
+
+    fn flush(&mut self) {
+        let run = std::mem::replace(&mut self.run, 0..0);
+        if let Some(lines) = self.source.bytes.get(run) {
+            self.out.put_slice(lines);
+        }
+    }
+}
+
+/// `name: value` and CRLF.
+pub(crate) fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
