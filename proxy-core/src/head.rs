@@ -131,21 +131,35 @@ enum Scan {
     Error(HeadError),
 }
 
-/// Looks for the empty line from `from` on, checking every LF has its CR.
+/// Looks for the empty line from `from` on, checking every LF has its CR; eight
+/// bytes at a time, as a head is mostly long lines.
 fn scan(buf: &[u8], from: usize, max_head_size: usize) -> Scan {
-    let mut i = from;
-    while let Some(lf) = find_lf(buf, i) {
-        if lf == 0 || buf[lf - 1] != b'\r' {
-            return Scan::Error(HeadError::BareLineFeed);
-        }
-        if lf >= 3 && &buf[lf - 3..=lf] == b"\r\n\r\n" {
-            let end = lf + 1;
-            if end > max_head_size {
-                return Scan::Error(too_large(buf));
+    let rest = buf.get(from..).unwrap_or_default();
+    let mut words = rest.chunks_exact(8);
+    let mut offset = from;
+    for word in words.by_ref() {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let x = word ^ splat(b'\n');
+        // Nonzero exactly when some byte is a LF (its bits may be inexact).
+        if x.wrapping_sub(splat(0x01)) & !x & splat(0x80) != 0 {
+            // A byte's high bit ends up clear only if it is zero.
+            let mut lfs = !(((x & splat(0x7f)) + splat(0x7f)) | x | splat(0x7f));
+            while lfs != 0 {
+                let lf = offset + (lfs.trailing_zeros() / 8) as usize;
+                lfs &= lfs - 1;
+                if let Some(scan) = at_line_end(buf, lf, max_head_size) {
+                    return scan;
+                }
             }
-            return Scan::Complete(end);
         }
-        i = lf + 1;
+        offset += 8;
+    }
+    for (i, &b) in words.remainder().iter().enumerate() {
+        if b == b'\n' {
+            if let Some(scan) = at_line_end(buf, offset + i, max_head_size) {
+                return scan;
+            }
+        }
     }
     if buf.len() > max_head_size {
         return Scan::Error(too_large(buf));
@@ -153,32 +167,24 @@ fn scan(buf: &[u8], from: usize, max_head_size: usize) -> Scan {
     Scan::Incomplete
 }
 
+/// The verdict at the LF at `lf`, if it gives one: a bare LF, or the head's end.
+fn at_line_end(buf: &[u8], lf: usize, max_head_size: usize) -> Option<Scan> {
+    if lf == 0 || buf.get(lf - 1) != Some(&b'\r') {
+        return Some(Scan::Error(HeadError::BareLineFeed));
+    }
+    if lf >= 3 && buf.get(lf - 3) == Some(&b'\r') && buf.get(lf - 2) == Some(&b'\n') {
+        let end = lf + 1;
+        if end > max_head_size {
+            return Some(Scan::Error(too_large(buf)));
+        }
+        return Some(Scan::Complete(end));
+    }
+    None
+}
+
 /// Eight copies of a byte, for testing eight bytes at once.
 const fn splat(b: u8) -> u64 {
     u64::from_ne_bytes([b; 8])
-}
-
-/// The high bit of each byte of `word` that is zero (exact for the lowest such byte,
-/// which is all the searches below use; or for "is there one").
-fn zero_bytes(word: u64) -> u64 {
-    word.wrapping_sub(splat(0x01)) & !word & splat(0x80)
-}
-
-/// The first LF at or after `from`, eight bytes at a time (a head is mostly long lines).
-fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
-    let rest = buf.get(from..)?;
-    let mut words = rest.chunks_exact(8);
-    let mut offset = from;
-    for word in words.by_ref() {
-        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
-        let found = zero_bytes(word ^ splat(b'\n'));
-        if found != 0 {
-            return Some(offset + (found.trailing_zeros() / 8) as usize);
-        }
-        offset += 8;
-    }
-    let tail = words.remainder();
-    tail.iter().position(|&b| b == b'\n').map(|i| offset + i)
 }
 
 fn too_large(buf: &[u8]) -> HeadError {
@@ -311,13 +317,46 @@ impl Fields {
     /// Comma-separated list elements of every field with this name (RFC 9110 §5.6.1),
     /// trimmed, empty elements skipped.
     pub(crate) fn list(&self, name: FieldName) -> impl Iterator<Item = &[u8]> + '_ {
-        self.values(name).flat_map(ListElements)
+        let ranges = if self.has(name) {
+            &self.ranges[..]
+        } else {
+            &[]
+        };
+        List {
+            fields: self,
+            name,
+            ranges: ranges.iter(),
+            elements: ListElements(&[]),
+        }
     }
 
     /// Whether any list element of field `name` equals `token`, ignoring case.
     pub(crate) fn has_token(&self, name: FieldName, token: &str) -> bool {
         self.list(name)
             .any(|e| e.eq_ignore_ascii_case(token.as_bytes()))
+    }
+}
+
+/// [`Fields::list`]: the elements of each value in turn.
+struct List<'a> {
+    fields: &'a Fields,
+    name: FieldName,
+    ranges: std::slice::Iter<'a, FieldRange>,
+    elements: ListElements<'a>,
+}
+
+impl<'a> Iterator for List<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            if let Some(element) = self.elements.next() {
+                return Some(element);
+            }
+            let range = self.ranges.find(|r| r.kind == self.name)?;
+            let value = self.fields.bytes.get(range.value()).unwrap_or_default();
+            self.elements = ListElements(value);
+        }
     }
 }
 

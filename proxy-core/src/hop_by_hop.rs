@@ -46,6 +46,9 @@ impl ConnectionOptions {
     /// The options listed in every `Connection` field of a head.
     pub(crate) fn of(fields: &Fields) -> ConnectionOptions {
         let mut options = ConnectionOptions::default();
+        if !fields.has(FieldName::Connection) {
+            return options;
+        }
         for option in fields.list(FieldName::Connection) {
             options.lengths |= length_bit(option);
             options.close |= option.eq_ignore_ascii_case(b"close");

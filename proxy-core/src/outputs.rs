@@ -4,17 +4,18 @@ use std::collections::VecDeque;
 
 use crate::io::Output;
 
-/// Outputs in the order they were pushed. The two oldest live inline: most inputs
-/// give one or two outputs (a relayed chunk is one `Send`), so a relayed chunk
-/// allocates nothing and an idle tunnel holds no queue allocation. Longer bursts (a
-/// response with its log line, a pipelined batch) spill into a deque; it keeps room
-/// for a few (so an exchange does not allocate each time) and is freed once empty if
-/// a burst grew it past that.
+/// Outputs in the order they were pushed. The two oldest live inline, in a ring:
+/// most inputs give one or two outputs (a relayed chunk is one `Send`), so a relayed
+/// chunk allocates nothing, an idle tunnel holds no queue allocation, and popping
+/// moves one output, not the queue. Longer bursts (a response with its log line, a
+/// pipelined batch) spill into a deque; it keeps room for a few (so an exchange does
+/// not allocate each time) and is freed once empty if a burst grew it past that.
 #[derive(Debug, Default)]
 pub(crate) struct Outputs {
-    /// `inline[1]` is set only if `inline[0]` is, and `spill` holds anything only if
-    /// both are: the order is `inline[0]`, `inline[1]`, then `spill` front to back.
+    /// The oldest outputs, from `inline[head]` on. An output goes here only while
+    /// `spill` is empty, so everything inline is older than anything spilled.
     inline: [Option<Output>; 2],
+    head: usize,
     spill: VecDeque<Output>,
 }
 
@@ -24,17 +25,24 @@ const SPILL_KEPT: usize = 4;
 
 impl Outputs {
     pub(crate) fn push_back(&mut self, output: Output) {
-        match &mut self.inline {
-            [first @ None, _] => *first = Some(output),
-            [_, second @ None] => *second = Some(output),
-            _ => self.spill.push_back(output),
+        if self.spill.is_empty() {
+            for i in [self.head, self.head ^ 1] {
+                if let slot @ None = &mut self.inline[i] {
+                    *slot = Some(output);
+                    return;
+                }
+            }
         }
+        self.spill.push_back(output);
     }
 
     pub(crate) fn pop_front(&mut self) -> Option<Output> {
-        let first = self.inline[0].take()?;
-        self.inline[0] = self.inline[1].take();
-        self.inline[1] = self.spill.pop_front();
+        if let Some(first) = self.inline[self.head].take() {
+            self.head ^= 1;
+            return Some(first);
+        }
+        // Inline is empty (its newer slot is filled only after its older one).
+        let first = self.spill.pop_front()?;
         if self.spill.is_empty() && self.spill.capacity() > SPILL_KEPT {
             self.spill = VecDeque::new(); // a long burst is over
         }

@@ -33,6 +33,7 @@ struct Shared {
 struct State {
     groups: Groups,
     connections: usize,
+    /// Connections per client address, counted only under a per-address limit.
     per_ip: HashMap<IpAddr, usize>,
     /// Token buckets for new connections per IP: (tokens × 1000, last refill).
     rate: HashMap<IpAddr, (u64, Instant)>,
@@ -121,16 +122,19 @@ impl Proxy {
             if rate > 0 && !take_token(&mut state.rate, ip, rate, now) {
                 return Err(ProxyError::RateLimited);
             }
-            *state.per_ip.entry(ip).or_insert(0) += 1;
+            if limits.max_connections_per_ip > 0 {
+                *state.per_ip.entry(ip).or_insert(0) += 1;
+            }
         }
         state.connections += 1;
         Ok(())
     }
 
     pub(crate) fn release_connection(&self, ip: Option<IpAddr>) {
+        let counted_per_ip = self.shared.config.limits.max_connections_per_ip > 0;
         let mut state = self.lock();
         state.connections = state.connections.saturating_sub(1);
-        if let Some(ip) = ip {
+        if let Some(ip) = ip.filter(|_| counted_per_ip) {
             if let Some(count) = state.per_ip.get_mut(&ip) {
                 *count -= 1;
                 if *count == 0 {
