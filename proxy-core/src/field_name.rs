@@ -71,6 +71,7 @@ static CANDIDATE: [[u8; 32]; LONGEST + 1] = {
 impl FieldName {
     /// Recognises a name, ignoring case: its length and first letter pick the one
     /// candidate, and a single comparison confirms it.
+    #[inline]
     pub(crate) fn of(name: &[u8]) -> FieldName {
         let first = name.first().map_or(0, |b| usize::from(b & 0x1f));
         let candidate = CANDIDATE

@@ -9,6 +9,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use crate::field_name::FieldName;
+use crate::hop_by_hop::ConnectionOptions;
 
 /// Why a head could not be collected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,6 +242,8 @@ pub(crate) struct Fields {
     /// The [`FieldName::bit`]s of the names present: a rule whose field is absent
     /// costs one test.
     present: u32,
+    /// What its `Connection` fields say.
+    pub(crate) connection: ConnectionOptions,
 }
 
 impl Fields {
@@ -255,11 +258,15 @@ impl Fields {
         let base = bytes.as_ptr() as usize;
         let offset = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base) as u32;
         let mut present = 0;
+        let mut connection = ConnectionOptions::default();
         let mut ranges = Vec::with_capacity(headers.len());
         for h in headers {
             let (name, value) = (h.name.as_bytes(), trim_ows(h.value));
             let kind = FieldName::of(name);
             present |= kind.bit();
+            if kind == FieldName::Connection {
+                connection.add(value);
+            }
             let mut range = FieldRange {
                 name_start: offset(name),
                 name_len: name.len() as u32,
@@ -280,6 +287,7 @@ impl Fields {
             bytes,
             ranges,
             present,
+            connection,
         }
     }
 
@@ -360,6 +368,11 @@ impl<'a> Iterator for List<'a> {
     }
 }
 
+/// The elements of one list value (RFC 9110 §5.6.1), trimmed, empty ones skipped.
+pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    ListElements(value)
+}
+
 /// The elements of one list value, trimmed, empty ones skipped.
 struct ListElements<'a>(&'a [u8]);
 
@@ -383,7 +396,16 @@ impl<'a> Iterator for ListElements<'a> {
 }
 
 /// Strips optional whitespace (SP / HTAB) at both ends (RFC 9110 §5.6.3).
+#[inline]
 pub(crate) fn trim_ows(s: &[u8]) -> &[u8] {
+    match (s.first(), s.last()) {
+        (Some(b' ' | b'\t'), _) | (_, Some(b' ' | b'\t')) => trim_ows_slowly(s),
+        _ => s,
+    }
+}
+
+/// [`trim_ows`] when there is something to trim.
+fn trim_ows_slowly(s: &[u8]) -> &[u8] {
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
     let start = s.iter().position(|b| !is_ows(b)).unwrap_or(s.len());
     let end = s

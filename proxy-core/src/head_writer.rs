@@ -32,12 +32,14 @@ impl<'a> HeadWriter<'a> {
     }
 
     /// Writes bytes of the proxy's own.
+    #[inline]
     pub(crate) fn put(&mut self, bytes: &[u8]) {
         self.flush();
         self.out.put_slice(bytes);
     }
 
     /// Writes a field line.
+    #[inline]
     pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) {
         self.flush();
         put_field(&mut self.out, name, value);
@@ -70,6 +72,7 @@ impl<'a> HeadWriter<'a> {
 }
 
 /// `name: value` and CRLF.
+#[inline]
 pub(crate) fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(name);
     out.put_slice(b": ");

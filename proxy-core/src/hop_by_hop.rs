@@ -2,7 +2,7 @@
 //! forwarded. The proxy writes its own `Connection` (and framing) for the next hop.
 
 use crate::field_name::FieldName;
-use crate::head::Fields;
+use crate::head::{list_elements, Fields};
 
 /// Fields that are always hop-by-hop. `Transfer-Encoding` is on the list because the
 /// proxy re-frames every chunked body; the framing code writes it back when it does.
@@ -27,13 +27,14 @@ pub const PROTECTED: [&str; 4] = [
     "x-forwarded-proto",
 ];
 
-/// What a head's `Connection` fields say, read once when the head is parsed: the
-/// options the proxy acts on, and which lengths the options have, so that a field
-/// whose name has no option's length is known not to be named without a look.
+/// What a head's `Connection` fields say, read once as the head's fields are located: the
+/// options the proxy acts on, and a screen of all the options, so that most fields
+/// are known not to be named without a look at them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ConnectionOptions {
-    /// Bit `n` set: an option `n` bytes long (63 for any longer) is listed.
-    lengths: u64,
+    /// A bit per listed option, from its length and first letter (see
+    /// [`screen_bit`]): a name whose bit is clear is not listed.
+    screen: u64,
     /// `close` is listed (RFC 9112 §9.6).
     pub(crate) close: bool,
     /// `keep-alive` is listed (HTTP/1.0 persistence, RFC 9112 §9.3).
@@ -43,39 +44,44 @@ pub(crate) struct ConnectionOptions {
 }
 
 impl ConnectionOptions {
-    /// The options listed in every `Connection` field of a head.
-    pub(crate) fn of(fields: &Fields) -> ConnectionOptions {
-        let mut options = ConnectionOptions::default();
-        if !fields.has(FieldName::Connection) {
-            return options;
+    /// Adds the options listed in one `Connection` value (as each is located).
+    pub(crate) fn add(&mut self, value: &[u8]) {
+        for option in list_elements(value) {
+            self.screen |= screen_bit(option);
+            self.close |= option.eq_ignore_ascii_case(b"close");
+            self.keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+            self.upgrade |= option.eq_ignore_ascii_case(b"upgrade");
         }
-        for option in fields.list(FieldName::Connection) {
-            options.lengths |= length_bit(option);
-            options.close |= option.eq_ignore_ascii_case(b"close");
-            options.keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
-            options.upgrade |= option.eq_ignore_ascii_case(b"upgrade");
-        }
-        options
     }
 
     /// Whether a `Connection` field of `fields` (the head these options were read
     /// from) lists `name`.
+    #[inline]
     fn name(&self, fields: &Fields, name: &[u8]) -> bool {
-        self.lengths & length_bit(name) != 0
-            && fields
-                .list(FieldName::Connection)
-                .any(|option| name.eq_ignore_ascii_case(option))
+        self.screen & screen_bit(name) != 0 && lists(fields, name)
     }
 
     /// Whether the field `name` (recognised as `kind`) of `fields` must not be
     /// forwarded.
+    #[inline]
     pub(crate) fn is_hop_by_hop(&self, fields: &Fields, kind: FieldName, name: &[u8]) -> bool {
         kind.is_always_hop_by_hop() || (!kind.is_protected() && self.name(fields, name))
     }
 }
 
-fn length_bit(s: &[u8]) -> u64 {
-    1 << s.len().min(63)
+/// Whether a `Connection` field of `fields` lists `name` (past the screen).
+fn lists(fields: &Fields, name: &[u8]) -> bool {
+    fields
+        .list(FieldName::Connection)
+        .any(|option| name.eq_ignore_ascii_case(option))
+}
+
+/// One of 64 bits for a name, the same in any case: most fields then need no look at
+/// the options (`keep-alive` and `User-Agent` have the same length, not the same bit).
+#[inline]
+fn screen_bit(s: &[u8]) -> u64 {
+    let first = s.first().map_or(0, |b| b & 0x1f);
+    1 << ((s.len() * 7 + usize::from(first)) % 64)
 }
 
 /// Whether a field with this name must not be forwarded, given the head's

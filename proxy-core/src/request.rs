@@ -12,7 +12,6 @@ use crate::field_name::FieldName;
 use crate::framing::{self, BodyKind};
 use crate::head::{header_room, headers_up_to, Fields, MAX_LOCATABLE};
 use crate::head_writer::HeadWriter;
-use crate::hop_by_hop::ConnectionOptions;
 use crate::io::ClientInfo;
 use crate::upgrade::{self, UpgradeOffer};
 
@@ -29,7 +28,6 @@ pub struct RequestHead {
     http10: bool,
     body: BodyKind,
     keep_alive: bool,
-    connection: ConnectionOptions,
     upgrade: Option<UpgradeOffer>,
 }
 
@@ -68,7 +66,7 @@ impl RequestHead {
             request_target(&head, target.clone(), method_bytes)?;
         check_host(&fields, http10, target_authority.is_some())?;
         let body = framing::request_body(&fields, http10)?;
-        let connection = ConnectionOptions::of(&fields);
+        let connection = fields.connection;
         let keep_alive = if http10 {
             !connection.close && connection.keep_alive
         } else {
@@ -84,7 +82,6 @@ impl RequestHead {
             http10,
             body,
             keep_alive,
-            connection,
             upgrade,
         })
     }
@@ -209,7 +206,10 @@ impl RequestHead {
                 FieldName::Upgrade if self.upgrade.is_some() => out.keep(&field),
                 // Re-encoded as chunked: the codings still apply.
                 FieldName::TransferEncoding if self.body == BodyKind::Chunked => out.keep(&field),
-                _ if self.connection.is_hop_by_hop(&self.fields, kind, name) => {}
+                _ if self
+                    .fields
+                    .connection
+                    .is_hop_by_hop(&self.fields, kind, name) => {}
                 FieldName::Host => {
                     match self.target_authority.as_deref() {
                         Some(authority) => out.field(name, authority),
@@ -448,15 +448,24 @@ fn is_valid_authority(authority: &[u8]) -> bool {
     if let Some(b'[') = authority.first() {
         return is_valid_ip_literal_authority(authority);
     }
-    // A reg-name or IPv4 address has no ']' or '[': the port is after the last ':'.
-    let (host, port) = match authority.iter().rposition(|&b| b == b':') {
-        Some(colon) => (&authority[..colon], &authority[colon + 1..]),
-        None => (authority, &b""[..]),
-    };
-    !host.is_empty()
-        && host.iter().all(|&b| REG_NAME[usize::from(b)])
-        && port.len() <= 5
-        && port.iter().all(u8::is_ascii_digit)
+    // A reg-name or IPv4 address, in one pass: reg-name bytes (digits among them)
+    // and at most one ':', which starts the port.
+    let mut colon = None;
+    for (i, &b) in authority.iter().enumerate() {
+        if !REG_NAME[usize::from(b)] {
+            if b != b':' || colon.is_some() {
+                return false;
+            }
+            colon = Some(i);
+        }
+    }
+    match colon {
+        None => !authority.is_empty(),
+        Some(colon) => {
+            let port = &authority[colon + 1..];
+            colon > 0 && port.len() <= 5 && port.iter().all(u8::is_ascii_digit)
+        }
+    }
 }
 
 /// `[` IP-literal `]` [ ":" port ], the rare form of [`is_valid_authority`].

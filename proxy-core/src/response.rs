@@ -8,7 +8,6 @@ use crate::field_name::FieldName;
 use crate::framing::{self, BodyKind};
 use crate::head::{header_room, headers_up_to, Fields, MAX_LOCATABLE};
 use crate::head_writer::HeadWriter;
-use crate::hop_by_hop::ConnectionOptions;
 
 /// A checked response head.
 #[derive(Clone, Debug)]
@@ -18,7 +17,6 @@ pub struct ResponseHead {
     /// `status-code SP reason-phrase` exactly as received.
     status_and_reason: Bytes,
     http10: bool,
-    connection: ConnectionOptions,
 }
 
 /// What the client-facing head must say about the connection and the body.
@@ -59,7 +57,6 @@ impl ResponseHead {
             return Err(ProxyError::MalformedResponse);
         }
         let fields = Fields::locate(head.clone(), response.headers);
-        let connection = ConnectionOptions::of(&fields);
         // httparse skips empty lines before the status line; so does this. Then
         // "HTTP/1.x " is 9 bytes, and the rest of the line is status and reason.
         let start = head.chunks_exact(2).take_while(|w| *w == b"\r\n").count() * 2;
@@ -71,7 +68,6 @@ impl ResponseHead {
             status,
             status_and_reason,
             http10,
-            connection,
         })
     }
 
@@ -98,9 +94,9 @@ impl ResponseHead {
     /// Whether the upstream connection may carry another request after this response
     /// (RFC 9112 §9.3), provided the body is read to its framed end.
     pub fn upstream_keep_alive(&self) -> bool {
-        let close = self.connection.close;
+        let close = self.fields.connection.close;
         if self.http10 {
-            !close && self.connection.keep_alive
+            !close && self.fields.connection.keep_alive
         } else {
             !close
         }
@@ -121,6 +117,7 @@ impl ResponseHead {
                 // for an HTTP/1.0 client, which gets the body decoded.
                 FieldName::TransferEncoding if !framing.client_http10 => out.keep(&field),
                 kind if self
+                    .fields
                     .connection
                     .is_hop_by_hop(&self.fields, kind, field.name) => {}
                 FieldName::ContentLength => {
