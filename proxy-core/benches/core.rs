@@ -6,6 +6,8 @@
 //!   the floor the strict parse is built on, measured in the same run;
 //! - `session/exchange`: one whole request/response exchange through a fresh `Session`
 //!   (head in, connect, head out, response head + 13-byte body back, writes acked);
+//! - `session/exchange_keepalive`: the same exchange repeated on one kept-alive
+//!   session of a long-lived `Proxy` (a pooled upstream connection each time);
 //! - `session/tunnel_64k`: a 64 KiB client read (one whole masked binary frame) through
 //!   an open WebSocket tunnel (`Data` in, the `Send`s out, `Written` back), reported as
 //!   bytes per second.
@@ -22,7 +24,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use proxy_core::request::RequestHead;
 use proxy_core::upgrade::websocket_accept;
-use proxy_core::{ClientInfo, Config, Input, Output, Session, Side};
+use proxy_core::{ClientInfo, Config, Input, Output, Proxy, Session, Side};
 
 /// A request head as a current desktop browser sends it (~400 bytes).
 const BROWSER_GET: &[u8] = b"GET /articles/2024/sans-io-proxies?ref=home&page=2 HTTP/1.1\r\n\
@@ -152,7 +154,28 @@ fn session_exchange(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("session");
     group.bench_function("exchange", |b| b.iter(|| black_box(run(&config))));
+    // The same exchange on a kept-alive connection of a long-lived proxy, as a
+    // server runs it: no proxy and session set up per request.
+    let proxy = Proxy::new(config.clone());
+    let mut session = proxy.session(client.clone(), now);
+    let mut again = || {
+        session.handle_input(
+            now,
+            Input::Data(Side::Client, Bytes::from_static(BROWSER_GET)),
+        );
+        drain_and_ack(&mut session, now);
+        session.handle_input(now, Input::UpstreamConnected { reused: true });
+        drain_and_ack(&mut session, now);
+        session.handle_input(
+            now,
+            Input::Data(Side::Upstream, Bytes::from_static(RESPONSE)),
+        );
+        drain_and_ack(&mut session, now)
+    };
+    assert!(again() >= RESPONSE.len());
+    group.bench_function("exchange_keepalive", |b| b.iter(|| black_box(again())));
     group.finish();
+    assert!(!session.is_closed() && session.wants_read(Side::Client));
 }
 
 /// A session whose WebSocket upgrade was accepted, with every output drained.

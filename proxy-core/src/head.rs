@@ -234,6 +234,11 @@ pub(crate) struct Field<'a> {
     pub(crate) line: Option<Range<usize>>,
 }
 
+/// Room for a head's field positions, kept by a session from one head to the next
+/// so that locating fields allocates nothing once it has seen a head as large.
+#[derive(Debug, Default)]
+pub(crate) struct FieldRoom(Vec<FieldRange>);
+
 /// A complete head with its fields located; names and values are read from `bytes`.
 #[derive(Clone, Debug)]
 pub(crate) struct Fields {
@@ -254,12 +259,18 @@ impl Fields {
     /// other byte in a value (an error before this is reached), so values are not
     /// scanned again here; the test `every_control_byte_and_del_in_a_field_value_is_refused`
     /// holds httparse to it.
-    pub(crate) fn locate(bytes: Bytes, headers: &[httparse::Header<'_>]) -> Fields {
+    pub(crate) fn locate(
+        bytes: Bytes,
+        headers: &[httparse::Header<'_>],
+        room: FieldRoom,
+    ) -> Fields {
         let base = bytes.as_ptr() as usize;
         let offset = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base) as u32;
         let mut present = 0;
         let mut connection = ConnectionOptions::default();
-        let mut ranges = Vec::with_capacity(headers.len());
+        let mut ranges = room.0;
+        ranges.clear();
+        ranges.reserve(headers.len());
         for h in headers {
             let (name, value) = (h.name.as_bytes(), trim_ows(h.value));
             let kind = FieldName::of(name);
@@ -289,6 +300,11 @@ impl Fields {
             present,
             connection,
         }
+    }
+
+    /// Gives back the room its field positions took, for the next head.
+    pub(crate) fn into_room(self) -> FieldRoom {
+        FieldRoom(self.ranges)
     }
 
     /// Every field in order.

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::error::ProxyError;
 use crate::field_name::FieldName;
 use crate::framing::{self, BodyKind};
-use crate::head::{header_room, headers_up_to, Fields, MAX_LOCATABLE};
+use crate::head::{header_room, headers_up_to, FieldRoom, Fields, MAX_LOCATABLE};
 use crate::head_writer::HeadWriter;
 use crate::io::ClientInfo;
 use crate::upgrade::{self, UpgradeOffer};
@@ -34,6 +34,15 @@ pub struct RequestHead {
 impl RequestHead {
     /// Parses and checks a complete head (as collected up to its empty line).
     pub fn parse(head: Bytes, config: &Config) -> Result<RequestHead, ProxyError> {
+        RequestHead::parse_in(head, config, FieldRoom::default())
+    }
+
+    /// [`parse`](Self::parse), with `room` for the field positions.
+    pub(crate) fn parse_in(
+        head: Bytes,
+        config: &Config,
+        room: FieldRoom,
+    ) -> Result<RequestHead, ProxyError> {
         let limits = &config.limits;
         if head.len() > MAX_LOCATABLE {
             return Err(ProxyError::RequestHeadTooLarge);
@@ -57,7 +66,7 @@ impl RequestHead {
             Ok(httparse::Status::Partial) => return Err(ProxyError::MalformedRequestLine),
             Err(e) => return Err(classify(e, &head, limits.max_target_len)),
         };
-        let fields = Fields::locate(head.clone(), request.headers);
+        let fields = Fields::locate(head.clone(), request.headers, room);
         let method_bytes = &head[method.clone()];
         if method_bytes == b"CONNECT" {
             return Err(ProxyError::ConnectNotSupported);
@@ -84,6 +93,11 @@ impl RequestHead {
             keep_alive,
             upgrade,
         })
+    }
+
+    /// Gives back the room its field positions took.
+    pub(crate) fn into_room(self) -> FieldRoom {
+        self.fields.into_room()
     }
 
     /// The method, e.g. `GET`.

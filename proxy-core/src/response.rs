@@ -6,7 +6,7 @@ use crate::config::Limits;
 use crate::error::ProxyError;
 use crate::field_name::FieldName;
 use crate::framing::{self, BodyKind};
-use crate::head::{header_room, headers_up_to, Fields, MAX_LOCATABLE};
+use crate::head::{header_room, headers_up_to, FieldRoom, Fields, MAX_LOCATABLE};
 use crate::head_writer::HeadWriter;
 
 /// A checked response head.
@@ -33,6 +33,15 @@ pub struct ClientFraming {
 impl ResponseHead {
     /// Parses and checks a complete head.
     pub fn parse(head: Bytes, limits: &Limits) -> Result<ResponseHead, ProxyError> {
+        ResponseHead::parse_in(head, limits, FieldRoom::default())
+    }
+
+    /// [`parse`](Self::parse), with `room` for the field positions.
+    pub(crate) fn parse_in(
+        head: Bytes,
+        limits: &Limits,
+        room: FieldRoom,
+    ) -> Result<ResponseHead, ProxyError> {
         if head.len() > MAX_LOCATABLE {
             return Err(ProxyError::ResponseHeadTooLarge);
         }
@@ -56,7 +65,7 @@ impl ResponseHead {
         if !(100..=599).contains(&status) {
             return Err(ProxyError::MalformedResponse);
         }
-        let fields = Fields::locate(head.clone(), response.headers);
+        let fields = Fields::locate(head.clone(), response.headers, room);
         // httparse skips empty lines before the status line; so does this. Then
         // "HTTP/1.x " is 9 bytes, and the rest of the line is status and reason.
         let start = head.chunks_exact(2).take_while(|w| *w == b"\r\n").count() * 2;
@@ -69,6 +78,11 @@ impl ResponseHead {
             status_and_reason,
             http10,
         })
+    }
+
+    /// Gives back the room its field positions took.
+    pub(crate) fn into_room(self) -> FieldRoom {
+        self.fields.into_room()
     }
 
     /// The status code.

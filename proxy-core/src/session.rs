@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use crate::balance::ServerId;
 use crate::error::{error_response, ProxyError};
 use crate::framing::{BodyKind, BodyReader};
-use crate::head::{HeadError, HeadReader};
+use crate::head::{FieldRoom, HeadError, HeadReader};
 use crate::io::{
     ClientInfo, ConnectError, Event, Input, Output, RequestLog, Side, Target, TunnelEnd, TunnelLog,
 };
@@ -75,6 +75,10 @@ pub struct Session {
     retire_at: Option<Instant>,
     /// Requests received on this connection so far.
     requests: u32,
+    /// Room for the field positions of the next request and response heads, given
+    /// back after each: a kept-alive connection parses heads without allocating.
+    request_room: FieldRoom,
+    response_room: FieldRoom,
 }
 
 impl Session {
@@ -119,6 +123,8 @@ impl Session {
             drain_deadline: None,
             retire_at: None,
             requests: 0,
+            request_room: FieldRoom::default(),
+            response_room: FieldRoom::default(),
         };
         if let Some(group) = tcp_group {
             session.start_tcp(group);
@@ -547,7 +553,8 @@ impl Session {
 
     fn on_request_head(&mut self, head: Bytes) {
         self.requests = self.requests.saturating_add(1);
-        let request = match RequestHead::parse(head, &self.config) {
+        let room = std::mem::take(&mut self.request_room);
+        let request = match RequestHead::parse_in(head, &self.config, room) {
             Ok(request) => request,
             Err(error) => return self.fail(error),
         };
@@ -846,7 +853,8 @@ impl Session {
         let State::Exchange(x) = &mut self.state else {
             return;
         };
-        let response = match ResponseHead::parse(head, &self.config.limits) {
+        let room = std::mem::take(&mut self.response_room);
+        let response = match ResponseHead::parse_in(head, &self.config.limits, room) {
             Ok(response) => response,
             Err(error) => return self.fail(error),
         };
@@ -866,6 +874,7 @@ impl Session {
                     keep_alive: true,
                 };
                 let bytes = response.forward(framing);
+                self.response_room = response.into_room();
                 self.send(Side::Client, bytes);
             }
             return;
@@ -897,6 +906,7 @@ impl Session {
             ResponsePhase::Body(reader)
         };
         let bytes = response.forward(framing);
+        self.response_room = response.into_room();
         self.send(Side::Client, bytes);
     }
 
@@ -939,8 +949,11 @@ impl Session {
         websocket: Option<Box<WebSocketTunnel>>,
         started: Instant,
     ) {
-        // No retry happens in a tunnel: the list of servers tried is not needed.
+        // No retry happens in a tunnel: the list of servers tried is not needed, nor
+        // room for heads.
         self.tried = Vec::new();
+        self.request_room = FieldRoom::default();
+        self.response_room = FieldRoom::default();
         self.state = State::Tunnel(Box::new(Tunnel {
             protocol,
             started,
@@ -966,7 +979,10 @@ impl Session {
         self.release_upstream(reusable);
         self.release_tunnel_slot();
         if keep_alive && !self.draining() {
-            self.state = State::ExpectRequestHead(HeadReader::for_requests());
+            let state = State::ExpectRequestHead(HeadReader::for_requests());
+            if let State::Exchange(x) = std::mem::replace(&mut self.state, state) {
+                self.request_room = x.request.into_room();
+            }
             self.idle_since = self.now;
             self.head_started = None;
         } else {

@@ -170,3 +170,42 @@ fn an_idle_websocket_tunnel_holds_about_a_kilobyte_of_heap() {
 
 const CLIENT: std::net::SocketAddr =
     std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40000);
+
+#[test]
+fn a_kept_alive_exchange_allocates_only_what_it_hands_out() {
+    // What is left per exchange: the two forwarded heads (each a buffer and the
+    // `Bytes` header sharing it), the exchange's state, the `Connect` target's
+    // address and the log event. Field positions reuse the session's room.
+    let now = proxy_core::sim::Sim::new(Config::default()).now();
+    let proxy = proxy_core::Proxy::new(Arc::new(Config::default()));
+    let client = ClientInfo {
+        addr: Some(CLIENT),
+        tls: false,
+    };
+    let mut session = proxy.session(client, now);
+    let mut exchange = || {
+        allocation_counter::measure(|| {
+            for input in [
+                Input::Data(
+                    Side::Client,
+                    Bytes::from_static(b"GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: t\r\n\r\n"),
+                ),
+                Input::UpstreamConnected { reused: true },
+                Input::Data(
+                    Side::Upstream,
+                    Bytes::from_static(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+                ),
+            ] {
+                session.handle_input(now, input);
+                while let Some(output) = session.poll_output() {
+                    if let Output::Send(side, bytes) = output {
+                        session.handle_input(now, Input::Written(side, bytes.len()));
+                    }
+                }
+            }
+        })
+        .count_total
+    };
+    exchange();
+    assert_eq!(exchange(), 7);
+}
