@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::ops::{ControlFlow, Deref};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as Cx, Poll};
+use std::task::{ready, Context as Cx, Poll};
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
@@ -111,7 +111,8 @@ struct Sockets<R: Runtime, C, Ctx: Deref<Target = Context<R>>> {
     drained: bool,
     /// The generation's retirement (a reload replaced it) was delivered.
     retired: bool,
-    /// The deadline the timer is set to.
+    /// The deadline the timer is set to. It may be earlier than the session's next
+    /// deadline (see [`poll_deadline`](Self::poll_deadline)), never later.
     armed: Option<Instant>,
     /// A pooled connection was handed over while carrying out `Connect`: the
     /// session hears of it before the next wait.
@@ -248,11 +249,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         }
         let wake_at = session.poll_timeout();
         if let Some(wake_at) = wake_at {
-            if self.armed != Some(wake_at) {
-                R::reset_timer(timer.as_mut(), wake_at);
-                self.armed = Some(wake_at);
-            }
-            if R::poll_timer(timer.as_mut(), cx).is_ready() {
+            if self.poll_deadline(wake_at, timer.as_mut(), cx).is_ready() {
                 return Poll::Ready(Wake::Deadline);
             }
         }
@@ -294,6 +291,31 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             true => Poll::Pending,
             false => Poll::Ready(Wake::Stuck),
         }
+    }
+
+    /// Ready when the session's next deadline, `wake_at`, has come. The timer is moved
+    /// only to an earlier deadline: most inputs push the session's deadline later (each
+    /// request restarts its timeouts), and moving a timer in the runtime's wheel on each
+    /// of them costs more than waking once at the old deadline and setting the new
+    /// one then.
+    fn poll_deadline(
+        &mut self,
+        wake_at: Instant,
+        mut timer: Pin<&mut R::Timer>,
+        cx: &mut Cx<'_>,
+    ) -> Poll<()> {
+        if self.armed.is_none_or(|armed| wake_at < armed) {
+            R::reset_timer(timer.as_mut(), wake_at);
+            self.armed = Some(wake_at);
+        }
+        ready!(R::poll_timer(timer.as_mut(), cx));
+        if self.armed.is_some_and(|armed| armed < wake_at) {
+            // An earlier deadline, since moved on: wait for the current one.
+            R::reset_timer(timer.as_mut(), wake_at);
+            self.armed = Some(wake_at);
+            ready!(R::poll_timer(timer, cx));
+        }
+        Poll::Ready(())
     }
 
     /// Polls the write work of `side`; `None` if it has none.
