@@ -14,6 +14,8 @@
 #                                  keeps its default, no timeout at all
 #          --cycles N              churn cycles (100000)
 #          --fd-limit N            open-file limit of the proxy in fd-limit (256)
+#          --churn-rounds N        interleaved rounds of churn, whose cycles/s are compared
+#                                  by their medians (3; --quick: 1)
 # Environment: BENCH_PORT_BASE (29000: run.sh uses 28000, so both can run), BENCH_PROXY_CPU (0),
 #              BENCH_LOAD_CPU (1), BENCH_NICE (-10), BENCH_REV (label),
 #              BENCH_RESULTS (bench/results/soak, or bench/results/soak/quick with --quick).
@@ -29,7 +31,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 ALL_SCENARIOS="churn many slowloris slow-readers backend-death unreachable fd-limit malformed"
 SCENARIOS=$ALL_SCENARIOS
 TARGETS="nginx haproxy switchyard"
-QUICK=0 HEAD_TIMEOUT="" CYCLES="" FD_LIMIT=256
+QUICK=0 HEAD_TIMEOUT="" CYCLES="" FD_LIMIT=256 CHURN_ROUNDS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -38,6 +40,7 @@ while [ $# -gt 0 ]; do
     --head-timeout) HEAD_TIMEOUT=$2; shift ;;
     --cycles) CYCLES=$2; shift ;;
     --fd-limit) FD_LIMIT=$2; shift ;;
+    --churn-rounds) CHURN_ROUNDS=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
@@ -49,12 +52,12 @@ done
 
 # Sizes: the issue's, or a smoke run's.
 if [ "$QUICK" = 1 ]; then
-  CYCLES=${CYCLES:-3000} WARMUP_CYCLES=200 MANY=1000 SLOW=100 GRACE=3 WINDOW=2 FILL=1
+  CYCLES=${CYCLES:-3000} CHURN_ROUNDS=${CHURN_ROUNDS:-1} WARMUP_CYCLES=200 MANY=1000 SLOW=100 GRACE=3 WINDOW=2 FILL=1
   HEAD_TIMEOUT=${HEAD_TIMEOUT:-5} READERS=100 DEATH_TUNNELS=200 UNREACHABLE_REQUESTS=2
   HOLD=2 MALFORMED=1000 MALFORMED_WARMUP=200
   RESULTS=${BENCH_RESULTS:-$ROOT/bench/results/soak/quick}
 else
-  CYCLES=${CYCLES:-100000} WARMUP_CYCLES=1000 MANY=0 SLOW=1000 GRACE=10 WINDOW=5 FILL=3
+  CYCLES=${CYCLES:-100000} CHURN_ROUNDS=${CHURN_ROUNDS:-3} WARMUP_CYCLES=1000 MANY=0 SLOW=1000 GRACE=10 WINDOW=5 FILL=3
   HEAD_TIMEOUT=${HEAD_TIMEOUT:-60} READERS=1000 DEATH_TUNNELS=1000 UNREACHABLE_REQUESTS=4
   HOLD=5 MALFORMED=10000 MALFORMED_WARMUP=1000
   RESULTS=${BENCH_RESULTS:-$ROOT/bench/results/soak}
@@ -242,8 +245,13 @@ log "proxy core $PROXY_CPU, backend + load generator core $LOAD_CPU, nice $NICE,
 log "load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
 STARTED=$(date +%s)
 for scenario in $SCENARIOS; do
+  # Churn's rate is compared across proxies, and the machine drifts by ±10% within
+  # minutes: its rounds are interleaved, proxy after proxy, and medians compared.
+  rounds=1
+  if [ "$scenario" = churn ]; then rounds=$CHURN_ROUNDS; fi
+  for round in $(seq "$rounds"); do
   for target in $TARGETS; do
-    log "$scenario  $target"
+    log "$scenario  $target$([ "$rounds" -gt 1 ] && echo "  (round $round of $rounds)")"
     configure "$scenario"
     target_notes "$target" "$scenario"
     PROXY_PREFIX=("${PIN_PROXY[@]}")
@@ -262,6 +270,7 @@ for scenario in $SCENARIOS; do
       failed_record "$scenario" "$target" "the proxy did not start"
     fi
     stop_target
+  done
   done
 done
 log "all scenarios: $(( $(date +%s) - STARTED )) s"
