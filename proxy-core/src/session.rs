@@ -50,7 +50,6 @@ pub struct Session {
     refused: Option<ProxyError>,
     /// The upstream group of the current request, and its servers tried so far.
     group: usize,
-    tried: Vec<usize>,
     /// The server chosen for the current upstream connection (counted in use).
     server: Option<ServerId>,
     /// A tunnel slot is reserved (upgrade in flight, or tunnel open).
@@ -75,10 +74,19 @@ pub struct Session {
     retire_at: Option<Instant>,
     /// Requests received on this connection so far.
     requests: u32,
-    /// Room for the field positions of the next request and response heads, given
-    /// back after each: a kept-alive connection parses heads without allocating.
-    request_room: FieldRoom,
-    response_room: FieldRoom,
+    /// What HTTP exchanges reuse; see [`ExchangeRoom`].
+    room: Option<Box<ExchangeRoom>>,
+}
+
+/// What an HTTP exchange reuses from one request to the next: the servers tried for
+/// it, and room for the field positions of its heads, given back after each, so that a
+/// kept-alive connection parses heads without allocating. Boxed and taken on the first
+/// request: a tunnel drops it, and an idle tunnel's session stays small.
+#[derive(Debug, Default)]
+struct ExchangeRoom {
+    tried: Vec<usize>,
+    request: FieldRoom,
+    response: FieldRoom,
 }
 
 impl Session {
@@ -108,7 +116,6 @@ impl Session {
             admitted,
             refused,
             group: 0,
-            tried: Vec::new(),
             server: None,
             tunnel_slot: false,
             state: State::ExpectRequestHead(HeadReader::for_requests()),
@@ -123,8 +130,7 @@ impl Session {
             drain_deadline: None,
             retire_at: None,
             requests: 0,
-            request_room: FieldRoom::default(),
-            response_room: FieldRoom::default(),
+            room: None,
         };
         if let Some(group) = tcp_group {
             session.start_tcp(group);
@@ -551,9 +557,14 @@ impl Session {
         }
     }
 
+    /// See [`ExchangeRoom`].
+    fn room(&mut self) -> &mut ExchangeRoom {
+        self.room.get_or_insert_with(Box::default)
+    }
+
     fn on_request_head(&mut self, head: Bytes) {
         self.requests = self.requests.saturating_add(1);
-        let room = std::mem::take(&mut self.request_room);
+        let room = std::mem::take(&mut self.room().request);
         let request = match RequestHead::parse_in(head, &self.config, room) {
             Ok(request) => request,
             Err(error) => return self.fail(error),
@@ -580,7 +591,7 @@ impl Session {
             self.tunnel_slot = true;
         }
         self.group = group;
-        self.tried.clear();
+        self.room().tried.clear();
         if !self.choose_server() {
             return self.fail(ProxyError::NoLiveUpstream);
         }
@@ -620,9 +631,10 @@ impl Session {
         if let Some(previous) = self.server.take() {
             self.proxy.release_server(&previous);
         }
-        self.server = self.proxy.pick(self.group, &self.tried, self.now);
+        let room = self.room.get_or_insert_with(Box::default);
+        self.server = self.proxy.pick(self.group, &room.tried, self.now);
         if let Some(server) = &self.server {
-            self.tried.push(server.server);
+            room.tried.push(server.server);
         }
         self.server.is_some()
     }
@@ -656,7 +668,7 @@ impl Session {
             State::ExpectTcpUpstream { .. } => true,
             _ => false,
         };
-        let tried_all = self.tried.len() >= self.proxy.group_len(self.group);
+        let tried_all = self.room().tried.len() >= self.proxy.group_len(self.group);
         if retryable && !tried_all && self.choose_server() {
             self.drop_connection(false);
             match &mut self.state {
@@ -853,7 +865,8 @@ impl Session {
         let State::Exchange(x) = &mut self.state else {
             return;
         };
-        let room = std::mem::take(&mut self.response_room);
+        let room = (self.room.as_mut())
+            .map_or_else(FieldRoom::default, |r| std::mem::take(&mut r.response));
         let response = match ResponseHead::parse_in(head, &self.config.limits, room) {
             Ok(response) => response,
             Err(error) => return self.fail(error),
@@ -874,7 +887,9 @@ impl Session {
                     keep_alive: true,
                 };
                 let bytes = response.forward(framing);
-                self.response_room = response.into_room();
+                if let Some(room) = &mut self.room {
+                    room.response = response.into_room();
+                }
                 self.send(Side::Client, bytes);
             }
             return;
@@ -906,7 +921,9 @@ impl Session {
             ResponsePhase::Body(reader)
         };
         let bytes = response.forward(framing);
-        self.response_room = response.into_room();
+        if let Some(room) = &mut self.room {
+            room.response = response.into_room();
+        }
         self.send(Side::Client, bytes);
     }
 
@@ -951,9 +968,7 @@ impl Session {
     ) {
         // No retry happens in a tunnel: the list of servers tried is not needed, nor
         // room for heads.
-        self.tried = Vec::new();
-        self.request_room = FieldRoom::default();
-        self.response_room = FieldRoom::default();
+        self.room = None;
         self.state = State::Tunnel(Box::new(Tunnel {
             protocol,
             started,
@@ -981,7 +996,7 @@ impl Session {
         if keep_alive && !self.draining() {
             let state = State::ExpectRequestHead(HeadReader::for_requests());
             if let State::Exchange(x) = std::mem::replace(&mut self.state, state) {
-                self.request_room = x.request.into_room();
+                self.room().request = x.request.into_room();
             }
             self.idle_since = self.now;
             self.head_started = None;
