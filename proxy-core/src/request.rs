@@ -502,34 +502,7 @@ fn is_valid_ip_literal_authority(authority: &[u8]) -> bool {
 }
 
 /// The bytes of a reg-name or IPv4 address (unreserved, sub-delims, `%`) as a table.
-static REG_NAME: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        table[i] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b'%'
-            );
-        i += 1;
-    }
-    table
-};
+static REG_NAME: [bool; 256] = crate::head::alphanumeric_and(b"-._~!$&'()*+,;=%");
 
 #[cfg(test)]
 mod tests {
