@@ -325,14 +325,17 @@ impl Fields {
         self.present & name.bit() != 0
     }
 
+    /// The field positions to look through for `name`: none if it is absent.
+    fn ranges_for(&self, name: FieldName) -> &[FieldRange] {
+        match self.has(name) {
+            true => &self.ranges,
+            false => &[],
+        }
+    }
+
     /// Values of every field with this name.
     pub(crate) fn values(&self, name: FieldName) -> impl Iterator<Item = &[u8]> + '_ {
-        let ranges = if self.has(name) {
-            &self.ranges[..]
-        } else {
-            &[]
-        };
-        ranges
+        self.ranges_for(name)
             .iter()
             .filter(move |r| r.kind == name)
             .map(|r| self.bytes.get(r.value()).unwrap_or_default())
@@ -341,15 +344,10 @@ impl Fields {
     /// Comma-separated list elements of every field with this name (RFC 9110 §5.6.1),
     /// trimmed, empty elements skipped.
     pub(crate) fn list(&self, name: FieldName) -> impl Iterator<Item = &[u8]> + '_ {
-        let ranges = if self.has(name) {
-            &self.ranges[..]
-        } else {
-            &[]
-        };
         List {
             fields: self,
             name,
-            ranges: ranges.iter(),
+            ranges: self.ranges_for(name).iter(),
             elements: ListElements(&[]),
         }
     }

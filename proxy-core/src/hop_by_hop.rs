@@ -54,26 +54,26 @@ impl ConnectionOptions {
         }
     }
 
-    /// Whether a `Connection` field of `fields` (the head these options were read
-    /// from) lists `name`.
+    /// Whether `name` may be listed: false means it certainly is not, and no look
+    /// at the options is needed.
     #[inline]
-    fn name(&self, fields: &Fields, name: &[u8]) -> bool {
-        self.screen & screen_bit(name) != 0 && lists(fields, name)
-    }
-
-    /// Whether the field `name` (recognised as `kind`) of `fields` must not be
-    /// forwarded.
-    #[inline]
-    pub(crate) fn is_hop_by_hop(&self, fields: &Fields, kind: FieldName, name: &[u8]) -> bool {
-        kind.is_always_hop_by_hop() || (!kind.is_protected() && self.name(fields, name))
+    pub(crate) fn may_list(&self, name: &[u8]) -> bool {
+        self.screen & screen_bit(name) != 0
     }
 }
 
-/// Whether a `Connection` field of `fields` lists `name` (past the screen).
-fn lists(fields: &Fields, name: &[u8]) -> bool {
-    fields
-        .list(FieldName::Connection)
-        .any(|option| name.eq_ignore_ascii_case(option))
+impl Fields {
+    /// Whether the field `name` (recognised as `kind`) must not be forwarded: it is
+    /// always hop-by-hop, or a `Connection` field of this head lists it.
+    #[inline]
+    pub(crate) fn is_hop_by_hop(&self, kind: FieldName, name: &[u8]) -> bool {
+        kind.is_always_hop_by_hop()
+            || (!kind.is_protected()
+                && self.connection.may_list(name)
+                && self
+                    .list(FieldName::Connection)
+                    .any(|o| name.eq_ignore_ascii_case(o)))
+    }
 }
 
 /// One of 64 bits for a name, the same in any case: most fields then need no look at

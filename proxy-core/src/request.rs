@@ -81,7 +81,7 @@ impl RequestHead {
         } else {
             !connection.close
         };
-        let upgrade = upgrade::offer(&fields, &connection, http10);
+        let upgrade = upgrade::offer(&fields, http10);
         Ok(RequestHead {
             fields,
             method,
@@ -220,10 +220,7 @@ impl RequestHead {
                 FieldName::Upgrade if self.upgrade.is_some() => out.keep(&field),
                 // Re-encoded as chunked: the codings still apply.
                 FieldName::TransferEncoding if self.body == BodyKind::Chunked => out.keep(&field),
-                _ if self
-                    .fields
-                    .connection
-                    .is_hop_by_hop(&self.fields, kind, name) => {}
+                _ if self.fields.is_hop_by_hop(kind, name) => {}
                 FieldName::Host => {
                     match self.target_authority.as_deref() {
                         Some(authority) => out.field(name, authority),
@@ -475,10 +472,7 @@ fn is_valid_authority(authority: &[u8]) -> bool {
     }
     match colon {
         None => !authority.is_empty(),
-        Some(colon) => {
-            let port = &authority[colon + 1..];
-            colon > 0 && port.len() <= 5 && port.iter().all(u8::is_ascii_digit)
-        }
+        Some(colon) => colon > 0 && is_port(&authority[colon + 1..]),
     }
 }
 
@@ -490,15 +484,19 @@ fn is_valid_ip_literal_authority(authority: &[u8]) -> bool {
         }
         _ => (authority, &b""[..]),
     };
-    let host_ok = if let [b'[', inner @ .., b']'] = host {
-        !inner.is_empty()
-            && inner
-                .iter()
-                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-    } else {
-        !host.is_empty() && host.iter().all(|&b| REG_NAME[usize::from(b)])
+    let [b'[', inner @ .., b']'] = host else {
+        return false;
     };
-    host_ok && port.iter().all(u8::is_ascii_digit) && port.len() <= 5
+    !inner.is_empty()
+        && inner
+            .iter()
+            .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        && is_port(port)
+}
+
+/// An authority's port: up to 5 digits, possibly none (RFC 3986 §3.2.3).
+fn is_port(port: &[u8]) -> bool {
+    port.len() <= 5 && port.iter().all(u8::is_ascii_digit)
 }
 
 /// The bytes of a reg-name or IPv4 address (unreserved, sub-delims, `%`) as a table.

@@ -130,10 +130,7 @@ impl ResponseHead {
                 // The proxy re-encodes chunked bodies, so the codings still hold, except
                 // for an HTTP/1.0 client, which gets the body decoded.
                 FieldName::TransferEncoding if !framing.client_http10 => out.keep(&field),
-                kind if self
-                    .fields
-                    .connection
-                    .is_hop_by_hop(&self.fields, kind, field.name) => {}
+                kind if self.fields.is_hop_by_hop(kind, field.name) => {}
                 FieldName::ContentLength => {
                     if !length_written {
                         out.keep(&field);

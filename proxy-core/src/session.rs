@@ -562,6 +562,16 @@ impl Session {
         self.room.get_or_insert_with(Box::default)
     }
 
+    /// Sends the client the head it gets for `response`, and keeps the response's
+    /// field room for the next one.
+    fn forward_response(&mut self, response: ResponseHead, framing: ClientFraming) {
+        let bytes = response.forward(framing);
+        if let Some(room) = &mut self.room {
+            room.response = response.into_room();
+        }
+        self.send(Side::Client, bytes);
+    }
+
     fn on_request_head(&mut self, head: Bytes) {
         self.requests = self.requests.saturating_add(1);
         let room = std::mem::take(&mut self.room().request);
@@ -886,11 +896,7 @@ impl Session {
                     client_http10,
                     keep_alive: true,
                 };
-                let bytes = response.forward(framing);
-                if let Some(room) = &mut self.room {
-                    room.response = response.into_room();
-                }
-                self.send(Side::Client, bytes);
+                self.forward_response(response, framing);
             }
             return;
         }
@@ -920,11 +926,7 @@ impl Session {
         } else {
             ResponsePhase::Body(reader)
         };
-        let bytes = response.forward(framing);
-        if let Some(room) = &mut self.room {
-            room.response = response.into_room();
-        }
-        self.send(Side::Client, bytes);
+        self.forward_response(response, framing);
     }
 
     fn on_switching_protocols(&mut self, response: ResponseHead) {

@@ -10,7 +10,6 @@ use base64::Engine as _;
 use crate::error::ProxyError;
 use crate::field_name::FieldName;
 use crate::head::Fields;
-use crate::hop_by_hop::ConnectionOptions;
 
 /// The GUID RFC 6455 §1.3 appends to the client's key.
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -26,12 +25,8 @@ pub struct UpgradeOffer {
 
 /// An HTTP/1.1 request is an upgrade attempt when it has `Upgrade` and its `Connection`
 /// lists the `upgrade` option. (RFC 9110 §7.8: `Upgrade` in HTTP/1.0 is ignored.)
-pub(crate) fn offer(
-    fields: &Fields,
-    connection: &ConnectionOptions,
-    http10: bool,
-) -> Option<UpgradeOffer> {
-    if http10 || !connection.upgrade || !fields.has(FieldName::Upgrade) {
+pub(crate) fn offer(fields: &Fields, http10: bool) -> Option<UpgradeOffer> {
+    if http10 || !fields.connection.upgrade || !fields.has(FieldName::Upgrade) {
         return None;
     }
     let protocols: Vec<String> = fields
@@ -58,7 +53,7 @@ pub(crate) fn accept_switch(
     response: &Fields,
 ) -> Result<String, ProxyError> {
     let offer = offer.ok_or(ProxyError::UnsolicitedUpgrade)?;
-    if !response.has_token(FieldName::Connection, "upgrade") {
+    if !response.connection.upgrade {
         return Err(ProxyError::UpgradeProtocolMismatch);
     }
     let mut chosen = response.list(FieldName::Upgrade);

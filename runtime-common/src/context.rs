@@ -15,14 +15,13 @@ use crate::pool::Pool;
 use crate::runtime::{Runtime, Transport};
 use crate::setup::{ListenMode, Setup};
 use crate::signal::{Registration, Signal};
-use event_listener::{Event, EventListener};
 use proxy_core::{ClientInfo, Config, Proxy};
 use std::collections::BTreeSet;
-use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
+use std::future::poll_fn;
+use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
-use std::task::{ready, Poll};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
@@ -79,7 +78,7 @@ impl<R: Runtime> Generation<R> {
 struct Live {
     count: AtomicUsize,
     /// Notified when `count` drops to zero.
-    none_left: Event,
+    none_left: Signal,
 }
 
 /// Counts a session as live until it drops.
@@ -88,7 +87,7 @@ pub(crate) struct LiveGuard(Arc<Live>);
 impl Drop for LiveGuard {
     fn drop(&mut self) {
         if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.none_left.notify(usize::MAX);
+            self.0.none_left.notify_all();
         }
     }
 }
@@ -243,16 +242,20 @@ impl<R: Runtime> Context<R> {
             generation.pool.close();
         }
         let mut give_up = pin!(self.runtime.timer(deadline + DRAIN_GRACE));
-        let mut listener = None;
+        let live = &self.live;
+        let mut registration = Registration::default();
         let all_done = poll_fn(|cx| {
             if R::poll_timer(give_up.as_mut(), cx).is_ready() {
                 return Poll::Ready(false);
             }
-            let live = &self.live;
             let none_left = || (live.count.load(Ordering::Acquire) == 0).then_some(());
-            wait_for(&live.none_left, &mut listener, cx, none_left).map(|()| true)
-        });
-        if !all_done.await {
+            (live.none_left)
+                .poll_wait(&mut registration, cx, none_left)
+                .map(|()| true)
+        })
+        .await;
+        live.none_left.cancel(&mut registration);
+        if !all_done {
             warn!(
                 live = self.live_connections(),
                 "shutdown deadline passed; dropping remaining connections"
@@ -295,27 +298,5 @@ impl<R: Runtime> Context<R> {
     pub(crate) fn enter(&self) -> LiveGuard {
         self.live.count.fetch_add(1, Ordering::AcqRel);
         LiveGuard(self.live.clone())
-    }
-}
-
-/// Ready with `check()`'s value once it has one; `event` is notified when it may.
-fn wait_for<T>(
-    event: &Event,
-    listener: &mut Option<EventListener>,
-    cx: &mut std::task::Context<'_>,
-    mut check: impl FnMut() -> Option<T>,
-) -> Poll<T> {
-    loop {
-        if let Some(value) = check() {
-            *listener = None;
-            return Poll::Ready(value);
-        }
-        match listener {
-            Some(waiting) => {
-                ready!(Pin::new(waiting).poll(cx));
-                *listener = None;
-            }
-            None => *listener = Some(event.listen()),
-        }
     }
 }

@@ -1,4 +1,5 @@
-//! The drain and retirement signal: wakes every waiting session at once.
+//! A signal that wakes every waiting task at once: the drain and retirement signal
+//! every session waits on, and the one a drain waits on for the last session to end.
 
 use slab::Slab;
 use std::sync::{Mutex, MutexGuard};

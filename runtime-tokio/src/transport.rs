@@ -47,11 +47,10 @@ impl Transport<Tokio> for TcpStream {
                 }
                 Ok(bytes)
             });
-            match result {
-                Ok(bytes) => return Poll::Ready(Ok(bytes)),
-                Err(_) if short.is_some() => return Poll::Ready(Ok(short.unwrap_or_default())),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue, // re-arms the waker
-                Err(e) => return Poll::Ready(Err(e)),
+            match (result, short) {
+                (Ok(bytes), _) | (Err(_), Some(bytes)) => return Poll::Ready(Ok(bytes)),
+                (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => continue, // re-arms the waker
+                (Err(e), None) => return Poll::Ready(Err(e)),
             }
         }
     }
