@@ -289,6 +289,48 @@ fn write_seeds() {
             Eof(u),
         ],
     );
+    // A binary frame of 1,000 bytes whose header and first 4 payload bytes are read;
+    // the rest passes unseen in two moves, then a frame of the proxy's own may follow.
+    let mut big_frame_start = vec![0x82, 0xFE, 0x03, 0xE8, 1, 2, 3, 4];
+    big_frame_start.extend_from_slice(b"abcd");
+    ss(
+        "websocket_passthrough",
+        &[
+            ClientFragment(1),
+            Connected { reused: false },
+            UpstreamFragment(1),
+            WrittenAll(c),
+            WrittenAll(u),
+            ClientData(big_frame_start),
+            WrittenAll(u),
+            Pass(c, 600),
+            Advance(20_000),
+            WrittenAll(u),
+            Pass(c, 396),
+            Pass(u, 50),
+            WrittenAll(u),
+            ClientFragment(10),
+            Eof(c),
+        ],
+    );
+    ss(
+        "raw_tunnel_passthrough",
+        &[
+            ClientFragment(13),
+            Connected { reused: false },
+            UpstreamFragment(7),
+            WrittenAll(c),
+            WrittenAll(u),
+            Pass(u, 900),
+            Pass(c, 300),
+            WrittenAll(c),
+            Pass(u, 5),
+            Eof(u),
+            Pass(u, 5),
+            WrittenAll(u),
+            Eof(c),
+        ],
+    );
     ss(
         "websocket_idle",
         &[

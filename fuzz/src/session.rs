@@ -1,9 +1,10 @@
 //! Invariant: under any sequence of peer events and clock moves the session never panics, emits nothing after `Close`, never leaves an expired deadline behind `handle_timeout(now)`, writes only to sockets it holds and has not shut, never sends the client much more than the upstream sent, forwards tunnel bytes exactly and in order both ways, and always terminates on its own timers.
 //!
-//! Input: a sequence of operations, each a tag byte (mod 15) and its operands (see
+//! Input: a sequence of operations, each a tag byte (mod 16) and its operands (see
 //! [`Op`] and [`encode`]). Events a runtime could not produce are skipped: upstream
 //! reads, EOFs and resets only while an upstream connection is held, connect results
-//! only while a `Connect` is pending, `Written` counts only up to what is unacked.
+//! only while a `Connect` is pending, `Written` counts only up to what is unacked,
+//! `Passed` counts only up to what `passthrough_room` allows.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -110,6 +111,9 @@ pub enum Op {
     Drain(u8),
     /// The clock jumps to the next deadline, then `handle_timeout`.
     NextDeadline,
+    /// That side sends `raw % (passthrough_room + 1)` bytes, which the runtime moves to
+    /// the other side unseen (`Input::Passed`; 0: skipped).
+    Pass(Side, u16),
 }
 
 fn side(b: u8) -> Side {
@@ -133,7 +137,7 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
     let mut reader = Reader::new(data);
     let mut ops = Vec::new();
     while !reader.is_empty() && ops.len() < 512 {
-        let op = match reader.u8() % 15 {
+        let op = match reader.u8() % 16 {
             0 => {
                 let len = usize::from(reader.u8());
                 Op::ClientData(reader.bytes(len).to_vec())
@@ -156,7 +160,8 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
             11 => Op::Lag(reader.u24()),
             12 => Op::Timeout,
             13 => Op::Drain(reader.u8()),
-            _ => Op::NextDeadline,
+            14 => Op::NextDeadline,
+            _ => Op::Pass(side(reader.u8()), reader.u16()),
         };
         ops.push(op);
     }
@@ -196,6 +201,10 @@ pub fn encode(ops: &[Op]) -> Vec<u8> {
             Op::Timeout => out.push(12),
             Op::Drain(s) => out.extend_from_slice(&[13, *s]),
             Op::NextDeadline => out.push(14),
+            Op::Pass(s, n) => {
+                out.extend_from_slice(&[15, side_byte(*s)]);
+                out.extend_from_slice(&n.to_le_bytes());
+            }
         }
     }
     out
@@ -350,6 +359,7 @@ impl Harness {
                     self.input(Input::Written(*s, n));
                 }
             }
+            Op::Pass(s, raw) => self.pass(*s, *raw),
             Op::WrittenAll(s) => {
                 let n = std::mem::take(&mut self.unacked[idx(*s)]);
                 if n > 0 {
@@ -392,6 +402,37 @@ impl Harness {
             self.from_upstream_total += bytes.len();
         }
         self.input(Input::Data(Side::Upstream, Bytes::copy_from_slice(bytes)));
+    }
+
+    /// `from` sends bytes that the runtime moves straight to the other side, as far as
+    /// the session allows: both peers' streams record them, as if relayed.
+    fn pass(&mut self, from: Side, raw: u16) {
+        if from == Side::Upstream && !self.upstream_held {
+            return;
+        }
+        let room = self.session.passthrough_room(from);
+        let n = usize::from(raw) % (room.min(usize::from(u16::MAX)) + 1);
+        if n == 0 {
+            return;
+        }
+        let to = from.peer();
+        if self.shut[idx(to)] {
+            self.fail(&format!("passthrough_room({from:?}) > 0 towards a shut side"));
+        }
+        let bytes: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        match from {
+            Side::Client => self.from_client.extend_from_slice(&bytes),
+            Side::Upstream => {
+                self.from_upstream.extend_from_slice(&bytes);
+                self.from_upstream_total += n;
+            }
+        }
+        match to {
+            Side::Client => self.to_client.extend_from_slice(&bytes),
+            Side::Upstream => self.to_upstream.extend_from_slice(&bytes),
+        }
+        self.unacked[idx(to)] += n;
+        self.input(Input::Passed(from, n));
     }
 
     fn drain(&mut self) {
@@ -488,6 +529,25 @@ impl Harness {
             }
             if let Some(output) = self.session.poll_output() {
                 self.fail(&format!("output after Close: {output:?}"));
+            }
+        }
+        for from in [Side::Client, Side::Upstream] {
+            if self.session.read_room_when_passing(from) > self.session.read_room(from) {
+                self.fail(&format!("read_room_when_passing({from:?}) above read_room"));
+            }
+            let room = self.session.passthrough_room(from);
+            if room == 0 {
+                continue;
+            }
+            if self.tunnel.is_none() || room > self.session.read_room(from) {
+                self.fail(&format!(
+                    "passthrough_room({from:?}) = {room} outside a tunnel or above read_room"
+                ));
+            }
+            if self.unacked[idx(from.peer())] > 0 {
+                self.fail(&format!(
+                    "passthrough_room({from:?}) = {room} while sends to the other side are unwritten"
+                ));
             }
         }
         // Loose bound: the proxy adds at most an error response and some framing.

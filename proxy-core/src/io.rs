@@ -60,6 +60,12 @@ pub enum ConnectError {
 pub enum Input {
     /// Bytes read from that side's socket.
     Data(Side, Bytes),
+    /// This many bytes read from that side were moved by the runtime straight to the
+    /// other side's socket, unseen by the session (zero-copy, e.g. with `splice(2)`),
+    /// within [`Session::passthrough_room`](crate::Session::passthrough_room). They count
+    /// as sent towards the other side: report their writing there with
+    /// [`Input::Written`], and write them before any later [`Output::Send`] to it.
+    Passed(Side, usize),
     /// That side shut down its write half (read returned 0).
     Eof(Side),
     /// That side's socket failed (reset, or a read or write error): nothing more can

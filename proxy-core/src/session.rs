@@ -146,6 +146,7 @@ impl Session {
         }
         match input {
             Input::Data(side, data) => self.on_data(side, data),
+            Input::Passed(side, n) => self.on_passed(side, n),
             Input::Eof(side) => self.eof[side.index()] = true,
             Input::Reset(side) => self.on_reset(side),
             Input::Written(side, n) => self.on_written(side, n),
@@ -228,6 +229,47 @@ impl Session {
             (State::Lingering { .. }, Side::Client) => limit,
             (State::ExpectTcpUpstream { .. }, Side::Client) => room_unread(Side::Client),
             _ => 0,
+        }
+    }
+
+    /// How many of the next bytes from `from` the runtime may move straight to the
+    /// other side without showing them to the session (then reporting
+    /// [`Input::Passed`]), 0 if none. Such bytes are opaque to the proxy: any byte of
+    /// a tunnel that is not WebSocket, and the payload of a WebSocket data frame in
+    /// flight (headers and control frames are always read). Never more than
+    /// [`read_room`](Self::read_room), and 0 while anything the session sent towards
+    /// the other side is unwritten, so the moved bytes cannot overtake it.
+    pub fn passthrough_room(&self, from: Side) -> usize {
+        let to = from.peer();
+        let State::Tunnel(tunnel) = &self.state else {
+            return 0;
+        };
+        if self.unacked[to.index()] > 0
+            || !self.unread[from.index()].is_empty()
+            || tunnel.shut[to.index()]
+        {
+            return 0;
+        }
+        let opaque = match &tunnel.websocket {
+            Some(ws) => usize::try_from(ws.opaque_ahead(from)).unwrap_or(usize::MAX),
+            None => usize::MAX,
+        };
+        opaque.min(self.read_room(from))
+    }
+
+    /// [`read_room`](Self::read_room) for a runtime that passes bytes unseen: after a
+    /// large WebSocket data frame from `side`, only a frame header's worth, so that
+    /// the next frame's payload, likely large too, passes rather than being read in
+    /// with its header.
+    pub fn read_room_when_passing(&self, side: Side) -> usize {
+        let room = self.read_room(side);
+        match &self.state {
+            State::Tunnel(tunnel)
+                if (tunnel.websocket.as_ref()).is_some_and(|ws| ws.expects_large_frame(side)) =>
+            {
+                room.min(crate::websocket::MAX_HEADER)
+            }
+            _ => room,
         }
     }
 
@@ -336,6 +378,24 @@ impl Session {
             joined.extend_from_slice(&data);
             *unread = joined.freeze();
         }
+    }
+
+    /// Bytes from `from` went to the other side unseen: counted as sent there, and as
+    /// activity. More than [`passthrough_room`](Self::passthrough_room) allowed is a
+    /// runtime's bug, and ignored, since the stream they belong to is unknown.
+    fn on_passed(&mut self, from: Side, n: usize) {
+        if n == 0 || n > self.passthrough_room(from) {
+            return;
+        }
+        let to = from.peer();
+        let now = self.now;
+        let State::Tunnel(tunnel) = &mut self.state else {
+            return;
+        };
+        tunnel.last_activity = now;
+        tunnel.forwarded[to.index()] += n as u64;
+        self.note_sent(to, n);
+        self.with_websocket(|ws, now, out| ws.passed(from, n as u64, now, out));
     }
 
     fn on_written(&mut self, side: Side, n: usize) {

@@ -151,6 +151,41 @@ impl Sim {
         }
     }
 
+    /// `from` sends these bytes, and the driver plays a zero-copy runtime: whatever the
+    /// session lets pass unseen ([`Session::passthrough_room`]) goes straight to the
+    /// other side with [`Input::Passed`], the rest is read as usual (as much as
+    /// [`Session::read_room_when_passing`] allows per read). Returns how many bytes
+    /// passed unseen.
+    /// Panics if flow control stops it (with auto-ack off: [`ack`](Self::ack) first).
+    pub fn sends_passing_through(&mut self, from: Side, mut bytes: &[u8]) -> usize {
+        let to = from.peer();
+        let mut passed = 0;
+        while !bytes.is_empty() {
+            let room = self.session.passthrough_room(from).min(bytes.len());
+            if room > 0 {
+                let (moved, rest) = bytes.split_at(room);
+                self.received[to.index()].extend_from_slice(moved);
+                self.session
+                    .handle_input(self.now, Input::Passed(from, room));
+                match self.auto_ack {
+                    true => self
+                        .session
+                        .handle_input(self.now, Input::Written(to, room)),
+                    false => self.unacked[to.index()] += room,
+                }
+                self.drain_outputs();
+                (bytes, passed) = (rest, passed + room);
+                continue;
+            }
+            let read = self.session.read_room_when_passing(from).min(bytes.len());
+            assert!(read > 0, "flow control stopped reading from {from:?}");
+            let (data, rest) = bytes.split_at(read);
+            self.input(Input::Data(from, Bytes::copy_from_slice(data)));
+            bytes = rest;
+        }
+        passed
+    }
+
     /// That side shuts down its write half.
     pub fn eof(&mut self, side: Side) {
         self.input(Input::Eof(side));

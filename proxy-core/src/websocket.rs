@@ -17,6 +17,12 @@ pub const INTERNAL_ERROR: u16 = 1011;
 /// Close code 1014: bad gateway, the upstream vanished.
 pub const BAD_GATEWAY: u16 = 1014;
 
+/// The longest frame header (RFC 6455 §5.2): 2 bytes, a 64-bit length, a mask key.
+pub const MAX_HEADER: usize = 14;
+/// A data frame with at least this much payload is large: see
+/// [`FrameRelay::expects_large_frame`].
+const LARGE_PAYLOAD: u64 = 16 * 1024;
+
 const OP_CONTINUATION: u8 = 0x0;
 const OP_TEXT: u8 = 0x1;
 const OP_BINARY: u8 = 0x2;
@@ -89,6 +95,8 @@ pub struct FrameRelay {
     extensions: bool,
     /// Inside a fragmented data message.
     in_message: bool,
+    /// The last data frame's payload was large: the next is likely large too.
+    last_large: bool,
 }
 
 impl FrameRelay {
@@ -102,6 +110,7 @@ impl FrameRelay {
             masked,
             extensions,
             in_message: false,
+            last_large: false,
         }
     }
 
@@ -109,6 +118,38 @@ impl FrameRelay {
     /// proxy's own may be sent next in this direction.
     pub fn at_boundary(&self) -> bool {
         !matches!(self.state, State::Payload { .. })
+    }
+
+    /// How many of the next bytes are payload of a data frame: bytes the proxy need
+    /// not see, so a runtime may move them without reading them (see
+    /// [`Session::passthrough_room`](crate::Session::passthrough_room)).
+    pub fn opaque_ahead(&self) -> u64 {
+        match self.state {
+            State::Payload { remaining } => remaining,
+            _ => 0,
+        }
+    }
+
+    /// Accounts for `n` bytes of [`opaque_ahead`](Self::opaque_ahead) that went past
+    /// unseen. More than that is a caller's bug; the frame is then taken as ended.
+    pub fn skip_opaque(&mut self, n: u64) {
+        if let State::Payload { remaining } = &mut self.state {
+            *remaining = remaining.saturating_sub(n);
+            if *remaining == 0 {
+                self.state = State::Header {
+                    header: [0; 14],
+                    have: 0,
+                };
+            }
+        }
+    }
+
+    /// Whether a new frame header is next and the last data frame was large (16 KiB
+    /// or more). A runtime that passes payload unseen then reads only a header's worth
+    /// ([`MAX_HEADER`]), so that the payload after it passes too instead of being read
+    /// in with the header.
+    pub fn expects_large_frame(&self) -> bool {
+        self.last_large && matches!(self.state, State::Header { have: 0, .. })
     }
 
     /// Consumes bytes from the front of `input` and returns the next step, or `None`
@@ -202,6 +243,7 @@ impl FrameRelay {
                     return Err(FrameError::BadFragmentation);
                 }
                 self.in_message = !h.fin;
+                self.last_large = h.length >= LARGE_PAYLOAD;
                 self.state = if h.length > 0 {
                     State::Payload {
                         remaining: h.length,

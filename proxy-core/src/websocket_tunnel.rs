@@ -144,6 +144,33 @@ impl WebSocketTunnel {
         self.flush(to, now, out);
     }
 
+    /// How many of the next bytes from `from` may reach the other side unseen: the
+    /// rest of the data frame in flight, unless the proxy is closing the tunnel (it
+    /// then drops what the peers send) or `from` has ended.
+    pub(crate) fn opaque_ahead(&self, from: Side) -> u64 {
+        match self.closing.is_none() && !self.eof[from.index()] {
+            true => self.relay[from.index()].opaque_ahead(),
+            false => 0,
+        }
+    }
+
+    /// See [`FrameRelay::expects_large_frame`].
+    pub(crate) fn expects_large_frame(&self, from: Side) -> bool {
+        self.relay[from.index()].expects_large_frame()
+    }
+
+    /// `n` bytes of [`opaque_ahead`](Self::opaque_ahead) went from `from` to the
+    /// other side unseen: `from` was heard, and the frame may now have ended, which
+    /// lets the proxy's queued frames go out.
+    pub(crate) fn passed(&mut self, from: Side, n: u64, now: Instant, out: &mut Sends<'_>) {
+        if n == 0 {
+            return;
+        }
+        self.heard_at[from.index()] = now;
+        self.relay[from.index()].skip_opaque(n);
+        self.flush(from.peer(), now, out);
+    }
+
     /// `from` shut its write half. Returns whether to pass the EOF on as a half-close
     /// (the peer closed properly, after a Close frame).
     pub(crate) fn on_eof(&mut self, from: Side, now: Instant, out: &mut Sends<'_>) -> bool {

@@ -8,6 +8,7 @@ use crate::access_log;
 use crate::context::{Context, Generation, LiveGuard};
 use crate::metrics::DialFailure;
 use crate::peer::{Peer, State, Wrote};
+use crate::pipe::Pipe;
 use crate::runtime::{Conn, Runtime, Transport, Upstream as UpstreamConn};
 use crate::setup::ListenMode;
 use crate::signal::Registration;
@@ -273,11 +274,25 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 }
             }
         }
+        let passing = self.can_pass();
         for side in sides {
-            let room = session
-                .read_room(side)
-                .saturating_sub(self.written_but_held(side.peer()));
+            let room = match passing {
+                true => session.read_room_when_passing(side),
+                false => session.read_room(side),
+            };
+            let room = room.saturating_sub(self.written_but_held(side.peer()));
             if room == 0 {
+                continue;
+            }
+            let pass = match passing {
+                true => session.passthrough_room(side).min(room),
+                false => 0,
+            };
+            if let Some(poll) = (pass > 0).then(|| self.poll_pass(side, pass, cx)).flatten() {
+                waiting = true;
+                if let Poll::Ready(result) = poll {
+                    return Poll::Ready(self.passed(side, result));
+                }
                 continue;
             }
             if let Some(poll) = self.poll_read(side, room, cx) {
@@ -354,16 +369,51 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         }
     }
 
+    /// Whether both sockets can move bytes through a pipe (plain TCP on Linux).
+    fn can_pass(&self) -> bool {
+        let upstream = self.upstream.as_ref();
+        upstream.is_some_and(|u| u.peer.io.can_splice()) && self.client.io.can_splice()
+    }
+
+    /// Polls moving at most `max` bytes from `from` straight to the other side through
+    /// a pipe; `None` if that cannot be done now (no upstream, bytes still queued for
+    /// the other side, no pipe to be had): the bytes are then read as usual.
+    fn poll_pass(
+        &mut self,
+        from: Side,
+        max: usize,
+        cx: &mut Cx<'_>,
+    ) -> Option<Poll<io::Result<usize>>> {
+        let upstream = &mut self.upstream.as_mut()?.peer;
+        match from {
+            Side::Client => pass(&self.client, upstream, max, cx),
+            Side::Upstream => pass(upstream, &mut self.client, max, cx),
+        }
+    }
+
     fn read(&mut self, side: Side, result: io::Result<Bytes>) -> Wake {
+        let input = |bytes: Bytes| (!bytes.is_empty()).then_some(Input::Data(side, bytes));
+        self.took(side, result.map(input))
+    }
+
+    fn passed(&mut self, side: Side, result: io::Result<usize>) -> Wake {
+        self.took(
+            side,
+            result.map(|n| (n > 0).then_some(Input::Passed(side, n))),
+        )
+    }
+
+    /// What a read or a pass from `side` gave: bytes, EOF (`None`) or a failure.
+    fn took(&mut self, side: Side, result: io::Result<Option<Input>>) -> Wake {
         let Some(state) = self.state(side) else {
             return Wake::Nothing;
         };
         Wake::Input(match result {
-            Ok(bytes) if bytes.is_empty() => {
+            Ok(Some(input)) => input,
+            Ok(None) => {
                 state.eof = true;
                 Input::Eof(side)
             }
-            Ok(bytes) => Input::Data(side, bytes),
             Err(e) => {
                 debug!(?side, error = %e, "read failed");
                 state.fail();
@@ -481,6 +531,28 @@ impl<R: Runtime, C, Ctx: Deref<Target = Context<R>>> Drop for Sockets<R, C, Ctx>
     fn drop(&mut self) {
         self.ctx.cancel_signal(&mut self.signal);
     }
+}
+
+/// Polls moving at most `max` bytes from `from`'s socket into a pipe that `to` then
+/// writes out (see [`crate::pipe`]). The pipe is taken only for the attempt and kept
+/// only if bytes went in, so a waiting tunnel holds none.
+fn pass<R, A: Transport<R>, B: Transport<R>>(
+    from: &Peer<A>,
+    to: &mut Peer<B>,
+    max: usize,
+    cx: &mut Cx<'_>,
+) -> Option<Poll<io::Result<usize>>> {
+    if !from.state.readable() || !to.state.can_take_piped() {
+        return None;
+    }
+    let pipe = Pipe::take()?;
+    let poll = from.io.poll_splice_in(cx, &pipe, max.min(MAX_READ));
+    match poll {
+        Poll::Ready(Ok(n @ 1..)) => to.state.filled(pipe, n),
+        Poll::Ready(Err(_)) => drop(pipe),
+        Poll::Ready(Ok(0)) | Poll::Pending => pipe.give_back(),
+    }
+    Some(poll)
 }
 
 /// The pool key of `address`: pool keys say whether a connection is TLS.

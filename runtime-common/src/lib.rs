@@ -47,6 +47,7 @@ mod context;
 mod drive;
 pub mod metrics;
 mod peer;
+mod pipe;
 pub mod pool;
 pub mod runtime;
 mod serve;
@@ -56,6 +57,6 @@ pub mod tls;
 
 pub use context::{Context, Generation};
 pub use drive::MAX_READ;
-pub use runtime::{sleep, timeout, Conn, Listener, Runtime, Transport, Upstream};
+pub use runtime::{sleep, timeout, Conn, Listener, Pipe, Runtime, Transport, Upstream};
 pub use rustls;
 pub use setup::{ListenMode, ListenerSetup, Setup, UpstreamTls};

@@ -1,6 +1,7 @@
 //! One side of a session: its stream, the bytes queued for it, and how far its
 //! shutdown has got. No protocol here, only socket bookkeeping.
 
+use crate::pipe::Pipe;
 use crate::runtime::Transport;
 use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
@@ -25,6 +26,11 @@ pub(crate) struct Peer<T> {
 #[derive(Default)]
 pub(crate) struct State {
     queue: VecDeque<Bytes>,
+    /// Bytes moved from the other side's socket into a pipe for this side
+    /// ([`filled`](Self::filled)), written before anything queued; and the pipe,
+    /// held only while it has some.
+    piped: usize,
+    pipe: Option<Pipe>,
     /// Bytes written off the front buffer that its allocation still holds.
     front_written: usize,
     /// The stream may hold written bytes until flushed (TLS); see `dirty`.
@@ -87,7 +93,23 @@ impl State {
 
     /// Whether there is writing, flushing or a shutdown still to do.
     pub(crate) fn busy(&self) -> bool {
-        !self.failed && (!self.queue.is_empty() || self.dirty || self.shutdown == Shutdown::Pending)
+        !self.failed
+            && (self.piped > 0
+                || !self.queue.is_empty()
+                || self.dirty
+                || self.shutdown == Shutdown::Pending)
+    }
+
+    /// Whether bytes may be moved into a pipe for this side now: nothing else is
+    /// waiting to be written to it, so they cannot overtake anything.
+    pub(crate) fn can_take_piped(&self) -> bool {
+        !self.failed && self.piped == 0 && self.queue.is_empty()
+    }
+
+    /// `pipe` now holds `n` bytes for this side (the session was told they passed).
+    pub(crate) fn filled(&mut self, pipe: Pipe, n: usize) {
+        self.pipe = Some(pipe);
+        self.piped = n;
     }
 
     /// Memory the queue holds beyond its unwritten bytes: the written part of a buffer
@@ -102,12 +124,24 @@ impl State {
     /// Whether the connection can carry another request: all written, nothing
     /// broken, open both ways.
     pub(crate) fn reusable(&self) -> bool {
-        self.queue.is_empty() && !self.failed && !self.eof && self.shutdown == Shutdown::No
+        self.piped == 0
+            && self.queue.is_empty()
+            && !self.failed
+            && !self.eof
+            && self.shutdown == Shutdown::No
     }
 
     /// Records what [`Peer::poll_write_step`] achieved.
     pub(crate) fn wrote(&mut self, wrote: &Wrote) {
         match *wrote {
+            Wrote::Bytes(n) if self.piped > 0 => {
+                self.piped = self.piped.saturating_sub(n);
+                if self.piped == 0 {
+                    if let Some(pipe) = self.pipe.take() {
+                        pipe.give_back();
+                    }
+                }
+            }
             Wrote::Bytes(mut n) => {
                 self.dirty = self.buffers_writes;
                 while let (true, Some(front)) = (n > 0, self.queue.front_mut()) {
@@ -132,6 +166,8 @@ impl State {
     /// Marks the stream dead: nothing more is read from it or written to it.
     pub(crate) fn fail(&mut self) {
         self.failed = true;
+        self.piped = 0;
+        self.pipe = None; // closed: it may hold bytes nobody will take
         self.queue.clear();
         self.front_written = 0;
     }
@@ -171,6 +207,15 @@ impl<T> Peer<T> {
         T: Transport<R>,
     {
         let state = &self.state;
+        if let (1.., Some(pipe)) = (state.piped, &state.pipe) {
+            return Poll::Ready(
+                match ready!(self.io.poll_splice_out(cx, pipe, state.piped)) {
+                    Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => Ok(Wrote::Bytes(n)),
+                    Err(e) => Err(e),
+                },
+            );
+        }
         if !state.queue.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let count = slices
@@ -240,6 +285,34 @@ mod tests {
         assert!(s.busy() && !s.reusable());
         s.wrote(&Wrote::Bytes(3));
         assert!(!s.busy() && s.reusable());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn piped_bytes_go_before_the_queue_and_the_pipe_is_held_only_while_it_has_some() {
+        let mut s = state(false);
+        assert!(s.can_take_piped());
+        s.filled(Pipe::take().unwrap(), 1000);
+        assert!(s.busy() && !s.reusable() && !s.can_take_piped());
+        // Frames the session sends meanwhile queue behind the piped bytes.
+        s.send(Bytes::from_static(b"ping"));
+        s.wrote(&Wrote::Bytes(600));
+        assert_eq!((s.piped, s.pipe.is_some()), (400, true));
+        assert_eq!(queued(&s), [&b"ping"[..]]);
+        s.wrote(&Wrote::Bytes(400));
+        assert_eq!((s.piped, s.pipe.is_some()), (0, false));
+        assert_eq!(queued(&s), [&b"ping"[..]], "the queue waited for the pipe");
+        s.wrote(&Wrote::Bytes(4));
+        assert!(!s.busy() && s.reusable() && s.can_take_piped());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failed_side_drops_its_pipe() {
+        let mut s = state(false);
+        s.filled(Pipe::take().unwrap(), 10);
+        s.fail();
+        assert!(s.pipe.is_none() && !s.busy() && !s.can_take_piped());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! own types (`impl Transport<Tokio> for tokio::net::TcpStream`), which the orphan
 //! rule would forbid otherwise.
 
+pub use crate::pipe::Pipe;
 use bytes::Bytes;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ServerConfig};
@@ -94,6 +95,22 @@ pub trait Transport<R>: Send {
     fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Shuts the write half down (TCP FIN; TLS close_notify).
     fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Whether this stream can move bytes to and from a [`Pipe`] (a plain socket on
+    /// Linux whose runtime implements the two `splice` methods). TLS cannot.
+    fn can_splice(&self) -> bool {
+        false
+    }
+    /// Once the stream is readable, moves at most `max` bytes of it into the empty
+    /// `pipe` (see [`Pipe::fill_from`]); 0 is EOF. Called only if `can_splice`.
+    fn poll_splice_in(&self, _: &mut Context<'_>, _: &Pipe, _: usize) -> Poll<io::Result<usize>> {
+        Poll::Ready(Err(io::ErrorKind::Unsupported.into()))
+    }
+    /// Once the stream is writable, moves at most `len` bytes from `pipe` into it
+    /// (see [`Pipe::drain_into`]). Called only if `can_splice`.
+    fn poll_splice_out(&self, _: &mut Context<'_>, _: &Pipe, _: usize) -> Poll<io::Result<usize>> {
+        Poll::Ready(Err(io::ErrorKind::Unsupported.into()))
+    }
 }
 
 /// Where client connections come from.
@@ -141,6 +158,28 @@ impl<R, T: Transport<R>> Transport<R> for Box<T> {
     fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         (**self).poll_shutdown(cx)
     }
+
+    fn can_splice(&self) -> bool {
+        (**self).can_splice()
+    }
+
+    fn poll_splice_in(
+        &self,
+        cx: &mut Context<'_>,
+        pipe: &Pipe,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        (**self).poll_splice_in(cx, pipe, max)
+    }
+
+    fn poll_splice_out(
+        &self,
+        cx: &mut Context<'_>,
+        pipe: &Pipe,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        (**self).poll_splice_out(cx, pipe, len)
+    }
 }
 
 impl<R, T: Transport<R>, S: Transport<R>> Transport<R> for Conn<T, S> {
@@ -178,6 +217,37 @@ impl<R, T: Transport<R>, S: Transport<R>> Transport<R> for Conn<T, S> {
         match self {
             Conn::Plain(io) => io.poll_shutdown(cx),
             Conn::Tls(io) => io.poll_shutdown(cx),
+        }
+    }
+
+    fn can_splice(&self) -> bool {
+        match self {
+            Conn::Plain(io) => io.can_splice(),
+            Conn::Tls(_) => false,
+        }
+    }
+
+    fn poll_splice_in(
+        &self,
+        cx: &mut Context<'_>,
+        pipe: &Pipe,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            Conn::Plain(io) => io.poll_splice_in(cx, pipe, max),
+            Conn::Tls(io) => io.poll_splice_in(cx, pipe, max),
+        }
+    }
+
+    fn poll_splice_out(
+        &self,
+        cx: &mut Context<'_>,
+        pipe: &Pipe,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            Conn::Plain(io) => io.poll_splice_out(cx, pipe, len),
+            Conn::Tls(io) => io.poll_splice_out(cx, pipe, len),
         }
     }
 }

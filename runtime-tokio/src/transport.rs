@@ -12,7 +12,7 @@
 use crate::runtime::Tokio;
 use bytes::buf::Limit;
 use bytes::{BufMut, Bytes, BytesMut};
-use runtime_common::Transport;
+use runtime_common::{Pipe, Transport};
 use std::cell::RefCell;
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -77,6 +77,42 @@ impl Transport<Tokio> for TcpStream {
 
     fn poll_shutdown(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(socket2::SockRef::from(self).shutdown(std::net::Shutdown::Write))
+    }
+
+    fn can_splice(&self) -> bool {
+        cfg!(target_os = "linux")
+    }
+
+    /// Unlike `poll_read`, a short move does not clear the readiness: it may have been
+    /// cut by the pipe's capacity with bytes still waiting in the socket.
+    fn poll_splice_in(
+        &self,
+        cx: &mut Context<'_>,
+        pipe: &Pipe,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.poll_read_ready(cx))?;
+            match self.try_io(Interest::READABLE, || pipe.fill_from(self, max)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn poll_splice_out(
+        &self,
+        cx: &mut Context<'_>,
+        pipe: &Pipe,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.poll_write_ready(cx))?;
+            match self.try_io(Interest::WRITABLE, || pipe.drain_into(self, len)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return Poll::Ready(result),
+            }
+        }
     }
 }
 

@@ -59,6 +59,44 @@ pub async fn websocket_one_mebibyte_message(p: &dyn ProxyUnderTest) {
     assert!(got == payload, "1 MiB echo differs from what was sent");
 }
 
+/// Large and small messages mixed, several in flight at once, come back intact and in
+/// order: the large ones' payload passes the proxy unseen (zero-copy where the runtime
+/// can), their headers and the small ones are read, and neither overtakes the other.
+pub async fn websocket_large_and_small_messages_mixed_in_flight(p: &dyn ProxyUnderTest) {
+    let backend = WsEcho::start().await;
+    let proxy = start(p, backend.addr).await;
+    let client = ws::connect(proxy.addr).await;
+    let (mut tx, mut rx) = client.split();
+    let sizes = [70_000, 5, 16_384, 16_385, 0, 200_000, 1, 65_536, 20_000, 3];
+    let messages: Vec<Vec<u8>> = (0..3)
+        .flat_map(|round| sizes.iter().map(move |&len| (round, len)))
+        .map(|(round, len)| crate::http::pattern(len, round * 100 + len as u64))
+        .collect();
+    let sent = messages.clone();
+    let sender = tokio::spawn(async move {
+        for payload in sent {
+            tx.feed(Message::binary(payload)).await.unwrap();
+        }
+        tx.flush().await.unwrap();
+        tx
+    });
+    for (i, payload) in messages.iter().enumerate() {
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.next())
+            .await
+            .unwrap_or_else(|_| panic!("message {i} did not come back"))
+            .expect("the stream goes on")
+            .expect("echo ok")
+            .into_data();
+        assert_eq!(got.len(), payload.len(), "message {i}'s length");
+        assert!(
+            got == payload[..],
+            "message {i} ({} bytes) differs",
+            payload.len()
+        );
+    }
+    drop(sender.await.unwrap());
+}
+
 /// 1,000 small messages sent back to back come back complete and in order.
 pub async fn websocket_thousand_messages_in_order(p: &dyn ProxyUnderTest) {
     let backend = WsEcho::start().await;
