@@ -32,6 +32,12 @@
 //! }
 //! ```
 //!
+//! A runtime that can move bytes between its sockets without reading them (`splice`)
+//! may, in step 2, move up to [`Session::passthrough_room`] bytes from a side instead
+//! of reading, and feed [`Input::Passed`]: the payload of WebSocket data frames and
+//! non-WebSocket tunnels then never enters user space. Such a runtime reads at most
+//! [`Session::read_room_when_passing`] bytes per read.
+//!
 //! ## Verifying behaviour deterministically
 //! [`sim::Sim`] drives a session with a virtual clock and scripted peers, so a test of
 //! a 60-second timeout takes microseconds:

@@ -69,9 +69,8 @@ pub struct Session {
     head_started: Option<Instant>,
     /// When the connection last became idle between requests.
     idle_since: Instant,
-    drain_deadline: Option<Instant>,
-    /// A reload retired this session's configuration: tunnels run until then.
-    retire_at: Option<Instant>,
+    /// The deadlines of a shutdown or a reload, once either comes.
+    ending: Option<Box<Ending>>,
     /// Requests received on this connection so far.
     requests: u32,
     /// What HTTP exchanges reuse; see [`ExchangeRoom`].
@@ -82,6 +81,16 @@ pub struct Session {
 /// it, and room for the field positions of its heads, given back after each, so that a
 /// kept-alive connection parses heads without allocating. Boxed and taken on the first
 /// request: a tunnel drops it, and an idle tunnel's session stays small.
+/// Deadlines a shutdown or a reload sets. Boxed: most sessions never see one, and
+/// every session's task holds the field.
+#[derive(Debug, Default)]
+struct Ending {
+    /// A drain: everything is closed by then.
+    drain: Option<Instant>,
+    /// A reload retired this session's configuration: tunnels run until then.
+    retire: Option<Instant>,
+}
+
 #[derive(Debug, Default)]
 struct ExchangeRoom {
     tried: Vec<usize>,
@@ -127,8 +136,7 @@ impl Session {
             send_progress_at: [now; 2],
             head_started: Some(now),
             idle_since: now,
-            drain_deadline: None,
-            retire_at: None,
+            ending: None,
             requests: 0,
             room: None,
         };
@@ -295,10 +303,11 @@ impl Session {
         if matches!(self.state, State::Closed) {
             return None;
         }
-        if let Some(deadline) = self.retire_at {
+        let ending = self.ending.as_deref();
+        if let Some(deadline) = ending.and_then(|e| e.retire) {
             consider(deadline, Timer::Retire);
         }
-        if let Some(deadline) = self.drain_deadline {
+        if let Some(deadline) = ending.and_then(|e| e.drain) {
             consider(deadline, Timer::Drain);
         }
         for (side, timer) in [
@@ -461,7 +470,7 @@ impl Session {
     /// Whether the session takes no new work (shutdown or reload): no keep-alive, no
     /// new upgrades.
     fn draining(&self) -> bool {
-        self.drain_deadline.is_some() || self.retire_at.is_some()
+        self.ending.is_some()
     }
 
     /// A reload: like a drain, except that tunnels run on untouched until `deadline`,
@@ -472,14 +481,16 @@ impl Session {
     fn on_retire(&mut self, deadline: Instant) {
         let fresh = self.requests == 0 && matches!(self.state, State::ExpectRequestHead(_));
         if fresh || matches!(self.state, State::Tunnel(_)) {
-            self.retire_at = Some(self.retire_at.map_or(deadline, |d| d.min(deadline)));
+            let ending = self.ending.get_or_insert_with(Box::default);
+            ending.retire = Some(ending.retire.map_or(deadline, |d| d.min(deadline)));
         } else {
             self.on_drain(deadline);
         }
     }
 
     fn on_drain(&mut self, deadline: Instant) {
-        self.drain_deadline = Some(self.drain_deadline.map_or(deadline, |d| d.min(deadline)));
+        let ending = self.ending.get_or_insert_with(Box::default);
+        ending.drain = Some(ending.drain.map_or(deadline, |d| d.min(deadline)));
         match &self.state {
             State::ExpectRequestHead(reader)
                 if reader.buffered() == 0 && self.unread[Side::Client.index()].is_empty() =>
@@ -545,7 +556,9 @@ impl Session {
                 self.with_websocket(|ws, now, out| ws.on_timer(timer, now, out));
             }
             Timer::Retire => {
-                self.retire_at = None;
+                if let Some(ending) = &mut self.ending {
+                    ending.retire = None;
+                }
                 let deadline = self.now + self.config.timeouts.fin;
                 self.on_drain(deadline);
             }

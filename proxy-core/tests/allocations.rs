@@ -211,11 +211,12 @@ fn a_kept_alive_exchange_allocates_only_what_it_hands_out() {
 }
 
 /// Every tunnel holds one `Session` inline in its runtime task (tokio's task cell, in
-/// allocator size classes of 128 bytes): 480 bytes keep the cell at 896 and an idle
-/// WebSocket under 2 KiB. A field that only HTTP exchanges need belongs in the boxed
-/// room a tunnel drops.
+/// allocator size classes of 128 bytes): 448 bytes, with the runtime's socket state
+/// beside it, keep the cell at 896 and an idle WebSocket under 2 KiB (the zero-copy
+/// pipes' state took the 24 bytes the shutdown deadlines gave up when they moved into a
+/// box). A field that only HTTP exchanges need belongs in the boxed room a tunnel drops.
 #[test]
 fn a_session_stays_small_enough_for_an_idle_tunnel_under_2_kib() {
     let size = std::mem::size_of::<Session>();
-    assert!(size <= 480, "Session is {size} bytes");
+    assert!(size <= 448, "Session is {size} bytes");
 }

@@ -29,10 +29,12 @@ pub(crate) struct State {
     /// Bytes moved from the other side's socket into a pipe for this side
     /// ([`filled`](Self::filled)), written before anything queued; and the pipe,
     /// held only while it has some.
-    piped: usize,
+    piped: u32,
     pipe: Option<Pipe>,
-    /// Bytes written off the front buffer that its allocation still holds.
-    front_written: usize,
+    /// Bytes written off the front buffer that its allocation still holds. (Both
+    /// counts are `u32`, to keep every session's task small; each stays within a
+    /// buffer, far below 4 GiB.)
+    front_written: u32,
     /// The stream may hold written bytes until flushed (TLS); see `dirty`.
     buffers_writes: bool,
     /// Bytes were written since the last flush.
@@ -109,7 +111,7 @@ impl State {
     /// `pipe` now holds `n` bytes for this side (the session was told they passed).
     pub(crate) fn filled(&mut self, pipe: Pipe, n: usize) {
         self.pipe = Some(pipe);
-        self.piped = n;
+        self.piped = u32::try_from(n).unwrap_or(u32::MAX); // n <= MAX_READ
     }
 
     /// Memory the queue holds beyond its unwritten bytes: the written part of a buffer
@@ -118,7 +120,7 @@ impl State {
     /// side are cut by this much: otherwise a peer that stops reading mid-buffer would
     /// hold up to twice `buffer_size` in the proxy.
     pub(crate) fn written_but_held(&self) -> usize {
-        self.front_written
+        self.front_written as usize
     }
 
     /// Whether the connection can carry another request: all written, nothing
@@ -135,7 +137,9 @@ impl State {
     pub(crate) fn wrote(&mut self, wrote: &Wrote) {
         match *wrote {
             Wrote::Bytes(n) if self.piped > 0 => {
-                self.piped = self.piped.saturating_sub(n);
+                self.piped = self
+                    .piped
+                    .saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
                 if self.piped == 0 {
                     if let Some(pipe) = self.pipe.take() {
                         pipe.give_back();
@@ -148,7 +152,8 @@ impl State {
                     let taken = n.min(front.len());
                     front.advance(taken);
                     n -= taken;
-                    self.front_written += taken;
+                    let taken_u32 = u32::try_from(taken).unwrap_or(u32::MAX);
+                    self.front_written = self.front_written.saturating_add(taken_u32);
                     if front.is_empty() {
                         self.queue.pop_front();
                         self.front_written = 0;
@@ -209,7 +214,7 @@ impl<T> Peer<T> {
         let state = &self.state;
         if let (1.., Some(pipe)) = (state.piped, &state.pipe) {
             return Poll::Ready(
-                match ready!(self.io.poll_splice_out(cx, pipe, state.piped)) {
+                match ready!(self.io.poll_splice_out(cx, pipe, state.piped as usize)) {
                     Ok(0) => Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => Ok(Wrote::Bytes(n)),
                     Err(e) => Err(e),
