@@ -165,13 +165,7 @@ async fn run(settings: Settings, cli: Cli) -> ExitCode {
     let mut listeners = Vec::new();
     for listen in &settings.listen {
         match TcpListener::bind(listen.address).await {
-            Ok(listener) => {
-                // Accepted sockets inherit it: the ACK of a request rides on the
-                // answer instead of costing a segment of its own (as HAProxy does).
-                #[cfg(target_os = "linux")]
-                let _ = socket2::SockRef::from(&listener).set_tcp_quickack(false);
-                listeners.push(listener)
-            }
+            Ok(listener) => listeners.push(listener),
             Err(e) => {
                 eprintln!("error: cannot listen on {}: {e}", listen.address);
                 return ExitCode::FAILURE;
