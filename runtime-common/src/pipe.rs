@@ -89,6 +89,16 @@ mod other {
 
         /// Never called: no pipe exists.
         pub fn give_back(self) {}
+
+        /// Never called: no pipe exists.
+        pub fn fill_from<S>(&self, _: S, _: usize) -> std::io::Result<usize> {
+            match *self {}
+        }
+
+        /// Never called: no pipe exists.
+        pub fn drain_into<S>(&self, _: S, _: usize) -> std::io::Result<usize> {
+            match *self {}
+        }
     }
 }
 

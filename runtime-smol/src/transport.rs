@@ -6,13 +6,16 @@
 //! `TcpStream`, a Unix socket, an in-memory pipe) goes through [`Shared`], which locks
 //! it only for the length of one `poll_*` call.
 //!
+//! On Linux a TCP socket also moves tunnel bytes through a pipe with `splice(2)`
+//! (see `runtime_common`'s zero-copy tunnels); other streams read as usual.
+//!
 //! futures-io reads into initialized memory, so both read through one scratch buffer
 //! per thread and hand on an exact-size copy of what came: an idle connection holds no
 //! read buffer, and a read that finds nothing allocates nothing.
 
 use crate::runtime::{Smol, Tcp};
 use bytes::Bytes;
-use runtime_common::{Transport, MAX_READ};
+use runtime_common::{Pipe, Transport, MAX_READ};
 use smol::io::{AsyncRead, AsyncWrite};
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
@@ -38,6 +41,41 @@ impl Transport<Smol> for Tcp {
 
     fn poll_shutdown(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(self.get_ref().shutdown(Shutdown::Write))
+    }
+
+    fn can_splice(&self) -> bool {
+        cfg!(target_os = "linux")
+    }
+
+    /// As async-io's own reads: try, and wait for readiness only on `WouldBlock`.
+    fn poll_splice_in(
+        &self,
+        cx: &mut Context<'_>,
+        pipe: &Pipe,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match pipe.fill_from(self.get_ref(), max) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+            ready!(self.poll_readable(cx))?;
+        }
+    }
+
+    fn poll_splice_out(
+        &self,
+        cx: &mut Context<'_>,
+        pipe: &Pipe,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match pipe.drain_into(self.get_ref(), len) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+            ready!(self.poll_writable(cx))?;
+        }
     }
 }
 
