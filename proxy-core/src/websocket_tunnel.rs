@@ -146,9 +146,10 @@ impl WebSocketTunnel {
 
     /// How many of the next bytes from `from` may reach the other side unseen: the
     /// rest of the data frame in flight, unless the proxy is closing the tunnel (it
-    /// then drops what the peers send) or `from` has ended.
+    /// then drops what the peers send). (After `from`'s EOF the session reads nothing
+    /// from it at all.)
     pub(crate) fn opaque_ahead(&self, from: Side) -> u64 {
-        match self.closing.is_none() && !self.eof[from.index()] {
+        match self.closing.is_none() {
             true => self.relay[from.index()].opaque_ahead(),
             false => 0,
         }

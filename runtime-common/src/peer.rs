@@ -26,11 +26,10 @@ pub(crate) struct Peer<T> {
 #[derive(Default)]
 pub(crate) struct State {
     queue: VecDeque<Bytes>,
-    /// Bytes moved from the other side's socket into a pipe for this side
-    /// ([`filled`](Self::filled)), written before anything queued; and the pipe,
-    /// held only while it has some.
-    piped: u32,
-    pipe: Option<Pipe>,
+    /// A pipe holding bytes moved from the other side's socket for this side
+    /// ([`filled`](Self::filled)), and how many: written before anything queued.
+    /// Held only while it has some.
+    piped: Option<(Pipe, u32)>,
     /// Bytes written off the front buffer that its allocation still holds. (Both
     /// counts are `u32`, to keep every session's task small; each stays within a
     /// buffer, far below 4 GiB.)
@@ -96,7 +95,7 @@ impl State {
     /// Whether there is writing, flushing or a shutdown still to do.
     pub(crate) fn busy(&self) -> bool {
         !self.failed
-            && (self.piped > 0
+            && (self.piped.is_some()
                 || !self.queue.is_empty()
                 || self.dirty
                 || self.shutdown == Shutdown::Pending)
@@ -105,13 +104,14 @@ impl State {
     /// Whether bytes may be moved into a pipe for this side now: nothing else is
     /// waiting to be written to it, so they cannot overtake anything.
     pub(crate) fn can_take_piped(&self) -> bool {
-        !self.failed && self.piped == 0 && self.queue.is_empty()
+        !self.failed && self.piped.is_none() && self.queue.is_empty()
     }
 
     /// `pipe` now holds `n` bytes for this side (the session was told they passed).
     pub(crate) fn filled(&mut self, pipe: Pipe, n: usize) {
-        self.pipe = Some(pipe);
-        self.piped = u32::try_from(n).unwrap_or(u32::MAX); // n <= MAX_READ
+        if n > 0 {
+            self.piped = Some((pipe, u32::try_from(n).unwrap_or(u32::MAX))); // n <= MAX_READ
+        }
     }
 
     /// Memory the queue holds beyond its unwritten bytes: the written part of a buffer
@@ -126,7 +126,7 @@ impl State {
     /// Whether the connection can carry another request: all written, nothing
     /// broken, open both ways.
     pub(crate) fn reusable(&self) -> bool {
-        self.piped == 0
+        self.piped.is_none()
             && self.queue.is_empty()
             && !self.failed
             && !self.eof
@@ -136,13 +136,11 @@ impl State {
     /// Records what [`Peer::poll_write_step`] achieved.
     pub(crate) fn wrote(&mut self, wrote: &Wrote) {
         match *wrote {
-            Wrote::Bytes(n) if self.piped > 0 => {
-                self.piped = self
-                    .piped
-                    .saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
-                if self.piped == 0 {
-                    if let Some(pipe) = self.pipe.take() {
-                        pipe.give_back();
+            Wrote::Bytes(n) if self.piped.is_some() => {
+                if let Some((pipe, left)) = self.piped.take() {
+                    match left.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX)) {
+                        0 => pipe.give_back(),
+                        left => self.piped = Some((pipe, left)),
                     }
                 }
             }
@@ -171,10 +169,18 @@ impl State {
     /// Marks the stream dead: nothing more is read from it or written to it.
     pub(crate) fn fail(&mut self) {
         self.failed = true;
-        self.piped = 0;
-        self.pipe = None; // closed: it may hold bytes nobody will take
+        self.piped = None; // closed: it may hold bytes nobody will take
         self.queue.clear();
         self.front_written = 0;
+    }
+}
+
+/// What a write of queued or piped bytes achieved; taking none is an error.
+fn took(written: io::Result<usize>) -> io::Result<Wrote> {
+    match written {
+        Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+        Ok(n) => Ok(Wrote::Bytes(n)),
+        Err(e) => Err(e),
     }
 }
 
@@ -212,14 +218,9 @@ impl<T> Peer<T> {
         T: Transport<R>,
     {
         let state = &self.state;
-        if let (1.., Some(pipe)) = (state.piped, &state.pipe) {
-            return Poll::Ready(
-                match ready!(self.io.poll_splice_out(cx, pipe, state.piped as usize)) {
-                    Ok(0) => Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => Ok(Wrote::Bytes(n)),
-                    Err(e) => Err(e),
-                },
-            );
+        if let Some((pipe, left)) = &state.piped {
+            let written = ready!(self.io.poll_splice_out(cx, pipe, *left as usize));
+            return Poll::Ready(took(written));
         }
         if !state.queue.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
@@ -236,11 +237,7 @@ impl<T> Peer<T> {
                 }
                 false => ready!(self.io.poll_write(cx, &slices[..count])),
             };
-            return Poll::Ready(match written {
-                Ok(0) => Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => Ok(Wrote::Bytes(n)),
-                Err(e) => Err(e),
-            });
+            return Poll::Ready(took(written));
         }
         match state.dirty {
             true => ready!(self.io.poll_flush(cx))?,
@@ -302,10 +299,10 @@ mod tests {
         // Frames the session sends meanwhile queue behind the piped bytes.
         s.send(Bytes::from_static(b"ping"));
         s.wrote(&Wrote::Bytes(600));
-        assert_eq!((s.piped, s.pipe.is_some()), (400, true));
+        assert_eq!(s.piped.as_ref().map(|(_, left)| *left), Some(400));
         assert_eq!(queued(&s), [&b"ping"[..]]);
         s.wrote(&Wrote::Bytes(400));
-        assert_eq!((s.piped, s.pipe.is_some()), (0, false));
+        assert!(s.piped.is_none(), "the emptied pipe went back to the pool");
         assert_eq!(queued(&s), [&b"ping"[..]], "the queue waited for the pipe");
         s.wrote(&Wrote::Bytes(4));
         assert!(!s.busy() && s.reusable() && s.can_take_piped());
@@ -317,7 +314,7 @@ mod tests {
         let mut s = state(false);
         s.filled(Pipe::take().unwrap(), 10);
         s.fail();
-        assert!(s.pipe.is_none() && !s.busy() && !s.can_take_piped());
+        assert!(s.piped.is_none() && !s.busy() && !s.can_take_piped());
     }
 
     #[test]

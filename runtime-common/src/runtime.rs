@@ -223,7 +223,7 @@ impl<R, T: Transport<R>, S: Transport<R>> Transport<R> for Conn<T, S> {
     fn can_splice(&self) -> bool {
         match self {
             Conn::Plain(io) => io.can_splice(),
-            Conn::Tls(_) => false,
+            Conn::Tls(io) => io.can_splice(),
         }
     }
 

@@ -17,9 +17,10 @@ use crate::runtime::{Smol, Tcp};
 use bytes::Bytes;
 use runtime_common::{Pipe, Transport, MAX_READ};
 use smol::io::{AsyncRead, AsyncWrite};
+use smol::Async;
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
-use std::net::Shutdown;
+use std::net::{Shutdown, TcpStream};
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{ready, Context, Poll};
@@ -47,20 +48,15 @@ impl Transport<Smol> for Tcp {
         cfg!(target_os = "linux")
     }
 
-    /// As async-io's own reads: try, and wait for readiness only on `WouldBlock`.
     fn poll_splice_in(
         &self,
         cx: &mut Context<'_>,
         pipe: &Pipe,
         max: usize,
     ) -> Poll<io::Result<usize>> {
-        loop {
-            match pipe.fill_from(self.get_ref(), max) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                result => return Poll::Ready(result),
-            }
-            ready!(self.poll_readable(cx))?;
-        }
+        when_ready(self, cx, Async::poll_readable, || {
+            pipe.fill_from(self.get_ref(), max)
+        })
     }
 
     fn poll_splice_out(
@@ -69,13 +65,27 @@ impl Transport<Smol> for Tcp {
         pipe: &Pipe,
         len: usize,
     ) -> Poll<io::Result<usize>> {
-        loop {
-            match pipe.drain_into(self.get_ref(), len) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                result => return Poll::Ready(result),
-            }
-            ready!(self.poll_writable(cx))?;
+        when_ready(self, cx, Async::poll_writable, || {
+            pipe.drain_into(self.get_ref(), len)
+        })
+    }
+}
+
+/// Runs `op`, a non-blocking attempt on `stream`, until it does not block, waiting
+/// for `ready` (the socket's read or write readiness) after each time it does: as
+/// async-io's own reads and writes.
+fn when_ready<T>(
+    stream: &Async<TcpStream>,
+    cx: &mut Context<'_>,
+    ready: fn(&Async<TcpStream>, &mut Context<'_>) -> Poll<io::Result<()>>,
+    mut op: impl FnMut() -> io::Result<T>,
+) -> Poll<io::Result<T>> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            result => return Poll::Ready(result),
         }
+        ready!(ready(stream, cx))?;
     }
 }
 

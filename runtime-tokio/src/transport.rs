@@ -56,19 +56,12 @@ impl Transport<Tokio> for TcpStream {
     }
 
     fn poll_write(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.poll_write_ready(cx))?;
-            // One buffer (the common case: a relayed chunk) goes out with `send`,
-            // which costs the kernel less than `writev`.
-            let result = match bufs {
-                [one] => self.try_write(one),
-                _ => self.try_write_vectored(bufs),
-            };
-            match result {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return Poll::Ready(result),
-            }
-        }
+        // One buffer (the common case: a relayed chunk) goes out with `send`, which
+        // costs the kernel less than `writev`.
+        when_ready(self, cx, TcpStream::poll_write_ready, || match bufs {
+            [one] => self.try_write(one),
+            _ => self.try_write_vectored(bufs),
+        })
     }
 
     fn poll_flush(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -91,13 +84,9 @@ impl Transport<Tokio> for TcpStream {
         pipe: &Pipe,
         max: usize,
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.poll_read_ready(cx))?;
-            match self.try_io(Interest::READABLE, || pipe.fill_from(self, max)) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return Poll::Ready(result),
-            }
-        }
+        when_ready(self, cx, TcpStream::poll_read_ready, || {
+            self.try_io(Interest::READABLE, || pipe.fill_from(self, max))
+        })
     }
 
     fn poll_splice_out(
@@ -106,12 +95,26 @@ impl Transport<Tokio> for TcpStream {
         pipe: &Pipe,
         len: usize,
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.poll_write_ready(cx))?;
-            match self.try_io(Interest::WRITABLE, || pipe.drain_into(self, len)) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return Poll::Ready(result),
-            }
+        when_ready(self, cx, TcpStream::poll_write_ready, || {
+            self.try_io(Interest::WRITABLE, || pipe.drain_into(self, len))
+        })
+    }
+}
+
+/// Waits for `ready` (the socket's read or write readiness), then runs `op`, a
+/// non-blocking attempt that clears the readiness when it would block; again until
+/// `op` does not block.
+fn when_ready<T>(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    ready: fn(&TcpStream, &mut Context<'_>) -> Poll<io::Result<()>>,
+    mut op: impl FnMut() -> io::Result<T>,
+) -> Poll<io::Result<T>> {
+    loop {
+        ready!(ready(stream, cx))?;
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return Poll::Ready(result),
         }
     }
 }
