@@ -1148,6 +1148,11 @@ impl Session {
                 shutdowns.push(to);
             }
         }
+        if ws.handshake_done() && !tunnel.shut[Side::Client.index()] {
+            tunnel.shut[Side::Client.index()] = true;
+            tunnel.first_eof_at.get_or_insert(now);
+            shutdowns.push(Side::Client);
+        }
         let finished = ws.finished();
         let both_shut = tunnel.shut == [true, true];
         progressed |= sends.bytes != [0, 0] || !shutdowns.is_empty();

@@ -14,7 +14,11 @@
 //!   sends Close to every live side it can reach at a boundary, stops relaying, and
 //!   closes the connections when each has answered with its Close or at `fin`.
 //! - A Close sent by a peer is forwarded untouched and the peers finish the handshake
-//!   themselves; their EOFs then pass through as half-closes.
+//!   themselves; their EOFs then pass through as half-closes. Once both have sent
+//!   Close, the proxy shuts the client's write half at once: towards the client it is
+//!   the server, which closes TCP first (RFC 6455 §7.1.1), so the client's close does
+//!   not wait on the upstream's. What a peer sends after its own Close is dropped
+//!   (§5.5.1: nothing may follow it).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -113,12 +117,13 @@ impl WebSocketTunnel {
             match self.relay[from.index()].next(&mut input) {
                 Ok(None) => break,
                 Ok(Some(Step::Forward(bytes))) => {
-                    if self.closing.is_none() && !bytes.is_empty() {
+                    if self.relaying(from) && !bytes.is_empty() {
                         out.push(to, bytes);
                     }
                 }
                 Ok(Some(Step::Control(frame))) => {
                     let i = from.index();
+                    let relaying = self.relaying(from);
                     if frame.opcode == websocket::OP_CLOSE {
                         self.close_seen[i] = true;
                         if let Some(closing) = &mut self.closing {
@@ -129,7 +134,7 @@ impl WebSocketTunnel {
                         && self.ping[i].is_some_and(|(payload, _)| frame.payload == payload);
                     if answers_our_ping {
                         self.ping[i] = None;
-                    } else if self.closing.is_none() {
+                    } else if relaying {
                         out.push(to, frame.raw);
                     }
                 }
@@ -144,12 +149,18 @@ impl WebSocketTunnel {
         self.flush(to, now, out);
     }
 
+    /// Whether what `from` sends still goes to the other side: not once the proxy is
+    /// closing the tunnel, nor after `from`'s own Close frame.
+    fn relaying(&self, from: Side) -> bool {
+        self.closing.is_none() && !self.close_seen[from.index()]
+    }
+
     /// How many of the next bytes from `from` may reach the other side unseen: the
-    /// rest of the data frame in flight, unless the proxy is closing the tunnel (it
-    /// then drops what the peers send). (After `from`'s EOF the session reads nothing
-    /// from it at all.)
+    /// rest of the data frame in flight, if what `from` sends is still relayed (the
+    /// rest is read and dropped). (After `from`'s EOF the session reads nothing from it
+    /// at all.)
     pub(crate) fn opaque_ahead(&self, from: Side) -> u64 {
-        match self.closing.is_none() {
+        match self.relaying(from) {
             true => self.relay[from.index()].opaque_ahead(),
             false => 0,
         }
@@ -263,6 +274,12 @@ impl WebSocketTunnel {
             }
         }
         next
+    }
+
+    /// The peers finished their close handshake (each sent Close) without the proxy
+    /// closing: the client's write half is to be shut now (see the module doc).
+    pub(crate) fn handshake_done(&self) -> bool {
+        self.close_seen == [true, true] && self.closing.is_none()
     }
 
     /// Whether the proxy is closing the tunnel (no more relaying), and why.

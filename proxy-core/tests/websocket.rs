@@ -267,14 +267,80 @@ fn a_peer_close_is_forwarded_untouched_and_the_handshake_passes_through() {
     sim.upstream_sends(&reply);
     assert_eq!(sim.client_received(), &reply[..]);
     sim.eof(Side::Upstream);
+    assert_eq!(sim.shutdowns(), &[Side::Client]);
+    sim.eof(Side::Client);
+    assert_eq!(sim.shutdowns(), &[Side::Client, Side::Upstream]);
+    assert!(sim.is_closed());
+    assert_eq!(tunnel_end(&sim), Some(TunnelEnd::Closed));
+}
+
+fn close_frame(masked: bool) -> Vec<u8> {
+    encode_frame(true, CLOSE, masked, &1000u16.to_be_bytes())
+}
+
+#[test]
+fn the_client_is_shut_right_after_the_close_reply_not_at_the_upstreams_eof() {
+    let mut sim = websocket_tunnel(Config::default());
+    sim.client_sends(&close_frame(true));
+    assert!(sim.shutdowns().is_empty(), "the handshake is not over yet");
+    sim.upstream_sends(&close_frame(false));
+    assert_eq!(sim.client_received(), &close_frame(false)[..]);
     assert_eq!(
         sim.shutdowns(),
         &[Side::Client],
-        "a proper EOF passes through"
+        "the proxy is the client's server: it closes TCP first (RFC 6455 §7.1.1)"
     );
+    // The upstream never closes: the client's FIN is passed on and the tunnel ends.
     sim.eof(Side::Client);
+    assert_eq!(sim.shutdowns(), &[Side::Client, Side::Upstream]);
     assert!(sim.is_closed());
     assert_eq!(tunnel_end(&sim), Some(TunnelEnd::Closed));
+}
+
+#[test]
+fn an_upstream_initiated_close_shuts_the_client_once_its_reply_is_forwarded() {
+    let mut sim = websocket_tunnel(Config::default());
+    sim.upstream_sends(&close_frame(false));
+    assert!(sim.shutdowns().is_empty());
+    sim.client_sends(&close_frame(true));
+    assert_eq!(sim.upstream_received(), &close_frame(true)[..]);
+    assert_eq!(sim.shutdowns(), &[Side::Client]);
+    sim.eof(Side::Upstream);
+    assert_eq!(sim.shutdowns(), &[Side::Client], "shut once");
+    sim.eof(Side::Client);
+    assert!(sim.is_closed());
+}
+
+#[test]
+fn a_client_that_never_closes_after_the_handshake_is_closed_at_fin() {
+    let mut config = Config::default();
+    config.timeouts.fin = secs(5);
+    let mut sim = websocket_tunnel(config);
+    sim.client_sends(&close_frame(true));
+    sim.upstream_sends(&close_frame(false));
+    sim.advance(secs(4));
+    assert!(!sim.is_closed());
+    sim.advance(secs(1));
+    assert!(sim.is_closed());
+}
+
+#[test]
+fn what_a_peer_sends_after_its_close_is_dropped() {
+    let mut sim = websocket_tunnel(Config::default());
+    let late = server_frame(b"after my Close");
+    sim.upstream_sends(&[close_frame(false), late.clone()].concat());
+    assert_eq!(sim.client_received(), &close_frame(false)[..]);
+    let large = encode_frame(true, 0x2, false, &vec![7u8; 100_000]);
+    assert_eq!(
+        sim.sends_passing_through(Side::Upstream, &large),
+        0,
+        "no byte after a Close may pass unseen either"
+    );
+    assert_eq!(sim.client_received(), &close_frame(false)[..]);
+    // The client's own Close still reaches the upstream, and ends the handshake.
+    sim.client_sends(&close_frame(true));
+    assert_eq!(sim.upstream_received(), &close_frame(true)[..]);
+    assert_eq!(sim.shutdowns(), &[Side::Client]);
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | the drive loop: one [`proxy_core::Session`] over a client stream, an upstream connection, a timer, a dial and the drain signal | `drive.rs` |
 //! | per-side write queues, vectored writes, flush and shutdown steps, `Written` reports, the "cleanly idle" check for pooling | `peer.rs` |
+//! | the last bytes before a FIN sent in its segment ([`send_before_fin`]) | `fin.rs` |
 //! | the upstream keep-alive [`pool`] and its sweeper | `pool.rs` |
 //! | the [`Context`]: the current configuration (a [`Generation`]: the core's `Proxy`, the [`Setup`], a pool), [`reload`](Context::reload), graceful [`drain`](Context::drain), count of live connections | `context.rs` |
 //! | the accept loop with back-off and rate-limited error log ([`Context::serve_all`]): per listener HTTP or layer 4 ([`ListenMode`]), TLS handshakes bounded by `client_head` | `serve.rs` |
@@ -45,6 +46,7 @@ mod admin;
 pub mod config_file;
 mod context;
 mod drive;
+mod fin;
 pub mod metrics;
 mod peer;
 mod pipe;
@@ -57,6 +59,7 @@ pub mod tls;
 
 pub use context::{Context, Generation};
 pub use drive::MAX_READ;
+pub use fin::send_before_fin;
 pub use runtime::{sleep, timeout, Conn, Listener, Pipe, Runtime, Transport, Upstream};
 pub use rustls;
 pub use setup::{ListenMode, ListenerSetup, Setup, UpstreamTls};

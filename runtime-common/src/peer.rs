@@ -229,13 +229,19 @@ impl<T> Peer<T> {
                 .zip(&state.queue)
                 .map(|(slice, bytes)| *slice = IoSlice::new(bytes))
                 .count();
+            // The last bytes before a shutdown may go out with the FIN.
+            let last = state.shutdown == Shutdown::Pending && count == state.queue.len();
+            let mut write = |bufs: &[IoSlice<'_>]| match last {
+                true => self.io.poll_write_before_shutdown(cx, bufs),
+                false => self.io.poll_write(cx, bufs),
+            };
             let written = match count > 1 && fits(&slices[..count]) {
                 true => {
                     let mut joined = [0u8; JOIN_UP_TO];
                     let one = IoSlice::new(join(&slices[..count], &mut joined));
-                    ready!(self.io.poll_write(cx, &[one]))
+                    ready!(write(&[one]))
                 }
-                false => ready!(self.io.poll_write(cx, &slices[..count])),
+                false => ready!(write(&slices[..count])),
             };
             return Poll::Ready(took(written));
         }
@@ -275,6 +281,79 @@ mod tests {
 
     fn queued(state: &State) -> Vec<&[u8]> {
         state.queue.iter().map(|b| &b[..]).collect()
+    }
+
+    /// A stream that takes at most `per_write` bytes per write and records each call.
+    struct Recorder {
+        per_write: usize,
+        calls: std::sync::Mutex<Vec<&'static str>>,
+    }
+
+    impl Recorder {
+        fn take(&self, call: &'static str, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+            self.calls.lock().unwrap().push(call);
+            let len: usize = bufs.iter().map(|b| b.len()).sum();
+            Poll::Ready(Ok(len.min(self.per_write)))
+        }
+    }
+
+    impl Transport<()> for Recorder {
+        const BUFFERS_WRITES: bool = false;
+        fn poll_read(&self, _: &mut Context<'_>, _: usize) -> Poll<io::Result<Bytes>> {
+            Poll::Pending
+        }
+        fn poll_write(&self, _: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+            self.take("write", bufs)
+        }
+        fn poll_write_before_shutdown(
+            &self,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            self.take("last", bufs)
+        }
+        fn poll_flush(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.calls.lock().unwrap().push("shutdown");
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The calls made to write `sends` (and shut down, if `shut`) `per_write` bytes
+    /// at a time.
+    fn calls(sends: &[&'static [u8]], shut: bool, per_write: usize) -> Vec<&'static str> {
+        let recorder = Recorder {
+            per_write,
+            calls: Default::default(),
+        };
+        let mut peer = Peer::new::<()>(recorder);
+        for &bytes in sends {
+            peer.state.send(Bytes::from_static(bytes));
+        }
+        if shut {
+            peer.state.shutdown_after_queue();
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(peer.poll_flush_all::<()>(&mut cx).is_ready());
+        peer.io.calls.into_inner().unwrap()
+    }
+
+    #[test]
+    fn only_the_writes_that_empty_the_queue_before_a_shutdown_may_hold_bytes_for_the_fin() {
+        assert_eq!(calls(&[b"close frame"], false, 64), ["write"]);
+        assert_eq!(calls(&[b"close frame"], true, 64), ["last", "shutdown"]);
+        assert_eq!(
+            calls(&[b"ab", b"cd"], true, 64),
+            ["last", "shutdown"],
+            "joined into one"
+        );
+        // Taken 4 bytes at a time: every write that covers the rest of the queue.
+        assert_eq!(
+            calls(&[b"0123456789"], true, 4),
+            ["last", "last", "last", "shutdown"]
+        );
     }
 
     #[test]

@@ -91,6 +91,16 @@ pub trait Transport<R>: Send {
     fn poll_read(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Bytes>>;
     /// Writes a prefix of `bufs`; returns how many bytes the stream took.
     fn poll_write(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>>;
+    /// [`poll_write`](Self::poll_write) for the last bytes before
+    /// [`poll_shutdown`](Self::poll_shutdown), which follows at once: a TCP socket may
+    /// hold them to send with its FIN ([`send_before_fin`](crate::send_before_fin)).
+    fn poll_write_before_shutdown(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write(cx, bufs)
+    }
     /// Pushes out anything the stream buffered itself (a TLS record, say).
     fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Shuts the write half down (TCP FIN; TLS close_notify).
@@ -151,6 +161,14 @@ impl<R, T: Transport<R>> Transport<R> for Box<T> {
         (**self).poll_write(cx, bufs)
     }
 
+    fn poll_write_before_shutdown(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        (**self).poll_write_before_shutdown(cx, bufs)
+    }
+
     fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         (**self).poll_flush(cx)
     }
@@ -203,6 +221,17 @@ impl<R, T: Transport<R>, S: Transport<R>> Transport<R> for Conn<T, S> {
         match self {
             Conn::Plain(io) => io.poll_write(cx, bufs),
             Conn::Tls(io) => io.poll_write(cx, bufs),
+        }
+    }
+
+    fn poll_write_before_shutdown(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            Conn::Plain(io) => io.poll_write_before_shutdown(cx, bufs),
+            Conn::Tls(io) => io.poll_write_before_shutdown(cx, bufs),
         }
     }
 

@@ -15,7 +15,7 @@
 
 use crate::runtime::{Smol, Tcp};
 use bytes::Bytes;
-use runtime_common::{Pipe, Transport, MAX_READ};
+use runtime_common::{send_before_fin, Pipe, Transport, MAX_READ};
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::Async;
 use std::cell::RefCell;
@@ -34,6 +34,16 @@ impl Transport<Smol> for Tcp {
 
     fn poll_write(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
         Pin::new(&mut &**self).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_write_before_shutdown(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        when_ready(self, cx, Async::poll_writable, || {
+            send_before_fin(self.get_ref(), bufs)
+        })
     }
 
     fn poll_flush(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {

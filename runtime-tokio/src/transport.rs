@@ -12,7 +12,7 @@
 use crate::runtime::Tokio;
 use bytes::buf::Limit;
 use bytes::{BufMut, Bytes, BytesMut};
-use runtime_common::{Pipe, Transport};
+use runtime_common::{send_before_fin, Pipe, Transport};
 use std::cell::RefCell;
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -61,6 +61,16 @@ impl Transport<Tokio> for TcpStream {
         when_ready(self, cx, TcpStream::poll_write_ready, || match bufs {
             [one] => self.try_write(one),
             _ => self.try_write_vectored(bufs),
+        })
+    }
+
+    fn poll_write_before_shutdown(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        when_ready(self, cx, TcpStream::poll_write_ready, || {
+            self.try_io(Interest::WRITABLE, || send_before_fin(self, bufs))
         })
     }
 

@@ -302,6 +302,7 @@ macro_rules! scenarios {
             websocket_unmasked_client_frame_gets_1002,
             websocket_upstream_vanishing_gives_client_1014,
             websocket_client_vanishing_gives_upstream_1001,
+            websocket_close_handshake_closes_the_client_without_waiting_for_the_upstream,
             tunnel_client_half_close,
             tunnel_upstream_half_close,
             opaque_tunnel_fin_timeout_closes_both,

@@ -328,6 +328,65 @@ pub async fn websocket_client_vanishing_gives_upstream_1001(p: &dyn ProxyUnderTe
     );
 }
 
+/// The client closes; the upstream answers with its Close but keeps TCP open (it
+/// waits for its client to close first). The proxy is the client's server, which
+/// closes TCP first (RFC 6455 §7.1.1): the client sees EOF right after the Close reply,
+/// not when the upstream or a timeout gets round to it. The client's FIN then reaches
+/// the upstream, and nothing after the upstream's Close reaches the client.
+pub async fn websocket_close_handshake_closes_the_client_without_waiting_for_the_upstream(
+    p: &dyn ProxyUnderTest,
+) {
+    const HOLD: Duration = Duration::from_secs(10);
+    let backend = Backend::start(|mut c| async move {
+        let Some(req) = c.read_request().await? else {
+            return Ok(());
+        };
+        c.write(&switching_protocols(&req)).await?;
+        let close = ws::read_frame(&mut c.conn).await?;
+        if close.as_ref().and_then(ws::Frame::close).is_none() {
+            return Err(std::io::Error::other(format!(
+                "expected Close, got {close:?}"
+            )));
+        }
+        let mut reply = ws::frame(ws::CLOSE, &1000u16.to_be_bytes(), None);
+        // Breaks RFC 6455 §5.5.1: nothing may follow a Close. The proxy drops it.
+        reply.extend(ws::frame(ws::TEXT, b"after the Close", None));
+        c.write(&reply).await?;
+        let _ = tokio::time::timeout(HOLD, c.drain_to_eof()).await;
+        Ok(())
+    })
+    .await;
+    let proxy = start(p, backend.addr).await;
+    let mut c = raw_tunnel(&proxy, &upgrade_request("example.test")).await;
+    let mask = Some([1, 2, 3, 4]);
+    c.write(&ws::frame(ws::CLOSE, &1000u16.to_be_bytes(), mask))
+        .await
+        .unwrap();
+    let sent = Instant::now();
+    let reply = tokio::time::timeout(RESPONSE_WAIT, ws::read_frame(&mut c))
+        .await
+        .expect("the Close reply")
+        .expect("read")
+        .expect("a Close frame, not EOF");
+    assert_eq!(reply.close().map(|(code, _)| code), Some(1000), "{reply:?}");
+    let rest = c.expect_close(RESPONSE_WAIT).await.unwrap();
+    assert!(rest.is_empty(), "bytes after the Close reply: {rest:?}");
+    let waited = sent.elapsed();
+    assert!(
+        waited < Duration::from_secs(2),
+        "EOF {waited:?} after the Close, the upstream holding TCP for {HOLD:?}"
+    );
+    drop(c);
+    let deadline = Instant::now() + RESPONSE_WAIT;
+    while !backend.connections().first().is_some_and(|l| l.saw_eof()) {
+        assert!(
+            Instant::now() < deadline,
+            "the client's FIN never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Opaque tunnel: the client shuts down its write half; the backend sees the data then
 /// EOF, and can still send to the client, which then sees the backend's EOF.
 pub async fn tunnel_client_half_close(p: &dyn ProxyUnderTest) {
