@@ -313,6 +313,26 @@ fn write_seeds() {
             Eof(c),
         ],
     );
+    // The client closes (a masked Close 1000), the upstream answers and then breaks
+    // RFC 6455 with a text frame after its Close: the client's write half is shut at
+    // once and the late frame dropped.
+    ss(
+        "websocket_close_handshake",
+        &[
+            ClientFragment(1),
+            Connected { reused: false },
+            UpstreamFragment(1),
+            WrittenAll(c),
+            WrittenAll(u),
+            ClientData(vec![0x88, 0x82, 1, 2, 3, 4, 0x02, 0xEA]),
+            WrittenAll(u),
+            UpstreamData(vec![0x88, 0x02, 0x03, 0xE8, 0x81, 0x03, b'l', b'a', b't']),
+            WrittenAll(c),
+            Pass(u, 10),
+            Eof(c),
+            WrittenAll(u),
+        ],
+    );
     ss(
         "raw_tunnel_passthrough",
         &[

@@ -5,8 +5,9 @@
 //! peer's frames untouched too, but may (a) insert whole control frames of its own
 //! (Ping, Close) at frame boundaries, masked towards the upstream and unmasked towards
 //! the client, (b) consume a Pong answering its own Ping, (c) hold an incomplete frame
-//! header or control frame until it is complete, and (d) stop relaying once it closes
-//! the tunnel, after which its own Close is the last thing it sends.
+//! header or control frame until it is complete, (d) stop relaying once it closes the
+//! tunnel, after which its own Close is the last thing it sends, and (e) drop what a
+//! peer sends after its own Close frame (RFC 6455 §5.5.1: nothing may follow it).
 
 use crate::input::show;
 
@@ -72,7 +73,8 @@ pub fn frame_header(bytes: &[u8]) -> Option<FrameHeader> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Relay {
     /// Everything the source sent was forwarded, except bytes a relay may hold
-    /// (an incomplete WebSocket header or control frame).
+    /// (an incomplete WebSocket header or control frame) or drop (what follows the
+    /// source's own Close).
     pub complete: bool,
     /// The proxy sent a Close of its own in this stream (it is ending the tunnel).
     pub proxy_close: bool,
@@ -103,8 +105,16 @@ pub fn check_relay(
     }
     let (mut p, mut q) = (0usize, 0usize);
     let mut proxy_close = false;
+    // The source's Close was relayed: the rest of what it sent is dropped.
+    let mut peer_closed = false;
     loop {
         let (mut o, f) = (&original[p..], &forwarded[q..]);
+        if f.is_empty() && peer_closed {
+            return Ok(Relay {
+                complete: true,
+                proxy_close,
+            });
+        }
         if f.is_empty() {
             // Pongs the proxy consumed at the end.
             while let Some(h) =
@@ -125,11 +135,12 @@ pub fn check_relay(
         if proxy_close {
             return Err(format!("bytes after the proxy's own Close: {}", show(f)));
         }
-        let header = frame_header(o);
+        let header = frame_header(o).filter(|_| !peer_closed);
         // The peer's next frame, relayed whole.
         if let Some(h) = header.filter(|h| h.complete_in(o.len())) {
             let n = h.total().unwrap_or_default();
             if f.starts_with(&o[..n]) {
+                peer_closed = h.opcode == 0x8;
                 p += n;
                 q += n;
                 continue;
@@ -149,6 +160,9 @@ pub fn check_relay(
             p += h.total().unwrap_or_default();
             continue;
         }
+        if peer_closed {
+            return Err(format!("bytes after the peer's Close: {}", show(f)));
+        }
         // The rest is a prefix of the peer's bytes (a data frame in progress).
         if o.starts_with(f) {
             return Ok(Relay {
@@ -161,5 +175,23 @@ pub fn check_relay(
             show(forwarded),
             show(original)
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_follows_the_peers_close_may_be_dropped_but_not_forwarded() {
+        let close = [0x88, 0x02, 0x03, 0xE8];
+        let late = [0x81, 0x03, b'l', b'a', b't'];
+        let sent = [&close[..], &late[..]].concat();
+        let dropped = check_relay(&sent, &close, true, false).unwrap();
+        assert!(dropped.complete && !dropped.proxy_close);
+        assert!(check_relay(&sent, &sent, true, false).is_err());
+        // Without a Close, the same frame must be forwarded.
+        let open = check_relay(&late, &[], true, false).unwrap();
+        assert!(!open.complete);
     }
 }

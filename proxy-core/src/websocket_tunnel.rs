@@ -266,8 +266,11 @@ impl WebSocketTunnel {
                 ),
                 // Queued behind a frame in flight: no answer is due yet.
                 Some((_, None)) => {}
+                // No Pings once a peer has sent Close: the peers are closing (`fin`
+                // bounds it), and the client's write half may already be shut.
                 None => {
-                    if let (Some(interval), false) = (config.websocket.ping_interval, self.eof[i]) {
+                    let quiet = self.eof[i] || self.close_seen.contains(&true);
+                    if let (Some(interval), false) = (config.websocket.ping_interval, quiet) {
                         consider(self.heard_at[i] + interval, Timer::Ping(side));
                     }
                 }
@@ -334,11 +337,14 @@ impl WebSocketTunnel {
     }
 
     /// Queues a Close towards `to` if it is alive and reachable at a boundary, and
-    /// then awaits its reply; otherwise it is not waited for.
+    /// then awaits its reply; otherwise it is not waited for. Never into a stream that
+    /// already carried its peer's Close: nothing may follow one (§5.5.1), and `to`'s
+    /// write half may be shut already.
     fn send_close(&mut self, to: Side, code: u16, reason: &str) {
         let i = to.index();
         let reachable = self.relay[to.peer().index()].at_boundary();
-        if self.eof[i] || self.close_seen[i] || !reachable {
+        let stream_closed = self.close_seen[to.peer().index()];
+        if self.eof[i] || self.close_seen[i] || stream_closed || !reachable {
             return;
         }
         let mask = self.mask_towards(to);

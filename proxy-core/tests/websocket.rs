@@ -312,6 +312,45 @@ fn an_upstream_initiated_close_shuts_the_client_once_its_reply_is_forwarded() {
 }
 
 #[test]
+fn a_drain_after_a_peers_close_sends_no_second_close_into_that_stream() {
+    let mut sim = websocket_tunnel(Config::default());
+    sim.client_sends(&close_frame(true));
+    sim.eof(Side::Client);
+    assert_eq!(
+        sim.shutdowns(),
+        &[Side::Upstream],
+        "a proper EOF passes through"
+    );
+    let deadline = sim.now() + secs(10);
+    sim.input(Input::Drain { deadline });
+    sim.advance(secs(10));
+    assert_eq!(
+        sim.upstream_received(),
+        &close_frame(true)[..],
+        "nothing after the client's Close and FIN"
+    );
+    assert!(sim.is_closed());
+}
+
+#[test]
+fn no_pings_once_a_peer_has_sent_close() {
+    let mut sim = websocket_tunnel(with_pings());
+    sim.client_sends(&close_frame(true));
+    sim.advance(secs(25));
+    assert_eq!(sim.client_received(), b"", "no Ping to the client");
+    assert_eq!(sim.upstream_received(), &close_frame(true)[..]);
+    sim.upstream_sends(&close_frame(false));
+    assert_eq!(sim.shutdowns(), &[Side::Client]);
+    sim.advance(secs(25));
+    assert_eq!(
+        sim.client_received(),
+        &close_frame(false)[..],
+        "nothing after the FIN"
+    );
+    assert_eq!(sim.upstream_received(), &close_frame(true)[..]);
+}
+
+#[test]
 fn a_client_that_never_closes_after_the_handshake_is_closed_at_fin() {
     let mut config = Config::default();
     config.timeouts.fin = secs(5);
