@@ -337,20 +337,20 @@ impl WebSocketTunnel {
     }
 
     /// Queues a Close towards `to` if it is alive and reachable at a boundary, and
-    /// then awaits its reply; otherwise it is not waited for. Never into a stream that
-    /// already carried its peer's Close: nothing may follow one (§5.5.1), and `to`'s
-    /// write half may be shut already.
+    /// then awaits its reply, unless `to` sent its own Close already: then this Close is
+    /// the reply `to` waits for. Never into a stream that already carried its peer's
+    /// Close: nothing may follow one (§5.5.1), and `to`'s write half may be shut.
     fn send_close(&mut self, to: Side, code: u16, reason: &str) {
         let i = to.index();
         let reachable = self.relay[to.peer().index()].at_boundary();
         let stream_closed = self.close_seen[to.peer().index()];
-        if self.eof[i] || self.close_seen[i] || stream_closed || !reachable {
+        if self.eof[i] || stream_closed || !reachable {
             return;
         }
         let mask = self.mask_towards(to);
         (self.inject).push_back((to, websocket::encode_close(code, reason, mask)));
         if let Some(closing) = &mut self.closing {
-            closing.awaiting[i] = true;
+            closing.awaiting[i] = !self.close_seen[i];
         }
     }
 

@@ -333,6 +333,38 @@ fn a_drain_after_a_peers_close_sends_no_second_close_into_that_stream() {
 }
 
 #[test]
+fn a_drain_answers_a_client_close_the_upstream_has_not_answered() {
+    let mut sim = websocket_tunnel(Config::default());
+    sim.client_sends(&close_frame(true));
+    let deadline = sim.now() + secs(10);
+    sim.input(Input::Drain { deadline });
+    let frames = decode_frames(sim.client_received());
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(
+        frames[0].close_code(),
+        Some(1001),
+        "the reply the client waits for"
+    );
+    assert_eq!(
+        sim.upstream_received(),
+        &close_frame(true)[..],
+        "no second Close"
+    );
+    assert!(sim.is_closed(), "no reply is awaited from anyone");
+}
+
+#[test]
+fn an_upstream_vanishing_before_answering_the_clients_close_answers_it_with_1014() {
+    let mut sim = websocket_tunnel(Config::default());
+    sim.client_sends(&close_frame(true));
+    sim.eof(Side::Upstream);
+    let frames = decode_frames(sim.client_received());
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].close_code(), Some(1014));
+    assert!(sim.is_closed());
+}
+
+#[test]
 fn no_pings_once_a_peer_has_sent_close() {
     let mut sim = websocket_tunnel(with_pings());
     sim.client_sends(&close_frame(true));
