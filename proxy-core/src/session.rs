@@ -77,10 +77,6 @@ pub struct Session {
     room: Option<Box<ExchangeRoom>>,
 }
 
-/// What an HTTP exchange reuses from one request to the next: the servers tried for
-/// it, and room for the field positions of its heads, given back after each, so that a
-/// kept-alive connection parses heads without allocating. Boxed and taken on the first
-/// request: a tunnel drops it, and an idle tunnel's session stays small.
 /// Deadlines a shutdown or a reload sets. Boxed: most sessions never see one, and
 /// every session's task holds the field.
 #[derive(Debug, Default)]
@@ -91,6 +87,10 @@ struct Ending {
     retire: Option<Instant>,
 }
 
+/// What an HTTP exchange reuses from one request to the next: the servers tried for
+/// it, and room for the field positions of its heads, given back after each, so that a
+/// kept-alive connection parses heads without allocating. Boxed and taken on the first
+/// request: a tunnel drops it, and an idle tunnel's session stays small.
 #[derive(Debug, Default)]
 struct ExchangeRoom {
     tried: Vec<usize>,
