@@ -1148,10 +1148,12 @@ impl Session {
                 shutdowns.push(to);
             }
         }
-        if ws.handshake_done() && !tunnel.shut[Side::Client.index()] {
-            tunnel.shut[Side::Client.index()] = true;
-            tunnel.first_eof_at.get_or_insert(now);
-            shutdowns.push(Side::Client);
+        for side in [Side::Client, Side::Upstream] {
+            if ws.shut_now(side) && !tunnel.shut[side.index()] {
+                tunnel.shut[side.index()] = true;
+                tunnel.first_eof_at.get_or_insert(now);
+                shutdowns.push(side);
+            }
         }
         let finished = ws.finished();
         let both_shut = tunnel.shut == [true, true];

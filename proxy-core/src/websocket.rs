@@ -12,6 +12,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 pub const GOING_AWAY: u16 = 1001;
 /// Close code 1002: protocol error.
 pub const PROTOCOL_ERROR: u16 = 1002;
+/// Close code 1007: data that is not what its type says (a Close reason that is
+/// not UTF-8).
+pub const INVALID_PAYLOAD: u16 = 1007;
 /// Close code 1011: the server (here, the upstream) failed.
 pub const INTERNAL_ERROR: u16 = 1011;
 /// Close code 1014: bad gateway, the upstream vanished.
@@ -332,6 +335,26 @@ fn apply_mask(data: &mut [u8], key: [u8; 4]) {
     }
 }
 
+/// Whether a Close frame's payload breaks RFC 6455 §5.5.1 or §7.4, as the close code
+/// to fail the connection with: 1002 for one byte or a code no peer may send, 1007
+/// for a reason that is not UTF-8. An empty payload (no code) is valid.
+pub fn close_payload_error(payload: &[u8]) -> Option<u16> {
+    let [high, low, reason @ ..] = payload else {
+        return (payload.len() == 1).then_some(PROTOCOL_ERROR);
+    };
+    if !close_code_may_be_sent(u16::from_be_bytes([*high, *low])) {
+        return Some(PROTOCOL_ERROR);
+    }
+    std::str::from_utf8(reason).err().map(|_| INVALID_PAYLOAD)
+}
+
+/// The codes a peer may put in a Close (§7.4.1 and the IANA registry): 1000–1003
+/// and 1007–1014 as defined, 3000–4999 for libraries and applications. 1004 is
+/// reserved; 1005, 1006 and 1015 only report a close and are never sent.
+fn close_code_may_be_sent(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
 /// Encodes a control frame from the proxy; masked (with `mask`) towards an upstream.
 pub fn encode_control(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Bytes {
     let payload = &payload[..payload.len().min(125)];
@@ -441,6 +464,26 @@ mod tests {
     fn rsv_bits_are_allowed_with_an_extension() {
         let mut relay = FrameRelay::new(false, true);
         assert!(relay_all(&mut relay, &[&[0xC1, 0x01, b'x']]).is_ok());
+    }
+
+    #[test]
+    fn close_payloads_are_checked_as_rfc6455_says() {
+        let close = |code: u16, reason: &[u8]| [&code.to_be_bytes()[..], reason].concat();
+        assert_eq!(close_payload_error(&[]), None, "no code at all is valid");
+        assert_eq!(close_payload_error(&[0x03]), Some(PROTOCOL_ERROR));
+        for code in [1000, 1001, 1002, 1003, 1007, 1011, 1012, 1014, 3000, 4999] {
+            assert_eq!(close_payload_error(&close(code, b"bye")), None, "{code}");
+        }
+        for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+            assert_eq!(
+                close_payload_error(&close(code, b"")),
+                Some(PROTOCOL_ERROR),
+                "{code}"
+            );
+        }
+        let not_utf8 = close(1000, &[0xce, 0xba, 0xed, 0xa0, 0x80]);
+        assert_eq!(close_payload_error(&not_utf8), Some(INVALID_PAYLOAD));
+        assert_eq!(close_payload_error(&close(1000, "κόσμε".as_bytes())), None);
     }
 
     #[test]

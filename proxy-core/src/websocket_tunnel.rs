@@ -10,9 +10,15 @@
 //!   consumed, any other Pong is forwarded. No answer within `pong_timeout`: the peer is
 //!   dead, the other side gets Close 1011 (upstream dead) or 1001 (client gone).
 //! - When the proxy ends the tunnel (idle timeout 1001, drain 1001, upstream vanished
-//!   without a Close 1014, client vanished 1001, a frame breaking RFC 6455 1002), it
-//!   sends Close to every live side it can reach at a boundary, stops relaying, and
-//!   closes the connections when each has answered with its Close or at `fin`.
+//!   without a Close 1014, client vanished 1001), it sends Close to every live side it
+//!   can reach at a boundary, stops relaying, and closes the connections when each has
+//!   answered with its Close or at `fin`.
+//! - A side that breaks RFC 6455 (a bad frame header, a Close with a code no peer may
+//!   send or a reason that is not UTF-8) has its connection failed (§7.1.7): it gets
+//!   Close 1002 (1007 for the reason) and then a FIN at once, since nothing more it
+//!   sends can be read as frames; what it sends is dropped until its EOF. The other
+//!   side gets 1001 (client gone) or 1014 (the upstream sent what no server may, the
+//!   registry's "bad gateway"), and the handshake with it runs as above.
 //! - A Close sent by a peer is forwarded untouched and the peers finish the handshake
 //!   themselves; their EOFs then pass through as half-closes. Once both have sent
 //!   Close, the proxy shuts the client's write half at once: towards the client it is
@@ -78,6 +84,8 @@ pub(crate) struct WebSocketTunnel {
     eof: [bool; 2],
     /// Each side sent a Close frame.
     close_seen: [bool; 2],
+    /// Each side broke RFC 6455: what it sends is no longer read as frames.
+    failed: [bool; 2],
     closing: Option<Closing>,
     /// xorshift state for Ping payloads and mask keys. These frames carry no
     /// attacker-chosen bytes, so predictable masks cannot be abused (RFC 6455 §10.3).
@@ -96,12 +104,13 @@ impl WebSocketTunnel {
             heard_at: [now; 2],
             eof: [false; 2],
             close_seen: [false; 2],
+            failed: [false; 2],
             closing: None,
             rng: seed | 1,
         }
     }
 
-    /// Relays bytes `from` one side; protocol errors start the 1002 close.
+    /// Relays bytes `from` one side; a protocol error fails `from`'s connection.
     pub(crate) fn relay(
         &mut self,
         from: Side,
@@ -110,6 +119,9 @@ impl WebSocketTunnel {
         out: &mut Sends<'_>,
     ) {
         let to = from.peer();
+        if self.failed[from.index()] {
+            return;
+        }
         if !input.is_empty() {
             self.heard_at[from.index()] = now;
         }
@@ -124,6 +136,13 @@ impl WebSocketTunnel {
                 Ok(Some(Step::Control(frame))) => {
                     let i = from.index();
                     let relaying = self.relaying(from);
+                    let invalid_close = (frame.opcode == websocket::OP_CLOSE)
+                        .then(|| websocket::close_payload_error(&frame.payload))
+                        .flatten();
+                    if let Some(code) = invalid_close {
+                        self.fail(from, code, now, out);
+                        break;
+                    }
                     if frame.opcode == websocket::OP_CLOSE {
                         self.close_seen[i] = true;
                         if let Some(closing) = &mut self.closing {
@@ -139,8 +158,7 @@ impl WebSocketTunnel {
                     }
                 }
                 Err(_) => {
-                    let end = TunnelEnd::ProtocolError(from);
-                    self.close(websocket::PROTOCOL_ERROR, "protocol error", end, now, out);
+                    self.fail(from, websocket::PROTOCOL_ERROR, now, out);
                     break;
                 }
             }
@@ -279,10 +297,13 @@ impl WebSocketTunnel {
         next
     }
 
-    /// The peers finished their close handshake (each sent Close) without the proxy
-    /// closing: the client's write half is to be shut now (see the module doc).
-    pub(crate) fn handshake_done(&self) -> bool {
-        self.close_seen == [true, true] && self.closing.is_none()
+    /// Whether `side`'s write half is to be shut now (see the module doc): the client's
+    /// once the peers finished their close handshake (each sent Close) without the
+    /// proxy closing; a side that broke the protocol once its Close is out.
+    pub(crate) fn shut_now(&self, side: Side) -> bool {
+        let handshake_done = self.close_seen == [true, true] && self.closing.is_none();
+        let close_queued = self.inject.iter().any(|&(to, _)| to == side);
+        (side == Side::Client && handshake_done) || (self.failed[side.index()] && !close_queued)
     }
 
     /// Whether the proxy is closing the tunnel (no more relaying), and why.
@@ -312,6 +333,29 @@ impl WebSocketTunnel {
         self.eof[gone.index()] = true;
         self.send_close(other, code, reason);
         self.flush(other, now, out);
+    }
+
+    /// `from` broke RFC 6455: its connection is failed with `code`, and the other side
+    /// learns that its peer is gone (see the module doc). While the proxy is closing
+    /// already, `from` gets no second Close but is failed all the same.
+    fn fail(&mut self, from: Side, code: u16, now: Instant, out: &mut Sends<'_>) {
+        self.failed[from.index()] = true;
+        if self.closing.is_some() {
+            return;
+        }
+        self.start_closing(TunnelEnd::ProtocolError(from), now);
+        let reason = match code {
+            websocket::INVALID_PAYLOAD => "close reason not UTF-8",
+            _ => "protocol error",
+        };
+        self.send_close(from, code, reason);
+        let (code, reason) = match from {
+            Side::Client => (websocket::GOING_AWAY, "client protocol error"),
+            Side::Upstream => (websocket::BAD_GATEWAY, "upstream protocol error"),
+        };
+        self.send_close(from.peer(), code, reason);
+        self.flush(Side::Client, now, out);
+        self.flush(Side::Upstream, now, out);
     }
 
     fn close_both(&mut self, code: u16, reason: &str, end: TunnelEnd, now: Instant) {

@@ -415,20 +415,111 @@ fn what_a_peer_sends_after_its_close_is_dropped() {
 }
 
 #[test]
-fn a_frame_breaking_rfc6455_closes_both_sides_with_1002() {
+fn a_client_breaking_rfc6455_is_failed_at_once_and_the_upstream_gets_1001() {
     let mut sim = websocket_tunnel(Config::default());
     sim.client_sends(&encode_frame(true, 0x1, false, b"unmasked from a client"));
     let to_client = decode_frames(sim.client_received());
     let to_upstream = decode_frames(sim.upstream_received());
-    assert_eq!(to_client.last().and_then(Frame::close_code), Some(1002));
+    assert_eq!(to_client.len(), 1);
+    assert_eq!(to_client[0].close_code(), Some(1002));
     assert_eq!(to_upstream.len(), 1, "the bad frame was not forwarded");
-    assert_eq!(to_upstream[0].close_code(), Some(1002));
-    sim.advance(secs(30));
-    assert!(sim.is_closed());
+    assert_eq!(to_upstream[0].close_code(), Some(1001));
+    assert_eq!(
+        sim.shutdowns(),
+        &[Side::Client],
+        "failing the connection (RFC 6455 §7.1.7): the FIN follows the Close at once"
+    );
+    // What the client sends now is not read as frames, its Close reply included.
+    sim.client_sends(&close_frame(true));
+    assert_eq!(decode_frames(sim.upstream_received()).len(), 1);
+    sim.upstream_sends(&close_frame(false));
+    assert_eq!(
+        decode_frames(sim.client_received()).len(),
+        1,
+        "nothing after"
+    );
+    assert!(!sim.is_closed(), "the client's EOF is still to come");
+    sim.eof(Side::Client);
+    assert!(sim.is_closed(), "closed at the client's EOF, not at `fin`");
     assert_eq!(
         tunnel_end(&sim),
         Some(TunnelEnd::ProtocolError(Side::Client))
     );
+}
+
+#[test]
+fn a_failed_client_that_never_closes_is_closed_at_fin() {
+    let mut config = Config::default();
+    config.timeouts.fin = secs(5);
+    let mut sim = websocket_tunnel(config);
+    sim.client_sends(&encode_frame(true, 0x3, true, b"reserved opcode"));
+    sim.upstream_sends(&close_frame(false));
+    sim.advance(secs(4));
+    assert!(!sim.is_closed());
+    sim.advance(secs(1));
+    assert!(sim.is_closed());
+}
+
+#[test]
+fn an_upstream_breaking_rfc6455_is_failed_and_the_client_gets_1014() {
+    let mut sim = websocket_tunnel(Config::default());
+    sim.upstream_sends(&encode_frame(true, 0x1, true, b"masked from a server"));
+    let to_client = decode_frames(sim.client_received());
+    let to_upstream = decode_frames(sim.upstream_received());
+    assert_eq!(to_client.len(), 1, "the bad frame was not forwarded");
+    assert_eq!(to_client[0].close_code(), Some(1014), "bad gateway");
+    assert_eq!(to_upstream.len(), 1);
+    assert_eq!(to_upstream[0].close_code(), Some(1002));
+    assert!(to_upstream[0].masked, "the proxy is the upstream's client");
+    assert_eq!(sim.shutdowns(), &[Side::Upstream]);
+    sim.client_sends(&close_frame(true));
+    sim.eof(Side::Upstream);
+    assert!(sim.is_closed());
+    assert_eq!(
+        tunnel_end(&sim),
+        Some(TunnelEnd::ProtocolError(Side::Upstream))
+    );
+}
+
+#[test]
+fn a_close_no_peer_may_send_fails_the_connection_instead_of_being_forwarded() {
+    let code = |code: u16, reason: &[u8]| [&code.to_be_bytes()[..], reason].concat();
+    let cases: [(Vec<u8>, u16); 5] = [
+        (vec![0x03], 1002),
+        (code(1005, b""), 1002),
+        (code(999, b""), 1002),
+        (code(2000, b"reserved"), 1002),
+        (code(1000, &[0xce, 0xba, 0xed, 0xa0, 0x80]), 1007),
+    ];
+    for (payload, expected) in cases {
+        let mut sim = websocket_tunnel(Config::default());
+        sim.client_sends(&encode_frame(true, CLOSE, true, &payload));
+        let to_client = decode_frames(sim.client_received());
+        let to_upstream = decode_frames(sim.upstream_received());
+        assert_eq!(to_client.len(), 1, "{payload:?}");
+        assert_eq!(to_client[0].close_code(), Some(expected), "{payload:?}");
+        assert_eq!(to_upstream.len(), 1, "{payload:?}");
+        assert_eq!(to_upstream[0].close_code(), Some(1001), "{payload:?}");
+        assert_eq!(sim.shutdowns(), &[Side::Client], "{payload:?}");
+    }
+    // From the upstream too: the client is told the upstream failed.
+    let mut sim = websocket_tunnel(Config::default());
+    sim.upstream_sends(&encode_frame(true, CLOSE, false, &code(1006, b"")));
+    let to_client = decode_frames(sim.client_received());
+    assert_eq!(to_client.len(), 1);
+    assert_eq!(to_client[0].close_code(), Some(1014));
+    assert_eq!(sim.shutdowns(), &[Side::Upstream]);
+}
+
+#[test]
+fn a_valid_close_with_an_application_code_and_utf8_reason_passes_untouched() {
+    let mut sim = websocket_tunnel(Config::default());
+    let payload = [&4999u16.to_be_bytes()[..], "κόσμε".as_bytes()].concat();
+    let close = encode_frame(true, CLOSE, true, &payload);
+    sim.client_sends(&close);
+    assert_eq!(sim.upstream_received(), &close[..]);
+    assert!(sim.client_received().is_empty());
+    assert!(sim.shutdowns().is_empty());
 }
 
 #[test]
