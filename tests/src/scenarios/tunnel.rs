@@ -249,14 +249,30 @@ pub async fn websocket_upstream_not_answering_pings_gets_1011(p: &dyn ProxyUnder
     );
 }
 
-/// An unmasked frame from the client breaks RFC 6455 §5.1: `Close 1002` to both peers.
-pub async fn websocket_unmasked_client_frame_gets_1002(p: &dyn ProxyUnderTest) {
+/// An unmasked frame from the client breaks RFC 6455 §5.1, and the proxy fails the
+/// client's connection (§7.1.7): `Close 1002` and then EOF at once, though the client
+/// never answers, since nothing more it sends could be read as frames. The upstream
+/// gets `Close 1001 "client protocol error"` and never the invalid frame.
+pub async fn websocket_unmasked_client_frame_is_failed_with_1002(p: &dyn ProxyUnderTest) {
+    let frame = ws::frame(ws::TEXT, b"unmasked", None);
+    client_protocol_error_fails_the_client(p, &frame, 1002).await;
+}
+
+/// A client Close with a code no peer may send (1005 only reports a Close without a
+/// code, §7.4.1) is a protocol error like a bad frame, and is not forwarded.
+pub async fn websocket_client_close_with_reserved_code_is_failed_with_1002(p: &dyn ProxyUnderTest) {
+    let frame = ws::frame(ws::CLOSE, &1005u16.to_be_bytes(), Some([1, 2, 3, 4]));
+    client_protocol_error_fails_the_client(p, &frame, 1002).await;
+}
+
+/// The client sends `bad`; it gets a Close with `code` then EOF, and the upstream gets
+/// `Close 1001 "client protocol error"` and no message.
+async fn client_protocol_error_fails_the_client(p: &dyn ProxyUnderTest, bad: &[u8], code: u16) {
     let backend = WsEcho::start().await;
     let proxy = start(p, backend.addr).await;
     let mut c = raw_tunnel(&proxy, &upgrade_request("example.test")).await;
-    c.write(&ws::frame(ws::TEXT, b"unmasked", None))
-        .await
-        .unwrap();
+    c.write(bad).await.unwrap();
+    let sent = Instant::now();
     let f = tokio::time::timeout(RESPONSE_WAIT, ws::read_frame(&mut c))
         .await
         .expect("a frame from the proxy")
@@ -264,16 +280,22 @@ pub async fn websocket_unmasked_client_frame_gets_1002(p: &dyn ProxyUnderTest) {
         .expect("a Close frame, not EOF");
     assert_eq!(
         f.close().map(|(code, _)| code),
-        Some(1002),
+        Some(code),
         "frame to the client: {f:?}"
+    );
+    let rest = c.expect_close(RESPONSE_WAIT).await.unwrap();
+    assert!(rest.is_empty(), "bytes after the Close: {rest:?}");
+    let waited = sent.elapsed();
+    assert!(
+        waited < Duration::from_secs(2),
+        "EOF {waited:?} after the bad frame: the proxy waited for a Close reply"
     );
     let log = backend
         .wait_for(RESPONSE_WAIT, |l| !l.closes.is_empty())
         .await;
-    assert_eq!(log.closes.len(), 1, "{log:?}");
     assert_eq!(
-        log.closes[0].as_ref().map(|c| c.0),
-        Some(1002),
+        log.closes,
+        [Some((1001, "client protocol error".to_string()))],
         "what the upstream saw: {log:?}"
     );
     assert_eq!(log.messages, 0, "the invalid frame was forwarded");
