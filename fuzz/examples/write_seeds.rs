@@ -333,6 +333,26 @@ fn write_seeds() {
             WrittenAll(u),
         ],
     );
+    // A masked text, then an unmasked one (RFC 6455 §5.1): the upstream gets the text
+    // and Close 1001, its echo still reaches the client, then the client's Close 1002
+    // and FIN; the client's later bytes are dropped unread.
+    ss(
+        "websocket_protocol_error",
+        &[
+            ClientFragment(1),
+            Connected { reused: false },
+            UpstreamFragment(1),
+            WrittenAll(c),
+            WrittenAll(u),
+            ClientData(vec![0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2, 0x81, 0x02, b'n', b'o']),
+            WrittenAll(u),
+            UpstreamData(vec![0x81, 0x02, b'h', b'i', 0x88, 0x02, 0x03, 0xE9]),
+            WrittenAll(c),
+            ClientData(vec![0x88, 0x80, 1, 2, 3, 4]),
+            Eof(c),
+            WrittenAll(u),
+        ],
+    );
     ss(
         "raw_tunnel_passthrough",
         &[

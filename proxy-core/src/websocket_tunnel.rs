@@ -14,11 +14,13 @@
 //!   can reach at a boundary, stops relaying, and closes the connections when each has
 //!   answered with its Close or at `fin`.
 //! - A side that breaks RFC 6455 (a bad frame header, a Close with a code no peer may
-//!   send or a reason that is not UTF-8) has its connection failed (§7.1.7): it gets
-//!   Close 1002 (1007 for the reason) and then a FIN at once, since nothing more it
-//!   sends can be read as frames; what it sends is dropped until its EOF. The other
-//!   side gets 1001 (client gone) or 1014 (the upstream sent what no server may, the
-//!   registry's "bad gateway"), and the handshake with it runs as above.
+//!   send or a reason that is not UTF-8) has its connection failed (§7.1.7). What it
+//!   sends from then on is dropped unread: it can no longer be read as frames. The
+//!   other side gets Close 1001 (client gone) or 1014 (the upstream sent what no server
+//!   may: the registry's "bad gateway"), and what it sent before its Close reply still
+//!   reaches the failed side, as it would with no proxy in between (an echo of the
+//!   last valid message, say). Then the failed side gets Close 1002 (1007 for the
+//!   reason) and a FIN at once, and the tunnel ends at its EOF or at `fin`.
 //! - A Close sent by a peer is forwarded untouched and the peers finish the handshake
 //!   themselves; their EOFs then pass through as half-closes. Once both have sent
 //!   Close, the proxy shuts the client's write half at once: towards the client it is
@@ -84,8 +86,13 @@ pub(crate) struct WebSocketTunnel {
     eof: [bool; 2],
     /// Each side sent a Close frame.
     close_seen: [bool; 2],
+    /// A peer's Close was forwarded towards each side: nothing may follow it there.
+    close_forwarded: [bool; 2],
     /// Each side broke RFC 6455: what it sends is no longer read as frames.
     failed: [bool; 2],
+    /// The Close (its code) owed to a failed side, sent when the other side's stream
+    /// towards it has ended: at that side's Close or EOF.
+    owed: Option<(Side, u16)>,
     closing: Option<Closing>,
     /// xorshift state for Ping payloads and mask keys. These frames carry no
     /// attacker-chosen bytes, so predictable masks cannot be abused (RFC 6455 §10.3).
@@ -104,7 +111,9 @@ impl WebSocketTunnel {
             heard_at: [now; 2],
             eof: [false; 2],
             close_seen: [false; 2],
+            close_forwarded: [false; 2],
             failed: [false; 2],
+            owed: None,
             closing: None,
             rng: seed | 1,
         }
@@ -135,7 +144,9 @@ impl WebSocketTunnel {
                 }
                 Ok(Some(Step::Control(frame))) => {
                     let i = from.index();
-                    let relaying = self.relaying(from);
+                    let is_close = frame.opcode == websocket::OP_CLOSE;
+                    // A Close while the proxy closes is a reply to the proxy's.
+                    let relaying = self.relaying(from) && !(is_close && self.closing.is_some());
                     let invalid_close = (frame.opcode == websocket::OP_CLOSE)
                         .then(|| websocket::close_payload_error(&frame.payload))
                         .flatten();
@@ -143,17 +154,19 @@ impl WebSocketTunnel {
                         self.fail(from, code, now, out);
                         break;
                     }
-                    if frame.opcode == websocket::OP_CLOSE {
+                    if is_close {
                         self.close_seen[i] = true;
                         if let Some(closing) = &mut self.closing {
                             closing.awaiting[i] = false;
                         }
+                        self.pay_owed_close(to);
                     }
                     let answers_our_ping = frame.opcode == websocket::OP_PONG
                         && self.ping[i].is_some_and(|(payload, _)| frame.payload == payload);
                     if answers_our_ping {
                         self.ping[i] = None;
                     } else if relaying {
+                        self.close_forwarded[to.index()] |= is_close;
                         out.push(to, frame.raw);
                     }
                 }
@@ -168,9 +181,11 @@ impl WebSocketTunnel {
     }
 
     /// Whether what `from` sends still goes to the other side: not once the proxy is
-    /// closing the tunnel, nor after `from`'s own Close frame.
+    /// closing the tunnel (unless a Close is owed to the other side, which gets
+    /// everything up to `from`'s Close reply first), nor after `from`'s own Close.
     fn relaying(&self, from: Side) -> bool {
-        self.closing.is_none() && !self.close_seen[from.index()]
+        let owed_to_peer = self.owed.is_some_and(|(to, _)| to == from.peer());
+        (self.closing.is_none() || owed_to_peer) && !self.close_seen[from.index()]
     }
 
     /// How many of the next bytes from `from` may reach the other side unseen: the
@@ -211,6 +226,8 @@ impl WebSocketTunnel {
         self.eof[i] = true;
         if let Some(closing) = &mut self.closing {
             closing.awaiting[i] = false;
+            self.pay_owed_close(from.peer());
+            self.flush(from.peer(), now, out);
             return false;
         }
         if self.close_seen[i] {
@@ -225,6 +242,8 @@ impl WebSocketTunnel {
         self.eof[from.index()] = true;
         if let Some(closing) = &mut self.closing {
             closing.awaiting[from.index()] = false;
+            self.pay_owed_close(from.peer());
+            self.flush(from.peer(), now, out);
         } else {
             self.peer_gone(from, TunnelEnd::Reset(from), now, out);
         }
@@ -302,8 +321,10 @@ impl WebSocketTunnel {
     /// proxy closing; a side that broke the protocol once its Close is out.
     pub(crate) fn shut_now(&self, side: Side) -> bool {
         let handshake_done = self.close_seen == [true, true] && self.closing.is_none();
+        let close_owed = self.owed.is_some_and(|(to, _)| to == side);
         let close_queued = self.inject.iter().any(|&(to, _)| to == side);
-        (side == Side::Client && handshake_done) || (self.failed[side.index()] && !close_queued)
+        (side == Side::Client && handshake_done)
+            || (self.failed[side.index()] && !close_owed && !close_queued)
     }
 
     /// Whether the proxy is closing the tunnel (no more relaying), and why.
@@ -335,27 +356,46 @@ impl WebSocketTunnel {
         self.flush(other, now, out);
     }
 
-    /// `from` broke RFC 6455: its connection is failed with `code`, and the other side
-    /// learns that its peer is gone (see the module doc). While the proxy is closing
-    /// already, `from` gets no second Close but is failed all the same.
+    /// `from` broke RFC 6455: its connection is failed with `code` once the other side,
+    /// told that its peer is gone, has ended its stream (see the module doc). While the
+    /// proxy is closing already, `from` gets no Close of its own but is failed all the
+    /// same, and a Close owed to the other side is paid now (`from`'s reply to it will
+    /// never be read).
     fn fail(&mut self, from: Side, code: u16, now: Instant, out: &mut Sends<'_>) {
         self.failed[from.index()] = true;
         if self.closing.is_some() {
+            self.pay_owed_close(from.peer());
+            self.flush(from.peer(), now, out);
             return;
         }
         self.start_closing(TunnelEnd::ProtocolError(from), now);
-        let reason = match code {
-            websocket::INVALID_PAYLOAD => "close reason not UTF-8",
-            _ => "protocol error",
-        };
-        self.send_close(from, code, reason);
+        self.owed = Some((from, code));
         let (code, reason) = match from {
             Side::Client => (websocket::GOING_AWAY, "client protocol error"),
             Side::Upstream => (websocket::BAD_GATEWAY, "upstream protocol error"),
         };
         self.send_close(from.peer(), code, reason);
-        self.flush(Side::Client, now, out);
-        self.flush(Side::Upstream, now, out);
+        self.flush(from.peer(), now, out);
+        let peer = from.peer().index();
+        if self.eof[peer] || self.close_seen[peer] {
+            // That stream has ended already.
+            self.pay_owed_close(from);
+        }
+        self.flush(from, now, out);
+    }
+
+    /// Queues the Close owed to the failed side `to`, if there is one: the other side's
+    /// stream towards it has ended.
+    fn pay_owed_close(&mut self, to: Side) {
+        let Some((owed_to, code)) = self.owed.filter(|&(owed_to, _)| owed_to == to) else {
+            return;
+        };
+        self.owed = None;
+        let reason = match code {
+            websocket::INVALID_PAYLOAD => "close reason not UTF-8",
+            _ => "protocol error",
+        };
+        self.send_close(owed_to, code, reason);
     }
 
     fn close_both(&mut self, code: u16, reason: &str, end: TunnelEnd, now: Instant) {
@@ -387,7 +427,7 @@ impl WebSocketTunnel {
     fn send_close(&mut self, to: Side, code: u16, reason: &str) {
         let i = to.index();
         let reachable = self.relay[to.peer().index()].at_boundary();
-        let stream_closed = self.close_seen[to.peer().index()];
+        let stream_closed = self.close_forwarded[i];
         if self.eof[i] || stream_closed || !reachable {
             return;
         }

@@ -415,28 +415,35 @@ fn what_a_peer_sends_after_its_close_is_dropped() {
 }
 
 #[test]
-fn a_client_breaking_rfc6455_is_failed_at_once_and_the_upstream_gets_1001() {
+fn a_client_breaking_rfc6455_is_failed_after_what_the_upstream_sent_before_its_close() {
     let mut sim = websocket_tunnel(Config::default());
-    sim.client_sends(&encode_frame(true, 0x1, false, b"unmasked from a client"));
-    let to_client = decode_frames(sim.client_received());
+    let valid = encode_frame(true, 0x1, true, b"hello");
+    let bad = encode_frame(true, 0x1, false, b"unmasked from a client");
+    sim.client_sends(&[valid.clone(), bad].concat());
     let to_upstream = decode_frames(sim.upstream_received());
-    assert_eq!(to_client.len(), 1);
-    assert_eq!(to_client[0].close_code(), Some(1002));
-    assert_eq!(to_upstream.len(), 1, "the bad frame was not forwarded");
-    assert_eq!(to_upstream[0].close_code(), Some(1001));
+    assert_eq!(
+        to_upstream.len(),
+        2,
+        "the valid frame, then the proxy's Close"
+    );
+    assert_eq!(to_upstream[0].payload, b"hello");
+    assert_eq!(to_upstream[1].close_code(), Some(1001));
+    assert!(sim.client_received().is_empty(), "the client's Close waits");
+    // What the client sends now is not read as frames, a Close included.
+    sim.client_sends(&close_frame(true));
+    assert_eq!(decode_frames(sim.upstream_received()).len(), 2);
+    // The upstream's echo of the valid message still reaches the client (as it would
+    // with no proxy between them); its Close reply is the proxy's, not forwarded.
+    let echo = server_frame(b"hello");
+    sim.upstream_sends(&[echo.clone(), close_frame(false)].concat());
+    let to_client = decode_frames(sim.client_received());
+    assert_eq!(to_client.len(), 2);
+    assert_eq!(to_client[0].payload, b"hello");
+    assert_eq!(to_client[1].close_code(), Some(1002));
     assert_eq!(
         sim.shutdowns(),
         &[Side::Client],
         "failing the connection (RFC 6455 §7.1.7): the FIN follows the Close at once"
-    );
-    // What the client sends now is not read as frames, its Close reply included.
-    sim.client_sends(&close_frame(true));
-    assert_eq!(decode_frames(sim.upstream_received()).len(), 1);
-    sim.upstream_sends(&close_frame(false));
-    assert_eq!(
-        decode_frames(sim.client_received()).len(),
-        1,
-        "nothing after"
     );
     assert!(!sim.is_closed(), "the client's EOF is still to come");
     sim.eof(Side::Client);
@@ -445,6 +452,37 @@ fn a_client_breaking_rfc6455_is_failed_at_once_and_the_upstream_gets_1001() {
         tunnel_end(&sim),
         Some(TunnelEnd::ProtocolError(Side::Client))
     );
+}
+
+#[test]
+fn a_failed_client_is_failed_at_once_when_the_upstream_has_closed_already() {
+    // The upstream's forwarded Close ended its stream: the client is failed at once.
+    let mut sim = websocket_tunnel(Config::default());
+    sim.upstream_sends(&close_frame(false));
+    sim.client_sends(&encode_frame(true, 0x3, true, b"reserved opcode"));
+    assert_eq!(
+        decode_frames(sim.client_received()).len(),
+        1,
+        "no Close after the upstream's forwarded one (nothing may follow it)"
+    );
+    assert_eq!(sim.shutdowns(), &[Side::Client]);
+    // The upstream's own Close answers the proxy's: only the client's EOF is awaited.
+    sim.eof(Side::Client);
+    assert!(sim.is_closed());
+}
+
+#[test]
+fn a_failed_client_gets_its_close_when_the_upstream_vanishes_instead_of_replying() {
+    let mut sim = websocket_tunnel(Config::default());
+    sim.client_sends(&encode_frame(true, 0x3, true, b"reserved opcode"));
+    assert!(sim.client_received().is_empty());
+    sim.eof(Side::Upstream);
+    let to_client = decode_frames(sim.client_received());
+    assert_eq!(to_client.len(), 1);
+    assert_eq!(to_client[0].close_code(), Some(1002));
+    assert_eq!(sim.shutdowns(), &[Side::Client]);
+    sim.eof(Side::Client);
+    assert!(sim.is_closed());
 }
 
 #[test]
@@ -465,14 +503,15 @@ fn an_upstream_breaking_rfc6455_is_failed_and_the_client_gets_1014() {
     let mut sim = websocket_tunnel(Config::default());
     sim.upstream_sends(&encode_frame(true, 0x1, true, b"masked from a server"));
     let to_client = decode_frames(sim.client_received());
-    let to_upstream = decode_frames(sim.upstream_received());
     assert_eq!(to_client.len(), 1, "the bad frame was not forwarded");
     assert_eq!(to_client[0].close_code(), Some(1014), "bad gateway");
-    assert_eq!(to_upstream.len(), 1);
+    assert!(sim.upstream_received().is_empty());
+    sim.client_sends(&close_frame(true));
+    let to_upstream = decode_frames(sim.upstream_received());
+    assert_eq!(to_upstream.len(), 1, "the client's reply is the proxy's");
     assert_eq!(to_upstream[0].close_code(), Some(1002));
     assert!(to_upstream[0].masked, "the proxy is the upstream's client");
     assert_eq!(sim.shutdowns(), &[Side::Upstream]);
-    sim.client_sends(&close_frame(true));
     sim.eof(Side::Upstream);
     assert!(sim.is_closed());
     assert_eq!(
@@ -494,12 +533,13 @@ fn a_close_no_peer_may_send_fails_the_connection_instead_of_being_forwarded() {
     for (payload, expected) in cases {
         let mut sim = websocket_tunnel(Config::default());
         sim.client_sends(&encode_frame(true, CLOSE, true, &payload));
-        let to_client = decode_frames(sim.client_received());
         let to_upstream = decode_frames(sim.upstream_received());
-        assert_eq!(to_client.len(), 1, "{payload:?}");
-        assert_eq!(to_client[0].close_code(), Some(expected), "{payload:?}");
         assert_eq!(to_upstream.len(), 1, "{payload:?}");
         assert_eq!(to_upstream[0].close_code(), Some(1001), "{payload:?}");
+        sim.upstream_sends(&close_frame(false));
+        let to_client = decode_frames(sim.client_received());
+        assert_eq!(to_client.len(), 1, "{payload:?}");
+        assert_eq!(to_client[0].close_code(), Some(expected), "{payload:?}");
         assert_eq!(sim.shutdowns(), &[Side::Client], "{payload:?}");
     }
     // From the upstream too: the client is told the upstream failed.
@@ -508,6 +548,7 @@ fn a_close_no_peer_may_send_fails_the_connection_instead_of_being_forwarded() {
     let to_client = decode_frames(sim.client_received());
     assert_eq!(to_client.len(), 1);
     assert_eq!(to_client[0].close_code(), Some(1014));
+    sim.client_sends(&close_frame(true));
     assert_eq!(sim.shutdowns(), &[Side::Upstream]);
 }
 
@@ -547,12 +588,10 @@ fn a_queued_ping_is_dropped_when_the_tunnel_starts_closing() {
     sim.advance(secs(20)); // a Ping for the client waits for the frame's end
     sim.client_sends(&encode_frame(true, 0x1, false, b"unmasked")); // 1002: closing
     sim.upstream_sends(&frame[10..]);
+    // The client is failed once the upstream's stream ends; until then the frame in
+    // flight is relayed, and the Ping is not inserted anywhere.
     let sent = sim.client_received();
-    assert_eq!(
-        sent,
-        &frame[..10],
-        "nothing inserted into the unfinished frame"
-    );
+    assert_eq!(sent, &frame[..], "the frame whole, no Ping");
 }
 
 #[test]

@@ -249,10 +249,11 @@ pub async fn websocket_upstream_not_answering_pings_gets_1011(p: &dyn ProxyUnder
     );
 }
 
-/// An unmasked frame from the client breaks RFC 6455 §5.1, and the proxy fails the
-/// client's connection (§7.1.7): `Close 1002` and then EOF at once, though the client
-/// never answers, since nothing more it sends could be read as frames. The upstream
-/// gets `Close 1001 "client protocol error"` and never the invalid frame.
+/// A valid message, then an unmasked frame, which breaks RFC 6455 §5.1: the upstream
+/// gets the message and `Close 1001 "client protocol error"`, never the invalid frame.
+/// The client gets the echo of its message (as with no proxy in between), then the
+/// proxy fails its connection (§7.1.7): `Close 1002` and EOF at once, though the client
+/// never answers, since nothing more it sends could be read as frames.
 pub async fn websocket_unmasked_client_frame_is_failed_with_1002(p: &dyn ProxyUnderTest) {
     let frame = ws::frame(ws::TEXT, b"unmasked", None);
     client_protocol_error_fails_the_client(p, &frame, 1002).await;
@@ -265,14 +266,26 @@ pub async fn websocket_client_close_with_reserved_code_is_failed_with_1002(p: &d
     client_protocol_error_fails_the_client(p, &frame, 1002).await;
 }
 
-/// The client sends `bad`; it gets a Close with `code` then EOF, and the upstream gets
-/// `Close 1001 "client protocol error"` and no message.
+/// The client sends a message and `bad` in one write; it gets the echo, a Close with
+/// `code` and EOF, and the upstream gets the message and `Close 1001 "client protocol
+/// error"`.
 async fn client_protocol_error_fails_the_client(p: &dyn ProxyUnderTest, bad: &[u8], code: u16) {
     let backend = WsEcho::start().await;
     let proxy = start(p, backend.addr).await;
     let mut c = raw_tunnel(&proxy, &upgrade_request("example.test")).await;
-    c.write(bad).await.unwrap();
+    let valid = ws::frame(ws::TEXT, b"before", Some([1, 2, 3, 4]));
+    c.write(&[valid, bad.to_vec()].concat()).await.unwrap();
     let sent = Instant::now();
+    let echo = tokio::time::timeout(RESPONSE_WAIT, ws::read_frame(&mut c))
+        .await
+        .expect("the echo")
+        .expect("read")
+        .expect("the echo, not EOF");
+    assert_eq!(
+        (echo.opcode, &echo.payload[..]),
+        (ws::TEXT, &b"before"[..]),
+        "{echo:?}"
+    );
     let f = tokio::time::timeout(RESPONSE_WAIT, ws::read_frame(&mut c))
         .await
         .expect("a frame from the proxy")
@@ -298,7 +311,7 @@ async fn client_protocol_error_fails_the_client(p: &dyn ProxyUnderTest, bad: &[u
         [Some((1001, "client protocol error".to_string()))],
         "what the upstream saw: {log:?}"
     );
-    assert_eq!(log.messages, 0, "the invalid frame was forwarded");
+    assert_eq!(log.messages, 1, "the valid message only: {log:?}");
 }
 
 /// The upstream drops the TCP connection without a Close: the client gets
