@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# RFC 6455 conformance through each proxy: the Autobahn testsuite's fuzzing client
-# (517 cases: framing, pings, fragmentation, UTF-8, close codes, limits,
-# permessage-deflate) against the testsuite's own echo server, directly and through
-# nginx, HAProxy and switchyard, with the configurations of run.sh.
+# RFC 6455 conformance through each proxy, both ways, with the Autobahn testsuite
+# (framing, pings, fragmentation, UTF-8, close codes, limits, permessage-deflate),
+# directly and through nginx, HAProxy and switchyard with the configurations of run.sh:
+# its fuzzing client against its own echo server (what a proxy does with what clients
+# send), and its testee client against its fuzzing server (with what servers send).
 #
-#   bash bench/autobahn.sh                      # every target, ~4 minutes
+#   bash bench/autobahn.sh                      # both ways, every target, ~8 minutes
 #   bash bench/autobahn.sh --cases "7.*"        # some cases
 #   bash bench/autobahn.sh --all                # with the long compression cases, hours
 #   bash bench/autobahn.sh --targets "direct switchyard"
@@ -86,21 +87,50 @@ setup_work switchyard-autobahn
 write_configs
 
 # ---------------------------------------------------------------- the runs
-"${PIN_LOAD[@]}" "$PY2" "$ROOT/bench/autobahn_echo.py" "$BACKEND_PORT" >"$WORK/echo.log" 2>&1 &
-BACKEND_PID=$!
-wait_port "$BACKEND_PORT"
+# Two sides of each proxy. "client": the fuzzing client, through the proxy, against
+# the echo server (what the proxy does with what clients send). "server": the
+# testsuite's testee client, through the proxy, against the fuzzing server (what it
+# does with what servers send). A fuzzing server is started per target, so that each
+# writes its own reports.
 PROXY_PREFIX=("${PIN_PROXY[@]}")
 REPORTS=$WORK/reports
+CASE_LIST="[\"${CASES//,/\",\"}\"]"
+start_upstream() {
+  "${PIN_LOAD[@]}" "$PY2" "$@" >>"$WORK/upstream.log" 2>&1 &
+  BACKEND_PID=$!
+  wait_port "$BACKEND_PORT"
+}
+stop_upstream() { kill "$BACKEND_PID" 2>/dev/null || true; wait "$BACKEND_PID" 2>/dev/null || true; BACKEND_PID=""; }
+
+start_upstream "$ROOT/bench/autobahn_echo.py" "$BACKEND_PORT"
 for target in $TARGETS; do
-  log "$target: cases '$CASES'"
+  log "client side, $target: cases $CASE_LIST"
   start_target "$target" || { log "  $target did not start"; continue; }
-  cat >"$WORK/spec.json" <<EOF
-{"outdir": "$REPORTS/$target", "servers": [{"agent": "$target", "url": "ws://127.0.0.1:${PORT[$target]}"}],
- "cases": ["${CASES//,/\",\"}"], "exclude-cases": $EXCLUDE, "exclude-agent-cases": {}}
-EOF
-  (cd "$WORK" && wstest -m fuzzingclient -s "$WORK/spec.json") \
-    >"$WORK/wstest-$target.log" 2>&1 || log "  wstest failed for $target (see $WORK/wstest-$target.log)"
+  cat >"$WORK/spec.json" <<SPEC
+{"outdir": "$REPORTS/client/$target", "servers": [{"agent": "$target", "url": "ws://127.0.0.1:${PORT[$target]}"}],
+ "cases": $CASE_LIST, "exclude-cases": $EXCLUDE, "exclude-agent-cases": {}}
+SPEC
+  (cd "$WORK" && wstest -m fuzzingclient -s "$WORK/spec.json") >"$WORK/client-$target.log" 2>&1 ||
+    log "  wstest failed for $target (see $WORK/client-$target.log)"
   stop_target
+done
+stop_upstream
+
+for target in $TARGETS; do
+  log "server side, $target: cases $CASE_LIST"
+  cat >"$WORK/spec.json" <<SPEC
+{"url": "ws://127.0.0.1:$BACKEND_PORT", "outdir": "$REPORTS/server/$target",
+ "cases": $CASE_LIST, "exclude-cases": $EXCLUDE, "exclude-agent-cases": {}}
+SPEC
+  start_upstream "$ROOT/bench/autobahn_fuzzingserver.py" "$WORK/spec.json"
+  if start_target "$target"; then
+    (cd "$WORK" && wstest -m testeeclient -w "ws://127.0.0.1:${PORT[$target]}") >"$WORK/server-$target.log" 2>&1 ||
+      log "  wstest failed for $target (see $WORK/server-$target.log)"
+    stop_target
+  else
+    log "  $target did not start"
+  fi
+  stop_upstream
 done
 
 # ---------------------------------------------------------------- report
@@ -110,55 +140,72 @@ python3 - "$REPORTS" "$RESULTS/results.md" "$TARGETS" "$AB_VERSION" "$REV" <<'PY
 import collections, datetime, json, os, sys
 
 reports, out_path, targets, version, rev = sys.argv[1:6]
-index = {}
-for target in targets.split():
-    path = os.path.join(reports, target, "index.json")
-    if os.path.exists(path):
-        index.update(json.load(open(path)))
-targets = [t for t in targets.split() if t in index]
 GOOD = {"OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED"}
 GOOD_CLOSE = {"OK", "INFORMATIONAL"}
+SIDES = [
+    ("client", "What clients send: the fuzzing client, through the proxy, to the echo server"),
+    ("server", "What servers send: the testee client, through the proxy, to the fuzzing server"),
+]
+
 
 def outcome(case):
     return case["behavior"], case["behaviorClose"]
 
+
 def bad(case):
     return case["behavior"] not in GOOD or case["behaviorClose"] not in GOOD_CLOSE
+
 
 def key(case_id):
     return [int(part) for part in case_id.split(".")]
 
-direct = index.get("direct", {})
+
+def load(side, target):
+    path = os.path.join(reports, side, target, "index.json")
+    if not os.path.exists(path):
+        return None
+    agents = json.load(open(path))
+    return next(iter(agents.values())) if agents else None
+
+
 lines = [
-    "Autobahn testsuite %s: its fuzzing client against its own echo server (permessage-deflate"
-    " accepted), switchyard %s, %s." % (
+    "Autobahn testsuite %s (RFC 6455), switchyard %s, %s. The echo server accepts"
+    " permessage-deflate; the proxies are configured as in run.sh." % (
         version, rev, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
-    "",
-    "| target | cases | OK | NON-STRICT | INFORMATIONAL | UNIMPLEMENTED | failed | worse than direct |",
-    "|---|--:|--:|--:|--:|--:|--:|--:|",
 ]
-failing = {}
-for target in targets:
-    cases = index[target]
-    counts = collections.Counter(case["behavior"] for case in cases.values())
-    failed = sorted((c for c in cases if bad(cases[c])), key=key)
-    worse = sorted(
-        (c for c in cases if c in direct and outcome(cases[c]) != outcome(direct[c])
-         and (bad(cases[c]) or cases[c]["behavior"] != "OK" and direct[c]["behavior"] == "OK")),
-        key=key)
-    failing[target] = sorted(set(failed) | set(worse), key=key)
-    lines.append("| %s | %d | %d | %d | %d | %d | %d | %s |" % (
-        target, len(cases), counts["OK"], counts["NON-STRICT"], counts["INFORMATIONAL"],
-        counts["UNIMPLEMENTED"], len(failed), "—" if target == "direct" else len(worse)))
-lines.append("")
-for target in targets:
-    for case_id in failing[target]:
-        case = index[target][case_id]
-        was = direct.get(case_id)
-        lines.append("- %s, case %s: %s / %s%s" % (
-            target, case_id, case["behavior"], case["behaviorClose"],
-            "" if was is None else " (direct: %s / %s)" % outcome(was)))
+switchyard_worse = False
+for side, title in SIDES:
+    results = {t: load(side, t) for t in targets.split()}
+    results = {t: r for t, r in results.items() if r is not None}
+    direct = results.get("direct", {})
+    lines += [
+        "",
+        "### " + title,
+        "",
+        "| target | cases | OK | NON-STRICT | INFORMATIONAL | UNIMPLEMENTED | failed | worse than direct |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    notes = []
+    for target, cases in results.items():
+        counts = collections.Counter(case["behavior"] for case in cases.values())
+        failed = [c for c in cases if bad(cases[c])]
+        worse = [c for c in cases if c in direct and outcome(cases[c]) != outcome(direct[c])
+                 and (bad(cases[c]) or cases[c]["behavior"] != "OK" and direct[c]["behavior"] == "OK")]
+        if target == "switchyard" and (worse or (failed and not direct)):
+            switchyard_worse = True
+        lines.append("| %s | %d | %d | %d | %d | %d | %d | %s |" % (
+            target, len(cases), counts["OK"], counts["NON-STRICT"], counts["INFORMATIONAL"],
+            counts["UNIMPLEMENTED"], len(failed), "—" if target == "direct" else len(worse)))
+        for case_id in sorted(set(failed) | set(worse), key=key):
+            was = direct.get(case_id)
+            notes.append("- %s, case %s: %s / %s%s" % (
+                (target, case_id) + outcome(cases[case_id])
+                + ("" if was is None else " (direct: %s / %s)" % outcome(was),)))
+    if notes:
+        lines += [""] + notes
+if "switchyard" in targets.split() and not os.path.exists(os.path.join(reports, "client", "switchyard")):
+    switchyard_worse = True
 open(out_path, "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
-sys.exit(1 if failing.get("switchyard") else 0)
+sys.exit(1 if switchyard_worse else 0)
 PY
