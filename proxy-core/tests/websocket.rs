@@ -631,3 +631,44 @@ fn retire_sends_close_1001_at_its_deadline_not_before() {
     assert_eq!(close.close_code(), Some(1001));
     assert_eq!(&close.payload[2..], b"going away");
 }
+
+#[test]
+fn rsv_bits_pass_only_when_the_101_negotiated_an_extension() {
+    // permessage-deflate sets RSV1 on compressed frames (RFC 7692).
+    let compressed = encode_frame(true, 0x1, true, b"\xf2\x48\xcd\xc9\xc9\x07\x00");
+    let mut compressed_rsv1 = compressed.clone();
+    compressed_rsv1[0] |= 0x40;
+    let negotiated = {
+        let mut sim = proxy_core::sim::Sim::new(Config::default());
+        sim.client_sends(&websocket_request());
+        sim.expect_connect();
+        sim.upstream_connected();
+        let with_extension = String::from_utf8(websocket_101()).unwrap().replace(
+            "\r\n\r\n",
+            "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+        );
+        sim.upstream_sends(with_extension.as_bytes());
+        sim.take_client_received();
+        sim.take_upstream_received();
+        sim
+    };
+    let mut sim = negotiated;
+    sim.client_sends(&compressed_rsv1);
+    assert_eq!(
+        sim.upstream_received(),
+        &compressed_rsv1[..],
+        "passed untouched"
+    );
+    assert!(sim.client_received().is_empty());
+
+    let mut sim = websocket_tunnel(Config::default());
+    sim.client_sends(&compressed_rsv1);
+    let to_upstream = decode_frames(sim.upstream_received());
+    assert_eq!(to_upstream.len(), 1, "not forwarded without an extension");
+    assert_eq!(to_upstream[0].close_code(), Some(1001));
+    sim.upstream_sends(&close_frame(false));
+    assert_eq!(
+        decode_frames(sim.client_received())[0].close_code(),
+        Some(1002)
+    );
+}
