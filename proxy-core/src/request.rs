@@ -64,6 +64,15 @@ impl RequestHead {
                 )
             }
             Ok(httparse::Status::Partial) => return Err(ProxyError::MalformedRequestLine),
+            Err(httparse::Error::Version) if later_minor_version(&head).is_some() => {
+                // Rare: a copy of the head that says HTTP/1.1 (the request line is
+                // written anew when forwarded, so nothing else changes).
+                let mut as_http11 = BytesMut::from(&head[..]);
+                if let Some(at) = later_minor_version(&head) {
+                    as_http11[at] = b'1';
+                }
+                return RequestHead::parse_in(as_http11.freeze(), config, room);
+            }
             Err(e) => return Err(classify(e, &head, limits.max_target_len)),
         };
         let fields = Fields::locate(head.clone(), request.headers, room);
@@ -379,11 +388,30 @@ fn classify(error: httparse::Error, head: &[u8], max_target_len: usize) -> Proxy
     }
 }
 
-/// `HTTP/x.y` at the end of a request line, with x.y other than 1.0 and 1.1.
+/// The version of a request line of three parts (`method SP target SP version`);
+/// `None` for any other shape, which is malformed whatever its version.
+fn version_token(line: &[u8]) -> Option<&[u8]> {
+    let mut parts = line.split(|&b| b == b' ');
+    let (_method, _target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    parts.next().is_none().then_some(version)
+}
+
+/// `HTTP/x.y` at the end of a well-formed request line, with x.y other than 1.0 and 1.1.
 fn is_other_http_version(line: &[u8]) -> bool {
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    let version = version_token(line).unwrap_or_default();
     matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit())
         || matches!(version, [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit())
+}
+
+/// Where the minor digit is, in a head whose request line says `HTTP/1.2` to
+/// `HTTP/1.9`: such a request is read as HTTP/1.1, the highest minor version of its
+/// major one the proxy implements (RFC 9110 §2.5), not refused.
+fn later_minor_version(head: &[u8]) -> Option<usize> {
+    let line_end = head.iter().position(|&b| b == b'\r')?;
+    match version_token(&head[..line_end])? {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'2'..=b'9'] => Some(line_end - 1),
+        _ => None,
+    }
 }
 
 /// Checks the request-target's form (RFC 9112 §3.2) and returns the origin-form target

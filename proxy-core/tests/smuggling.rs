@@ -249,12 +249,46 @@ fn malformed_request_lines_are_400() {
     assert_rejected(b"GET /\r\nHost: a\r\n\r\n", 400);
     assert_rejected(b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400);
     assert_rejected(b"GET a/b HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    // A space in the target: four parts, not a request for version "HTTP/1.1".
+    assert_rejected(b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+    // HTTP-version is one digit, a dot, one digit (RFC 9112 §2.3).
+    assert_rejected(b"GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400);
 }
 
 #[test]
-fn other_http_versions_are_505() {
+fn other_major_versions_are_505() {
     assert_rejected(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505);
-    assert_rejected(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505);
+    assert_rejected(b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505);
+    assert_rejected(b"GET / HTTP/3\r\nHost: a\r\n\r\n", 505);
+}
+
+#[test]
+fn a_later_minor_version_is_read_as_http11() {
+    // RFC 9110 §2.5: processed as the highest minor version of major version 1 the
+    // proxy implements; forwarded as HTTP/1.1, kept alive, answered as HTTP/1.1.
+    let mut later = sim();
+    later.client_sends(b"GET /x HTTP/1.2\r\nHost: a\r\nUser-Agent: t\r\n\r\n");
+    later.expect_connect();
+    later.upstream_connected();
+    let forwarded = later.upstream_received_str();
+    assert!(
+        forwarded.starts_with("GET /x HTTP/1.1\r\nHost: a\r\nUser-Agent: t\r\n"),
+        "{forwarded:?}"
+    );
+    later.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let answer = later.client_received_str();
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("ok"),
+        "{answer:?}"
+    );
+    assert!(!answer.contains("Connection: close"));
+    assert!(!later.is_closed());
+    // The same head with 1.1 is forwarded byte for byte the same.
+    let mut plain = sim();
+    plain.client_sends(b"GET /x HTTP/1.1\r\nHost: a\r\nUser-Agent: t\r\n\r\n");
+    plain.expect_connect();
+    plain.upstream_connected();
+    assert_eq!(plain.upstream_received_str(), forwarded);
 }
 
 #[test]
