@@ -275,6 +275,11 @@ pub fn check_client_stream(
         let lengths = head.count("content-length");
         assert!(lengths <= 1, "{}", say("several Content-Length fields"));
         assert!(
+            status != 204 || lengths == 0,
+            "{}",
+            say("a Content-Length in a 204 (RFC 9110 §8.6)")
+        );
+        assert!(
             codings.is_empty() || lengths == 0,
             "{}",
             say("both Content-Length and Transfer-Encoding (RFC 9112 §6.2)")

@@ -131,9 +131,23 @@ impl ResponseHead {
                 // for an HTTP/1.0 client, which gets the body decoded.
                 FieldName::TransferEncoding if !framing.client_http10 => out.keep(&field),
                 kind if self.fields.is_hop_by_hop(kind, field.name) => {}
+                // One field, one value (a list of equal values was accepted as one); none
+                // in a 1xx or 204, which must not have it (RFC 9110 §8.6).
+                FieldName::ContentLength if self.status < 200 || self.status == 204 => {}
                 FieldName::ContentLength => {
                     if !length_written {
-                        out.keep(&field);
+                        let plain = field.value.iter().all(u8::is_ascii_digit);
+                        let list = (!plain)
+                            .then(|| crate::framing::content_length(&self.fields).ok())
+                            .flatten()
+                            .flatten();
+                        match list {
+                            Some(n) => {
+                                let mut digits = [0u8; 20];
+                                out.field(field.name, crate::request::decimal(n, &mut digits));
+                            }
+                            None => out.keep(&field),
+                        }
                         length_written = true;
                     }
                 }

@@ -291,3 +291,31 @@ fn via_names_the_proxy_hop_after_earlier_ones() {
         "the protocol received"
     );
 }
+
+#[test]
+fn a_content_length_list_reaches_the_client_as_one_value() {
+    let mut sim = connected(GET);
+    sim.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nX-A: b\r\n\r\nok");
+    assert_eq!(
+        sim.client_received_str(),
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\nok"
+    );
+}
+
+#[test]
+fn no_content_length_reaches_the_client_in_a_1xx_or_204() {
+    // RFC 9110 §8.6: a server must not send one there; a 304 keeps it (the length
+    // the full response would have).
+    let mut sim = connected(GET);
+    sim.upstream_sends(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-A: b\r\n\r\n");
+    assert_eq!(
+        sim.client_received_str(),
+        "HTTP/1.1 204 No Content\r\nX-A: b\r\n\r\n"
+    );
+    let mut sim = connected(GET);
+    sim.upstream_sends(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n");
+    assert_eq!(
+        sim.client_received_str(),
+        "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"
+    );
+}
