@@ -41,18 +41,13 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-PORT_BASE=${BENCH_PORT_BASE:-27000}
-BACKEND_PORT=$PORT_BASE
-declare -A PORT=([direct]=$PORT_BASE [nginx]=$((PORT_BASE + 1)) [haproxy]=$((PORT_BASE + 2))
-                 [relay]=$((PORT_BASE + 3)) [switchyard]=$((PORT_BASE + 4)))
-PROXY_CPU=${BENCH_PROXY_CPU:-0}
-LOAD_CPU=${BENCH_LOAD_CPU:-1}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/results/autobahn}
 mkdir -p "$RESULTS"
 
 LOG_TAG=autobahn
 # shellcheck source=bench/common.sh
 . "$ROOT/bench/common.sh"
+use_ports 27000
 
 # ---------------------------------------------------------------- Python 2.7, the testsuite
 find_python2() {

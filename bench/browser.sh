@@ -27,19 +27,14 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-PORT_BASE=${BENCH_PORT_BASE:-26500}
-BACKEND_PORT=$PORT_BASE
-PAGE_PORT=$((PORT_BASE + 9))
-declare -A PORT=([direct]=$PORT_BASE [nginx]=$((PORT_BASE + 1)) [haproxy]=$((PORT_BASE + 2))
-                 [relay]=$((PORT_BASE + 3)) [switchyard]=$((PORT_BASE + 4)))
-PROXY_CPU=${BENCH_PROXY_CPU:-0}
-LOAD_CPU=${BENCH_LOAD_CPU:-1}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/results/browser}
 mkdir -p "$RESULTS"
 
 LOG_TAG=browser
 # shellcheck source=bench/common.sh
 . "$ROOT/bench/common.sh"
+use_ports 26500
+PAGE_PORT=$((PORT_BASE + 9))
 
 command -v node >/dev/null || { echo "browser.sh needs Node.js (node, npm)" >&2; exit 2; }
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}

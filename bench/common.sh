@@ -3,13 +3,25 @@
 # installing nginx and HAProxy, building, the open-file limit and the CPU pinning, the
 # proxies' configurations, starting and stopping the backend and the proxies.
 #
-# Sourced, not run. The caller sets ROOT (and cd's there), LOG_TAG (the log prefix),
-# PORT (an associative array: target -> listening port), BACKEND_PORT, PROXY_CPU and
-# LOAD_CPU, then calls the functions below in this order:
-#   install_proxies; build_tools; raise_nofile; setup_pinning; setup_work PREFIX;
-#   write_configs; start_backend; start_target TARGET ... stop_target
+# Sourced, not run. The caller sets ROOT (and cd's there) and LOG_TAG (the log prefix),
+# then calls the functions below in this order:
+#   use_ports BASE; install_proxies; build_tools; raise_nofile; setup_pinning;
+#   setup_work PREFIX; write_configs; start_backend; start_target TARGET ... stop_target
 
 log() { printf '[%s %s] %s\n' "${LOG_TAG:-bench}" "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ---------------------------------------------------------------- ports, cores
+# Sets PORT_BASE (BENCH_PORT_BASE, else $1: each script has its own, so that they can
+# run at once), BACKEND_PORT, PORT (target -> listening port), and PROXY_CPU and
+# LOAD_CPU (BENCH_PROXY_CPU, BENCH_LOAD_CPU).
+use_ports() {
+  PORT_BASE=${BENCH_PORT_BASE:-$1}
+  BACKEND_PORT=$PORT_BASE
+  declare -gA PORT=([direct]=$PORT_BASE [nginx]=$((PORT_BASE + 1)) [haproxy]=$((PORT_BASE + 2))
+                    [relay]=$((PORT_BASE + 3)) [switchyard]=$((PORT_BASE + 4)))
+  PROXY_CPU=${BENCH_PROXY_CPU:-0}
+  LOAD_CPU=${BENCH_LOAD_CPU:-1}
+}
 
 # ---------------------------------------------------------------- nginx, HAProxy
 install_proxies() {

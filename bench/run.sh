@@ -42,12 +42,6 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-PORT_BASE=${BENCH_PORT_BASE:-28000}
-BACKEND_PORT=$PORT_BASE
-declare -A PORT=([direct]=$PORT_BASE [nginx]=$((PORT_BASE + 1)) [haproxy]=$((PORT_BASE + 2))
-                 [relay]=$((PORT_BASE + 3)) [switchyard]=$((PORT_BASE + 4)))
-PROXY_CPU=${BENCH_PROXY_CPU:-0}
-LOAD_CPU=${BENCH_LOAD_CPU:-1}
 if [ "$QUICK" = 1 ]; then RESULTS=${BENCH_RESULTS:-$ROOT/bench/results/quick}
 else RESULTS=${BENCH_RESULTS:-$ROOT/bench/results}; fi
 mkdir -p "$RESULTS"
@@ -55,6 +49,7 @@ mkdir -p "$RESULTS"
 LOG_TAG=bench
 # shellcheck source=bench/common.sh
 . "$ROOT/bench/common.sh"
+use_ports 28000
 
 install_proxies
 build_tools

@@ -66,21 +66,16 @@ mkdir -p "$RESULTS"
 # The short timeouts of the unreachable scenario, on all three proxies alike.
 FAULT_TIMEOUT=2
 
-PORT_BASE=${BENCH_PORT_BASE:-29000}
-BACKEND_PORT=$PORT_BASE
-declare -A PORT=([direct]=$PORT_BASE [nginx]=$((PORT_BASE + 1)) [haproxy]=$((PORT_BASE + 2))
-                 [relay]=$((PORT_BASE + 3)) [switchyard]=$((PORT_BASE + 4)))
+
+LOG_TAG=soak
+# shellcheck source=bench/common.sh
+. "$ROOT/bench/common.sh"
+use_ports 29000
 VICTIM_PORT=$((PORT_BASE + 10))     # backend-death: the backend the tool kills
 BIG_PORT=$((PORT_BASE + 11))        # slow-readers: the tool's own backend
 REFUSED_PORT=$((PORT_BASE + 12))    # unreachable: nobody listens
 BLACKHOLE_PORT=$((PORT_BASE + 13))  # unreachable: accepts, never answers
 FULL_PORT=$((PORT_BASE + 14))       # unreachable: full accept queue, SYNs dropped
-PROXY_CPU=${BENCH_PROXY_CPU:-0}
-LOAD_CPU=${BENCH_LOAD_CPU:-1}
-
-LOG_TAG=soak
-# shellcheck source=bench/common.sh
-. "$ROOT/bench/common.sh"
 
 install_proxies
 build_tools
