@@ -11,7 +11,7 @@ use crate::error::ProxyError;
 use crate::field_name::FieldName;
 use crate::framing::{self, BodyKind};
 use crate::head::{header_room, headers_up_to, FieldRoom, Fields, MAX_LOCATABLE};
-use crate::head_writer::HeadWriter;
+use crate::head_writer::{self, HeadWriter};
 use crate::io::ClientInfo;
 use crate::upgrade::{self, UpgradeOffer};
 
@@ -64,16 +64,13 @@ impl RequestHead {
                 )
             }
             Ok(httparse::Status::Partial) => return Err(ProxyError::MalformedRequestLine),
-            Err(httparse::Error::Version) if later_minor_version(&head).is_some() => {
-                // Rare: a copy of the head that says HTTP/1.1 (the request line is
-                // written anew when forwarded, so nothing else changes).
-                let mut as_http11 = BytesMut::from(&head[..]);
-                if let Some(at) = later_minor_version(&head) {
-                    as_http11[at] = b'1';
-                }
-                return RequestHead::parse_in(as_http11.freeze(), config, room);
+            Err(e) => {
+                let retry = (e == httparse::Error::Version).then(|| as_http11(&head));
+                return match retry.flatten() {
+                    Some(copy) => RequestHead::parse_in(copy, config, room),
+                    None => Err(classify(e, &head, limits.max_target_len)),
+                };
             }
-            Err(e) => return Err(classify(e, &head, limits.max_target_len)),
         };
         let fields = Fields::locate(head.clone(), request.headers, room);
         let method_bytes = &head[method.clone()];
@@ -241,7 +238,9 @@ impl RequestHead {
                     if !length_written {
                         let mut digits = [0u8; 20];
                         match self.body {
-                            BodyKind::Length(n) => out.field(name, decimal(n, &mut digits)),
+                            BodyKind::Length(n) => {
+                                out.field(name, head_writer::decimal(n, &mut digits))
+                            }
                             _ => out.field(name, b"0"),
                         }
                         length_written = true;
@@ -312,20 +311,6 @@ impl RequestHead {
         out.put(own);
         out.put(b"\r\n");
     }
-}
-
-/// `n` in decimal, written at the end of `buf`.
-pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut start = buf.len();
-    for slot in buf.iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
-        start -= 1;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[start..]
 }
 
 /// The address as `Display` writes it; an IPv4 address (the common case) without
@@ -403,13 +388,18 @@ fn is_other_http_version(line: &[u8]) -> bool {
         || matches!(version, [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit())
 }
 
-/// Where the minor digit is, in a head whose request line says `HTTP/1.2` to
-/// `HTTP/1.9`: such a request is read as HTTP/1.1, the highest minor version of its
-/// major one the proxy implements (RFC 9110 §2.5), not refused.
-fn later_minor_version(head: &[u8]) -> Option<usize> {
+/// A copy of a head whose request line says `HTTP/1.2` to `HTTP/1.9`, saying
+/// `HTTP/1.1`: such a request is read as the highest minor version of its major one
+/// the proxy implements (RFC 9110 §2.5), not refused. Rare, so a copy; the request
+/// line is written anew when forwarded, so nothing else changes.
+fn as_http11(head: &[u8]) -> Option<Bytes> {
     let line_end = head.iter().position(|&b| b == b'\r')?;
     match version_token(&head[..line_end])? {
-        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'2'..=b'9'] => Some(line_end - 1),
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'2'..=b'9'] => {
+            let mut copy = BytesMut::from(head);
+            copy[line_end - 1] = b'1';
+            Some(copy.freeze())
+        }
         _ => None,
     }
 }
@@ -547,14 +537,6 @@ mod tests {
         for ip in ips {
             let mut buf = [0u8; 48];
             assert_eq!(write_ip(ip, &mut buf), Some(ip.to_string().as_bytes()));
-        }
-    }
-
-    #[test]
-    fn decimals_are_written_as_display_writes_them() {
-        for n in [0, 7, 10, 99, 1234567890, u64::MAX] {
-            let mut buf = [0u8; 20];
-            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
         }
     }
 }

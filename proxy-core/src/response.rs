@@ -7,7 +7,7 @@ use crate::error::ProxyError;
 use crate::field_name::FieldName;
 use crate::framing::{self, BodyKind};
 use crate::head::{header_room, headers_up_to, FieldRoom, Fields, MAX_LOCATABLE};
-use crate::head_writer::HeadWriter;
+use crate::head_writer::{self, HeadWriter};
 
 /// A checked response head.
 #[derive(Clone, Debug)]
@@ -136,15 +136,14 @@ impl ResponseHead {
                 FieldName::ContentLength if self.status < 200 || self.status == 204 => {}
                 FieldName::ContentLength => {
                     if !length_written {
-                        let plain = field.value.iter().all(u8::is_ascii_digit);
-                        let list = (!plain)
-                            .then(|| crate::framing::content_length(&self.fields).ok())
-                            .flatten()
-                            .flatten();
+                        let list = match field.value.iter().all(u8::is_ascii_digit) {
+                            true => None,
+                            false => crate::framing::content_length(&self.fields).ok().flatten(),
+                        };
                         match list {
                             Some(n) => {
                                 let mut digits = [0u8; 20];
-                                out.field(field.name, crate::request::decimal(n, &mut digits));
+                                out.field(field.name, head_writer::decimal(n, &mut digits));
                             }
                             None => out.keep(&field),
                         }

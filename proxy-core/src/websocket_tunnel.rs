@@ -147,7 +147,7 @@ impl WebSocketTunnel {
                     let is_close = frame.opcode == websocket::OP_CLOSE;
                     // A Close while the proxy closes is a reply to the proxy's.
                     let relaying = self.relaying(from) && !(is_close && self.closing.is_some());
-                    let invalid_close = (frame.opcode == websocket::OP_CLOSE)
+                    let invalid_close = is_close
                         .then(|| websocket::close_payload_error(&frame.payload))
                         .flatten();
                     if let Some(code) = invalid_close {
@@ -159,7 +159,7 @@ impl WebSocketTunnel {
                         if let Some(closing) = &mut self.closing {
                             closing.awaiting[i] = false;
                         }
-                        self.pay_owed_close(to);
+                        self.pay_owed_close(to, now, out);
                     }
                     let answers_our_ping = frame.opcode == websocket::OP_PONG
                         && self.ping[i].is_some_and(|(payload, _)| frame.payload == payload);
@@ -226,8 +226,7 @@ impl WebSocketTunnel {
         self.eof[i] = true;
         if let Some(closing) = &mut self.closing {
             closing.awaiting[i] = false;
-            self.pay_owed_close(from.peer());
-            self.flush(from.peer(), now, out);
+            self.pay_owed_close(from.peer(), now, out);
             return false;
         }
         if self.close_seen[i] {
@@ -242,8 +241,7 @@ impl WebSocketTunnel {
         self.eof[from.index()] = true;
         if let Some(closing) = &mut self.closing {
             closing.awaiting[from.index()] = false;
-            self.pay_owed_close(from.peer());
-            self.flush(from.peer(), now, out);
+            self.pay_owed_close(from.peer(), now, out);
         } else {
             self.peer_gone(from, TunnelEnd::Reset(from), now, out);
         }
@@ -364,8 +362,7 @@ impl WebSocketTunnel {
     fn fail(&mut self, from: Side, code: u16, now: Instant, out: &mut Sends<'_>) {
         self.failed[from.index()] = true;
         if self.closing.is_some() {
-            self.pay_owed_close(from.peer());
-            self.flush(from.peer(), now, out);
+            self.pay_owed_close(from.peer(), now, out);
             return;
         }
         self.start_closing(TunnelEnd::ProtocolError(from), now);
@@ -379,14 +376,13 @@ impl WebSocketTunnel {
         let peer = from.peer().index();
         if self.eof[peer] || self.close_seen[peer] {
             // That stream has ended already.
-            self.pay_owed_close(from);
+            self.pay_owed_close(from, now, out);
         }
-        self.flush(from, now, out);
     }
 
-    /// Queues the Close owed to the failed side `to`, if there is one: the other side's
+    /// Sends the Close owed to the failed side `to`, if there is one: the other side's
     /// stream towards it has ended.
-    fn pay_owed_close(&mut self, to: Side) {
+    fn pay_owed_close(&mut self, to: Side, now: Instant, out: &mut Sends<'_>) {
         let Some((owed_to, code)) = self.owed.filter(|&(owed_to, _)| owed_to == to) else {
             return;
         };
@@ -396,6 +392,7 @@ impl WebSocketTunnel {
             _ => "protocol error",
         };
         self.send_close(owed_to, code, reason);
+        self.flush(owed_to, now, out);
     }
 
     fn close_both(&mut self, code: u16, reason: &str, end: TunnelEnd, now: Instant) {
