@@ -118,6 +118,13 @@ struct Sockets<R: Runtime, C, Ctx: Deref<Target = Context<R>>> {
     /// A pooled connection was handed over while carrying out `Connect`: the
     /// session hears of it before the next wait.
     handed_over: bool,
+    /// The drain signal and the timer (as `armed`) already hold this task's waker from
+    /// an earlier wait in the same poll of the task. A wait that was ready is followed,
+    /// in the same poll, by the next (after the session takes the input), and
+    /// registering again there would only store the same waker again: a socket's
+    /// input comes with two or three waits. Cleared when a wait is pending, since
+    /// the next poll may bring another waker.
+    registered: bool,
     /// Which side is polled first this time, so neither starves the other.
     upstream_first: bool,
     /// For log lines (the client's address is the session's).
@@ -153,6 +160,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             retired: false,
             armed: None,
             handed_over: false,
+            registered: false,
             upstream_first: false,
             upstream_addr: None,
         }
@@ -229,8 +237,9 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         if std::mem::take(&mut self.handed_over) {
             return Poll::Ready(Wake::Input(Input::UpstreamConnected { reused: true }));
         }
+        let registered = std::mem::replace(&mut self.registered, true);
         let wanted = (!self.drained, !self.retired);
-        if wanted.0 || wanted.1 {
+        if !registered && (wanted.0 || wanted.1) {
             let generation = &self.generation;
             let signals = self
                 .ctx
@@ -249,10 +258,18 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             }
         }
         let wake_at = session.poll_timeout();
-        if let Some(wake_at) = wake_at {
-            if self.poll_deadline(wake_at, timer.as_mut(), cx).is_ready() {
-                return Poll::Ready(Wake::Deadline);
+        match wake_at {
+            Some(wake_at) => {
+                if self
+                    .poll_deadline(wake_at, registered, timer.as_mut(), cx)
+                    .is_ready()
+                {
+                    return Poll::Ready(Wake::Deadline);
+                }
             }
+            // Whatever the timer was set to no longer matters (and it was not polled
+            // in this turn): the next deadline sets it afresh.
+            None => self.armed = None,
         }
         if let Some(connecting) = &mut self.connecting {
             if let Poll::Ready(connected) = connecting.future.as_mut().poll(cx) {
@@ -302,6 +319,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 }
             }
         }
+        self.registered = false;
         match waiting {
             true => Poll::Pending,
             false => Poll::Ready(Wake::Stuck),
@@ -312,16 +330,20 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
     /// only to an earlier deadline: most inputs push the session's deadline later (each
     /// request restarts its timeouts), and moving a timer in the runtime's wheel on each
     /// of them costs more than waking once at the old deadline and setting the new
-    /// one then.
+    /// one then. With `registered`, a timer that is not moved is not polled again:
+    /// it already holds this poll's waker, and its firing wakes the task.
     fn poll_deadline(
         &mut self,
         wake_at: Instant,
+        registered: bool,
         mut timer: Pin<&mut R::Timer>,
         cx: &mut Cx<'_>,
     ) -> Poll<()> {
         if self.armed.is_none_or(|armed| wake_at < armed) {
             R::reset_timer(timer.as_mut(), wake_at);
             self.armed = Some(wake_at);
+        } else if registered {
+            return Poll::Pending;
         }
         ready!(R::poll_timer(timer.as_mut(), cx));
         if self.armed.is_some_and(|armed| armed < wake_at) {

@@ -4,6 +4,7 @@
 use crate::pipe::Pipe;
 use crate::runtime::Transport;
 use bytes::{Buf, Bytes};
+use smallvec::SmallVec;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::task::{ready, Context, Poll};
@@ -189,14 +190,17 @@ fn fits(slices: &[IoSlice<'_>]) -> bool {
     slices.iter().map(|s| s.len()).sum::<usize>() <= JOIN_UP_TO
 }
 
+/// Room on the stack for buffers that [`fit`](fits), left uninitialised: zeroing all
+/// [`JOIN_UP_TO`] bytes would cost more than the copy. Filled in place by [`join`]
+/// (returned by value, it would be copied whole).
+type Joined = SmallVec<[u8; JOIN_UP_TO]>;
+
 /// Copies buffers that [`fit`](fits) into `joined`; what they fill of it.
-fn join<'a>(slices: &[IoSlice<'_>], joined: &'a mut [u8; JOIN_UP_TO]) -> &'a [u8] {
-    let mut at = 0;
+fn join<'a>(slices: &[IoSlice<'_>], joined: &'a mut Joined) -> &'a [u8] {
     for slice in slices {
-        joined[at..at + slice.len()].copy_from_slice(slice);
-        at += slice.len();
+        joined.extend_from_slice(slice);
     }
-    &joined[..at]
+    joined
 }
 
 impl<T> Peer<T> {
@@ -237,7 +241,7 @@ impl<T> Peer<T> {
             };
             let written = match count > 1 && fits(&slices[..count]) {
                 true => {
-                    let mut joined = [0u8; JOIN_UP_TO];
+                    let mut joined = Joined::new();
                     let one = IoSlice::new(join(&slices[..count], &mut joined));
                     ready!(write(&[one]))
                 }
@@ -428,11 +432,12 @@ mod tests {
 
     #[test]
     fn small_buffers_are_joined_into_one_write_large_ones_are_not() {
-        let mut joined = [0u8; JOIN_UP_TO];
         let (head, body) = (b"HTTP/1.1 200 OK\r\n\r\n".as_slice(), b"hello".as_slice());
         let two = [IoSlice::new(head), IoSlice::new(body)];
         assert!(fits(&two));
+        let mut joined = Joined::new();
         assert_eq!(join(&two, &mut joined), [head, body].concat());
+        assert!(!joined.spilled(), "joined on the stack");
         let big = vec![0u8; JOIN_UP_TO];
         assert!(!fits(&[IoSlice::new(head), IoSlice::new(&big)]));
     }

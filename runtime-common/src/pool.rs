@@ -9,7 +9,7 @@
 //! CLOSE_WAIT.
 
 use crate::runtime::{sleep, Conn, Runtime, Upstream};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -23,7 +23,10 @@ pub struct Pool<R: Runtime> {
 }
 
 struct Inner<T> {
-    idle: HashMap<String, Vec<Idle<T>>>,
+    /// Keyed with FxHash: every request hashes its key twice (take, then put), the
+    /// keys come from the configuration rather than from clients (no flooding to
+    /// fear), and SipHash cost more than the rest of the pool's work together.
+    idle: FxHashMap<String, Vec<Idle<T>>>,
     sweeping: bool,
     /// Shutting down: nothing is kept any more.
     closed: bool,
@@ -43,7 +46,7 @@ impl<R: Runtime> Pool<R> {
             runtime,
             config,
             inner: Mutex::new(Inner {
-                idle: HashMap::new(),
+                idle: FxHashMap::default(),
                 sweeping: false,
                 closed: false,
             }),
