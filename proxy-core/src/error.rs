@@ -51,6 +51,9 @@ pub enum ProxyError {
     UnknownTransferCoding,
     /// `Transfer-Encoding` in an HTTP/1.0 message (400, RFC 9112 §6.1).
     TransferEncodingInHttp10,
+    /// A `TRACE` or `OPTIONS` whose `Max-Forwards` is not one decimal number (400,
+    /// RFC 9110 §7.6.2): the proxy must count it down, so it cannot pass it on unread.
+    InvalidMaxForwards,
     // ---- chunked bodies (RFC 9112 §7.1) ----
     /// A chunk size that is not hexadecimal digits (400).
     InvalidChunkSize,
@@ -169,6 +172,7 @@ impl ProxyError {
             ChunkedNotFinal => "Transfer-Encoding must end with a single chunked",
             UnknownTransferCoding => "unknown transfer coding",
             TransferEncodingInHttp10 => "Transfer-Encoding in HTTP/1.0",
+            InvalidMaxForwards => "invalid Max-Forwards",
             InvalidChunkSize => "invalid chunk size",
             ChunkSizeOverflow => "chunk size too large",
             MissingChunkDataCrlf => "missing CRLF after chunk data",

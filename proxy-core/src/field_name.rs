@@ -22,12 +22,13 @@ pub(crate) enum FieldName {
     XForwardedFor,
     XForwardedProto,
     Via,
+    MaxForwards,
     #[default]
     Other,
 }
 
 /// Every name recognised, as spelled in lowercase.
-const NAMES: [(FieldName, &str); 16] = [
+const NAMES: [(FieldName, &str); 17] = [
     (FieldName::Host, "host"),
     (FieldName::ContentLength, "content-length"),
     (FieldName::TransferEncoding, "transfer-encoding"),
@@ -47,6 +48,7 @@ const NAMES: [(FieldName, &str); 16] = [
     (FieldName::XForwardedFor, "x-forwarded-for"),
     (FieldName::XForwardedProto, "x-forwarded-proto"),
     (FieldName::Via, "via"),
+    (FieldName::MaxForwards, "max-forwards"),
 ];
 
 /// The longest name in [`NAMES`].

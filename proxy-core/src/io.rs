@@ -162,7 +162,8 @@ pub struct RequestLog {
     pub response_body_bytes: u64,
     /// From the first byte of the request head to the end of the response.
     pub duration: Duration,
-    /// Whether the status came from the proxy itself (an error) rather than the upstream.
+    /// Whether the status came from the proxy itself (an error, or the answer to a
+    /// `TRACE` or `OPTIONS` whose `Max-Forwards` ran out) rather than the upstream.
     pub from_proxy: bool,
     /// Why the proxy answered itself, if it did.
     pub error: Option<&'static str>,

@@ -29,6 +29,9 @@ pub struct RequestHead {
     body: BodyKind,
     keep_alive: bool,
     upgrade: Option<UpgradeOffer>,
+    /// `Max-Forwards` of a `TRACE` or `OPTIONS` (RFC 9110 §7.6.2); other methods'
+    /// is not the proxy's business and passes untouched.
+    max_forwards: Option<u32>,
 }
 
 impl RequestHead {
@@ -88,6 +91,10 @@ impl RequestHead {
             !connection.close
         };
         let upgrade = upgrade::offer(&fields, http10);
+        let max_forwards = match method_bytes {
+            b"TRACE" | b"OPTIONS" => max_forwards(&fields)?,
+            _ => None,
+        };
         Ok(RequestHead {
             fields,
             method,
@@ -98,6 +105,7 @@ impl RequestHead {
             body,
             keep_alive,
             upgrade,
+            max_forwards,
         })
     }
 
@@ -183,6 +191,50 @@ impl RequestHead {
         self.method() == b"HEAD"
     }
 
+    /// Whether the proxy must answer this request itself rather than forward it: a
+    /// `TRACE` or `OPTIONS` whose `Max-Forwards` has run out (RFC 9110 §7.6.2).
+    pub fn answer_here(&self) -> bool {
+        self.max_forwards == Some(0)
+    }
+
+    /// The response of the final recipient to a request that [`answer_here`]: for
+    /// `OPTIONS`, 200 with no content; for `TRACE`, 200 with the request as received
+    /// (`message/http`, RFC 9110 §9.3.8), less the fields that carry credentials.
+    ///
+    /// [`answer_here`]: Self::answer_here
+    pub(crate) fn answer(&self) -> Bytes {
+        let trace = match self.method() {
+            b"TRACE" => {
+                let mut out = HeadWriter::new(&self.fields, 0);
+                out.put(self.method());
+                out.put(b" ");
+                out.put(self.target());
+                out.put(match self.http10 {
+                    true => b" HTTP/1.0\r\n",
+                    false => b" HTTP/1.1\r\n",
+                });
+                for field in self.fields.iter() {
+                    if !is_credential(field.name) {
+                        out.keep(&field);
+                    }
+                }
+                out.finish()
+            }
+            _ => Bytes::new(),
+        };
+        let mut response = BytesMut::with_capacity(128 + trace.len());
+        response.put_slice(b"HTTP/1.1 200 OK\r\n");
+        if !trace.is_empty() {
+            response.put_slice(b"Content-Type: message/http\r\n");
+        }
+        let mut digits = [0u8; 20];
+        let length = head_writer::decimal(trace.len() as u64, &mut digits);
+        head_writer::put_field(&mut response, b"Content-Length", length);
+        response.put_slice(b"Connection: close\r\n\r\n");
+        response.put_slice(&trace);
+        response.freeze()
+    }
+
     /// Whether the client sent `Expect: 100-continue`.
     pub fn expects_continue(&self) -> bool {
         !self.http10 && self.fields.has_token(FieldName::Expect, "100-continue")
@@ -257,6 +309,11 @@ impl RequestHead {
                         self.put_appended(&mut out, kind, name, via.unwrap_or_default());
                         via_written = true;
                     }
+                }
+                FieldName::MaxForwards if self.max_forwards.is_some() => {
+                    let left = self.max_forwards.unwrap_or_default().saturating_sub(1);
+                    let mut digits = [0u8; 20];
+                    out.field(name, head_writer::decimal(u64::from(left), &mut digits));
                 }
                 // Replaced below: the client does not get to say.
                 FieldName::XForwardedProto if forwarded.x_forwarded_proto => {}
@@ -461,6 +518,30 @@ fn starts_with_ignore_case(bytes: &[u8], prefix: &[u8]) -> bool {
 
 /// RFC 9112 §3.2: HTTP/1.1 requires exactly one `Host`; HTTP/1.0 at most one. Its value
 /// must be a `uri-host [ ":" port ]` (or empty), whatever the target's form.
+/// The `Max-Forwards` count (RFC 9110 §7.6.2): one field of decimal digits. A count
+/// too large for 32 bits is as good as endless and is capped.
+fn max_forwards(fields: &Fields) -> Result<Option<u32>, ProxyError> {
+    let mut values = fields.values(FieldName::MaxForwards);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() || value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return Err(ProxyError::InvalidMaxForwards);
+    }
+    let count = value.iter().fold(0u32, |n, &d| {
+        n.saturating_mul(10).saturating_add(u32::from(d - b'0'))
+    });
+    Ok(Some(count))
+}
+
+/// Fields a `TRACE` reflection leaves out (RFC 9110 §9.3.8: "likely to contain
+/// sensitive data").
+fn is_credential(name: &[u8]) -> bool {
+    [&b"authorization"[..], b"proxy-authorization", b"cookie"]
+        .iter()
+        .any(|credential| name.eq_ignore_ascii_case(credential))
+}
+
 fn check_host(fields: &Fields, http10: bool, absolute_form: bool) -> Result<(), ProxyError> {
     let mut hosts = fields.values(FieldName::Host);
     match (hosts.next(), hosts.next()) {

@@ -658,6 +658,9 @@ impl Session {
         if self.draining() && request.upgrade().is_some() {
             return self.fail(ProxyError::UpgradeWhileDraining);
         }
+        if request.answer_here() {
+            return self.answer_here(&request);
+        }
         let mut request = request;
         let Some(routed) = routing::route(&self.config, request.host(), request.forward_target())
         else {
@@ -1232,6 +1235,28 @@ impl Session {
         self.release_tunnel_slot();
         self.send(Side::Client, error_response(error, head_request));
         self.emit_request_log(error.status(), Some(error));
+        self.linger();
+    }
+
+    /// Answers `request` as its final recipient (see [`RequestHead::answer_here`]),
+    /// then closes as after an error, so that a body it may carry is never read as
+    /// the next request.
+    fn answer_here(&mut self, request: &RequestHead) {
+        self.release_tunnel_slot();
+        self.send(Side::Client, request.answer());
+        let log = RequestLog {
+            method: request.method_bytes(),
+            target: request.target_bytes(256),
+            status: 200,
+            request_body_bytes: 0,
+            response_body_bytes: 0,
+            duration: (self.head_started)
+                .map_or(Duration::ZERO, |s| self.now.saturating_duration_since(s)),
+            from_proxy: true,
+            error: None,
+        };
+        self.outputs
+            .push_back(Output::Event(Event::Request(Box::new(log))));
         self.linger();
     }
 

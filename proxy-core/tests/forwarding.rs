@@ -319,3 +319,90 @@ fn no_content_length_reaches_the_client_in_a_1xx_or_204() {
         "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"
     );
 }
+
+#[test]
+fn max_forwards_of_options_and_trace_is_counted_down() {
+    for method in ["OPTIONS", "TRACE"] {
+        let head =
+            format!("{method} /x HTTP/1.1\r\nHost: a\r\nMax-Forwards: 5\r\nX-After: 1\r\n\r\n");
+        let sim = connected(head.as_bytes());
+        let upstream = sim.upstream_received_str();
+        assert!(
+            upstream.contains("\r\nMax-Forwards: 4\r\nX-After: 1\r\n"),
+            "{upstream}"
+        );
+        assert_eq!(upstream.matches("Max-Forwards").count(), 1);
+    }
+}
+
+#[test]
+fn max_forwards_of_other_methods_passes_untouched() {
+    let sim = connected(b"GET / HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n\r\n");
+    assert!(sim
+        .upstream_received_str()
+        .contains("\r\nMax-Forwards: 0\r\n"));
+    // Even a value the proxy could not count down: it is not the proxy's to read.
+    let sim =
+        connected(b"POST / HTTP/1.1\r\nHost: a\r\nMax-Forwards: x\r\nContent-Length: 0\r\n\r\n");
+    assert!(sim
+        .upstream_received_str()
+        .contains("\r\nMax-Forwards: x\r\n"));
+}
+
+#[test]
+fn options_with_max_forwards_zero_is_answered_by_the_proxy() {
+    let mut sim = sim();
+    sim.client_sends(b"OPTIONS * HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n\r\n");
+    assert!(!sim.has_pending_connect(), "nothing goes upstream");
+    assert_eq!(
+        sim.client_received_str(),
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(sim.shutdowns(), [Side::Client]);
+}
+
+#[test]
+fn trace_with_max_forwards_zero_reflects_the_request_without_credentials() {
+    let mut sim = sim();
+    sim.client_sends(
+        b"TRACE /t?q=1 HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nCookie: c=1\r\n\
+          Authorization: Basic eA==\r\nproxy-authorization: x\r\nX-Kept:  v \r\n\r\n",
+    );
+    assert!(!sim.has_pending_connect());
+    let message = "TRACE /t?q=1 HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nX-Kept: v\r\n\r\n";
+    assert_eq!(
+        sim.client_received_str(),
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: message/http\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{message}",
+            message.len()
+        )
+    );
+}
+
+#[test]
+fn an_unreadable_max_forwards_on_options_or_trace_is_400() {
+    for value in ["", "-1", "1, 2", "0x1", "1 1"] {
+        let mut sim = sim();
+        let head = format!("OPTIONS / HTTP/1.1\r\nHost: a\r\nMax-Forwards: {value}\r\n\r\n");
+        sim.client_sends(head.as_bytes());
+        assert!(!sim.has_pending_connect(), "{value:?}");
+        assert!(
+            sim.client_received_str().starts_with("HTTP/1.1 400 "),
+            "{value:?}: {}",
+            sim.client_received_str()
+        );
+    }
+    let mut sim = sim();
+    sim.client_sends(b"TRACE / HTTP/1.1\r\nHost: a\r\nMax-Forwards: 1\r\nMax-Forwards: 1\r\n\r\n");
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 400 "));
+}
+
+#[test]
+fn a_huge_max_forwards_is_capped_not_refused() {
+    let sim =
+        connected(b"OPTIONS / HTTP/1.1\r\nHost: a\r\nMax-Forwards: 99999999999999999999\r\n\r\n");
+    assert!(sim
+        .upstream_received_str()
+        .contains(&format!("\r\nMax-Forwards: {}\r\n", u32::MAX - 1)));
+}
