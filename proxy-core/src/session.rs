@@ -157,7 +157,10 @@ impl Session {
             Input::Passed(side, n) => self.on_passed(side, n),
             Input::Eof(side) => self.eof[side.index()] = true,
             Input::Reset(side) => self.on_reset(side),
-            Input::Written(side, n) => self.on_written(side, n),
+            // Only counters change (flow control and the send timer, which the
+            // runtime asks for afresh); no step waits on a write, so there is nothing
+            // to pump. Every relayed chunk is followed by one of these.
+            Input::Written(side, n) => return self.on_written(side, n),
             Input::UpstreamConnected { reused } => self.on_upstream_connected(reused),
             Input::UpstreamFailed(ConnectError::Local(_)) => {
                 if self.is_connecting() {

@@ -159,6 +159,12 @@ impl FrameRelay {
     /// once `input` is used up.
     pub fn next(&mut self, input: &mut Bytes) -> Result<Option<Step>, FrameError> {
         loop {
+            if matches!(self.state, State::Header { have: 0, .. }) {
+                let whole = self.take_whole_data_frames(input);
+                if whole > 0 {
+                    return Ok(Some(Step::Forward(input.split_to(whole))));
+                }
+            }
             match &mut self.state {
                 State::Control {
                     frame,
@@ -213,9 +219,37 @@ impl FrameRelay {
         }
     }
 
-    /// A complete header: check it (RFC 6455 §5.2, §5.4, §5.5) and enter its frame.
-    fn start_frame(&mut self, header_bytes: Bytes) -> Result<Option<Step>, FrameError> {
-        let h = parse_header(&header_bytes);
+    /// Takes the whole data frames at the front of `input` that pass every check of
+    /// [`start_frame`](Self::start_frame), and returns their length: they go on as
+    /// one slice, however many there are (a small message is one send, not a header
+    /// and a payload). Stops before anything else (a control frame, a partial frame,
+    /// a bad header), which is then taken frame by frame.
+    fn take_whole_data_frames(&mut self, input: &[u8]) -> usize {
+        let mut at = 0;
+        loop {
+            let rest = &input[at..];
+            let len = header_len(rest);
+            if rest.len() < len {
+                return at;
+            }
+            let h = parse_header(&rest[..len]);
+            let data = matches!(h.opcode, OP_CONTINUATION | OP_TEXT | OP_BINARY);
+            let end = (len as u64).saturating_add(h.length);
+            if !data
+                || self.check(&h).is_err()
+                || (h.opcode == OP_CONTINUATION) != self.in_message
+                || end > rest.len() as u64
+            {
+                return at;
+            }
+            self.in_message = !h.fin;
+            self.last_large = h.length >= LARGE_PAYLOAD;
+            at += end as usize; // at most `rest.len()`
+        }
+    }
+
+    /// The checks every frame header passes, whatever its opcode.
+    fn check(&self, h: &Header) -> Result<(), FrameError> {
         if h.rsv && !self.extensions {
             return Err(FrameError::ReservedBits);
         }
@@ -225,6 +259,13 @@ impl FrameRelay {
         if h.length >> 63 != 0 {
             return Err(FrameError::LengthTooLarge);
         }
+        Ok(())
+    }
+
+    /// A complete header: check it (RFC 6455 §5.2, §5.4, §5.5) and enter its frame.
+    fn start_frame(&mut self, header_bytes: Bytes) -> Result<Option<Step>, FrameError> {
+        let h = parse_header(&header_bytes);
+        self.check(&h)?;
         match h.opcode {
             OP_CLOSE | OP_PING | OP_PONG => {
                 if !h.fin || h.length > 125 {
@@ -396,6 +437,61 @@ mod tests {
             }
         }
         Ok((forwarded, controls))
+    }
+
+    /// Every step `relay` takes over `input`, in order.
+    fn steps(relay: &mut FrameRelay, input: &[u8]) -> Vec<Step> {
+        let mut input = Bytes::copy_from_slice(input);
+        std::iter::from_fn(|| relay.next(&mut input).unwrap()).collect()
+    }
+
+    #[test]
+    fn whole_data_frames_in_one_read_go_on_as_one_slice() {
+        let text = [0x81, 0x02, b'h', b'i']; // server text "hi"
+        let fragment = [0x02, 0x01, 9]; // binary, not final
+        let last = [0x80, 0x01, 8]; // final continuation
+        let ping = encode_control(OP_PING, b"p", None);
+        let partial = [0x82, 0x03, 1]; // binary of 3, 1 byte here
+        let mut stream = [&text[..], &fragment, &last].concat();
+        let data_len = stream.len();
+        stream.extend_from_slice(&ping);
+        stream.extend_from_slice(&text);
+        stream.extend_from_slice(&partial);
+        let mut relay = FrameRelay::new(false, false);
+        let steps = steps(&mut relay, &stream);
+        let Step::Control(control) = &steps[1] else {
+            panic!("{steps:?}");
+        };
+        assert_eq!(control.payload, b"p");
+        assert_eq!(
+            steps,
+            [
+                Step::Forward(Bytes::copy_from_slice(&stream[..data_len])),
+                steps[1].clone(),
+                Step::Forward(Bytes::copy_from_slice(&text)),
+                // The frame that is not whole goes frame by frame: header, payload.
+                Step::Forward(Bytes::copy_from_slice(&partial[..2])),
+                Step::Forward(Bytes::copy_from_slice(&partial[2..])),
+            ]
+        );
+        assert_eq!(relay.opaque_ahead(), 2, "the rest of the partial frame");
+    }
+
+    #[test]
+    fn a_bad_frame_after_whole_ones_is_refused_after_they_are_forwarded() {
+        let text = [0x81, 0x01, b'a'];
+        let masked = [0x81, 0x81, 1, 2, 3, 4, b'b']; // a server must not mask
+        let mut relay = FrameRelay::new(false, false);
+        let mut input = Bytes::copy_from_slice(&[&text[..], &masked].concat());
+        assert_eq!(
+            relay.next(&mut input),
+            Ok(Some(Step::Forward(Bytes::copy_from_slice(&text))))
+        );
+        assert_eq!(relay.next(&mut input), Err(FrameError::WrongMasking));
+        // A continuation with no message open is refused too, whole or not.
+        let mut relay = FrameRelay::new(false, false);
+        let mut input = Bytes::from_static(&[0x80, 0x01, 1]);
+        assert_eq!(relay.next(&mut input), Err(FrameError::BadFragmentation));
     }
 
     #[test]
