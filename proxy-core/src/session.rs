@@ -730,7 +730,7 @@ impl Session {
 
     fn connect(&mut self, allow_pooled: bool) {
         let Some(server) = &self.server else { return };
-        let address = server.address.to_string();
+        let address = String::from(&*server.address); // not `to_string`: no formatter
         self.outputs.push_back(Output::Connect(Target {
             address,
             allow_pooled,
