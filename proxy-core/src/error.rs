@@ -231,7 +231,12 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
 
 /// The complete response the proxy sends for `error`: small, closed, no peer bytes
 /// echoed; without its body when answering HEAD (RFC 9110 §9.3.2).
-pub(crate) fn error_response(error: ProxyError, head_request: bool) -> bytes::Bytes {
+/// With `date`, it has a `Date` (RFC 9110 §6.6.1: a server with a clock sends one).
+pub(crate) fn error_response(
+    error: ProxyError,
+    head_request: bool,
+    date: Option<crate::HttpDate>,
+) -> bytes::Bytes {
     let status = error.status();
     let body = format!(
         "{} {}: {}\n",
@@ -239,11 +244,13 @@ pub(crate) fn error_response(error: ProxyError, head_request: bool) -> bytes::By
         reason_phrase(status),
         error.message()
     );
+    let date = date.map(|date| format!("Date: {}\r\n", String::from_utf8_lossy(&date)));
     bytes::Bytes::from(format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n{}",
         status,
         reason_phrase(status),
         body.len(),
+        date.as_deref().unwrap_or_default(),
         if head_request { "" } else { &body }
     ))
 }

@@ -23,12 +23,13 @@ pub(crate) enum FieldName {
     XForwardedProto,
     Via,
     MaxForwards,
+    Date,
     #[default]
     Other,
 }
 
 /// Every name recognised, as spelled in lowercase.
-const NAMES: [(FieldName, &str); 17] = [
+const NAMES: [(FieldName, &str); 18] = [
     (FieldName::Host, "host"),
     (FieldName::ContentLength, "content-length"),
     (FieldName::TransferEncoding, "transfer-encoding"),
@@ -49,6 +50,7 @@ const NAMES: [(FieldName, &str); 17] = [
     (FieldName::XForwardedProto, "x-forwarded-proto"),
     (FieldName::Via, "via"),
     (FieldName::MaxForwards, "max-forwards"),
+    (FieldName::Date, "date"),
 ];
 
 /// The longest name in [`NAMES`].

@@ -86,6 +86,7 @@ pub mod sim;
 pub mod state;
 pub mod timer;
 pub mod upgrade;
+mod wall_clock;
 pub mod websocket;
 mod websocket_tunnel;
 
@@ -98,3 +99,4 @@ pub use io::{
 };
 pub use proxy::{Proxy, ProxyStatus};
 pub use session::Session;
+pub use wall_clock::{http_date, HttpDate, WallClock};

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use crate::balance::{Groups, ServerId, ServerStatus};
 use crate::error::ProxyError;
-use crate::{ClientInfo, Config, Session};
+use crate::{ClientInfo, Config, Session, WallClock};
 
 /// The shared side of a proxy: create one per configuration, then one
 /// [`Session`] per accepted connection with [`Proxy::session`]. Cloning is cheap.
@@ -26,6 +26,7 @@ pub struct Proxy {
 #[derive(Debug)]
 struct Shared {
     config: Arc<Config>,
+    clock: WallClock,
     state: Mutex<State>,
 }
 
@@ -52,8 +53,15 @@ pub struct ProxyStatus {
 }
 
 impl Proxy {
-    /// A proxy for this configuration (see [`Config::validate`]).
+    /// A proxy for this configuration (see [`Config::validate`]), with a clock of its
+    /// own, unset until [`wall_clock`](Self::wall_clock) is.
     pub fn new(config: Arc<Config>) -> Proxy {
+        Proxy::with_wall_clock(config, WallClock::default())
+    }
+
+    /// A proxy that dates responses by `clock`, which a runtime keeps set (and may
+    /// share with the proxies of later configurations).
+    pub fn with_wall_clock(config: Arc<Config>, clock: WallClock) -> Proxy {
         let state = State {
             groups: Groups::new(&config),
             connections: 0,
@@ -64,6 +72,7 @@ impl Proxy {
         Proxy {
             shared: Arc::new(Shared {
                 config,
+                clock,
                 state: Mutex::new(state),
             }),
         }
@@ -72,6 +81,11 @@ impl Proxy {
     /// The configuration.
     pub fn config(&self) -> &Arc<Config> {
         &self.shared.config
+    }
+
+    /// The clock that dates responses without `Date` (see [`WallClock`]).
+    pub fn wall_clock(&self) -> &WallClock {
+        &self.shared.clock
     }
 
     /// A session for an accepted HTTP connection. Over a connection limit, the session

@@ -200,9 +200,10 @@ impl RequestHead {
     /// The response of the final recipient to a request that [`answer_here`]: for
     /// `OPTIONS`, 200 with no content; for `TRACE`, 200 with the request as received
     /// (`message/http`, RFC 9110 §9.3.8), less the fields that carry credentials.
+    /// With `date`, it has a `Date`.
     ///
     /// [`answer_here`]: Self::answer_here
-    pub(crate) fn answer(&self) -> Bytes {
+    pub(crate) fn answer(&self, date: Option<crate::HttpDate>) -> Bytes {
         let trace = match self.method() {
             b"TRACE" => {
                 let mut out = HeadWriter::new(&self.fields, 0);
@@ -226,6 +227,9 @@ impl RequestHead {
         response.put_slice(b"HTTP/1.1 200 OK\r\n");
         if !trace.is_empty() {
             response.put_slice(b"Content-Type: message/http\r\n");
+        }
+        if let Some(date) = date {
+            head_writer::put_field(&mut response, b"Date", &date);
         }
         let mut digits = [0u8; 20];
         let length = head_writer::decimal(trace.len() as u64, &mut digits);

@@ -8,6 +8,7 @@ use crate::field_name::FieldName;
 use crate::framing::{self, BodyKind};
 use crate::head::{header_room, headers_up_to, FieldRoom, Fields, MAX_LOCATABLE};
 use crate::head_writer::{self, HeadWriter};
+use crate::WallClock;
 
 /// A checked response head.
 #[derive(Clone, Debug)]
@@ -119,7 +120,9 @@ impl ResponseHead {
     /// The head the client gets: `HTTP/1.1` with the status and reason byte-exact,
     /// end-to-end fields byte-exact and in order, hop-by-hop fields removed, and the
     /// proxy's own `Connection`.
-    pub fn forward(&self, framing: ClientFraming) -> Bytes {
+    /// A final response without `Date` gets one from `clock`, if it is set (RFC 9110
+    /// §6.6.1).
+    pub fn forward(&self, framing: ClientFraming, clock: &WallClock) -> Bytes {
         let mut out = HeadWriter::new(&self.fields, 32);
         out.put(b"HTTP/1.1 ");
         out.put(&self.status_and_reason);
@@ -151,6 +154,11 @@ impl ResponseHead {
                     }
                 }
                 _ => out.keep(&field),
+            }
+        }
+        if self.status >= 200 && !self.fields.has(FieldName::Date) {
+            if let Some(date) = clock.date() {
+                out.field(b"Date", &date);
             }
         }
         if (100..200).contains(&self.status) {

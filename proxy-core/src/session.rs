@@ -641,7 +641,7 @@ impl Session {
     /// Sends the client the head it gets for `response`, and keeps the response's
     /// field room for the next one.
     fn forward_response(&mut self, response: ResponseHead, framing: ClientFraming) {
-        let bytes = response.forward(framing);
+        let bytes = response.forward(framing, self.proxy.wall_clock());
         if let Some(room) = &mut self.room {
             room.response = response.into_room();
         }
@@ -1236,7 +1236,8 @@ impl Session {
             self.release_upstream(false);
         }
         self.release_tunnel_slot();
-        self.send(Side::Client, error_response(error, head_request));
+        let date = self.proxy.wall_clock().date();
+        self.send(Side::Client, error_response(error, head_request, date));
         self.emit_request_log(error.status(), Some(error));
         self.linger();
     }
@@ -1246,7 +1247,7 @@ impl Session {
     /// the next request.
     fn answer_here(&mut self, request: &RequestHead) {
         self.release_tunnel_slot();
-        self.send(Side::Client, request.answer());
+        self.send(Side::Client, request.answer(self.proxy.wall_clock().date()));
         let log = RequestLog {
             method: request.method_bytes(),
             target: request.target_bytes(256),

@@ -406,3 +406,64 @@ fn a_huge_max_forwards_is_capped_not_refused() {
         .upstream_received_str()
         .contains(&format!("\r\nMax-Forwards: {}\r\n", u32::MAX - 1)));
 }
+
+/// A session of a proxy whose wall clock reads RFC 9110's example date.
+fn dated() -> Sim {
+    let proxy = proxy_core::Proxy::new(std::sync::Arc::new(Config::default()));
+    proxy.wall_clock().set(784_111_777);
+    Sim::with_proxy(&proxy)
+}
+
+const DATE: &str = "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n";
+
+#[test]
+fn a_response_without_date_gets_one_from_the_wall_clock() {
+    let mut sim = dated();
+    sim.client_sends(GET);
+    sim.expect_connect();
+    sim.upstream_connected();
+    sim.upstream_sends(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n");
+    sim.upstream_sends(OK);
+    assert_eq!(
+        sim.client_received_str(),
+        format!("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n{DATE}\r\nhello"),
+        "the interim response gets none"
+    );
+}
+
+#[test]
+fn a_response_with_a_date_keeps_its_own() {
+    let mut sim = dated();
+    sim.client_sends(GET);
+    sim.expect_connect();
+    sim.upstream_connected();
+    sim.upstream_sends(
+        b"HTTP/1.1 200 OK\r\ndate: Mon, 07 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(
+        sim.client_received_str(),
+        "HTTP/1.1 200 OK\r\ndate: Mon, 07 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n"
+    );
+}
+
+#[test]
+fn without_a_wall_clock_no_date_is_added() {
+    let mut sim = connected(GET);
+    sim.upstream_sends(OK);
+    assert_eq!(sim.client_received_str(), std::str::from_utf8(OK).unwrap());
+}
+
+#[test]
+fn the_proxys_own_responses_are_dated() {
+    let mut sim = dated();
+    sim.client_sends(b"GET / HTTP/1.1\r\n\r\n"); // no Host: 400
+    let received = sim.client_received_str();
+    assert!(received.starts_with("HTTP/1.1 400 "), "{received}");
+    assert_eq!(received.matches(DATE).count(), 1, "{received}");
+    let mut sim = dated();
+    sim.client_sends(b"OPTIONS * HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\n\r\n");
+    assert_eq!(
+        sim.client_received_str(),
+        format!("HTTP/1.1 200 OK\r\n{DATE}Content-Length: 0\r\nConnection: close\r\n\r\n")
+    );
+}

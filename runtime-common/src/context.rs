@@ -12,17 +12,17 @@
 use crate::drive::drive;
 use crate::metrics::{Gauges, Metrics};
 use crate::pool::Pool;
-use crate::runtime::{Runtime, Transport};
+use crate::runtime::{sleep, Runtime, Transport};
 use crate::setup::{ListenMode, Setup};
 use crate::signal::{Registration, Signal};
-use proxy_core::{ClientInfo, Config, Proxy};
+use proxy_core::{ClientInfo, Config, Proxy, WallClock};
 use std::collections::BTreeSet;
 use std::future::poll_fn;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tracing::{info, warn};
 
 /// How long past the drain deadline shutdown waits for sessions to finish closing.
@@ -41,6 +41,10 @@ pub struct Context<R: Runtime> {
     signal: Signal,
     live: Arc<Live>,
     metrics: Arc<Metrics>,
+    /// Dates responses that lack `Date`, for every generation; set each second by a
+    /// task that starts with the first session (see [`tick_wall_clock`]).
+    clock: WallClock,
+    clock_ticking: AtomicBool,
 }
 
 /// One configuration and what its sessions share.
@@ -53,9 +57,9 @@ pub struct Generation<R: Runtime> {
 }
 
 impl<R: Runtime> Generation<R> {
-    fn new(setup: Setup, runtime: &R) -> Self {
+    fn new(setup: Setup, runtime: &R, clock: &WallClock) -> Self {
         Generation {
-            proxy: Proxy::new(setup.config.clone()),
+            proxy: Proxy::with_wall_clock(setup.config.clone(), clock.clone()),
             pool: Pool::new(setup.config.pool.clone(), runtime.clone()),
             setup,
             retire: OnceLock::new(),
@@ -107,7 +111,8 @@ impl<R: Runtime> Context<R> {
 
     /// A context for `setup` (listener modes, TLS, upstream TLS), on `runtime`.
     pub fn with_setup(setup: Setup, runtime: R) -> Self {
-        let first = Arc::new(Generation::new(setup, &runtime));
+        let clock = WallClock::default();
+        let first = Arc::new(Generation::new(setup, &runtime, &clock));
         Context {
             generations: Mutex::new(vec![Arc::downgrade(&first)]),
             current: RwLock::new(first),
@@ -116,6 +121,8 @@ impl<R: Runtime> Context<R> {
             signal: Signal::default(),
             live: Arc::default(),
             metrics: Arc::default(),
+            clock,
+            clock_ticking: AtomicBool::new(false),
         }
     }
 
@@ -205,7 +212,7 @@ impl<R: Runtime> Context<R> {
         if self.drain.get().is_some() {
             return Err("shutting down".into());
         }
-        let new = Arc::new(Generation::new(setup, &self.runtime));
+        let new = Arc::new(Generation::new(setup, &self.runtime, &self.clock));
         {
             let mut generations = self.generations.lock().unwrap_or_else(|e| e.into_inner());
             generations.retain(|g| g.strong_count() > 0);
@@ -296,7 +303,27 @@ impl<R: Runtime> Context<R> {
 
     /// Counts a session as live until the returned guard drops.
     pub(crate) fn enter(&self) -> LiveGuard {
+        if !self.clock_ticking.swap(true, Ordering::Relaxed) {
+            let live = Arc::downgrade(&self.live);
+            (self.runtime).spawn(tick_wall_clock(
+                self.clock.clone(),
+                live,
+                self.runtime.clone(),
+            ));
+        }
         self.live.count.fetch_add(1, Ordering::AcqRel);
         LiveGuard(self.live.clone())
+    }
+}
+
+/// Keeps `clock` at the wall-clock second (the core reads no clock), waking just
+/// after each second begins, until the context (`live`) is gone.
+async fn tick_wall_clock<R: Runtime>(clock: WallClock, live: Weak<Live>, runtime: R) {
+    while live.strong_count() > 0 {
+        let since_epoch =
+            (SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)).unwrap_or_default();
+        clock.set(since_epoch.as_secs());
+        let into_second = Duration::from_nanos(u64::from(since_epoch.subsec_nanos()));
+        sleep(&runtime, Duration::from_secs(1).saturating_sub(into_second)).await;
     }
 }

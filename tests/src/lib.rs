@@ -281,6 +281,7 @@ macro_rules! scenarios {
             // hop-by-hop
             hop_by_hop_request_fields_not_forwarded_others_byte_exact,
             hop_by_hop_response_fields_not_forwarded_others_byte_exact,
+            a_response_without_date_gets_the_proxys,
             connection_close_request_closes_client_connection,
             upgrade_field_without_connection_upgrade_not_forwarded,
             connection_cannot_strip_content_length_or_host,

@@ -93,6 +93,7 @@ fail_without_proxy!(
     rejects_long_target_with_414,
     hop_by_hop_request_fields_not_forwarded_others_byte_exact,
     hop_by_hop_response_fields_not_forwarded_others_byte_exact,
+    a_response_without_date_gets_the_proxys,
     unsolicited_101_is_502,
     switching_to_unrequested_protocol_is_502,
     wrong_websocket_accept_is_502,

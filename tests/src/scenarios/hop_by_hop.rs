@@ -233,3 +233,31 @@ pub async fn connection_cannot_strip_content_length_or_host(p: &dyn ProxyUnderTe
         reqs[0].head.headers
     );
 }
+
+/// A response without `Date` reaches the client with the proxy's (RFC 9110 §6.6.1: a
+/// recipient with a clock adds one): one field, an IMF-fixdate of the current second.
+pub async fn a_response_without_date_gets_the_proxys(p: &dyn ProxyUnderTest) {
+    let backend = Backend::fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+    let proxy = start(p, backend.addr).await;
+    let mut c = client(&proxy).await;
+    let now = || {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        since.unwrap_or_default().as_secs()
+    };
+    let before = now();
+    c.write(b"GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        .await
+        .unwrap();
+    let r = response(&mut c, "GET", "response without Date").await;
+    let after = now();
+    assert_eq!(r.text(), "ok");
+    let dates = r.head.all("date");
+    // The proxy's clock ticks each second: it may read the second before `before`.
+    let expected: Vec<String> = (before.saturating_sub(1)..=after)
+        .map(|t| String::from_utf8_lossy(&proxy_core::http_date(t)).into_owned())
+        .collect();
+    assert!(
+        dates.len() == 1 && expected.iter().any(|d| d == dates[0]),
+        "Date fields {dates:?}, expected one of {expected:?}"
+    );
+}
