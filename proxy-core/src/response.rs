@@ -123,7 +123,8 @@ impl ResponseHead {
     /// A final response without `Date` gets one from `clock`, if it is set (RFC 9110
     /// §6.6.1).
     pub fn forward(&self, framing: ClientFraming, clock: &WallClock) -> Bytes {
-        let mut out = HeadWriter::new(&self.fields, 32);
+        // Room for what the proxy may add: `Connection` and a `Date` line (37 bytes).
+        let mut out = HeadWriter::new(&self.fields, 80);
         out.put(b"HTTP/1.1 ");
         out.put(&self.status_and_reason);
         out.put(b"\r\n");

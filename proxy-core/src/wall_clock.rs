@@ -6,13 +6,13 @@
 //! second, and the sessions of every [`Proxy`](crate::Proxy) sharing the clock read
 //! it. Until it is set the proxy has no clock, and adds no `Date`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// The wall-clock time in whole seconds since the Unix epoch, shared by the proxies
-/// (configurations) of one process; 0 until a runtime sets it.
+/// The wall-clock second as an HTTP date, shared by the proxies (configurations) of
+/// one process; none until a runtime sets it. Formatted when set (once a second), not
+/// for each response.
 #[derive(Clone, Debug, Default)]
-pub struct WallClock(Arc<AtomicU64>);
+pub struct WallClock(Arc<Mutex<Option<HttpDate>>>);
 
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7): always 29 bytes.
 pub type HttpDate = [u8; 29];
@@ -20,15 +20,13 @@ pub type HttpDate = [u8; 29];
 impl WallClock {
     /// Sets the time: whole seconds since the Unix epoch.
     pub fn set(&self, unix_seconds: u64) {
-        self.0.store(unix_seconds, Ordering::Relaxed);
+        let date = http_date(unix_seconds);
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(date);
     }
 
     /// The time as an HTTP date, if a runtime has set it.
     pub fn date(&self) -> Option<HttpDate> {
-        match self.0.load(Ordering::Relaxed) {
-            0 => None,
-            seconds => Some(http_date(seconds)),
-        }
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
