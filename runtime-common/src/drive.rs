@@ -352,6 +352,9 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             self.armed = Some(wake_at);
             ready!(R::poll_timer(timer, cx));
         }
+        // A timer that fired is spent: the next deadline, which the session's step
+        // sets, must set and poll it again even within this poll of the task.
+        self.armed = None;
         Poll::Ready(())
     }
 

@@ -299,6 +299,7 @@ macro_rules! scenarios {
             websocket_pings_keep_quiet_tunnel_alive,
             websocket_peer_pings_and_pongs_pass_through,
             websocket_client_not_answering_pings_is_dropped,
+            websocket_silent_peers_are_dropped_by_the_timers_alone,
             websocket_upstream_not_answering_pings_gets_1011,
             websocket_unmasked_client_frame_is_failed_with_1002,
             websocket_client_close_with_reserved_code_is_failed_with_1002,

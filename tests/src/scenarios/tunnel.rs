@@ -206,6 +206,46 @@ pub async fn websocket_client_not_answering_pings_is_dropped(p: &dyn ProxyUnderT
     );
 }
 
+/// Both peers silent: nothing but the proxy's own timers can move the tunnel on. The
+/// Pings go out when `ping_interval` fires, the unanswered Pings start the close at
+/// `pong_timeout`, and the upstream's unanswered Close ends it at `fin`: each a
+/// deadline set by the one before, with no byte in between to wake the proxy's task.
+pub async fn websocket_silent_peers_are_dropped_by_the_timers_alone(p: &dyn ProxyUnderTest) {
+    let backend = Backend::start(|mut c| async move {
+        let Some(req) = c.read_request().await? else {
+            return Ok(());
+        };
+        c.write(&switching_protocols(&req)).await?;
+        c.drain_to_eof().await; // never answers anything
+        Ok(())
+    })
+    .await;
+    let proxy = start_with(p, backend.addr, |c| {
+        c.websocket.ping_interval = Some(Duration::from_millis(200));
+        c.websocket.pong_timeout = Duration::from_millis(300);
+        c.timeouts.fin = Duration::from_millis(300);
+    })
+    .await;
+    let mut c = raw_tunnel(&proxy, &upgrade_request("example.test")).await;
+    let mut frames = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Ok(Some(f)) = ws::read_frame(&mut c).await {
+            frames.push(f.opcode);
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "client connection still open 3 s after the pings went unanswered; frames {frames:x?}"
+    );
+    // A client that does not answer is dead to the proxy: it gets no Close, only EOF.
+    assert_eq!(frames, [ws::PING], "what the client got");
+    assert!(
+        backend.settle(RESPONSE_WAIT).await,
+        "the upstream connection is still open"
+    );
+}
+
 /// An upstream that never answers the proxy's Pings: the client gets
 /// `Close 1011 "upstream not responding"`.
 pub async fn websocket_upstream_not_answering_pings_gets_1011(p: &dyn ProxyUnderTest) {
