@@ -520,8 +520,6 @@ fn starts_with_ignore_case(bytes: &[u8], prefix: &[u8]) -> bool {
     bytes.len() >= prefix.len() && bytes[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
-/// RFC 9112 §3.2: HTTP/1.1 requires exactly one `Host`; HTTP/1.0 at most one. Its value
-/// must be a `uri-host [ ":" port ]` (or empty), whatever the target's form.
 /// The `Max-Forwards` count (RFC 9110 §7.6.2): one field of decimal digits. A count
 /// too large for 32 bits is as good as endless and is capped.
 fn max_forwards(fields: &Fields) -> Result<Option<u32>, ProxyError> {
@@ -546,6 +544,8 @@ fn is_credential(name: &[u8]) -> bool {
         .any(|credential| name.eq_ignore_ascii_case(credential))
 }
 
+/// RFC 9112 §3.2: HTTP/1.1 requires exactly one `Host`; HTTP/1.0 at most one. Its value
+/// must be a `uri-host [ ":" port ]` (or empty), whatever the target's form.
 fn check_host(fields: &Fields, http10: bool, absolute_form: bool) -> Result<(), ProxyError> {
     let mut hosts = fields.values(FieldName::Host);
     match (hosts.next(), hosts.next()) {

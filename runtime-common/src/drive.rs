@@ -237,7 +237,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         if std::mem::take(&mut self.handed_over) {
             return Poll::Ready(Wake::Input(Input::UpstreamConnected { reused: true }));
         }
-        let registered = std::mem::replace(&mut self.registered, true);
+        let registered = self.registered;
         let wanted = (!self.drained, !self.retired);
         if !registered && (wanted.0 || wanted.1) {
             let generation = &self.generation;
@@ -271,6 +271,8 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             // in this turn): the next deadline sets it afresh.
             None => self.armed = None,
         }
+        // Both hold this poll's waker now (an early return above leaves it unset).
+        self.registered = true;
         if let Some(connecting) = &mut self.connecting {
             if let Poll::Ready(connected) = connecting.future.as_mut().poll(cx) {
                 return Poll::Ready(self.connected(connected));
