@@ -170,6 +170,37 @@ pub async fn websocket_pings_keep_quiet_tunnel_alive(p: &dyn ProxyUnderTest) {
     );
 }
 
+/// A backend that answers a WebSocket upgrade, then never sends anything (nor answers
+/// Pings), reading until EOF.
+async fn silent_websocket_backend() -> Backend {
+    Backend::start(|mut c| async move {
+        let Some(req) = c.read_request().await? else {
+            return Ok(());
+        };
+        c.write(&switching_protocols(&req)).await?;
+        c.drain_to_eof().await; // never answers anything
+        Ok(())
+    })
+    .await
+}
+
+/// The opcodes of the frames a client that never answers gets until its connection
+/// ends, which must be within 3 s.
+async fn frames_until_dropped(c: &mut Conn) -> Vec<u8> {
+    let mut frames = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Ok(Some(f)) = ws::read_frame(c).await {
+            frames.push(f.opcode);
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "client connection still open 3 s after pings went unanswered; frames {frames:x?}"
+    );
+    frames
+}
+
 /// A WebSocket client that never answers the proxy's Pings is declared dead: the
 /// upstream gets `Close 1001 "client not responding"` and the client's connection ends.
 pub async fn websocket_client_not_answering_pings_is_dropped(p: &dyn ProxyUnderTest) {
@@ -180,17 +211,7 @@ pub async fn websocket_client_not_answering_pings_is_dropped(p: &dyn ProxyUnderT
     })
     .await;
     let mut c = raw_tunnel(&proxy, &upgrade_request("example.test")).await;
-    let mut frames = Vec::new();
-    let ended = tokio::time::timeout(Duration::from_secs(3), async {
-        while let Ok(Some(f)) = ws::read_frame(&mut c).await {
-            frames.push(f.opcode);
-        }
-    })
-    .await;
-    assert!(
-        ended.is_ok(),
-        "client connection still open 3 s after pings went unanswered; frames {frames:x?}"
-    );
+    let frames = frames_until_dropped(&mut c).await;
     assert_eq!(
         frames.first(),
         Some(&ws::PING),
@@ -211,15 +232,7 @@ pub async fn websocket_client_not_answering_pings_is_dropped(p: &dyn ProxyUnderT
 /// `pong_timeout`, and the upstream's unanswered Close ends it at `fin`: each a
 /// deadline set by the one before, with no byte in between to wake the proxy's task.
 pub async fn websocket_silent_peers_are_dropped_by_the_timers_alone(p: &dyn ProxyUnderTest) {
-    let backend = Backend::start(|mut c| async move {
-        let Some(req) = c.read_request().await? else {
-            return Ok(());
-        };
-        c.write(&switching_protocols(&req)).await?;
-        c.drain_to_eof().await; // never answers anything
-        Ok(())
-    })
-    .await;
+    let backend = silent_websocket_backend().await;
     let proxy = start_with(p, backend.addr, |c| {
         c.websocket.ping_interval = Some(Duration::from_millis(200));
         c.websocket.pong_timeout = Duration::from_millis(300);
@@ -227,17 +240,7 @@ pub async fn websocket_silent_peers_are_dropped_by_the_timers_alone(p: &dyn Prox
     })
     .await;
     let mut c = raw_tunnel(&proxy, &upgrade_request("example.test")).await;
-    let mut frames = Vec::new();
-    let ended = tokio::time::timeout(Duration::from_secs(3), async {
-        while let Ok(Some(f)) = ws::read_frame(&mut c).await {
-            frames.push(f.opcode);
-        }
-    })
-    .await;
-    assert!(
-        ended.is_ok(),
-        "client connection still open 3 s after the pings went unanswered; frames {frames:x?}"
-    );
+    let frames = frames_until_dropped(&mut c).await;
     // A client that does not answer is dead to the proxy: it gets no Close, only EOF.
     assert_eq!(frames, [ws::PING], "what the client got");
     assert!(
@@ -249,15 +252,7 @@ pub async fn websocket_silent_peers_are_dropped_by_the_timers_alone(p: &dyn Prox
 /// An upstream that never answers the proxy's Pings: the client gets
 /// `Close 1011 "upstream not responding"`.
 pub async fn websocket_upstream_not_answering_pings_gets_1011(p: &dyn ProxyUnderTest) {
-    let backend = Backend::start(|mut c| async move {
-        let Some(req) = c.read_request().await? else {
-            return Ok(());
-        };
-        c.write(&switching_protocols(&req)).await?;
-        c.drain_to_eof().await; // never answers anything
-        Ok(())
-    })
-    .await;
+    let backend = silent_websocket_backend().await;
     let proxy = start_with(p, backend.addr, |c| {
         c.websocket.ping_interval = Some(Duration::from_millis(200));
         c.websocket.pong_timeout = Duration::from_millis(300);
