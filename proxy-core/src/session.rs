@@ -1248,17 +1248,7 @@ impl Session {
     fn answer_here(&mut self, request: &RequestHead) {
         self.release_tunnel_slot();
         self.send(Side::Client, request.answer(self.proxy.wall_clock().date()));
-        let log = RequestLog {
-            method: request.method_bytes(),
-            target: request.target_bytes(256),
-            status: 200,
-            request_body_bytes: 0,
-            response_body_bytes: 0,
-            duration: (self.head_started)
-                .map_or(Duration::ZERO, |s| self.now.saturating_duration_since(s)),
-            from_proxy: true,
-            error: None,
-        };
+        let log = self.log_of_proxy_answer(Some(request), 200, None);
         self.outputs
             .push_back(Output::Event(Event::Request(Box::new(log))));
         self.linger();
@@ -1381,21 +1371,32 @@ impl Session {
                 from_proxy: error.is_some(),
                 error: error.map(ProxyError::message),
             },
-            _ => RequestLog {
-                method: Bytes::from_static(b"-"),
-                target: Bytes::from_static(b"-"),
-                status,
-                request_body_bytes: 0,
-                response_body_bytes: 0,
-                duration: self
-                    .head_started
-                    .map_or(Duration::ZERO, |s| self.now.saturating_duration_since(s)),
-                from_proxy: true,
-                error: error.map(ProxyError::message),
-            },
+            _ => self.log_of_proxy_answer(None, status, error),
         };
         self.outputs
             .push_back(Output::Event(Event::Request(Box::new(log))));
+    }
+
+    /// The log record of a response the proxy gave before any exchange began, to
+    /// `request` if its head was read.
+    fn log_of_proxy_answer(
+        &self,
+        request: Option<&RequestHead>,
+        status: u16,
+        error: Option<ProxyError>,
+    ) -> RequestLog {
+        let dash = || Bytes::from_static(b"-");
+        RequestLog {
+            method: request.map_or_else(dash, RequestHead::method_bytes),
+            target: request.map_or_else(dash, |r| r.target_bytes(256)),
+            status,
+            request_body_bytes: 0,
+            response_body_bytes: 0,
+            duration: (self.head_started)
+                .map_or(Duration::ZERO, |s| self.now.saturating_duration_since(s)),
+            from_proxy: true,
+            error: error.map(ProxyError::message),
+        }
     }
 }
 

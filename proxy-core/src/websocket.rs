@@ -235,15 +235,14 @@ impl FrameRelay {
             let h = parse_header(&rest[..len]);
             let data = matches!(h.opcode, OP_CONTINUATION | OP_TEXT | OP_BINARY);
             let end = (len as u64).saturating_add(h.length);
+            // Entering the frame comes last: it changes state only for a frame taken.
             if !data
-                || self.check(&h).is_err()
-                || (h.opcode == OP_CONTINUATION) != self.in_message
                 || end > rest.len() as u64
+                || self.check(&h).is_err()
+                || self.enter_data_frame(&h).is_err()
             {
                 return at;
             }
-            self.in_message = !h.fin;
-            self.last_large = h.length >= LARGE_PAYLOAD;
             at += end as usize; // at most `rest.len()`
         }
     }
@@ -259,6 +258,17 @@ impl FrameRelay {
         if h.length >> 63 != 0 {
             return Err(FrameError::LengthTooLarge);
         }
+        Ok(())
+    }
+
+    /// Checks a data frame's place in its message (RFC 6455 §5.4) and notes where the
+    /// frame leaves the message and how large it is.
+    fn enter_data_frame(&mut self, h: &Header) -> Result<(), FrameError> {
+        if (h.opcode == OP_CONTINUATION) != self.in_message {
+            return Err(FrameError::BadFragmentation);
+        }
+        self.in_message = !h.fin;
+        self.last_large = h.length >= LARGE_PAYLOAD;
         Ok(())
     }
 
@@ -282,12 +292,7 @@ impl FrameRelay {
                 Ok(None)
             }
             OP_CONTINUATION | OP_TEXT | OP_BINARY => {
-                let continuation = h.opcode == OP_CONTINUATION;
-                if continuation != self.in_message {
-                    return Err(FrameError::BadFragmentation);
-                }
-                self.in_message = !h.fin;
-                self.last_large = h.length >= LARGE_PAYLOAD;
+                self.enter_data_frame(&h)?;
                 self.state = if h.length > 0 {
                     State::Payload {
                         remaining: h.length,

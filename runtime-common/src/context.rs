@@ -303,7 +303,9 @@ impl<R: Runtime> Context<R> {
 
     /// Counts a session as live until the returned guard drops.
     pub(crate) fn enter(&self) -> LiveGuard {
-        if !self.clock_ticking.swap(true, Ordering::Relaxed) {
+        // Read first: a swap would write the shared flag on every accept.
+        let ticking = &self.clock_ticking;
+        if !ticking.load(Ordering::Relaxed) && !ticking.swap(true, Ordering::Relaxed) {
             let live = Arc::downgrade(&self.live);
             (self.runtime).spawn(tick_wall_clock(
                 self.clock.clone(),
