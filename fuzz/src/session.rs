@@ -536,6 +536,18 @@ impl Harness {
                 self.fail(&format!("read_room_when_passing({from:?}) above read_room"));
             }
             let room = self.session.passthrough_room(from);
+            let once_sent = self.session.passes_once_sent(from);
+            if room > 0 && !once_sent {
+                self.fail(&format!(
+                    "passthrough_room({from:?}) = {room} but passes_once_sent is false"
+                ));
+            }
+            let writable = self.unacked[idx(from.peer())] == 0;
+            if once_sent && writable && self.session.read_room(from) > 0 && room == 0 {
+                self.fail(&format!(
+                    "passes_once_sent({from:?}) with all written and room, but nothing passes"
+                ));
+            }
             if room == 0 {
                 continue;
             }

@@ -251,21 +251,37 @@ impl Session {
     /// [`read_room`](Self::read_room), and 0 while anything the session sent towards
     /// the other side is unwritten, so the moved bytes cannot overtake it.
     pub fn passthrough_room(&self, from: Side) -> usize {
-        let to = from.peer();
+        match self.unacked[from.peer().index()] {
+            0 => self.opaque_ahead(from).min(self.read_room(from)),
+            _ => 0,
+        }
+    }
+
+    /// Whether the next bytes from `from` may pass unseen as soon as everything sent
+    /// towards the other side is written: [`passthrough_room`](Self::passthrough_room)
+    /// is then above 0. A runtime that passes bytes through a kernel pipe can put a
+    /// short send (a WebSocket frame's header) into that pipe first and report it
+    /// written: the header and the payload behind it then leave in one write, not as
+    /// a packet of their own.
+    pub fn passes_once_sent(&self, from: Side) -> bool {
+        !self.eof[from.index()] && self.opaque_ahead(from) > 0
+    }
+
+    /// How many of the next bytes from `from` the session need not see, flow control
+    /// aside: the rest of a WebSocket data frame in flight, or any byte of a tunnel
+    /// that is not WebSocket. 0 while bytes read from `from` wait unread, or the other
+    /// side is shut.
+    fn opaque_ahead(&self, from: Side) -> usize {
         let State::Tunnel(tunnel) = &self.state else {
             return 0;
         };
-        if self.unacked[to.index()] > 0
-            || !self.unread[from.index()].is_empty()
-            || tunnel.shut[to.index()]
-        {
+        if !self.unread[from.index()].is_empty() || tunnel.shut[from.peer().index()] {
             return 0;
         }
-        let opaque = match &tunnel.websocket {
+        match &tunnel.websocket {
             Some(ws) => usize::try_from(ws.opaque_ahead(from)).unwrap_or(usize::MAX),
             None => usize::MAX,
-        };
-        opaque.min(self.read_room(from))
+        }
     }
 
     /// [`read_room`](Self::read_room) for a runtime that passes bytes unseen: after a

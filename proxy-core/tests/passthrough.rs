@@ -172,3 +172,40 @@ fn after_a_large_frame_a_passing_runtime_reads_only_a_header_so_the_next_payload
     expected.extend_from_slice(&small);
     assert_eq!(sim.upstream_received(), &expected[..]);
 }
+
+#[test]
+fn a_frame_header_unwritten_stops_its_payload_passing_but_says_the_payload_passes_next() {
+    let mut sim = websocket_tunnel(small_buffers());
+    sim.set_auto_ack(false);
+    assert!(
+        !sim.session().passes_once_sent(Side::Client),
+        "no header seen yet"
+    );
+    let frame = client_binary(&vec![5u8; 3000]);
+    sim.client_sends(&frame[..8]); // the header (2 + 2 + mask)
+    assert_eq!(
+        sim.session().passthrough_room(Side::Client),
+        0,
+        "header unwritten"
+    );
+    assert!(sim.session().passes_once_sent(Side::Client));
+    assert!(!sim.session().passes_once_sent(Side::Upstream));
+    sim.ack(Side::Upstream, 8);
+    assert_eq!(sim.session().passthrough_room(Side::Client), 3000);
+    assert!(sim.session().passes_once_sent(Side::Client));
+    sim.input(Input::Passed(Side::Client, 3000));
+    assert!(
+        !sim.session().passes_once_sent(Side::Client),
+        "the frame ended: the next header must be read"
+    );
+}
+
+#[test]
+fn nothing_passes_once_sent_from_a_side_that_ended() {
+    let mut sim = websocket_tunnel(small_buffers());
+    let frame = client_binary(&vec![5u8; 3000]);
+    sim.client_sends(&frame[..8]);
+    assert!(sim.session().passes_once_sent(Side::Client));
+    sim.eof(Side::Client);
+    assert!(!sim.session().passes_once_sent(Side::Client));
+}

@@ -8,7 +8,6 @@ use crate::access_log;
 use crate::context::{Context, Generation, LiveGuard};
 use crate::metrics::DialFailure;
 use crate::peer::{Peer, State, Wrote};
-use crate::pipe::Pipe;
 use crate::runtime::{Conn, Runtime, Transport, Upstream as UpstreamConn};
 use crate::setup::ListenMode;
 use crate::signal::Registration;
@@ -284,8 +283,21 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             true => [Side::Upstream, Side::Client],
             false => [Side::Client, Side::Upstream],
         };
-        // Writes first: they free what flow control counts.
-        for side in sides {
+        let passing = self.can_pass();
+        // Writes first: they free what flow control counts. A side's write waits,
+        // though, while bytes are about to pass into its open pipe behind a prefix.
+        let mut held = [None; 2];
+        for (i, side) in sides.into_iter().enumerate() {
+            if passing {
+                if let Some(n) = self.queue_into_pipe(session, side) {
+                    return Poll::Ready(Wake::Input(Input::Written(side, n)));
+                }
+                if self.pass_goes_first(session, side) {
+                    held[i] = Some(side);
+                    waiting = true;
+                    continue;
+                }
+            }
             if let Some(poll) = self.poll_write(side, cx) {
                 waiting = true;
                 if let Poll::Ready(result) = poll {
@@ -293,13 +305,8 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 }
             }
         }
-        let passing = self.can_pass();
         for side in sides {
-            let room = match passing {
-                true => session.read_room_when_passing(side),
-                false => session.read_room(side),
-            };
-            let room = room.saturating_sub(self.written_but_held(side.peer()));
+            let room = self.read_room(session, side, passing);
             if room == 0 {
                 continue;
             }
@@ -319,6 +326,12 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 if let Poll::Ready(result) = poll {
                     return Poll::Ready(self.read(side, result));
                 }
+            }
+        }
+        // A held write whose pass found nothing to move: its prefix goes out alone.
+        for side in held.into_iter().flatten() {
+            if let Some(Poll::Ready(result)) = self.poll_write(side, cx) {
+                return Poll::Ready(self.wrote(side, result));
             }
         }
         self.registered = false;
@@ -396,6 +409,37 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         }
     }
 
+    /// How many bytes may be read (or passed) from `side` now: the session's room,
+    /// less what the other side's queue holds of buffers written in part.
+    fn read_room(&self, session: &Session, side: Side, passing: bool) -> usize {
+        let room = match passing {
+            true => session.read_room_when_passing(side),
+            false => session.read_room(side),
+        };
+        room.saturating_sub(self.written_but_held(side.peer()))
+    }
+
+    /// Moves `to`'s queue, if short, into a pipe when the bytes `to` gets next will
+    /// pass through one ([`State::queue_into_pipe`](crate::peer::State::queue_into_pipe));
+    /// how many bytes it moved.
+    fn queue_into_pipe(&mut self, session: &Session, to: Side) -> Option<usize> {
+        let from = to.peer();
+        if !session.passes_once_sent(from) || !self.state(from)?.readable() {
+            return None;
+        }
+        self.state(to)?.queue_into_pipe()
+    }
+
+    /// Whether `to` holds an open pipe that bytes from the other side may pass into
+    /// now: its write then waits for the pass, so both go out together.
+    fn pass_goes_first(&mut self, session: &Session, to: Side) -> bool {
+        let from = to.peer();
+        let room = self.read_room(session, from, true);
+        session.passthrough_room(from).min(room) > 0
+            && self.state(from).is_some_and(|s| s.readable())
+            && self.state(to).is_some_and(|s| s.has_open_pipe())
+    }
+
     /// Whether both sockets can move bytes through a pipe (plain TCP on Linux).
     fn can_pass(&self) -> bool {
         let upstream = self.upstream.as_ref();
@@ -454,13 +498,10 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             return Wake::Nothing;
         };
         match result {
-            Ok(wrote) => {
-                state.wrote(&wrote);
-                match wrote {
-                    Wrote::Bytes(n) => Wake::Input(Input::Written(side, n)),
-                    Wrote::Nothing => Wake::Nothing,
-                }
-            }
+            Ok(wrote) => match state.wrote(&wrote) {
+                0 => Wake::Nothing,
+                n => Wake::Input(Input::Written(side, n)),
+            },
             Err(e) => {
                 debug!(?side, error = %e, "write failed");
                 state.fail();
@@ -569,15 +610,16 @@ fn pass<R, A: Transport<R>, B: Transport<R>>(
     max: usize,
     cx: &mut Cx<'_>,
 ) -> Option<Poll<io::Result<usize>>> {
-    if !from.state.readable() || !to.state.can_take_piped() {
+    if !from.state.readable() {
         return None;
     }
-    let pipe = Pipe::take()?;
-    let poll = from.io.poll_splice_in(cx, &pipe, max.min(MAX_READ));
+    let piped = to.state.take_pipe()?;
+    let poll = from.io.poll_splice_in(cx, piped.pipe(), max.min(MAX_READ));
     match poll {
-        Poll::Ready(Ok(n @ 1..)) => to.state.filled(pipe, n),
-        Poll::Ready(Err(_)) => drop(pipe),
-        Poll::Ready(Ok(0)) | Poll::Pending => pipe.give_back(),
+        Poll::Ready(Ok(n)) => to.state.filled(piped, n),
+        // An empty pipe may be in any state after a failed splice: not reused.
+        Poll::Ready(Err(_)) if piped.is_empty() => drop(piped),
+        Poll::Ready(Err(_)) | Poll::Pending => to.state.filled(piped, 0),
     }
     Some(poll)
 }

@@ -27,10 +27,9 @@ pub(crate) struct Peer<T> {
 #[derive(Default)]
 pub(crate) struct State {
     queue: VecDeque<Bytes>,
-    /// A pipe holding bytes moved from the other side's socket for this side
-    /// ([`filled`](Self::filled)), and how many: written before anything queued.
-    /// Held only while it has some.
-    piped: Option<(Pipe, u32)>,
+    /// A pipe holding bytes for this side, written before anything queued. Held only
+    /// while it has some.
+    piped: Option<Piped>,
     /// Bytes written off the front buffer that its allocation still holds. (Both
     /// counts are `u32`, to keep every session's task small; each stays within a
     /// buffer, far below 4 GiB.)
@@ -44,6 +43,38 @@ pub(crate) struct State {
     pub(crate) eof: bool,
     /// A read or write failed: the stream is dead both ways.
     failed: bool,
+}
+
+/// Most queued bytes [`State::queue_into_pipe`] moves: `PIPE_BUF`, which an empty
+/// pipe takes in one write.
+const PIPE_PREFIX_MAX: usize = 4096;
+
+/// Bytes held in a pipe for a side: moved from the other side's socket
+/// ([`State::filled`]), behind a short prefix of the queue, if any
+/// ([`State::queue_into_pipe`]).
+pub(crate) struct Piped {
+    pipe: Pipe,
+    /// Bytes in it, still to be written.
+    left: u32,
+    /// Of those, the prefix at the front that was moved from the queue and already
+    /// reported written. While it is all the pipe holds, the pipe is open: the bytes
+    /// passed next go in behind it.
+    reported: u32,
+}
+
+impl Piped {
+    pub(crate) fn pipe(&self) -> &Pipe {
+        &self.pipe
+    }
+
+    /// Whether it holds no bytes (a pipe just taken for a pass).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+
+    fn is_open(&self) -> bool {
+        self.left == self.reported
+    }
 }
 
 #[derive(Default, PartialEq, Eq)]
@@ -102,17 +133,77 @@ impl State {
                 || self.shutdown == Shutdown::Pending)
     }
 
-    /// Whether bytes may be moved into a pipe for this side now: nothing else is
-    /// waiting to be written to it, so they cannot overtake anything.
-    pub(crate) fn can_take_piped(&self) -> bool {
-        !self.failed && self.piped.is_none() && self.queue.is_empty()
+    /// A pipe to move bytes into for this side, if they could overtake nothing: the
+    /// queue is empty, and there is no pipe or only an open one (holding a prefix of
+    /// the queue). Given back with [`filled`](Self::filled).
+    pub(crate) fn take_pipe(&mut self) -> Option<Piped> {
+        if self.failed || !self.queue.is_empty() {
+            return None;
+        }
+        match self.piped.take() {
+            Some(piped) if piped.is_open() => Some(piped),
+            Some(piped) => {
+                self.piped = Some(piped);
+                None
+            }
+            None => Pipe::take().map(|pipe| Piped {
+                pipe,
+                left: 0,
+                reported: 0,
+            }),
+        }
     }
 
-    /// `pipe` now holds `n` bytes for this side (the session was told they passed).
-    pub(crate) fn filled(&mut self, pipe: Pipe, n: usize) {
-        if n > 0 {
-            self.piped = Some((pipe, u32::try_from(n).unwrap_or(u32::MAX))); // n <= MAX_READ
+    /// The pipe from [`take_pipe`](Self::take_pipe) now holds `n` more bytes for this
+    /// side (the session was told they passed). Kept while it holds any.
+    pub(crate) fn filled(&mut self, mut piped: Piped, n: usize) {
+        piped.left = piped
+            .left
+            .saturating_add(u32::try_from(n).unwrap_or(u32::MAX)); // n <= MAX_READ
+        match piped.left {
+            0 => piped.pipe.give_back(),
+            _ => self.piped = Some(piped),
         }
+    }
+
+    /// Moves a short queue (at most [`PIPE_PREFIX_MAX`] bytes) into a new, open pipe,
+    /// for bytes about to pass to go in behind it
+    /// ([`Session::passes_once_sent`](proxy_core::Session::passes_once_sent)); how
+    /// many bytes it moved, which the session may now take as written. `None` if the
+    /// queue is empty or longer, a pipe is held already, or none can be had.
+    pub(crate) fn queue_into_pipe(&mut self) -> Option<usize> {
+        if self.failed || self.piped.is_some() || self.queue.is_empty() {
+            return None;
+        }
+        if self.queue.len() > MAX_IOVECS {
+            return None;
+        }
+        let len: usize = self.queue.iter().map(Bytes::len).sum();
+        if len > PIPE_PREFIX_MAX {
+            return None;
+        }
+        let pipe = Pipe::take()?;
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        for (slice, bytes) in slices.iter_mut().zip(&self.queue) {
+            *slice = IoSlice::new(bytes);
+        }
+        if pipe.put(&slices[..self.queue.len()]).ok()? != len {
+            return None; // never, into an empty pipe; the pipe is closed, not reused
+        }
+        let len_u32 = u32::try_from(len).unwrap_or(u32::MAX); // len <= PIPE_PREFIX_MAX
+        self.piped = Some(Piped {
+            pipe,
+            left: len_u32,
+            reported: len_u32,
+        });
+        self.queue = VecDeque::new();
+        self.front_written = 0;
+        Some(len)
+    }
+
+    /// Whether this side holds an open pipe (see [`queue_into_pipe`](Self::queue_into_pipe)).
+    pub(crate) fn has_open_pipe(&self) -> bool {
+        self.piped.as_ref().is_some_and(Piped::is_open)
     }
 
     /// Memory the queue holds beyond its unwritten bytes: the written part of a buffer
@@ -134,19 +225,27 @@ impl State {
             && self.shutdown == Shutdown::No
     }
 
-    /// Records what [`Peer::poll_write_step`] achieved.
-    pub(crate) fn wrote(&mut self, wrote: &Wrote) {
+    /// Records what [`Peer::poll_write_step`] achieved; how many of the bytes written
+    /// the session has yet to hear of (a pipe's prefix was reported when it was moved).
+    pub(crate) fn wrote(&mut self, wrote: &Wrote) -> usize {
         match *wrote {
             Wrote::Bytes(n) if self.piped.is_some() => {
-                if let Some((pipe, left)) = self.piped.take() {
-                    match left.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX)) {
-                        0 => pipe.give_back(),
-                        left => self.piped = Some((pipe, left)),
-                    }
+                let Some(mut piped) = self.piped.take() else {
+                    return 0;
+                };
+                let n = u32::try_from(n).unwrap_or(u32::MAX);
+                let known = n.min(piped.reported);
+                piped.reported -= known;
+                piped.left = piped.left.saturating_sub(n);
+                match piped.left {
+                    0 => piped.pipe.give_back(),
+                    _ => self.piped = Some(piped),
                 }
+                (n - known) as usize
             }
-            Wrote::Bytes(mut n) => {
+            Wrote::Bytes(written) => {
                 self.dirty = self.buffers_writes;
+                let mut n = written;
                 while let (true, Some(front)) = (n > 0, self.queue.front_mut()) {
                     let taken = n.min(front.len());
                     front.advance(taken);
@@ -161,9 +260,16 @@ impl State {
                 if self.queue.is_empty() {
                     self.queue = VecDeque::new(); // an idle side keeps no queue allocation
                 }
+                written
             }
-            Wrote::Nothing if self.dirty => self.dirty = false,
-            Wrote::Nothing => self.shutdown = Shutdown::Done,
+            Wrote::Nothing if self.dirty => {
+                self.dirty = false;
+                0
+            }
+            Wrote::Nothing => {
+                self.shutdown = Shutdown::Done;
+                0
+            }
         }
     }
 
@@ -222,8 +328,10 @@ impl<T> Peer<T> {
         T: Transport<R>,
     {
         let state = &self.state;
-        if let Some((pipe, left)) = &state.piped {
-            let written = ready!(self.io.poll_splice_out(cx, pipe, *left as usize));
+        if let Some(piped) = &state.piped {
+            let written = ready!(self
+                .io
+                .poll_splice_out(cx, &piped.pipe, piped.left as usize));
             return Poll::Ready(took(written));
         }
         if !state.queue.is_empty() {
@@ -264,7 +372,9 @@ impl<T> Peer<T> {
     {
         while self.state.busy() {
             match ready!(self.poll_write_step(cx)) {
-                Ok(wrote) => self.state.wrote(&wrote),
+                Ok(wrote) => {
+                    self.state.wrote(&wrote);
+                }
                 Err(_) => self.state.fail(),
             }
         }
@@ -376,28 +486,116 @@ mod tests {
     #[test]
     fn piped_bytes_go_before_the_queue_and_the_pipe_is_held_only_while_it_has_some() {
         let mut s = state(false);
-        assert!(s.can_take_piped());
-        s.filled(Pipe::take().unwrap(), 1000);
-        assert!(s.busy() && !s.reusable() && !s.can_take_piped());
+        let piped = s.take_pipe().expect("a pipe");
+        s.filled(piped, 1000);
+        assert!(s.busy() && !s.reusable() && s.take_pipe().is_none());
         // Frames the session sends meanwhile queue behind the piped bytes.
         s.send(Bytes::from_static(b"ping"));
-        s.wrote(&Wrote::Bytes(600));
-        assert_eq!(s.piped.as_ref().map(|(_, left)| *left), Some(400));
+        assert_eq!(s.wrote(&Wrote::Bytes(600)), 600);
+        assert_eq!(s.piped.as_ref().map(|p| p.left), Some(400));
         assert_eq!(queued(&s), [&b"ping"[..]]);
-        s.wrote(&Wrote::Bytes(400));
+        assert_eq!(s.wrote(&Wrote::Bytes(400)), 400);
         assert!(s.piped.is_none(), "the emptied pipe went back to the pool");
         assert_eq!(queued(&s), [&b"ping"[..]], "the queue waited for the pipe");
-        s.wrote(&Wrote::Bytes(4));
-        assert!(!s.busy() && s.reusable() && s.can_take_piped());
+        assert!(
+            s.take_pipe().is_none(),
+            "passed bytes would overtake the queue"
+        );
+        assert_eq!(s.wrote(&Wrote::Bytes(4)), 4);
+        assert!(!s.busy() && s.reusable() && s.take_pipe().is_some());
     }
 
     #[cfg(target_os = "linux")]
     #[test]
     fn a_failed_side_drops_its_pipe() {
         let mut s = state(false);
-        s.filled(Pipe::take().unwrap(), 10);
+        let piped = s.take_pipe().unwrap();
+        s.filled(piped, 10);
         s.fail();
-        assert!(s.piped.is_none() && !s.busy() && !s.can_take_piped());
+        assert!(s.piped.is_none() && !s.busy() && s.take_pipe().is_none());
+    }
+
+    /// A short queue goes into the pipe ahead of the bytes passed behind it, and the
+    /// session hears of its writing once, when it was moved.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_short_queue_leads_the_passed_bytes_in_one_pipe_and_is_reported_once() {
+        use std::io::{Read, Write};
+        use std::os::unix::net::UnixStream;
+        let (mut from_peer, from) = UnixStream::pair().unwrap();
+        let (to, mut to_peer) = UnixStream::pair().unwrap();
+        from.set_nonblocking(true).unwrap();
+        let mut s = state(false);
+        s.send(Bytes::from_static(b"\x82\x7e"));
+        s.send(Bytes::from_static(b"\x00\x64"));
+        assert_eq!(
+            s.queue_into_pipe(),
+            Some(4),
+            "moved, to be reported written"
+        );
+        assert!(s.busy() && s.has_open_pipe() && queued(&s).is_empty());
+        let payload = [7u8; 100];
+        from_peer.write_all(&payload).unwrap();
+        let piped = s.take_pipe().expect("the open pipe");
+        assert_eq!(piped.pipe().fill_from(&from, 100).unwrap(), 100);
+        s.filled(piped, 100);
+        assert!(
+            !s.has_open_pipe() && s.take_pipe().is_none(),
+            "closed once passed into"
+        );
+        let pipe = &s.piped.as_ref().unwrap().pipe;
+        assert_eq!(pipe.drain_into(&to, 60).unwrap(), 60);
+        assert_eq!(
+            s.wrote(&Wrote::Bytes(60)),
+            56,
+            "less the 4 already reported"
+        );
+        let pipe = &s.piped.as_ref().unwrap().pipe;
+        assert_eq!(pipe.drain_into(&to, 44).unwrap(), 44);
+        assert_eq!(s.wrote(&Wrote::Bytes(44)), 44);
+        assert!(!s.busy());
+        let mut got = [0u8; 104];
+        to_peer.read_exact(&mut got).unwrap();
+        assert_eq!(got[..4], *b"\x82\x7e\x00\x64");
+        assert_eq!(got[4..], payload);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_prefix_that_nothing_followed_goes_out_alone_and_is_not_reported_again() {
+        let mut s = state(false);
+        s.send(Bytes::from_static(b"head"));
+        assert_eq!(s.queue_into_pipe(), Some(4));
+        let piped = s.take_pipe().unwrap();
+        s.filled(piped, 0); // the pass found nothing
+        assert!(s.has_open_pipe() && s.busy());
+        assert_eq!(s.wrote(&Wrote::Bytes(3)), 0);
+        assert_eq!(s.wrote(&Wrote::Bytes(1)), 0);
+        assert!(s.piped.is_none() && !s.busy());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_a_short_queue_moves_into_a_pipe_and_only_into_a_new_one() {
+        let mut s = state(false);
+        assert_eq!(s.queue_into_pipe(), None, "nothing queued");
+        s.send(Bytes::from(vec![1u8; PIPE_PREFIX_MAX + 1]));
+        assert_eq!(
+            s.queue_into_pipe(),
+            None,
+            "longer than a pipe takes at once"
+        );
+        assert_eq!(queued(&s)[0].len(), PIPE_PREFIX_MAX + 1, "left queued");
+        let mut s = state(false);
+        let piped = s.take_pipe().unwrap();
+        s.filled(piped, 10);
+        s.send(Bytes::from_static(b"ping"));
+        assert_eq!(
+            s.queue_into_pipe(),
+            None,
+            "it would overtake the piped bytes"
+        );
+        assert_eq!(queued(&s), [&b"ping"[..]]);
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //! two file descriptors each). Emptied pipes wait in a small per-thread pool for the
 //! next chunk, since making one is a system call and dropping one is two more.
 //!
+//! A short send that the passed bytes follow (a WebSocket frame's header) is put into
+//! the pipe ahead of them, so header and payload leave in one `splice`: one TCP
+//! segment, where sending the header alone would cost the kernel a packet of its own.
+//!
 //! Linux only; elsewhere [`Pipe::take`] finds none and every byte is read as usual.
 
 #[cfg(target_os = "linux")]
@@ -19,7 +23,7 @@ pub use other::Pipe;
 mod linux {
     use rustix::pipe::{pipe_with, splice, PipeFlags, SpliceFlags};
     use std::cell::RefCell;
-    use std::io;
+    use std::io::{self, IoSlice};
     use std::os::fd::{AsFd, OwnedFd};
 
     /// Emptied pipes a thread keeps for reuse (two file descriptors each, so few).
@@ -58,9 +62,16 @@ mod linux {
             });
         }
 
+        /// Writes `bufs` into the pipe: all of them if the pipe is empty and they
+        /// come to at most `PIPE_BUF` (4096) bytes, which a pipe takes in one piece.
+        pub fn put(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            Ok(rustix::io::writev(&self.write, bufs)?)
+        }
+
         /// Moves at most `max` bytes from `socket` into the pipe. `WouldBlock` when the
-        /// socket has nothing (the pipe is empty when this is called, and `max` is
-        /// at most its capacity, or the move is partial). 0 is EOF.
+        /// socket has nothing (the pipe holds at most a short [`put`](Self::put) when
+        /// this is called, and `max` is at most its capacity, or the move is
+        /// partial). 0 is EOF.
         pub fn fill_from(&self, socket: impl AsFd, max: usize) -> io::Result<usize> {
             let flags = SpliceFlags::NONBLOCK | SpliceFlags::MOVE;
             Ok(splice(socket, None, &self.write, None, max, flags)?)
@@ -89,6 +100,11 @@ mod other {
 
         /// Never called: no pipe exists.
         pub fn give_back(self) {}
+
+        /// Never called: no pipe exists.
+        pub fn put(&self, _: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+            match *self {}
+        }
 
         /// Never called: no pipe exists.
         pub fn fill_from<S>(&self, _: S, _: usize) -> std::io::Result<usize> {

@@ -298,6 +298,7 @@ macro_rules! scenarios {
             tunnel_activity_keeps_it_open,
             websocket_pings_keep_quiet_tunnel_alive,
             websocket_peer_pings_and_pongs_pass_through,
+            websocket_payload_arriving_after_its_header_is_relayed_intact,
             websocket_client_not_answering_pings_is_dropped,
             websocket_silent_peers_are_dropped_by_the_timers_alone,
             websocket_upstream_not_answering_pings_gets_1011,

@@ -105,6 +105,8 @@ pub fn frame(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
 
 /// Opcodes.
 pub const TEXT: u8 = 0x1;
+/// Binary opcode.
+pub const BINARY: u8 = 0x2;
 /// Close opcode.
 pub const CLOSE: u8 = 0x8;
 /// Ping opcode.
