@@ -213,6 +213,7 @@ impl Session {
     /// yet reported (or that wait unread) stay within `buffer_size`, so a peer that
     /// stops reading holds at most that much of the other side's bytes in the proxy.
     /// While a head is expected, a whole `buffer_size` may be read.
+    #[inline]
     pub fn read_room(&self, side: Side) -> usize {
         if self.eof[side.index()] {
             return 0;
@@ -250,6 +251,7 @@ impl Session {
     /// flight (headers and control frames are always read). Never more than
     /// [`read_room`](Self::read_room), and 0 while anything the session sent towards
     /// the other side is unwritten, so the moved bytes cannot overtake it.
+    #[inline(always)]
     pub fn passthrough_room(&self, from: Side) -> usize {
         match self.unacked[from.peer().index()] {
             0 => self.opaque_ahead(from).min(self.read_room(from)),
@@ -263,6 +265,7 @@ impl Session {
     /// short send (a WebSocket frame's header) into that pipe first and report it
     /// written: the header and the payload behind it then leave in one write, not as
     /// a packet of their own.
+    #[inline]
     pub fn passes_once_sent(&self, from: Side) -> bool {
         !self.eof[from.index()] && self.opaque_ahead(from) > 0
     }
@@ -271,6 +274,7 @@ impl Session {
     /// aside: the rest of a WebSocket data frame in flight, or any byte of a tunnel
     /// that is not WebSocket. 0 while bytes read from `from` wait unread, or the other
     /// side is shut.
+    #[inline(always)]
     fn opaque_ahead(&self, from: Side) -> usize {
         let State::Tunnel(tunnel) = &self.state else {
             return 0;
@@ -288,6 +292,7 @@ impl Session {
     /// large WebSocket data frame from `side`, only a frame header's worth, so that
     /// the next frame's payload, likely large too, passes rather than being read in
     /// with its header.
+    #[inline]
     pub fn read_room_when_passing(&self, side: Side) -> usize {
         let room = self.read_room(side);
         match &self.state {
@@ -303,6 +308,14 @@ impl Session {
     /// The client this session serves, as given when it started.
     pub fn client(&self) -> &ClientInfo {
         &self.client
+    }
+
+    /// Whether the session relays a tunnel (after a `101`): the only time bytes may
+    /// pass unseen ([`passthrough_room`](Self::passthrough_room)), so a runtime can
+    /// skip asking otherwise.
+    #[inline]
+    pub fn is_tunnel(&self) -> bool {
+        matches!(self.state, State::Tunnel(_))
     }
 
     /// Whether the session is over (`Close` was emitted).

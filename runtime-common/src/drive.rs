@@ -7,7 +7,7 @@
 use crate::access_log;
 use crate::context::{Context, Generation, LiveGuard};
 use crate::metrics::DialFailure;
-use crate::peer::{Peer, State, Wrote};
+use crate::peer::{Peer, State, Wrote, PIPE_PREFIX_MAX};
 use crate::runtime::{Conn, Runtime, Transport, Upstream as UpstreamConn};
 use crate::setup::ListenMode;
 use crate::signal::Registration;
@@ -128,6 +128,11 @@ struct Sockets<R: Runtime, C, Ctx: Deref<Target = Context<R>>> {
     upstream_first: bool,
     /// For log lines (the client's address is the session's).
     upstream_addr: Option<SocketAddr>,
+    /// The session sent something short enough to lead a pass (a WebSocket frame's
+    /// header) since [`lead_a_pass`](Self::lead_a_pass) last looked.
+    sent_short: bool,
+    /// A side may hold an open pipe (see [`State::queue_into_pipe`]).
+    open_pipe: bool,
 }
 
 struct Upstream<T> {
@@ -162,6 +167,8 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             registered: false,
             upstream_first: false,
             upstream_addr: None,
+            sent_short: false,
+            open_pipe: false,
         }
     }
 
@@ -169,7 +176,11 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
     fn carry_out(&mut self, output: Output, client_addr: Option<SocketAddr>) -> ControlFlow<()> {
         match output {
             Output::Send(side, bytes) => match self.state(side) {
-                Some(state) => state.send(bytes),
+                Some(state) => {
+                    let short = bytes.len() <= PIPE_PREFIX_MAX;
+                    state.send(bytes);
+                    self.sent_short |= short;
+                }
                 None => warn!(
                     ?side,
                     len = bytes.len(),
@@ -236,6 +247,11 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         if std::mem::take(&mut self.handed_over) {
             return Poll::Ready(Wake::Input(Input::UpstreamConnected { reused: true }));
         }
+        if self.sent_short || self.open_pipe {
+            if let Some(wake) = self.lead_a_pass(session, cx) {
+                return Poll::Ready(wake);
+            }
+        }
         let registered = self.registered;
         let wanted = (!self.drained, !self.retired);
         if !registered && (wanted.0 || wanted.1) {
@@ -283,21 +299,8 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             true => [Side::Upstream, Side::Client],
             false => [Side::Client, Side::Upstream],
         };
-        let passing = self.can_pass();
-        // Writes first: they free what flow control counts. A side's write waits,
-        // though, while bytes are about to pass into its open pipe behind a prefix.
-        let mut held = [None; 2];
-        for (i, side) in sides.into_iter().enumerate() {
-            if passing {
-                if let Some(n) = self.queue_into_pipe(session, side) {
-                    return Poll::Ready(Wake::Input(Input::Written(side, n)));
-                }
-                if self.pass_goes_first(session, side) {
-                    held[i] = Some(side);
-                    waiting = true;
-                    continue;
-                }
-            }
+        // Writes first: they free what flow control counts.
+        for side in sides {
             if let Some(poll) = self.poll_write(side, cx) {
                 waiting = true;
                 if let Poll::Ready(result) = poll {
@@ -305,6 +308,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 }
             }
         }
+        let passing = session.is_tunnel() && self.can_pass();
         for side in sides {
             let room = self.read_room(session, side, passing);
             if room == 0 {
@@ -326,12 +330,6 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 if let Poll::Ready(result) = poll {
                     return Poll::Ready(self.read(side, result));
                 }
-            }
-        }
-        // A held write whose pass found nothing to move: its prefix goes out alone.
-        for side in held.into_iter().flatten() {
-            if let Some(Poll::Ready(result)) = self.poll_write(side, cx) {
-                return Poll::Ready(self.wrote(side, result));
             }
         }
         self.registered = false;
@@ -373,6 +371,13 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         Poll::Ready(())
     }
 
+    fn state_ref(&self, side: Side) -> Option<&State> {
+        match side {
+            Side::Client => Some(&self.client.state),
+            Side::Upstream => self.upstream.as_ref().map(|u| &u.peer.state),
+        }
+    }
+
     /// Polls the write work of `side`; `None` if it has none.
     fn poll_write(&self, side: Side, cx: &mut Cx<'_>) -> Option<Poll<io::Result<Wrote>>> {
         match side {
@@ -411,6 +416,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
 
     /// How many bytes may be read (or passed) from `side` now: the session's room,
     /// less what the other side's queue holds of buffers written in part.
+    #[inline(always)]
     fn read_room(&self, session: &Session, side: Side, passing: bool) -> usize {
         let room = match passing {
             true => session.read_room_when_passing(side),
@@ -419,25 +425,46 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         room.saturating_sub(self.written_but_held(side.peer()))
     }
 
-    /// Moves `to`'s queue, if short, into a pipe when the bytes `to` gets next will
-    /// pass through one ([`State::queue_into_pipe`](crate::peer::State::queue_into_pipe));
-    /// how many bytes it moved.
-    fn queue_into_pipe(&mut self, session: &Session, to: Side) -> Option<usize> {
-        let from = to.peer();
-        if !session.passes_once_sent(from) || !self.state(from)?.readable() {
+    /// A header and the payload behind it leave in one write: after the session sent
+    /// something, a short queue moves into a pipe when the bytes its side gets next
+    /// will pass through one ([`State::queue_into_pipe`](crate::peer::State::queue_into_pipe)),
+    /// and the session is told it was written; at the next wait, before anything is
+    /// written, those bytes are passed into that pipe behind it. If none are there
+    /// yet, the write that follows sends the prefix alone.
+    #[inline(never)]
+    fn lead_a_pass(&mut self, session: &Session, cx: &mut Cx<'_>) -> Option<Wake> {
+        let (sent, open) = (self.sent_short, self.open_pipe);
+        (self.sent_short, self.open_pipe) = (false, false);
+        if !session.is_tunnel() || !self.can_pass() {
             return None;
         }
-        self.state(to)?.queue_into_pipe()
-    }
-
-    /// Whether `to` holds an open pipe that bytes from the other side may pass into
-    /// now: its write then waits for the pass, so both go out together.
-    fn pass_goes_first(&mut self, session: &Session, to: Side) -> bool {
-        let from = to.peer();
-        let room = self.read_room(session, from, true);
-        session.passthrough_room(from).min(room) > 0
-            && self.state(from).is_some_and(|s| s.readable())
-            && self.state(to).is_some_and(|s| s.has_open_pipe())
+        for to in [Side::Client, Side::Upstream] {
+            let from = to.peer();
+            let state = self.state_ref(to)?;
+            let (open, lead) = (
+                open && state.has_open_pipe(),
+                sent && state.can_lead_a_pass(),
+            );
+            if !(open || lead) || !self.state_ref(from)?.readable() {
+                continue;
+            }
+            if open {
+                let room = self.read_room(session, from, true);
+                let pass = session.passthrough_room(from).min(room);
+                if pass == 0 {
+                    continue;
+                }
+                if let Some(Poll::Ready(result)) = self.poll_pass(from, pass, cx) {
+                    return Some(self.passed(from, result));
+                }
+            } else if session.passes_once_sent(from) {
+                if let Some(n) = self.state(to)?.queue_into_pipe() {
+                    self.open_pipe = true;
+                    return Some(Wake::Input(Input::Written(to, n)));
+                }
+            }
+        }
+        None
     }
 
     /// Whether both sockets can move bytes through a pipe (plain TCP on Linux).
@@ -493,6 +520,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         })
     }
 
+    #[inline(always)]
     fn wrote(&mut self, side: Side, result: io::Result<Wrote>) -> Wake {
         let Some(state) = self.state(side) else {
             return Wake::Nothing;

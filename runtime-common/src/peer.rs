@@ -45,9 +45,12 @@ pub(crate) struct State {
     failed: bool,
 }
 
-/// Most queued bytes [`State::queue_into_pipe`] moves: `PIPE_BUF`, which an empty
-/// pipe takes in one write.
-const PIPE_PREFIX_MAX: usize = 4096;
+/// Most queued bytes [`State::queue_into_pipe`] moves: a WebSocket frame header's
+/// worth. Expecting a large frame, the session reads no more than a header (14 bytes)
+/// at a time, so a header and the payload bytes read with it fit; a longer queue is
+/// not a header waiting for its payload, and checking for it would only cost every
+/// small message.
+pub(crate) const PIPE_PREFIX_MAX: usize = 16;
 
 /// Bytes held in a pipe for a side: moved from the other side's socket
 /// ([`State::filled`]), behind a short prefix of the queue, if any
@@ -166,22 +169,17 @@ impl State {
         }
     }
 
-    /// Moves a short queue (at most [`PIPE_PREFIX_MAX`] bytes) into a new, open pipe,
+    /// Moves a short queue (at most [`PIPE_PREFIX_MAX`] bytes in two buffers: a header,
+    /// and payload read with it) into a new, open pipe,
     /// for bytes about to pass to go in behind it
     /// ([`Session::passes_once_sent`](proxy_core::Session::passes_once_sent)); how
     /// many bytes it moved, which the session may now take as written. `None` if the
     /// queue is empty or longer, a pipe is held already, or none can be had.
     pub(crate) fn queue_into_pipe(&mut self) -> Option<usize> {
-        if self.failed || self.piped.is_some() || self.queue.is_empty() {
-            return None;
-        }
-        if self.queue.len() > MAX_IOVECS {
+        if !self.can_lead_a_pass() {
             return None;
         }
         let len: usize = self.queue.iter().map(Bytes::len).sum();
-        if len > PIPE_PREFIX_MAX {
-            return None;
-        }
         let pipe = Pipe::take()?;
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
         for (slice, bytes) in slices.iter_mut().zip(&self.queue) {
@@ -196,9 +194,20 @@ impl State {
             left: len_u32,
             reported: len_u32,
         });
-        self.queue = VecDeque::new();
+        self.queue.clear();
+        self.queue.shrink_to_fit(); // an idle side keeps no queue allocation
         self.front_written = 0;
         Some(len)
+    }
+
+    /// Whether [`queue_into_pipe`](Self::queue_into_pipe) would move the queue: it is
+    /// short, and no pipe is held.
+    pub(crate) fn can_lead_a_pass(&self) -> bool {
+        let len = |i| self.queue.get(i).map_or(0, Bytes::len);
+        !self.failed
+            && self.piped.is_none()
+            && matches!(self.queue.len(), 1 | 2)
+            && len(0) + len(1) <= PIPE_PREFIX_MAX
     }
 
     /// Whether this side holds an open pipe (see [`queue_into_pipe`](Self::queue_into_pipe)).
