@@ -30,6 +30,11 @@ pub(crate) struct State {
     /// A pipe holding bytes for this side, written before anything queued. Held only
     /// while it has some.
     piped: Option<Piped>,
+    /// Of the piped bytes, the prefix at the front that was moved from the queue and
+    /// already reported written ([`queue_into_pipe`](Self::queue_into_pipe)). While it
+    /// is all the pipe holds, the pipe is open: the bytes passed next go in behind it.
+    /// (Here rather than in [`Piped`], where it would cost every session 16 bytes.)
+    piped_reported: u8,
     /// Bytes written off the front buffer that its allocation still holds. (Both
     /// counts are `u32`, to keep every session's task small; each stays within a
     /// buffer, far below 4 GiB.)
@@ -59,10 +64,6 @@ pub(crate) struct Piped {
     pipe: Pipe,
     /// Bytes in it, still to be written.
     left: u32,
-    /// Of those, the prefix at the front that was moved from the queue and already
-    /// reported written. While it is all the pipe holds, the pipe is open: the bytes
-    /// passed next go in behind it.
-    reported: u32,
 }
 
 impl Piped {
@@ -73,10 +74,6 @@ impl Piped {
     /// Whether it holds no bytes (a pipe just taken for a pass).
     pub(crate) fn is_empty(&self) -> bool {
         self.left == 0
-    }
-
-    fn is_open(&self) -> bool {
-        self.left == self.reported
     }
 }
 
@@ -143,17 +140,10 @@ impl State {
         if self.failed || !self.queue.is_empty() {
             return None;
         }
-        match self.piped.take() {
-            Some(piped) if piped.is_open() => Some(piped),
-            Some(piped) => {
-                self.piped = Some(piped);
-                None
-            }
-            None => Pipe::take().map(|pipe| Piped {
-                pipe,
-                left: 0,
-                reported: 0,
-            }),
+        match self.has_open_pipe() {
+            true => self.piped.take(),
+            false if self.piped.is_some() => None,
+            false => Pipe::take().map(|pipe| Piped { pipe, left: 0 }),
         }
     }
 
@@ -188,12 +178,12 @@ impl State {
         if pipe.put(&slices[..self.queue.len()]).ok()? != len {
             return None; // never, into an empty pipe; the pipe is closed, not reused
         }
-        let len_u32 = u32::try_from(len).unwrap_or(u32::MAX); // len <= PIPE_PREFIX_MAX
+        let len_u8 = u8::try_from(len).unwrap_or(u8::MAX); // len <= PIPE_PREFIX_MAX
         self.piped = Some(Piped {
             pipe,
-            left: len_u32,
-            reported: len_u32,
+            left: u32::from(len_u8),
         });
+        self.piped_reported = len_u8;
         self.queue.clear();
         self.queue.shrink_to_fit(); // an idle side keeps no queue allocation
         self.front_written = 0;
@@ -212,7 +202,7 @@ impl State {
 
     /// Whether this side holds an open pipe (see [`queue_into_pipe`](Self::queue_into_pipe)).
     pub(crate) fn has_open_pipe(&self) -> bool {
-        self.piped.as_ref().is_some_and(Piped::is_open)
+        (self.piped.as_ref()).is_some_and(|p| p.left == u32::from(self.piped_reported))
     }
 
     /// Memory the queue holds beyond its unwritten bytes: the written part of a buffer
@@ -243,8 +233,8 @@ impl State {
                     return 0;
                 };
                 let n = u32::try_from(n).unwrap_or(u32::MAX);
-                let known = n.min(piped.reported);
-                piped.reported -= known;
+                let known = n.min(u32::from(self.piped_reported));
+                self.piped_reported -= known as u8; // known <= piped_reported
                 piped.left = piped.left.saturating_sub(n);
                 match piped.left {
                     0 => piped.pipe.give_back(),
@@ -286,6 +276,7 @@ impl State {
     pub(crate) fn fail(&mut self) {
         self.failed = true;
         self.piped = None; // closed: it may hold bytes nobody will take
+        self.piped_reported = 0;
         self.queue.clear();
         self.front_written = 0;
     }

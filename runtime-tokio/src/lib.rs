@@ -121,9 +121,12 @@ mod tests {
     use std::sync::Arc;
 
     /// The whole per-connection task (session, sockets, timer, what it waits on) is
-    /// what an idle connection costs besides the kernel's socket buffers.
+    /// what an idle connection costs besides the kernel's socket buffers. With tokio's
+    /// task header and trailer it must fit jemalloc's 896-byte size class: a future
+    /// 16 bytes larger (888) took the benchmark's idle tunnel from 1.93 to 2.08 KiB,
+    /// over the 2 KiB target.
     #[tokio::test]
-    async fn an_idle_session_task_stays_under_one_and_a_half_kib() {
+    async fn an_idle_session_task_fits_the_896_byte_size_class() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
@@ -131,6 +134,11 @@ mod tests {
         let ctx = Context::new(Arc::new(proxy_core::Config::default()));
         let task = ctx.serve_connection(client, ClientInfo::default());
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 1536, "the session task is {size} bytes");
+        // Unoptimised, the same task lays out larger; CI runs this test both ways.
+        let limit = if cfg!(debug_assertions) { 896 } else { 872 };
+        assert!(
+            size <= limit,
+            "the session task is {size} bytes, over {limit}"
+        );
     }
 }
