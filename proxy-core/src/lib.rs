@@ -36,7 +36,10 @@
 //! may, in step 2, move up to [`Session::passthrough_room`] bytes from a side instead
 //! of reading, and feed [`Input::Passed`]: the payload of WebSocket data frames and
 //! non-WebSocket tunnels then never enters user space. Such a runtime reads at most
-//! [`Session::read_room_when_passing`] bytes per read.
+//! [`Session::read_room_when_passing`] bytes per read. When
+//! [`Session::passes_once_sent`] says a side's next bytes will pass, it may put what
+//! it holds for the other side (a frame's header) into the same pipe ahead of them and
+//! feed `Input::Written` for it at once: header and payload then leave in one write.
 //!
 //! ## Verifying behaviour deterministically
 //! [`sim::Sim`] drives a session with a virtual clock and scripted peers, so a test of
