@@ -371,6 +371,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         Poll::Ready(())
     }
 
+    /// [`state`](Self::state), to read.
     fn state_ref(&self, side: Side) -> Option<&State> {
         match side {
             Side::Client => Some(&self.client.state),
@@ -390,12 +391,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
 
     /// See [`State::written_but_held`](crate::peer::State::written_but_held).
     fn written_but_held(&self, side: Side) -> usize {
-        match side {
-            Side::Client => self.client.state.written_but_held(),
-            Side::Upstream => {
-                (self.upstream.as_ref()).map_or(0, |u| u.peer.state.written_but_held())
-            }
-        }
+        self.state_ref(side).map_or(0, State::written_but_held)
     }
 
     /// Polls a read of at most `room` bytes from `side`; `None` if it cannot be read.

@@ -169,13 +169,12 @@ impl State {
         if !self.can_lead_a_pass() {
             return None;
         }
-        let len: usize = self.queue.iter().map(Bytes::len).sum();
-        let pipe = Pipe::take()?;
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        for (slice, bytes) in slices.iter_mut().zip(&self.queue) {
-            *slice = IoSlice::new(bytes);
-        }
-        if pipe.put(&slices[..self.queue.len()]).ok()? != len {
+        let count = self.queue_slices(&mut slices);
+        let slices = &slices[..count];
+        let len: usize = slices.iter().map(|s| s.len()).sum();
+        let pipe = Pipe::take()?;
+        if pipe.put(slices).ok()? != len {
             return None; // never, into an empty pipe; the pipe is closed, not reused
         }
         let len_u8 = u8::try_from(len).unwrap_or(u8::MAX); // len <= PIPE_PREFIX_MAX
@@ -188,6 +187,13 @@ impl State {
         self.queue.shrink_to_fit(); // an idle side keeps no queue allocation
         self.front_written = 0;
         Some(len)
+    }
+
+    /// Points `slices` at the front of the queue; how many it filled.
+    fn queue_slices<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_IOVECS]) -> usize {
+        (slices.iter_mut().zip(&self.queue))
+            .map(|(slice, bytes)| *slice = IoSlice::new(bytes))
+            .count()
     }
 
     /// Whether [`queue_into_pipe`](Self::queue_into_pipe) would move the queue: it is
@@ -336,11 +342,7 @@ impl<T> Peer<T> {
         }
         if !state.queue.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let count = slices
-                .iter_mut()
-                .zip(&state.queue)
-                .map(|(slice, bytes)| *slice = IoSlice::new(bytes))
-                .count();
+            let count = state.queue_slices(&mut slices);
             // The last bytes before a shutdown may go out with the FIN.
             let last = state.shutdown == Shutdown::Pending && count == state.queue.len();
             let mut write = |bufs: &[IoSlice<'_>]| match last {
