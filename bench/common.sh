@@ -190,8 +190,6 @@ listen = ["127.0.0.1:${PORT[switchyard]}"]
 upstream = "127.0.0.1:$BACKEND_PORT"
 threads = 1
 buffer_size = 16384
-[pool]
-max_idle = 64
 [log]
 access = false
 EOF

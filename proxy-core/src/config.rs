@@ -187,7 +187,9 @@ impl Default for Forwarded {
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Pool {
-    /// Most idle connections kept per upstream address.
+    /// Idle connections kept per upstream address once load falls. Under load every
+    /// released connection is kept (it is needed again a moment later); the surplus
+    /// is closed after going unused for a sweep interval. 0 turns pooling off.
     pub max_idle: usize,
     /// An idle pooled connection older than this is closed.
     #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]

@@ -1,5 +1,6 @@
 //! Upstream keep-alive pool: idle connections by address, newest first, bounded in
-//! count (`pool.max_idle` per address) and age (`pool.idle_timeout`). The bookkeeping
+//! age (`pool.idle_timeout`) and, once load falls, in count (`pool.max_idle` per
+//! address). The bookkeeping
 //! is `runtime_common`'s; the liveness check (a non-blocking peek) and the sweeper
 //! task are smol's.
 

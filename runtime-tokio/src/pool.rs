@@ -1,5 +1,6 @@
 //! Upstream keep-alive pool: idle connections by address, newest first, bounded in
-//! count (`pool.max_idle` per address) and age (`pool.idle_timeout`). The bookkeeping
+//! age (`pool.idle_timeout`) and, once load falls, in count (`pool.max_idle` per
+//! address). The bookkeeping
 //! is `runtime_common`'s; the liveness check (a non-blocking peek) and the sweeper
 //! task are tokio's.
 
@@ -77,16 +78,36 @@ mod tests {
         assert!(pool.take("up:1").is_none());
     }
 
+    /// More connections than `max_idle` come back while the load lasts: all are kept
+    /// (each is needed again a moment later). Those over `max_idle` that then go a
+    /// whole sweep interval (500 ms here) without being taken are closed, oldest
+    /// first; a connection taken and put back in the meantime counts as newly used.
     #[tokio::test]
-    async fn keeps_at_most_max_idle_per_address() {
-        let pool = pool(2, Duration::from_secs(60));
+    async fn keeps_every_connection_under_load_and_trims_the_unused_surplus() {
+        let pool = pool(2, Duration::from_secs(2));
         let mut keep = Vec::new();
-        for _ in 0..3 {
+        let mut locals = Vec::new();
+        for _ in 0..4 {
             let (ours, theirs) = pair().await;
             keep.push(theirs);
+            locals.push(ours.local_addr().unwrap());
             pool.put("up:1", Conn::Plain(ours));
         }
-        assert_eq!(pool.idle_count(), 2);
+        assert_eq!(pool.idle_count(), 4, "nothing is closed while in use");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The newest is used again: it goes back to the young end.
+        let Some(Conn::Plain(used)) = pool.take("up:1") else {
+            panic!("a plain connection was pooled");
+        };
+        assert_eq!(used.local_addr().unwrap(), locals[3]);
+        pool.put("up:1", Conn::Plain(used));
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(pool.idle_count(), 2, "the unused surplus was closed");
+        let mut left = Vec::new();
+        while let Some(Conn::Plain(c)) = pool.take("up:1") {
+            left.push(c.local_addr().unwrap());
+        }
+        assert_eq!(left, [locals[3], locals[2]], "the newest two stay");
     }
 
     #[tokio::test]

@@ -252,6 +252,7 @@ macro_rules! scenarios {
             http10_request_gets_host_and_response,
             // upstream pool
             upstream_pool_reused_across_client_connections,
+            more_exchanges_in_flight_than_max_idle_keep_their_connections,
             pool_max_idle_zero_dials_every_time,
             stale_pooled_connection_is_replaced,
             // smuggling and limits

@@ -1,5 +1,6 @@
 //! The upstream keep-alive pool, seen from outside: reuse across client connections,
-//! `max_idle = 0`, and a pooled connection that went stale.
+//! more exchanges at once than `max_idle`, `max_idle = 0`, and a pooled connection
+//! that went stale.
 
 use super::{client, get, response, start, start_with};
 use crate::backend::{Backend, Reply};
@@ -41,6 +42,41 @@ pub async fn pool_max_idle_zero_dials_every_time(p: &dyn ProxyUnderTest) {
         backend.connections().len(),
         2,
         "upstream connections with max_idle = 0"
+    );
+}
+
+/// More exchanges in flight than `max_idle` (six keep-alive clients, `max_idle = 2`):
+/// every connection released is needed again a moment later, so none is closed, and
+/// the backend sees no more connections than there were exchanges at once (a pool
+/// that closed the surplus at once made about twenty here).
+pub async fn more_exchanges_in_flight_than_max_idle_keep_their_connections(p: &dyn ProxyUnderTest) {
+    const CLIENTS: usize = 6;
+    let backend = Backend::ok().await;
+    let proxy = start_with(p, backend.addr, |c| c.pool.max_idle = 2).await;
+    let addr = proxy.addr;
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut c = http::Conn::connect(addr).await.expect("connect");
+                for j in 0..20 {
+                    let path = format!("/c{i}/r{j}");
+                    c.write(&get(&path)).await.unwrap();
+                    let r = response(&mut c, "GET", &path).await;
+                    assert_eq!((r.status, r.text()), (200, format!("GET {path}")));
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("a client task failed");
+    }
+    let conns = backend.connections();
+    let requests: usize = conns.iter().map(|c| c.requests.len()).sum();
+    assert_eq!(requests, CLIENTS * 20);
+    assert!(
+        conns.len() <= CLIENTS,
+        "{} upstream connections for {CLIENTS} keep-alive clients",
+        conns.len()
     );
 }
 
