@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging();
+    runtime_common::raise_open_file_limit_and_log();
     let threads = settings
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

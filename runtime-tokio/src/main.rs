@@ -119,6 +119,7 @@ fn main() -> ExitCode {
     };
     cli.overrides.apply(&mut settings);
     init_logging();
+    runtime_common::raise_open_file_limit_and_log();
 
     // One thread: tokio's current-thread scheduler runs every task on this thread,
     // with no work-stealing queues or cross-thread wake-ups to pay for.

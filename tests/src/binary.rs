@@ -98,14 +98,14 @@ impl Process {
         Process::spawn_command(cmd, exe, listen).await
     }
 
-    /// [`Process::spawn`] under a limit of `nofile` open files (soft and hard), set with
-    /// `prlimit --nofile=N:N` if it is installed, else with the shell's `ulimit -n`;
+    /// [`Process::spawn`] under a limit of `soft` and `hard` open files, set with
+    /// `prlimit --nofile=SOFT:HARD` if it is installed, else with the shell's `ulimit`;
     /// both exec the binary, so the pid is the binary's own.
     pub async fn spawn_with_nofile(
         exe: &Path,
         args: &[String],
         listen: SocketAddr,
-        nofile: u32,
+        (soft, hard): (u32, u32),
     ) -> Process {
         let has_prlimit = std::process::Command::new("prlimit")
             .arg("--version")
@@ -116,13 +116,15 @@ impl Process {
         let mut cmd;
         if has_prlimit {
             cmd = Command::new("prlimit");
-            cmd.arg(format!("--nofile={nofile}:{nofile}"))
+            cmd.arg(format!("--nofile={soft}:{hard}"))
                 .arg("--")
                 .arg(exe);
         } else {
             cmd = Command::new("sh");
             cmd.arg("-c")
-                .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+                .arg(format!(
+                    "ulimit -Hn {hard} && ulimit -Sn {soft} && exec \"$0\" \"$@\""
+                ))
                 .arg(exe);
         }
         cmd.args(args);
@@ -615,6 +617,49 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_secs_f64(ticks as f64 / hz as f64))
 }
 
+/// Started with a soft limit of 256 open files and a hard limit of 4,096 (a shell's
+/// usual 1,024 would allow only about 500 proxied connections), the binary raises the
+/// soft limit to the hard one, says so, and serves.
+pub async fn open_file_limit_is_raised_to_the_hard_limit(exe: &Path) {
+    let backend = Backend::http_and_websocket().await;
+    let listen = free_addr();
+    let file = tempfile::Builder::new()
+        .prefix("switchyard-nofile-")
+        .suffix(".toml")
+        .tempfile()
+        .unwrap();
+    let config = format!("listen = \"{listen}\"\nupstream = \"{}\"\n", backend.addr);
+    write_file(&file, &config);
+    let args = ["--config".to_string(), file.path().display().to_string()];
+    let mut proc = Process::spawn_with_nofile(exe, &args, listen, (256, 4096)).await;
+    let pid = proc.pid().expect("running");
+    proc.wait_output(
+        "open-file limit raised from 256 to 4096",
+        Duration::from_secs(3),
+    )
+    .await
+    .expect("the raise is logged");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("/proc/PID/limits");
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a line for open files")
+        .split_whitespace()
+        .collect();
+    assert_eq!(open_files[3..5], ["4096", "4096"], "{limits}");
+    let mut c = crate::http::Conn::connect(listen).await.expect("connect");
+    c.write(b"GET /after HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let r = c.read_response("GET").await.expect("a response");
+    assert_eq!(r.status, 200);
+    proc.sigterm();
+    assert!(proc
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .is_ok_and(|s| s.success()));
+}
+
 /// Lines of `output` that report a failed accept.
 fn accept_failures(output: &str) -> usize {
     output.matches("accept failed").count()
@@ -647,7 +692,7 @@ pub async fn fd_exhaustion_logs_rarely_keeps_tunnels_and_recovers(exe: &Path) {
         ),
     );
     let args = ["--config".to_string(), file.path().display().to_string()];
-    let mut proc = Process::spawn_with_nofile(exe, &args, listen, NOFILE).await;
+    let mut proc = Process::spawn_with_nofile(exe, &args, listen, (NOFILE, NOFILE)).await;
     let pid = proc.pid().expect("running");
     let mut tunnels = Vec::new();
     for _ in 0..3 {

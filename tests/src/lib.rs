@@ -188,26 +188,7 @@ pub fn set_send_buffer(stream: &tokio::net::TcpStream, bytes: u32) -> io::Result
 /// limit allows (never lowers it); returns the soft limit now in force (`u64::MAX` for
 /// unlimited).
 pub fn raise_fd_limit(wanted: u64) -> u64 {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let limit = getrlimit(Resource::Nofile);
-    let current = limit.current.unwrap_or(u64::MAX);
-    if current >= wanted {
-        return current;
-    }
-    let target = limit.maximum.map_or(wanted, |max| max.min(wanted));
-    if target > current
-        && setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: Some(target),
-                maximum: limit.maximum,
-            },
-        )
-        .is_ok()
-    {
-        return target;
-    }
-    current
+    runtime_common::raise_open_file_limit(wanted).1
 }
 
 /// Runs one scenario future under [`SCENARIO_LIMIT`]; a timeout is a failure.

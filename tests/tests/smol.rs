@@ -102,6 +102,17 @@ mod example {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn example_open_file_limit_is_raised_to_the_hard_limit() {
+        let exe = exe();
+        switchyard_e2e::run_scenario(
+            "example_open_file_limit_is_raised_to_the_hard_limit",
+            "switchyard-smol",
+            binary::open_file_limit_is_raised_to_the_hard_limit(&exe),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn example_fd_exhaustion_logs_rarely_keeps_tunnels_and_recovers() {
         let exe = exe();
         switchyard_e2e::run_scenario(
