@@ -623,13 +623,7 @@ fn cpu_time(pid: u32) -> Option<Duration> {
 pub async fn open_file_limit_is_raised_to_the_hard_limit(exe: &Path) {
     let backend = Backend::http_and_websocket().await;
     let listen = free_addr();
-    let file = tempfile::Builder::new()
-        .prefix("switchyard-nofile-")
-        .suffix(".toml")
-        .tempfile()
-        .unwrap();
-    let config = format!("listen = \"{listen}\"\nupstream = \"{}\"\n", backend.addr);
-    write_file(&file, &config);
+    let file = config_file(listen, backend.addr, "1s");
     let args = ["--config".to_string(), file.path().display().to_string()];
     let mut proc = Process::spawn_with_nofile(exe, &args, listen, (256, 4096)).await;
     let pid = proc.pid().expect("running");
