@@ -27,7 +27,6 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 use tracing::{info, warn};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
@@ -165,7 +164,7 @@ async fn run(settings: Settings, cli: Cli) -> ExitCode {
     };
     let mut listeners = Vec::new();
     for listen in &settings.listen {
-        match TcpListener::bind(listen.address).await {
+        match runtime_tokio::bind_listener(listen.address) {
             Ok(listener) => listeners.push(listener),
             Err(e) => {
                 eprintln!("error: cannot listen on {}: {e}", listen.address);
@@ -175,7 +174,7 @@ async fn run(settings: Settings, cli: Cli) -> ExitCode {
     }
     let admin = match settings.admin {
         None => None,
-        Some(address) => match TcpListener::bind(address).await {
+        Some(address) => match runtime_tokio::bind_listener(address) {
             Ok(listener) => Some(listener),
             Err(e) => {
                 eprintln!("error: cannot listen on {address} ([admin] listen): {e}");
