@@ -49,6 +49,11 @@ fn main() -> ExitCode {
     smol::block_on(executor.run(run(settings, path, executor.clone())))
 }
 
+/// A listener on `address` with an accept queue of 4,096 (smol's own asks for 128).
+fn listen_on(address: std::net::SocketAddr) -> std::io::Result<smol::net::TcpListener> {
+    smol::net::TcpListener::try_from(runtime_common::bind_listener(address)?)
+}
+
 /// `--config FILE`, if given.
 fn config_path() -> Result<Option<PathBuf>, String> {
     let usage = "usage: switchyard-smol [--config FILE]";
@@ -76,7 +81,7 @@ async fn run(
     };
     let mut listeners = Vec::new();
     for listen in &settings.listen {
-        match smol::net::TcpListener::bind(listen.address).await {
+        match listen_on(listen.address) {
             Ok(listener) => listeners.push(listener),
             Err(e) => {
                 eprintln!("error: cannot listen on {}: {e}", listen.address);
@@ -86,7 +91,7 @@ async fn run(
     }
     let admin = match settings.admin {
         None => None,
-        Some(address) => match smol::net::TcpListener::bind(address).await {
+        Some(address) => match listen_on(address) {
             Ok(listener) => Some(listener),
             Err(e) => {
                 eprintln!("error: cannot listen on {address} ([admin] listen): {e}");

@@ -104,13 +104,11 @@ pub use proxy_core;
 
 pub use runtime_common::{access_log, config_file};
 
-mod listen;
 pub mod pool;
 mod runtime;
 mod serve;
 mod transport;
 
-pub use listen::{bind_listener, LISTEN_BACKLOG};
 pub use runtime::{TlsClient, TlsServer, Tokio};
 pub use runtime_common::{metrics, tls, ListenMode, ListenerSetup, Setup, UpstreamTls};
 pub use serve::{serve, serve_all, serve_connection, serve_tcp, Context};

@@ -154,6 +154,11 @@ fn init_logging() {
         .init();
 }
 
+/// A listener on `address` with an accept queue of 4,096 (tokio's own asks for 128).
+fn listen_on(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::from_std(runtime_common::bind_listener(address)?)
+}
+
 async fn run(settings: Settings, cli: Cli) -> ExitCode {
     let setup = match settings.setup() {
         Ok(setup) => setup,
@@ -164,7 +169,7 @@ async fn run(settings: Settings, cli: Cli) -> ExitCode {
     };
     let mut listeners = Vec::new();
     for listen in &settings.listen {
-        match runtime_tokio::bind_listener(listen.address) {
+        match listen_on(listen.address) {
             Ok(listener) => listeners.push(listener),
             Err(e) => {
                 eprintln!("error: cannot listen on {}: {e}", listen.address);
@@ -174,7 +179,7 @@ async fn run(settings: Settings, cli: Cli) -> ExitCode {
     }
     let admin = match settings.admin {
         None => None,
-        Some(address) => match runtime_tokio::bind_listener(address) {
+        Some(address) => match listen_on(address) {
             Ok(listener) => Some(listener),
             Err(e) => {
                 eprintln!("error: cannot listen on {address} ([admin] listen): {e}");
