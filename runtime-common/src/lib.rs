@@ -16,6 +16,7 @@
 //! | the [`access_log`] and the `switchyard.toml` [`config_file`] (and its [`reload`](config_file::reload)) | |
 //! | raising the open-file limit at start ([`raise_open_file_limit`]) | `open_files.rs` |
 //! | listeners with an accept queue of 4,096 ([`bind_listener`]) | `listen.rs` |
+//! | the binaries' log: stderr, written off the proxy's threads ([`init_logging`]) | `logging.rs` |
 //!
 //! Like the adapters, this crate makes no protocol decision: the session makes them
 //! all, and this crate only moves bytes, time and connection events.
@@ -50,6 +51,7 @@ mod context;
 mod drive;
 mod fin;
 mod listen;
+mod logging;
 pub mod metrics;
 mod open_files;
 mod peer;
@@ -65,6 +67,7 @@ pub use context::{Context, Generation};
 pub use drive::MAX_READ;
 pub use fin::send_before_fin;
 pub use listen::{bind_listener, LISTEN_BACKLOG};
+pub use logging::{flush_logs, init_logging};
 pub use open_files::{raise_open_file_limit, raise_open_file_limit_and_log};
 pub use runtime::{sleep, timeout, Conn, Listener, Pipe, Runtime, Transport, Upstream};
 pub use rustls;

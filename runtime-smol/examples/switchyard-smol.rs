@@ -19,7 +19,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing::{info, warn};
-use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
 fn main() -> ExitCode {
     let path = match config_path() {
@@ -36,7 +35,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging();
+    runtime_common::init_logging();
     runtime_common::raise_open_file_limit_and_log();
     let threads = settings
         .threads
@@ -46,7 +45,9 @@ fn main() -> ExitCode {
         let executor = executor.clone();
         std::thread::spawn(move || smol::block_on(executor.run(future::pending::<()>())));
     }
-    smol::block_on(executor.run(run(settings, path, executor.clone())))
+    let code = smol::block_on(executor.run(run(settings, path, executor.clone())));
+    runtime_common::flush_logs();
+    code
 }
 
 /// A listener on `address` with an accept queue of 4,096 (smol's own asks for 128).
@@ -134,6 +135,7 @@ async fn run(
                     },
                     _ if stopping => {
                         warn!(?signal, "exiting without waiting for connections");
+                        runtime_common::flush_logs();
                         std::process::exit(1);
                     }
                     _ => {
@@ -154,18 +156,4 @@ async fn run(
     ctx.serve_all(listeners, shutdown).await;
     info!("bye");
     ExitCode::SUCCESS
-}
-
-/// Logs to stderr; `RUST_LOG` picks levels (default `info`). Access lines are
-/// switched by the configuration (`[log] access`).
-fn init_logging() {
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
-        .from_env_lossy();
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
 }

@@ -28,7 +28,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing::{info, warn};
-use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
 #[derive(Parser)]
 #[command(
@@ -117,7 +116,7 @@ fn main() -> ExitCode {
         }
     };
     cli.overrides.apply(&mut settings);
-    init_logging();
+    runtime_common::init_logging();
     runtime_common::raise_open_file_limit_and_log();
 
     // One thread: tokio's current-thread scheduler runs every task on this thread,
@@ -131,27 +130,15 @@ fn main() -> ExitCode {
         }
         None => tokio::runtime::Builder::new_multi_thread(),
     };
-    match runtime.enable_all().build() {
+    let code = match runtime.enable_all().build() {
         Ok(runtime) => runtime.block_on(run(settings, cli)),
         Err(e) => {
             eprintln!("error: cannot start the tokio runtime: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Logs to stderr; `RUST_LOG` picks levels (default `info`). Access lines are
-/// switched by the configuration (`[log] access`), so a reload can change it.
-fn init_logging() {
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
-        .from_env_lossy();
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+    };
+    runtime_common::flush_logs();
+    code
 }
 
 /// A listener on `address` with an accept queue of 4,096 (tokio's own asks for 128).
@@ -247,6 +234,7 @@ async fn shutdown_requested() {
     tokio::spawn(async {
         let name = signal().await;
         warn!(signal = name, "exiting without waiting for connections");
+        runtime_common::flush_logs();
         std::process::exit(1);
     });
 }

@@ -305,8 +305,8 @@ async fn websocket_roundtrip(addr: SocketAddr) -> ws::Client {
     client
 }
 
-/// `switchyard --config FILE`: proxies a WebSocket session and an HTTP request; on
-/// SIGTERM it exits 0 within the shutdown deadline.
+/// `switchyard --config FILE`: proxies a WebSocket session and an HTTP request, logs an
+/// access line for each; on SIGTERM it exits 0 within the shutdown deadline.
 pub async fn config_file_proxies_then_sigterm_exits_0(exe: &Path) {
     let backend = Backend::http_and_websocket().await;
     let listen = free_addr();
@@ -317,15 +317,34 @@ pub async fn config_file_proxies_then_sigterm_exits_0(exe: &Path) {
     client.close(None).await.unwrap();
     let _ = ws::wait_end(&mut client, Duration::from_secs(2)).await;
     drop(http_get(listen, "/via-binary").await);
+    // One access line for the request and one for the tunnel, each with its fields.
+    proc.wait_output("target=/via-binary status=200", Duration::from_secs(3))
+        .await
+        .expect("the request's access line");
+    let output = proc.output();
+    let request = output.lines().find(|l| l.contains("target=/via-binary"));
+    let request = request.unwrap_or_default();
+    assert!(
+        request.contains("switchyard::access: request client=127.0.0.1:")
+            && request.contains(" method=GET ")
+            && request.contains(&format!(" upstream={} error=-", backend.addr)),
+        "{request}"
+    );
     let start = Instant::now();
     proc.sigterm();
     let status = proc.wait_exit(Duration::from_secs(3)).await.unwrap();
-    assert!(
-        status.success(),
-        "exit status {status}; output:\n{}",
-        proc.output()
-    );
+    let output = proc.output();
+    assert!(status.success(), "exit status {status}; output:\n{output}");
     assert!(start.elapsed() <= Duration::from_secs(3));
+    // The tunnel ended by then at the latest, and its line was written out before exit.
+    let tunnel = |l: &&str| {
+        l.contains("switchyard::access: tunnel client=127.0.0.1:")
+            && l.contains(" protocol=websocket ")
+    };
+    assert!(
+        output.lines().any(|l| tunnel(&l)),
+        "no tunnel line in:\n{output}"
+    );
 }
 
 /// `switchyard --listen ADDR --upstream ADDR`: proxies; a kept-alive idle client does
