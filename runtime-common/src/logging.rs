@@ -3,15 +3,20 @@
 //!
 //! Lines are formatted on the thread that logs and written by a thread of their own,
 //! in batches, so the proxy's threads make no system call for them. Nothing is
-//! dropped: when 128k lines wait (a sink slower than the traffic for long), loggers
-//! wait, as a plain write would. Access lines, one per request, skip the subscriber's
-//! formatter (see [`crate::access_log`]) and go to the same writer, in the same
-//! layout.
+//! dropped: when [`QUEUED_LINES`] wait (a sink slower than the traffic for long),
+//! loggers wait, as a plain write would. Access lines, one per request, skip the
+//! subscriber's formatter (see [`crate::access_log`]) and go to the same writer, in
+//! the same layout.
 
 use std::io::{BufWriter, IsTerminal};
 use std::sync::{Mutex, OnceLock};
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+
+/// Lines queued for the writer thread at most: a burst of them is absorbed, and a
+/// stalled sink holds about 2 MiB (tracing-appender's default, 128k lines, would hold
+/// some 30 MiB).
+const QUEUED_LINES: usize = 8192;
 
 /// The writer thread's guard: dropping it writes out what is queued.
 static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
@@ -43,6 +48,7 @@ pub fn init_logging() {
     // The writer thread flushes whenever it has no more lines waiting.
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(QUEUED_LINES)
         .thread_name("switchyard-log")
         .finish(BufWriter::new(std::io::stderr()));
     let sink = AccessSink {
