@@ -190,6 +190,54 @@ mod tests {
         );
     }
 
+    /// Under an embedder's subscriber the line is one event at `switchyard::access`, and
+    /// that subscriber's filter decides whether it is written.
+    #[test]
+    fn a_filter_on_the_target_switches_lines_off() {
+        use std::sync::{Arc, Mutex};
+        let written = |filter: &str| {
+            let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+            let sink = out.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(move || Capture(sink.clone()))
+                .with_ansi(false)
+                .finish();
+            let log = TunnelLog {
+                protocol: "websocket".into(),
+                client_to_upstream: 1,
+                upstream_to_client: 2,
+                duration: Duration::ZERO,
+                end: TunnelEnd::Closed,
+            };
+            tracing::subscriber::with_default(subscriber, || {
+                event(&Event::Tunnel(Box::new(log)), None, None);
+            });
+            let text = out.lock().unwrap().clone();
+            String::from_utf8(text).unwrap()
+        };
+        let on = written("info");
+        assert!(
+            on.contains("INFO switchyard::access: tunnel client=- protocol=websocket "),
+            "{on}"
+        );
+        assert_eq!(written("info,switchyard::access=off"), "");
+        assert_eq!(written("warn"), "");
+    }
+
+    /// A writer into a shared buffer.
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     /// The layout tracing's formatter gives every other line.
     #[test]
     fn the_prefix_is_the_subscribers() {
