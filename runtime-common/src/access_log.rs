@@ -18,7 +18,7 @@
 use crate::logging::{access_sink, AccessSink};
 use proxy_core::Event;
 use std::cell::RefCell;
-use std::io::Write as _;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 use tracing::info;
@@ -53,14 +53,13 @@ pub fn event(event: &Event, client: Option<SocketAddr>, upstream: Option<SocketA
         write_line(line, event, client, upstream);
         line.push('\n');
         // Queued, never dropped (the writer is not lossy), so no error to handle.
-        let _ = sink.writer.write_all(line.as_bytes());
+        let _ = std::io::Write::write_all(&mut sink.writer, line.as_bytes());
     });
 }
 
 /// What the subscriber writes ahead of a message: `2026-11-26T21:27:24.703978Z  INFO
 /// switchyard::access: `, the level green on a terminal.
 fn write_prefix(out: &mut String, now: SystemTime, ansi: bool) {
-    use std::fmt::Write as _;
     let time = humantime::format_rfc3339_micros(now);
     let _ = match ansi {
         true => write!(
@@ -111,7 +110,6 @@ fn write_line(
             out.push_str(" duration_ms=");
             push_millis(out, t.duration);
             out.push_str(" end=");
-            use std::fmt::Write as _;
             let _ = write!(out, "{:?}", t.end); // rare: once per tunnel
             out.push_str(" upstream=");
             push_addr(out, upstream);
@@ -138,7 +136,6 @@ fn push_addr(out: &mut String, addr: Option<SocketAddr>) {
             push_number(out, v4.port());
         }
         Some(v6) => {
-            use std::fmt::Write as _;
             let _ = write!(out, "{v6}");
         }
         None => out.push('-'),

@@ -41,7 +41,7 @@ pub fn raise_open_file_limit(_wanted: u64) -> (u64, u64) {
 pub fn raise_open_file_limit_and_log() {
     let (before, after) = raise_open_file_limit(u64::MAX);
     if after > before {
-        tracing::info!("open-file limit raised from {before} to {after} (the hard limit)");
+        tracing::info!("open-file limit raised from {before} to {after}");
     }
     if after < 4096 {
         tracing::warn!(

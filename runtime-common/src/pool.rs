@@ -6,10 +6,10 @@
 //! use a moment ago and the next request needs it again. Closing the ones over
 //! `max_idle` at once (as nginx's `keepalive` does) would make a proxy with more
 //! exchanges in flight than `max_idle` dial a fresh upstream connection for a large
-//! share of its requests (a fifth of them at twice `max_idle`, measured), and leave
-//! as many sockets in TIME_WAIT. Handing out the newest first leaves the surplus at
-//! the old end of the list; the sweeper closes what of it went a whole sweep
-//! interval without being needed.
+//! share of its requests (an eighth to a fifth of them at twice `max_idle`, measured),
+//! and leave as many sockets in TIME_WAIT. Handing out the newest first leaves the
+//! surplus at the old end of the list; the sweeper closes what of it went a whole
+//! sweep interval without being needed.
 //!
 //! The core decides *whether* a connection may be reused (`ReleaseUpstream { reusable }`);
 //! the pool only keeps it. A connection the upstream closed (or wrote to) while idle is
