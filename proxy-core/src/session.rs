@@ -1191,7 +1191,14 @@ impl Session {
             }
         }
         let finished = ws.finished();
-        let both_shut = tunnel.shut == [true, true];
+        // After its Close the client may send nothing (RFC 6455 §5.5.1): once its FIN
+        // is queued behind the upstream's Close and the upstream has closed too,
+        // nothing can flow either way. The kernel completes the client's close; the
+        // session need not stay (and be woken) for the client's FIN.
+        let handshake_closed = ws.handshake_done()
+            && tunnel.shut[Side::Client.index()]
+            && self.eof[Side::Upstream.index()];
+        let both_shut = tunnel.shut == [true, true] || handshake_closed;
         progressed |= sends.bytes != [0, 0] || !shutdowns.is_empty();
         let sent = sends.bytes;
         self.count_tunnel_sends(sent);

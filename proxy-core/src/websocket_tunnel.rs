@@ -318,11 +318,17 @@ impl WebSocketTunnel {
     /// once the peers finished their close handshake (each sent Close) without the
     /// proxy closing; a side that broke the protocol once its Close is out.
     pub(crate) fn shut_now(&self, side: Side) -> bool {
-        let handshake_done = self.close_seen == [true, true] && self.closing.is_none();
+        let handshake_done = self.handshake_done();
         let close_owed = self.owed.is_some_and(|(to, _)| to == side);
         let close_queued = self.inject.iter().any(|&(to, _)| to == side);
         (side == Side::Client && handshake_done)
             || (self.failed[side.index()] && !close_owed && !close_queued)
+    }
+
+    /// The peers finished their own close handshake: each sent Close, and the proxy
+    /// was not closing the tunnel itself.
+    pub(crate) fn handshake_done(&self) -> bool {
+        self.close_seen == [true, true] && self.closing.is_none()
     }
 
     /// Whether the proxy is closing the tunnel (no more relaying), and why.
