@@ -313,22 +313,22 @@ pub(crate) async fn ws_connect(
 
 /// A masked client frame carrying `payload`.
 pub(crate) fn client_frame(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    masked_frame(ws::OP_BINARY, payload, mask)
+}
+
+/// A masked client frame of any opcode.
+fn masked_frame(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(payload.len() + 14);
-    write_header(
-        &mut frame,
-        true,
-        ws::OP_BINARY,
-        payload.len() as u64,
-        Some(mask),
-    );
+    write_header(&mut frame, true, opcode, payload.len() as u64, Some(mask));
     let at = frame.len();
     frame.extend_from_slice(payload);
     apply_mask(&mut frame[at..], mask, 0);
     frame
 }
 
-/// Reads one whole server frame; returns its header, with the payload in `buf[..len]`
-/// (the caller advances).
+/// Reads one whole server frame other than a Ping; returns its header, with the
+/// payload in `buf[..len]` (the caller advances). A Ping (a proxy keeping a quiet
+/// tunnel alive) is answered with its Pong, as a browser would.
 pub(crate) async fn read_frame(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
@@ -338,7 +338,13 @@ pub(crate) async fn read_frame(
             let total = n + header.len as usize;
             if buf.len() >= total {
                 buf.advance(n);
-                return Ok(header);
+                if header.opcode != ws::OP_PING {
+                    return Ok(header);
+                }
+                let payload = buf.split_to(header.len as usize);
+                let pong = masked_frame(ws::OP_PONG, &payload, [0x5a, 0x17, 0xc3, 0x88]);
+                stream.write_all(&pong).await?;
+                continue;
             }
         }
         read_more(stream, buf).await?;
@@ -614,4 +620,43 @@ pub(crate) fn print_json_line(
         writeln!(file, "{line}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn read_frame_answers_a_ping_with_its_pong_and_returns_the_next_frame() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut frames = Vec::new();
+            write_header(&mut frames, true, ws::OP_PING, 4, None);
+            frames.extend_from_slice(b"beat");
+            write_header(&mut frames, true, ws::OP_BINARY, 2, None);
+            frames.extend_from_slice(b"hi");
+            socket.write_all(&frames).await.unwrap();
+            let mut pong = vec![0u8; 2 + 4 + 4];
+            socket.read_exact(&mut pong).await.unwrap();
+            pong
+        });
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut buf = BytesMut::new();
+        let header = read_frame(&mut stream, &mut buf).await.unwrap();
+        assert_eq!((header.opcode, header.len), (ws::OP_BINARY, 2));
+        assert_eq!(&buf[..2], b"hi");
+        let pong = server.await.unwrap();
+        let (header, n) = parse_header(&pong).expect("a whole Pong header");
+        assert_eq!((header.opcode, header.len, n), (ws::OP_PONG, 4, 6));
+        let mut payload = pong[n..].to_vec();
+        apply_mask(
+            &mut payload,
+            header.mask.expect("a client frame is masked"),
+            0,
+        );
+        assert_eq!(payload, b"beat");
+    }
 }

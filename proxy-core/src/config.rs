@@ -312,8 +312,11 @@ impl Config {
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct WebSocket {
     /// When a peer has sent nothing for this long, the proxy sends it a Ping (at a frame
-    /// boundary) and expects a Pong; `None` (the default, `"off"` in files) disables.
-    /// nginx has no equivalent: idle sockets there die at `proxy_read_timeout`.
+    /// boundary) and expects a Pong; `None` (`"off"` in files) disables. On by default
+    /// (30 s, under the common 60 s idle limits of proxies and load balancers on the
+    /// way): a quiet but healthy WebSocket stays open, since Pongs count as activity,
+    /// and a dead peer is found within `ping_interval + pong_timeout`. nginx has no
+    /// equivalent: idle sockets there die at `proxy_read_timeout`, healthy or not.
     #[cfg_attr(feature = "serde", serde(with = "crate::config::optional_duration"))]
     pub ping_interval: Option<Duration>,
     /// How long a pinged peer has to answer before it is declared dead.
@@ -324,7 +327,7 @@ pub struct WebSocket {
 impl Default for WebSocket {
     fn default() -> Self {
         WebSocket {
-            ping_interval: None,
+            ping_interval: Some(Duration::from_secs(30)),
             pong_timeout: Duration::from_secs(10),
         }
     }

@@ -103,6 +103,9 @@ fn a_ping_queued_behind_a_passing_frame_goes_out_when_the_frame_ends() {
 fn passed_bytes_keep_the_tunnel_alive_and_are_logged() {
     let mut config = small_buffers();
     config.timeouts.tunnel_idle = Duration::from_secs(60);
+    // The upstream stays silent throughout: no Pings, whose unanswered timeout would
+    // end the tunnel first.
+    config.websocket.ping_interval = None;
     let mut sim = websocket_tunnel(config);
     let payload = vec![3u8; 50_000];
     let frame = client_binary(&payload);

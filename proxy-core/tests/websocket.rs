@@ -40,9 +40,28 @@ fn pings_go_to_a_silent_peer_masked_towards_the_upstream_only() {
     assert_eq!((to_upstream[0].opcode, to_upstream[0].masked), (PING, true));
 }
 
+fn without_pings() -> Config {
+    let mut config = Config::default();
+    config.websocket.ping_interval = None;
+    config
+}
+
 #[test]
-fn no_pings_unless_configured() {
+fn by_default_a_peer_silent_for_30s_is_pinged() {
     let mut sim = websocket_tunnel(Config::default());
+    sim.advance(secs(29));
+    assert!(sim.client_received().is_empty() && sim.upstream_received().is_empty());
+    sim.advance(secs(1));
+    for frames in [sim.client_received(), sim.upstream_received()] {
+        let frames = decode_frames(frames);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].opcode, PING);
+    }
+}
+
+#[test]
+fn no_pings_when_switched_off() {
+    let mut sim = websocket_tunnel(without_pings());
     sim.advance(secs(59));
     assert!(sim.client_received().is_empty() && sim.upstream_received().is_empty());
 }
@@ -164,9 +183,17 @@ fn a_client_that_never_pongs_is_gone_and_the_upstream_gets_1001() {
 
 #[test]
 fn pings_keep_a_silent_connection_alive_past_the_idle_timeout() {
-    let mut sim = websocket_tunnel(with_pings());
-    for _ in 0..10 {
-        sim.advance(secs(20));
+    for (config, step) in [(with_pings(), 20), (Config::default(), 10)] {
+        keeps_alive_answering_pings(config, step);
+    }
+}
+
+/// Answers every Ping for 10 steps of `step` seconds (200 s at least), with no
+/// application data.
+fn keeps_alive_answering_pings(config: Config, step: u64) {
+    let mut sim = websocket_tunnel(config);
+    for _ in 0..(200 / step).max(10) {
+        sim.advance(secs(step));
         for (side, frames) in [
             (Side::Client, sim.take_client_received()),
             (Side::Upstream, sim.take_upstream_received()),
@@ -188,7 +215,7 @@ fn pings_keep_a_silent_connection_alive_past_the_idle_timeout() {
 
 #[test]
 fn idle_timeout_sends_close_1001_idle_timeout_to_both_sides() {
-    let mut sim = websocket_tunnel(Config::default());
+    let mut sim = websocket_tunnel(without_pings());
     sim.advance(secs(60));
     let to_client = decode_frames(sim.client_received());
     let to_upstream = decode_frames(sim.upstream_received());
