@@ -7,6 +7,9 @@
 #
 #   bash bench/browser.sh                        # ~1 minute
 #   bash bench/browser.sh --targets "switchyard"
+#   bash bench/browser.sh --idle 75              # first, 75 s quiet then one more echo:
+#                                                # does a healthy idle WebSocket survive
+#                                                # the 60 s idle timeouts? (~5 minutes)
 #
 # Installs Debian's chromium (apt-get) and playwright-core (npm, into the work directory)
 # if missing; needs Node.js. Writes bench/results/browser/results.md (BENCH_RESULTS to
@@ -18,10 +21,12 @@ cd "$ROOT"
 export PATH="$PATH:/usr/sbin:/sbin"
 
 TARGETS="nginx haproxy switchyard"
+IDLE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --targets) TARGETS=$2; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --idle) IDLE=$2; shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
   shift
@@ -74,9 +79,9 @@ for target in $TARGETS; do
     continue
   fi
   out=$WORK/$target.out
-  node "$ROOT/bench/browser.js" "http://127.0.0.1:$PAGE_PORT/" "ws://127.0.0.1:${PORT[$target]}/" >"$out" 2>"$WORK/$target.err" &
+  node "$ROOT/bench/browser.js" "http://127.0.0.1:$PAGE_PORT/" "ws://127.0.0.1:${PORT[$target]}/" "$IDLE" >"$out" 2>"$WORK/$target.err" &
   node_pid=$!
-  for _ in $(seq 100); do grep -q READY "$out" && break; sleep 0.1; done
+  for _ in $(seq $((100 + IDLE * 10))); do grep -q READY "$out" && break; sleep 0.1; done
   kill -KILL "$BACKEND_PID" 2>/dev/null || true
   wait "$BACKEND_PID" 2>/dev/null || true
   BACKEND_PID=""
@@ -88,28 +93,42 @@ for target in $TARGETS; do
 done
 
 python3 - "$WORK/results.jsonl" "$RESULTS/results.md" "$(chromium --version 2>/dev/null || "$CHROMIUM" --version)" \
-  "${BENCH_REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')}" <<'PY'
+  "${BENCH_REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')}" "$IDLE" <<'PY'
 import datetime, json, sys
 
 rows = [json.loads(line) for line in open(sys.argv[1])]
+idle = int(sys.argv[5])
 lines = [
-    "%s, headless, through each proxy to the benchmark backend's WebSocket echo; the"
-    " backend killed with SIGKILL after one echo. switchyard %s, %s." % (
-        sys.argv[3], sys.argv[4], datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+    "%s, headless, through each proxy to the benchmark backend's WebSocket echo; %sthe"
+    " backend killed with SIGKILL after the echo. switchyard %s, %s." % (
+        sys.argv[3],
+        "after one echo the page stays quiet for %d s and sends once more; " % idle if idle else "",
+        sys.argv[4], datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
     "",
-    "| target | echo | the page's CloseEvent: code | reason | wasClean |",
-    "|---|---|--:|---|---|",
+    "| target | echo |%s the page's CloseEvent when the backend dies: code | reason | wasClean |"
+    % (" after %d s idle |" % idle if idle else ""),
+    "|---|---|%s--:|---|---|" % ("---|" if idle else ""),
 ]
 ok = False
 for row in rows:
     result = row["result"] or {"error": "no result"}
     closed = result.get("closed") or {}
     echo = "ok" if result.get("echo") == "hello from chromium" else result.get("error", "no echo")
-    lines.append("| %s | %s | %s | %s | %s |" % (
-        row["target"], echo, closed.get("code", closed.get("error", "—")),
-        json.dumps(closed.get("reason", "")), json.dumps(closed.get("wasClean"))))
+    after = result.get("afterIdle") or {}
+    if after.get("closedWhileIdle"):
+        c = after["closedWhileIdle"]
+        idle_cell = "closed after %s s: %s %s, wasClean %s" % (
+            c.get("afterSeconds"), c.get("code"), json.dumps(c.get("reason", "")), json.dumps(c.get("wasClean")))
+    else:
+        idle_cell = "ok" if str(after.get("echo", "")).startswith("still there") else after.get("error", "no echo")
+    lines.append("| %s | %s |%s %s | %s | %s |" % (
+        row["target"], echo, " %s |" % idle_cell if idle else "",
+        closed.get("code", closed.get("error", "—")),
+        json.dumps(closed.get("reason", "")) if closed else "—",
+        json.dumps(closed.get("wasClean")) if closed else "—"))
     if row["target"] == "switchyard":
         ok = echo == "ok" and closed.get("code") == 1014 and closed.get("wasClean") is True
+        ok = ok and (not idle or idle_cell == "ok")
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 sys.exit(0 if ok or all(r["target"] != "switchyard" for r in rows) else 1)
