@@ -292,6 +292,13 @@ impl WebSocketTunnel {
             consider(closing.since + config.timeouts.fin, Timer::Fin);
             return next;
         }
+        // No Pings once a peer has sent Close: the peers are closing (`fin` bounds it),
+        // and the client's write half may already be shut.
+        let closing_handshake = self.close_seen.contains(&true);
+        // The side heard from least recently among those a Ping may go to. Its Ping is
+        // the earlier of the two (both wait the same interval): one deadline to work
+        // out, not two, on a path run several times per message.
+        let mut quietest: Option<(Instant, Side)> = None;
         for side in [Side::Client, Side::Upstream] {
             let i = side.index();
             match self.ping[i] {
@@ -301,15 +308,16 @@ impl WebSocketTunnel {
                 ),
                 // Queued behind a frame in flight: no answer is due yet.
                 Some((_, None)) => {}
-                // No Pings once a peer has sent Close: the peers are closing (`fin`
-                // bounds it), and the client's write half may already be shut.
+                None if self.eof[i] || closing_handshake => {}
                 None => {
-                    let quiet = self.eof[i] || self.close_seen.contains(&true);
-                    if let (Some(interval), false) = (config.websocket.ping_interval, quiet) {
-                        consider(self.heard_at[i] + interval, Timer::Ping(side));
+                    if quietest.is_none_or(|(since, _)| self.heard_at[i] < since) {
+                        quietest = Some((self.heard_at[i], side));
                     }
                 }
             }
+        }
+        if let (Some(interval), Some((since, side))) = (config.websocket.ping_interval, quietest) {
+            consider(since + interval, Timer::Ping(side));
         }
         next
     }
