@@ -238,6 +238,12 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
     /// Polls, in this order, the drain signal, the session's deadline, the dial,
     /// write work on either side and a read on each side the session wants, and is
     /// ready with the first that has something to tell. `Stuck` if none is there.
+    ///
+    /// In the later waits of one poll of the task (`registered`), the writes go before
+    /// the deadline: such a wait follows an input, whose sends are then written, and the
+    /// session's deadline worked out before a write that completes would be thrown away
+    /// (each input changes it). The first wait of every poll still puts the deadline
+    /// first, so sockets that are always ready cannot keep it from firing.
     fn poll_wait(
         &mut self,
         session: &Session,
@@ -272,19 +278,12 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 }
             }
         }
-        let wake_at = session.poll_timeout();
-        match wake_at {
-            Some(wake_at) => {
-                if self
-                    .poll_deadline(wake_at, registered, timer.as_mut(), cx)
-                    .is_ready()
-                {
-                    return Poll::Ready(Wake::Deadline);
-                }
+        let mut wake_at = None;
+        if !registered {
+            match self.session_deadline(session, registered, timer.as_mut(), cx) {
+                ControlFlow::Break(()) => return Poll::Ready(Wake::Deadline),
+                ControlFlow::Continue(at) => wake_at = at,
             }
-            // Whatever the timer was set to no longer matters (and it was not polled
-            // in this turn): the next deadline sets it afresh.
-            None => self.armed = None,
         }
         // Both hold this poll's waker now (an early return above leaves it unset).
         self.registered = true;
@@ -293,7 +292,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 return Poll::Ready(self.connected(connected));
             }
         }
-        let mut waiting = !self.drained || wake_at.is_some() || self.connecting.is_some();
+        let mut waiting = !self.drained || self.connecting.is_some();
         self.upstream_first = !self.upstream_first;
         let sides = match self.upstream_first {
             true => [Side::Upstream, Side::Client],
@@ -308,6 +307,13 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 }
             }
         }
+        if registered {
+            match self.session_deadline(session, registered, timer.as_mut(), cx) {
+                ControlFlow::Break(()) => return Poll::Ready(Wake::Deadline),
+                ControlFlow::Continue(at) => wake_at = at,
+            }
+        }
+        waiting |= wake_at.is_some();
         let passing = session.is_tunnel() && self.can_pass();
         for side in sides {
             let room = self.read_room(session, side, passing);
@@ -337,6 +343,29 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             true => Poll::Pending,
             false => Poll::Ready(Wake::Stuck),
         }
+    }
+
+    /// Arms the timer for the session's next deadline: `Break` when it has come, else
+    /// the deadline, if there is one.
+    fn session_deadline(
+        &mut self,
+        session: &Session,
+        registered: bool,
+        timer: Pin<&mut R::Timer>,
+        cx: &mut Cx<'_>,
+    ) -> ControlFlow<(), Option<Instant>> {
+        let wake_at = session.poll_timeout();
+        match wake_at {
+            Some(at) => {
+                if self.poll_deadline(at, registered, timer, cx).is_ready() {
+                    return ControlFlow::Break(());
+                }
+            }
+            // Whatever the timer was set to no longer matters (and it was not polled
+            // in this turn): the next deadline sets it afresh.
+            None => self.armed = None,
+        }
+        ControlFlow::Continue(wake_at)
     }
 
     /// Ready when the session's next deadline, `wake_at`, has come. The timer is moved
