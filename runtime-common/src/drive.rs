@@ -68,8 +68,14 @@ where
                 break;
             }
             match poll_fn(|cx| io.poll_wait(&session, timer.as_mut(), cx)).await {
-                Wake::Input(input) => session.handle_input(io.now(), input),
-                Wake::Deadline => session.handle_timeout(io.now()),
+                Wake::Input(input) => {
+                    io.deadline_current = false;
+                    session.handle_input(io.now(), input)
+                }
+                Wake::Deadline => {
+                    io.deadline_current = false;
+                    session.handle_timeout(io.now())
+                }
                 Wake::Nothing => {}
                 Wake::Stuck => {
                     warn!("session waits for nothing (no read, write, timer or connect); closing");
@@ -133,6 +139,9 @@ struct Sockets<R: Runtime, C, Ctx: Deref<Target = Context<R>>> {
     sent_short: bool,
     /// A side may hold an open pipe (see [`State::queue_into_pipe`]).
     open_pipe: bool,
+    /// The session has not changed since its deadline was last worked out, and the
+    /// timer is armed for it (or earlier): until the timer fires, no deadline has come.
+    deadline_current: bool,
 }
 
 struct Upstream<T> {
@@ -169,6 +178,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             upstream_addr: None,
             sent_short: false,
             open_pipe: false,
+            deadline_current: false,
         }
     }
 
@@ -280,7 +290,17 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         }
         let mut wake_at = None;
         if !registered {
-            match self.session_deadline(session, registered, timer.as_mut(), cx) {
+            let unchanged = self.armed.filter(|_| self.deadline_current);
+            let deadline = match unchanged {
+                // The timer holds the old waker: poll it with this one. Unless it
+                // fired, the session's deadline (never earlier than the timer) has not
+                // come, and working it out again would give the same.
+                Some(armed) if R::poll_timer(timer.as_mut(), cx).is_pending() => {
+                    ControlFlow::Continue(Some(armed))
+                }
+                _ => self.session_deadline(session, registered, timer.as_mut(), cx),
+            };
+            match deadline {
                 ControlFlow::Break(()) => return Poll::Ready(Wake::Deadline),
                 ControlFlow::Continue(at) => wake_at = at,
             }
@@ -365,6 +385,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             // in this turn): the next deadline sets it afresh.
             None => self.armed = None,
         }
+        self.deadline_current = true;
         ControlFlow::Continue(wake_at)
     }
 

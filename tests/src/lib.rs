@@ -296,6 +296,7 @@ macro_rules! scenarios {
             upstream_unreachable_is_502,
             upstream_closes_without_answer_is_502,
             upstream_silent_is_504,
+            an_earlier_deadline_on_a_kept_alive_connection_fires_on_time,
             slow_client_head_is_408,
             idle_keepalive_client_closed_after_keepalive_idle,
             stalled_request_body_is_408,

@@ -55,6 +55,42 @@ pub async fn upstream_silent_is_504(p: &dyn ProxyUnderTest) {
     );
 }
 
+/// A deadline that comes earlier than the one the timer is armed for still fires on
+/// time: after a first exchange the connection waits on `keepalive_idle` (30 s); the
+/// second request, on the same client connection and the pooled upstream connection,
+/// meets a silent upstream, and its `upstream_response_head = 500ms` gives a 504 well
+/// before the keep-alive deadline.
+pub async fn an_earlier_deadline_on_a_kept_alive_connection_fires_on_time(p: &dyn ProxyUnderTest) {
+    let backend = Backend::http(|r| match r.target.as_str() {
+        "/slow" => crate::backend::Reply::Silent,
+        _ => crate::backend::Reply::Bytes(crate::http::ok(b"fast")),
+    })
+    .await;
+    let proxy = start_with(p, backend.addr, |c| {
+        c.timeouts.keepalive_idle = Duration::from_secs(30);
+        c.timeouts.upstream_response_head = Duration::from_millis(500);
+    })
+    .await;
+    let mut c = client(&proxy).await;
+    c.write(&get("/fast")).await.unwrap();
+    assert_eq!(response(&mut c, "GET", "first request").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let start = Instant::now();
+    c.write(&get("/slow")).await.unwrap();
+    let r = response(&mut c, "GET", "second request, silent upstream").await;
+    let took = start.elapsed();
+    assert_eq!(r.status, 504);
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_millis(2500),
+        "504 after {took:?}, for a 500 ms deadline"
+    );
+    assert_eq!(
+        backend.connections().len(),
+        1,
+        "the second request went over the pooled connection"
+    );
+}
+
 /// A client that sends half a head and stops; `client_head = 500ms` → 408, then close.
 pub async fn slow_client_head_is_408(p: &dyn ProxyUnderTest) {
     let backend = Backend::ok().await;
