@@ -610,12 +610,15 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
     }
 
     /// Drops a dial in progress; one that ran for `upstream_connect` is counted as a
-    /// connect timeout (the session gave up on it).
+    /// connect timeout (the session gave up on it). The session's deadline counts from
+    /// its own clock reading, taken a little before the dial's `started`, and its timer
+    /// can be handled sooner after it fires than that gap: hence the slack.
     fn abandon_dial(&mut self) {
+        const SLACK: Duration = Duration::from_millis(10);
         if let Some(dialing) = self.connecting.take() {
             let limit = self.generation.setup.config.timeouts.upstream_connect;
             let ran = (self.ctx.runtime().now()).saturating_duration_since(dialing.started);
-            if ran >= limit {
+            if ran + SLACK >= limit {
                 self.ctx.metrics().dial_failed(DialFailure::Timeout);
             }
         }
