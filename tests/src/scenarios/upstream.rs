@@ -39,10 +39,7 @@ pub async fn upstream_silent_is_504(p: &dyn ProxyUnderTest) {
     })
     .await;
     let mut c = client(&proxy).await;
-    let start = Instant::now();
-    c.write(&get("/slow")).await.unwrap();
-    let r = response(&mut c, "GET", "silent upstream").await;
-    let took = start.elapsed();
+    let (r, took) = timed_get(&mut c, "/slow", "silent upstream").await;
     assert_eq!(r.status, 504);
     assert!(
         took >= Duration::from_millis(400),
@@ -75,10 +72,7 @@ pub async fn an_earlier_deadline_on_a_kept_alive_connection_fires_on_time(p: &dy
     c.write(&get("/fast")).await.unwrap();
     assert_eq!(response(&mut c, "GET", "first request").await.status, 200);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let start = Instant::now();
-    c.write(&get("/slow")).await.unwrap();
-    let r = response(&mut c, "GET", "second request, silent upstream").await;
-    let took = start.elapsed();
+    let (r, took) = timed_get(&mut c, "/slow", "second request, silent upstream").await;
     assert_eq!(r.status, 504);
     assert!(
         took >= Duration::from_millis(400) && took < Duration::from_millis(2500),
@@ -89,6 +83,18 @@ pub async fn an_earlier_deadline_on_a_kept_alive_connection_fires_on_time(p: &dy
         1,
         "the second request went over the pooled connection"
     );
+}
+
+/// Sends `GET target` on `c` and reads the response: it, and how long it took.
+async fn timed_get(
+    c: &mut crate::http::Conn,
+    target: &str,
+    what: &str,
+) -> (crate::http::Response, Duration) {
+    let start = Instant::now();
+    c.write(&get(target)).await.unwrap();
+    let r = response(c, "GET", what).await;
+    (r, start.elapsed())
 }
 
 /// A client that sends half a head and stops; `client_head = 500ms` → 408, then close.
