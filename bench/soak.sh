@@ -52,12 +52,12 @@ done
 
 # Sizes: the issue's, or a smoke run's.
 if [ "$QUICK" = 1 ]; then
-  CYCLES=${CYCLES:-3000} CHURN_ROUNDS=${CHURN_ROUNDS:-1} WARMUP_CYCLES=200 MANY=1000 SLOW=100 GRACE=3 WINDOW=2 FILL=1
+  CYCLES=${CYCLES:-3000} CHURN_ROUNDS=${CHURN_ROUNDS:-1} WARMUP_CYCLES=200 MANY=1000 SLOW=100 GRACE=3 WINDOW=2 WINDOWS=1 FILL=1
   HEAD_TIMEOUT=${HEAD_TIMEOUT:-5} READERS=100 DEATH_TUNNELS=200 UNREACHABLE_REQUESTS=2
   HOLD=2 MALFORMED=1000 MALFORMED_WARMUP=200
   RESULTS=${BENCH_RESULTS:-$ROOT/bench/results/soak/quick}
 else
-  CYCLES=${CYCLES:-100000} CHURN_ROUNDS=${CHURN_ROUNDS:-3} WARMUP_CYCLES=1000 MANY=0 SLOW=1000 GRACE=10 WINDOW=5 FILL=3
+  CYCLES=${CYCLES:-100000} CHURN_ROUNDS=${CHURN_ROUNDS:-3} WARMUP_CYCLES=1000 MANY=0 SLOW=1000 GRACE=10 WINDOW=5 WINDOWS=3 FILL=3
   HEAD_TIMEOUT=${HEAD_TIMEOUT:-60} READERS=1000 DEATH_TUNNELS=1000 UNREACHABLE_REQUESTS=4
   HOLD=5 MALFORMED=10000 MALFORMED_WARMUP=1000
   RESULTS=${BENCH_RESULTS:-$ROOT/bench/results/soak}
@@ -207,8 +207,8 @@ run_scenario() {
   case "$scenario" in
     churn) args+=(--cycles "$CYCLES" --warmup-cycles "$WARMUP_CYCLES" --workers 64) ;;
     many) args+=(--tunnels "$MANY") ;;
-    slowloris) args+=(--connections "$SLOW" --head-timeout "$HEAD_TIMEOUT" --grace "$GRACE" --window "$WINDOW") ;;
-    slow-readers) args+=(--connections "$READERS" --window "$WINDOW" --fill "$FILL"
+    slowloris) args+=(--connections "$SLOW" --head-timeout "$HEAD_TIMEOUT" --grace "$GRACE" --window "$WINDOW" --windows "$WINDOWS") ;;
+    slow-readers) args+=(--connections "$READERS" --window "$WINDOW" --windows "$WINDOWS" --fill "$FILL"
                          --backend-listen "127.0.0.1:$BIG_PORT") ;;
     backend-death) args+=(--tunnels "$DEATH_TUNNELS" --victim "127.0.0.1:$VICTIM_PORT") ;;
     unreachable) args+=(--refused "127.0.0.1:$REFUSED_PORT" --blackhole "127.0.0.1:$BLACKHOLE_PORT"

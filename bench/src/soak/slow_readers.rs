@@ -53,9 +53,13 @@ pub struct Options {
     /// Normal keep-alive clients measuring the rate.
     #[arg(long, default_value_t = 64)]
     pub normal: usize,
-    /// Seconds the normal clients' rate is measured: before, with and after the slow ones.
+    /// Seconds of one window of the normal clients' rate, measured before, with and
+    /// after the slow readers.
     #[arg(long, default_value_t = 5.0)]
     pub window: f64,
+    /// Windows per phase; each phase counts as its median window.
+    #[arg(long, default_value_t = 3)]
+    pub windows: usize,
 }
 
 /// Readers opened between two readings of the machine's TCP memory.
@@ -70,11 +74,12 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     record.setting("client_rcvbuf", options.rcvbuf);
     record.setting("normal_connections", options.normal);
     record.setting("window_s", options.window);
+    record.setting("windows_per_phase", options.windows);
     let _backend = spawn_backend(options.backend_listen, Some(options.backend_sndbuf)).await?;
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_idle = proxy.rss_kib()?;
-    let before = normal_rate(common, options.normal, options.window).await?;
+    let before = normal_rate(common, options.normal, options.window, options.windows).await?;
     // The base: what the proxy used with the normal clients' connections.
     let rss_base = rss_idle.max(proxy.rss_kib()?);
     let sock_before = SockStat::read();
@@ -137,7 +142,7 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     // The proxy's CPU with only the stalled responses: flow control should leave it
     // nothing to do (a connection woken again and again without progress shows here).
     let cpu_readers_only = proxy.cpu_over(2.0).await;
-    let during = normal_rate(common, options.normal, options.window).await?;
+    let during = normal_rate(common, options.normal, options.window, options.windows).await?;
     let rss_end = proxy.rss_kib()?;
     let sock_during = SockStat::read();
     stop.store(true, Ordering::Relaxed);
@@ -147,7 +152,7 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     // The baseline again, once the slow readers are gone: the machine's load drifts,
     // and the mean of before and after is what "during" is compared with.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = normal_rate(common, options.normal, options.window).await?;
+    let after = normal_rate(common, options.normal, options.window, options.windows).await?;
 
     let n = held.max(1) as f64;
     let bound = rss_base + n * 2.0 * options.buffer_size as f64 / 1024.0;
@@ -163,7 +168,7 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
         (sock_during.mem_bytes() as f64 - sock_before.mem_bytes() as f64) / 1048576.0,
         1,
     );
-    record_rates(&mut record, before, during, after);
+    record_rates(&mut record, &before, &during, &after);
     if failed > 0 {
         record.note(format!("{failed} slow readers could not connect or send"));
     }

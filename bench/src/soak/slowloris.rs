@@ -33,10 +33,17 @@ pub struct Options {
     /// Normal keep-alive clients measuring the rate.
     #[arg(long, default_value_t = 64)]
     pub normal: usize,
-    /// Seconds the normal clients' rate is measured: before, with and after the slow ones.
+    /// Seconds of one window of the normal clients' rate, measured before, with and
+    /// after the slow ones.
     #[arg(long, default_value_t = 5.0)]
     pub window: f64,
+    /// Windows per phase; each phase counts as its median window.
+    #[arg(long, default_value_t = 3)]
+    pub windows: usize,
 }
+
+/// The warm-up before each window of the normal clients (see [`normal_rate`]).
+const WARMUP: f64 = super::NORMAL_WARMUP;
 
 /// A close counts as "at the timeout" within this fraction of it.
 const TOLERANCE: f64 = 0.10;
@@ -72,8 +79,9 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     record.setting("wait_bound_s", options.head_timeout + options.grace);
     record.setting("normal_connections", options.normal);
     record.setting("window_s", options.window);
+    record.setting("windows_per_phase", options.windows);
 
-    let before = normal_rate(common, options.normal, options.window).await?;
+    let before = normal_rate(common, options.normal, options.window, options.windows).await?;
 
     let started = Arc::new(AtomicUsize::new(0));
     let mut slow = Vec::with_capacity(options.connections);
@@ -150,17 +158,22 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
         Ok(proxy) => Some(proxy.cpu_over(idle_window).await),
         Err(_) => None,
     };
+    // The windows with slow clients must end before the first head timeout fires:
+    // fewer of them if need be, then shorter ones.
     let spent = first_bytes.elapsed().as_secs_f64();
+    let available = (options.head_timeout * 0.8 - spent - 1.0).max(1.0);
+    let per_window = options.window + WARMUP;
+    let windows = ((available / per_window).floor() as usize).clamp(1, options.windows.max(1));
     let window = options
         .window
-        .min(options.head_timeout * 0.8 - spent - 1.0)
+        .min(available / windows as f64 - WARMUP)
         .max(0.5);
-    if window < options.window {
+    if windows < options.windows || window < options.window {
         record.note(format!(
-            "window with slow clients shortened to {window:.1} s to end before the head timeout"
+            "{windows} window(s) of {window:.1} s with slow clients, to end before the head timeout"
         ));
     }
-    let during = normal_rate(common, options.normal, window).await?;
+    let during = normal_rate(common, options.normal, window, windows).await?;
 
     let mut outcomes = Vec::with_capacity(slow.len());
     for task in slow {
@@ -170,7 +183,7 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     // past the bound, by us): the mean of before and after is what "during" is
     // compared with, so that the machine's drift over a minute does not count.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = normal_rate(common, options.normal, options.window).await?;
+    let after = normal_rate(common, options.normal, options.window, options.windows).await?;
     let n = outcomes.len();
     let opened = outcomes.iter().filter(|o| o.opened).count();
     let closed: Vec<&Slow> = outcomes
@@ -192,7 +205,7 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     let early = times.iter().filter(|&&s| s < t * (1.0 - TOLERANCE)).count();
     let max_bytes = outcomes.iter().map(|o| o.bytes_sent).max().unwrap_or(0);
 
-    record_rates(&mut record, before, during, after);
+    record_rates(&mut record, &before, &during, &after);
     if let Some(cpu) = cpu_slow_only {
         record.number("proxy_cpu_slow_clients_only", cpu, 3);
     }
