@@ -1,4 +1,4 @@
-//! Invariant: a request and an upstream response (101 or another status), both near-valid with fuzz-chosen mutations, open a tunnel exactly when an independent model of RFC 9110 §7.8 / RFC 6455 §4 says so (HTTP/1.1 request with `Upgrade` and `Connection: upgrade`; a 101 with `Connection: upgrade` naming exactly one offered protocol, versions matching when given; for WebSocket, the accept of the single key; the request body complete), else a refused 101 gets 502 and the upstream is dropped; bytes the client sent after the request are never forwarded before the tunnel opens, then forwarded exactly once, in order, and after another final response are only ever forwarded as a parsed (rewritten) next request.
+//! Invariant: a request and an upstream response (101 or another status), both near-valid with fuzz-chosen mutations, open a tunnel exactly when an independent model of RFC 9110 §7.8 / RFC 6455 §4 says so (HTTP/1.1 request with `Upgrade` offering a protocol other than `h2c` and `Connection: upgrade`; a 101 with `Connection: upgrade` naming exactly one offered protocol, versions matching when given; for WebSocket, the accept of the single key; the request body complete), else a refused 101 gets 502 and the upstream is dropped; bytes the client sent after the request are never forwarded before the tunnel opens, then forwarded exactly once, in order, and after another final response are only ever forwarded as a parsed (rewritten) next request.
 //!
 //! Input: a description of a request, a response, the client's bytes after the request
 //! and a schedule, read by [`Case::read`] (zeros everywhere give a valid WebSocket
@@ -562,7 +562,11 @@ pub fn decide(request: &Head, response: &Head, body_complete: bool) -> (Decision
     {
         return (Refuse, "the request's Connection does not list upgrade");
     }
-    let offered = elements(request, "upgrade");
+    // `h2c` is never offered upstream (RFC 9113 §3.1 deprecates it; "h2c smuggling").
+    let offered: Vec<String> = elements(request, "upgrade")
+        .into_iter()
+        .filter(|o| protocol_parts(o).0 != "h2c")
+        .collect();
     if offered.is_empty() {
         return (Refuse, "the request offers no protocol");
     }

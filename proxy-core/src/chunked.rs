@@ -117,6 +117,7 @@ impl ChunkedDecoder {
                     let value = value
                         .checked_mul(16)
                         .and_then(|v| v.checked_add(u64::from(d)))
+                        .filter(|&v| v <= crate::framing::MAX_LENGTH)
                         .ok_or(ProxyError::ChunkSizeOverflow)?;
                     self.state = Size {
                         digits: digits.saturating_add(1),

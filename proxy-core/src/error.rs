@@ -83,6 +83,9 @@ pub enum ProxyError {
     /// The proxy could not open an upstream connection for lack of its own resources
     /// (file descriptors, memory) (503).
     OutOfResources,
+    /// A `.` or `..` path segment (plain or percent-encoded) while routes decide by
+    /// path: the server behind could resolve it to another route's path (400).
+    DotSegmentInPath,
     // ---- upstream ----
     /// Dialling the upstream failed (502).
     UpstreamConnectFailed,
@@ -99,6 +102,10 @@ pub enum ProxyError {
     ResponseHeadTooLarge,
     /// The upstream's framing fields are contradictory (502).
     InvalidResponseFraming,
+    /// A response body in a transfer coding other than `chunked` alone, to an HTTP/1.0
+    /// client: it cannot be told of the coding, and the proxy does not decode it (502,
+    /// RFC 9112 §6.1; the proxy never sends `TE`, so the upstream had no leave to).
+    TransferCodingForHttp10,
     /// `101` to a request that did not ask for an upgrade (502, RFC 9110 §7.8).
     UnsolicitedUpgrade,
     /// `101` without `Connection: upgrade` or naming a protocol that was not requested,
@@ -138,6 +145,7 @@ impl ProxyError {
             | MalformedResponse
             | ResponseHeadTooLarge
             | InvalidResponseFraming
+            | TransferCodingForHttp10
             | UnsolicitedUpgrade
             | UpgradeProtocolMismatch
             | WebSocketAcceptMismatch
@@ -165,6 +173,7 @@ impl ProxyError {
             DuplicateHost => "more than one Host",
             InvalidHost => "invalid Host",
             InvalidRequestTarget => "invalid request-target",
+            DotSegmentInPath => "dot-segment in the path",
             ConnectNotSupported => "CONNECT is not supported",
             ContentLengthWithTransferEncoding => "both Content-Length and Transfer-Encoding",
             InvalidContentLength => "invalid Content-Length",
@@ -193,6 +202,7 @@ impl ProxyError {
             MalformedResponse => "malformed upstream response",
             ResponseHeadTooLarge => "upstream response head too large",
             InvalidResponseFraming => "invalid upstream response framing",
+            TransferCodingForHttp10 => "upstream transfer coding an HTTP/1.0 client cannot receive",
             UnsolicitedUpgrade => "upstream switched protocols unasked",
             UpgradeProtocolMismatch => "upstream switched to a protocol not requested",
             WebSocketAcceptMismatch => "upstream Sec-WebSocket-Accept mismatch",

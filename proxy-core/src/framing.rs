@@ -151,13 +151,20 @@ pub(crate) fn content_length(fields: &Fields) -> Result<Option<u64>, ProxyError>
     Ok(found)
 }
 
+/// The largest body length or chunk size accepted: what a signed 64-bit integer holds.
+/// A larger one, though valid HTTP, would be read differently by a server that parses
+/// it into an `i64` (or wraps it), which is the disagreement smuggling lives on.
+pub(crate) const MAX_LENGTH: u64 = i64::MAX as u64;
+
 fn parse_decimal(s: &[u8]) -> Option<u64> {
     if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    s.iter().try_fold(0u64, |n, &d| {
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    s.iter()
+        .try_fold(0u64, |n, &d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+        .filter(|&n| n <= MAX_LENGTH)
 }
 
 /// Reads one body off a byte stream and produces what to forward.

@@ -5,6 +5,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use std::ops::Range;
 
+use crate::field_name::FieldName;
 use crate::head::{Field, Fields};
 
 /// A head being written from a received one (`source`).
@@ -58,6 +59,36 @@ impl<'a> HeadWriter<'a> {
     }
 
     /// The head, ended by its empty line.
+    /// `Transfer-Encoding` of a body the proxy re-chunks, written once, at the first of
+    /// its fields: its codings as one list, without the empty elements and spacing the
+    /// syntax allows (`, chunked`, `chunked ,`), and `chunked` spelled so. A server
+    /// downstream that parses lists more strictly than RFC 9110 §5.6.1 then reads the
+    /// framing the proxy read. A plain `chunked` field stays byte-exact.
+    pub(crate) fn transfer_encoding(&mut self, field: &Field<'_>, written: &mut bool) {
+        if std::mem::replace(written, true) {
+            return;
+        }
+        let codings = self.source.list(FieldName::TransferEncoding);
+        let single_field = self
+            .source
+            .values(FieldName::TransferEncoding)
+            .nth(1)
+            .is_none();
+        if single_field && field.value == b"chunked" {
+            return self.keep(field);
+        }
+        let mut value = Vec::with_capacity(field.value.len());
+        for coding in codings {
+            match coding.eq_ignore_ascii_case(b"chunked") {
+                true => value.extend_from_slice(b"chunked"),
+                false => value.extend_from_slice(coding),
+            }
+            value.extend_from_slice(b", ");
+        }
+        value.truncate(value.len().saturating_sub(2));
+        self.field(field.name, &value);
+    }
+
     pub(crate) fn finish(mut self) -> Bytes {
         self.put(b"\r\n");
         self.out.freeze()

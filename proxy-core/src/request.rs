@@ -276,12 +276,28 @@ impl RequestHead {
             }
         }
         let [mut host_written, mut length_written, mut xff_written, mut via_written] = [false; 4];
+        let (mut upgrade_written, mut te_written) = (false, false);
         for field in self.fields.iter() {
             let (kind, name) = (field.kind, field.name);
             match kind {
-                FieldName::Upgrade if self.upgrade.is_some() => out.keep(&field),
+                FieldName::Upgrade if self.upgrade.is_some() => {
+                    // Byte-exact, unless it named `h2c`, which is never offered (see
+                    // `upgrade::offer`): then the offer's protocols alone.
+                    match self.fields.list(FieldName::Upgrade).any(upgrade::is_h2c) {
+                        false => out.keep(&field),
+                        true if !upgrade_written => {
+                            let offered = self.upgrade.iter().flat_map(|u| &u.protocols);
+                            let list = offered.map(String::as_str).collect::<Vec<_>>();
+                            out.field(name, list.join(", ").as_bytes());
+                        }
+                        true => {}
+                    }
+                    upgrade_written = true;
+                }
                 // Re-encoded as chunked: the codings still apply.
-                FieldName::TransferEncoding if self.body == BodyKind::Chunked => out.keep(&field),
+                FieldName::TransferEncoding if self.body == BodyKind::Chunked => {
+                    out.transfer_encoding(&field, &mut te_written)
+                }
                 _ if self.fields.is_hop_by_hop(kind, name) => {}
                 FieldName::Host => {
                     match self.target_authority.as_deref() {

@@ -101,6 +101,17 @@ impl ResponseHead {
         &self.fields
     }
 
+    /// Whether the body is in a transfer coding other than `chunked` alone (which the
+    /// proxy removes and puts back itself).
+    pub(crate) fn has_coding_beyond_chunked(&self) -> bool {
+        let mut codings = self.fields.list(FieldName::TransferEncoding);
+        match (codings.next(), codings.next()) {
+            (None, _) => false,
+            (Some(only), None) => !only.eq_ignore_ascii_case(b"chunked"),
+            (Some(_), Some(_)) => true,
+        }
+    }
+
     /// How the body is delimited, given whether the request was HEAD.
     pub fn body(&self, request_was_head: bool) -> Result<BodyKind, ProxyError> {
         framing::response_body(&self.fields, self.status, request_was_head)
@@ -128,12 +139,17 @@ impl ResponseHead {
         out.put(b"HTTP/1.1 ");
         out.put(&self.status_and_reason);
         out.put(b"\r\n");
-        let mut length_written = false;
+        let (mut length_written, mut te_written) = (false, false);
         for field in self.fields.iter() {
             match field.kind {
                 // The proxy re-encodes chunked bodies, so the codings still hold, except
-                // for an HTTP/1.0 client, which gets the body decoded.
-                FieldName::TransferEncoding if !framing.client_http10 => out.keep(&field),
+                // for an HTTP/1.0 client, which gets the body decoded, and in a 1xx or
+                // 204, which must not have it (RFC 9112 §6.1).
+                FieldName::TransferEncoding
+                    if !framing.client_http10 && self.status >= 200 && self.status != 204 =>
+                {
+                    out.transfer_encoding(&field, &mut te_written)
+                }
                 kind if self.fields.is_hop_by_hop(kind, field.name) => {}
                 // One field, one value (a list of equal values was accepted as one); none
                 // in a 1xx or 204, which must not have it (RFC 9110 §8.6).

@@ -77,6 +77,28 @@ fn host_rank(pattern: Option<&str>, host: Option<&[u8]>) -> Option<(u8, usize)> 
         .then_some((2, pattern.len()))
 }
 
+/// Whether the path of `target` (origin-form, before any `?`) has a `.` or `..`
+/// segment, spelled plainly or percent-encoded (`%2e`). RFC 3986 §5.2.4 removes them
+/// when a reference is resolved, so a client never needs to send one; a server behind
+/// the proxy that resolves them would serve another path than the one routed on
+/// (`/public/../admin`). Where routes decide by path, such a request is refused.
+pub fn has_dot_segment(target: &[u8]) -> bool {
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    path.split(|&b| b == b'/').any(|segment| {
+        let mut dots = 0;
+        let mut rest = segment;
+        while !rest.is_empty() {
+            match rest {
+                [b'.', tail @ ..] => rest = tail,
+                [b'%', b'2', b'e' | b'E', tail @ ..] => rest = tail,
+                _ => return false,
+            }
+            dots += 1;
+        }
+        matches!(dots, 1 | 2)
+    })
+}
+
 fn prefix_matches(prefix: &[u8], target: &[u8]) -> bool {
     if !target.starts_with(prefix) {
         return false;
@@ -142,6 +164,32 @@ mod tests {
     fn no_matching_route_is_none() {
         let c = config(&[(Some("example.com"), "/", "web", false)]);
         assert_eq!(group(&c, "other.org", "/"), None);
+    }
+
+    #[test]
+    fn dot_segments_are_found_plain_or_percent_encoded() {
+        for target in [
+            "/public/../admin",
+            "/public/%2e%2e/admin",
+            "/public/.%2E/admin",
+            "/a/./b",
+            "/a/%2E",
+            "/..",
+            "/a/..?x",
+        ] {
+            assert!(has_dot_segment(target.as_bytes()), "{target}");
+        }
+        for target in [
+            "/",
+            "/a/b",
+            "/.well-known/x",
+            "/a/...",
+            "/a..b/",
+            "/a?x=/../",
+            "/%2e%2e%2e",
+        ] {
+            assert!(!has_dot_segment(target.as_bytes()), "{target}");
+        }
     }
 
     #[test]

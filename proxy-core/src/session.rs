@@ -693,6 +693,9 @@ impl Session {
         if request.answer_here() {
             return self.answer_here(&request);
         }
+        if !self.config.routes.is_empty() && routing::has_dot_segment(request.forward_target()) {
+            return self.fail(ProxyError::DotSegmentInPath);
+        }
         let mut request = request;
         let Some(routed) = routing::route(&self.config, request.host(), request.forward_target())
         else {
@@ -1012,6 +1015,9 @@ impl Session {
             Ok(body) => body,
             Err(error) => return self.fail(error),
         };
+        if client_http10 && body != BodyKind::Empty && response.has_coding_beyond_chunked() {
+            return self.fail(ProxyError::TransferCodingForHttp10);
+        }
         let dechunked = client_http10 && body == BodyKind::Chunked;
         x.client_keep_alive = x.request.keep_alive()
             && x.request_body.is_done()

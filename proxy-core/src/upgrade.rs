@@ -25,12 +25,18 @@ pub struct UpgradeOffer {
 
 /// An HTTP/1.1 request is an upgrade attempt when it has `Upgrade` and its `Connection`
 /// lists the `upgrade` option. (RFC 9110 §7.8: `Upgrade` in HTTP/1.0 is ignored.)
+///
+/// `h2c` is never offered upstream: an upstream that switched to it would speak HTTP/2
+/// with the client past every rule of the proxy (routing, smuggling checks,
+/// `X-Forwarded-For`): the "h2c smuggling" attack. RFC 9113 §3.1 deprecates that
+/// upgrade; a client that offers it gets HTTP/1.1, as from a server that declines.
 pub(crate) fn offer(fields: &Fields, http10: bool) -> Option<UpgradeOffer> {
     if http10 || !fields.connection.upgrade || !fields.has(FieldName::Upgrade) {
         return None;
     }
     let protocols: Vec<String> = fields
         .list(FieldName::Upgrade)
+        .filter(|p| !is_h2c(p))
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect();
     if protocols.is_empty() {
@@ -87,6 +93,12 @@ pub(crate) fn accept_switch(
 pub(crate) fn is_websocket(protocol: &[u8]) -> bool {
     let name = protocol.split(|&b| b == b'/').next().unwrap_or_default();
     name.eq_ignore_ascii_case(b"websocket")
+}
+
+/// Whether a protocol (`name` or `name/version`) is cleartext HTTP/2 (see [`offer`]).
+pub(crate) fn is_h2c(protocol: &[u8]) -> bool {
+    let name = protocol.split(|&b| b == b'/').next().unwrap_or_default();
+    name.eq_ignore_ascii_case(b"h2c")
 }
 
 /// Protocol names compare case-insensitively; a version, when the response gives one,

@@ -242,6 +242,75 @@ fn chunked_response_is_decoded_for_http10_clients() {
 }
 
 #[test]
+fn a_coding_beyond_chunked_is_502_for_http10_clients() {
+    // RFC 9112 §6.1: an HTTP/1.0 client cannot be sent Transfer-Encoding, and the proxy
+    // does not decode gzip: forwarding the coded bytes without the field would hand
+    // the client a body it cannot know is compressed.
+    for coding in ["gzip, chunked", "gzip"] {
+        let mut sim = connected(b"GET / HTTP/1.0\r\n\r\n");
+        let head = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {coding}\r\n\r\n");
+        sim.upstream_sends(head.as_bytes());
+        sim.upstream_sends(b"3\r\nabc\r\n0\r\n\r\n");
+        let client = sim.client_received_str();
+        assert!(client.starts_with("HTTP/1.1 502 "), "{coding}: {client}");
+        assert!(
+            !client.contains("abc"),
+            "{coding}: no coded byte reaches it"
+        );
+        assert_eq!(sim.releases(), &[false], "{coding}");
+    }
+    // An HTTP/1.1 client is told of the coding, and gets the body as it came.
+    let mut sim = connected(GET);
+    sim.upstream_sends(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
+    let client = sim.client_received_str();
+    assert!(
+        client.contains("\r\nTransfer-Encoding: gzip, chunked\r\n"),
+        "{client}"
+    );
+    assert!(client.ends_with("3\r\nabc\r\n0\r\n\r\n"), "{client}");
+    // Written as one plain list, whatever the spacing and fields it came in.
+    let mut sim = connected(GET);
+    sim.upstream_sends(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip ,\r\nTransfer-Encoding: CHUNKED\r\n\r\n0\r\n\r\n",
+    );
+    let client = sim.client_received_str();
+    assert!(
+        client.contains("\r\nTransfer-Encoding: gzip, chunked\r\n"),
+        "{client}"
+    );
+    assert_eq!(client.matches("Transfer-Encoding").count(), 1, "{client}");
+}
+
+#[test]
+fn no_transfer_encoding_reaches_the_client_in_a_1xx_or_204() {
+    // RFC 9112 §6.1: a server must not send it there (the status alone says there is
+    // no body); a lenient intermediary in front could otherwise wait for chunks.
+    let mut sim = connected(GET);
+    sim.upstream_sends(b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n");
+    assert_eq!(
+        sim.client_received_str(),
+        "HTTP/1.1 204 No Content\r\nX-A: b\r\n\r\n"
+    );
+    let mut sim = connected(GET);
+    sim.upstream_sends(
+        b"HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\nLink: </a>\r\n\r\n",
+    );
+    assert_eq!(
+        sim.client_received_str(),
+        "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+    );
+    // A 304 may keep it (RFC 9112 §6.1: the coding the full response would have had).
+    let mut sim = connected(GET);
+    sim.upstream_sends(b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_eq!(
+        sim.client_received_str(),
+        "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+}
+
+#[test]
 fn expect_100_continue_interim_response_reaches_the_client() {
     let mut sim = connected(
         b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",

@@ -201,6 +201,34 @@ fn invalid_chunk_size_is_400() {
 fn chunk_size_overflow_is_400() {
     assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nx\r\n", 400);
     assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nx\r\n", 400);
+    // Past i64::MAX: valid hex, but a server reading it as signed would disagree.
+    assert_rejected(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n8000000000000000\r\nx\r\n", 400);
+}
+
+#[test]
+fn content_length_past_i64_max_is_400() {
+    assert_rejected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\nx",
+        400,
+    );
+    // The largest accepted is forwarded as is.
+    let sim =
+        connected(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\nx");
+    assert!(sim
+        .upstream_received_str()
+        .contains("\r\nContent-Length: 9223372036854775807\r\n"));
+}
+
+#[test]
+fn a_chunk_size_of_i64_max_is_forwarded() {
+    let sim = connected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n7fffffffffffffff\r\nxyz",
+    );
+    let upstream = sim.upstream_received_str();
+    assert!(
+        upstream.ends_with("\r\n\r\n7fffffffffffffff\r\nxyz"),
+        "{upstream}"
+    );
 }
 
 #[test]
@@ -330,4 +358,30 @@ fn after_a_rejected_request_nothing_more_is_read_as_http() {
     sim.client_sends(GET);
     assert!(!sim.has_pending_connect());
     assert_eq!(sim.client_received_str().matches("HTTP/1.1").count(), 1);
+}
+
+#[test]
+fn transfer_encoding_reaches_the_upstream_as_plain_chunked() {
+    // Valid list forms (RFC 9110 §5.6.1) a stricter server might not read as chunked:
+    // the body is re-chunked, and so is the field written.
+    for value in [", chunked", "chunked ,", "CHUNKED", " , ,chunked"] {
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {value}\r\nX-After: 1\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        );
+        let sim = connected(head.as_bytes());
+        let upstream = sim.upstream_received_str();
+        assert!(
+            upstream.contains("\r\nTransfer-Encoding: chunked\r\nX-After: 1\r\n"),
+            "{value:?}: {upstream}"
+        );
+        assert_eq!(
+            upstream.matches("Transfer-Encoding").count(),
+            1,
+            "{value:?}"
+        );
+        assert!(
+            upstream.ends_with("\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+            "{value:?}: {upstream}"
+        );
+    }
 }

@@ -165,6 +165,43 @@ fn other_protocols_switch_without_a_websocket_check() {
 }
 
 #[test]
+fn h2c_is_never_offered_upstream() {
+    // h2c smuggling: a switch to cleartext HTTP/2 would take the client past routing
+    // and every check of the proxy. RFC 9113 §3.1 deprecates the upgrade; the request
+    // goes on as HTTP/1.1, as from a server that declines it.
+    let h2c = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n";
+    let mut sim = connected(h2c);
+    let upstream = sim.upstream_received_str();
+    assert!(!upstream.contains("Upgrade"), "{upstream}");
+    assert!(!upstream.contains("HTTP2-Settings"), "{upstream}");
+    sim.upstream_sends(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+    );
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 502 "));
+    assert_eq!(sim.releases(), &[false]);
+    // A plain answer reaches the client as usual.
+    let mut sim = connected(h2c);
+    sim.upstream_sends(OK);
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 200 OK"));
+
+    // Offered beside another protocol (in any case, with a version), h2c is dropped
+    // from the list and the other may still be switched to.
+    let mut sim = connected(
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: H2C/1, bar\r\nConnection: upgrade\r\n\r\n",
+    );
+    let upstream = sim.upstream_received_str();
+    assert!(upstream.contains("\r\nUpgrade: bar\r\n"), "{upstream}");
+    assert_eq!(upstream.matches("Upgrade:").count(), 1, "{upstream}");
+    sim.upstream_sends(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n",
+    );
+    assert!(
+        sim.client_received_str().starts_with("HTTP/1.1 502 "),
+        "h2c was not offered"
+    );
+}
+
+#[test]
 fn non_101_answer_makes_held_bytes_the_next_request() {
     let mut request = websocket_request();
     request.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");

@@ -82,6 +82,34 @@ fn no_matching_route_is_404() {
 }
 
 #[test]
+fn a_dot_segment_is_400_where_routes_decide_by_path() {
+    // `/api/../admin` would be routed by `/api` (or `/`) and served by the backend as
+    // `/admin`: past the rule that picked the route.
+    let proxy = Proxy::new(Arc::new(routed_config()));
+    for target in ["/api/../admin", "/api/%2e%2E/admin", "/./api/x", "/web/."] {
+        let mut sim = Sim::with_proxy(&proxy);
+        let head = format!("GET {target} HTTP/1.1\r\nHost: example.com\r\n\r\n");
+        sim.client_sends(head.as_bytes());
+        let client = sim.client_received_str();
+        assert!(client.starts_with("HTTP/1.1 400 "), "{target}: {client}");
+        assert!(client.contains("dot-segment"), "{target}: {client}");
+        assert!(!sim.has_pending_connect(), "{target}: nothing dialled");
+    }
+    // Dots inside a segment, or in the query, are ordinary.
+    let mut sim = Sim::with_proxy(&proxy);
+    sim.client_sends(b"GET /api/v1.2/..x?next=/../ HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    assert_eq!(sim.expect_connect().address, "api1:80");
+    // Without routes nothing is decided by path, and the target goes on as sent.
+    let mut sim = Sim::new(Config::default());
+    sim.client_sends(b"GET /a/../b HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    sim.expect_connect();
+    sim.upstream_connected();
+    assert!(sim
+        .upstream_received_str()
+        .starts_with("GET /a/../b HTTP/1.1\r\n"));
+}
+
+#[test]
 fn round_robin_spreads_requests_across_sessions() {
     let mut config = Config::default();
     config
