@@ -138,6 +138,11 @@ impl ResponseHead {
         let mut out = HeadWriter::new(&self.fields, 80);
         out.put(b"HTTP/1.1 ");
         out.put(&self.status_and_reason);
+        if self.status_and_reason.len() == 3 {
+            // `HTTP/1.1 200` without its SP: the line needs one even with no reason
+            // (RFC 9112 §4), which lenient upstreams leave out.
+            out.put(b" ");
+        }
         out.put(b"\r\n");
         let (mut length_written, mut te_written) = (false, false);
         for field in self.fields.iter() {

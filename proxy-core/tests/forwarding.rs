@@ -303,6 +303,22 @@ fn a_content_length_list_reaches_the_client_as_one_value() {
 }
 
 #[test]
+fn a_status_line_without_a_reason_keeps_its_space() {
+    // RFC 9112 §4: `status-line = HTTP-version SP status-code SP [ reason-phrase ]`.
+    for (sent, forwarded) in [
+        ("HTTP/1.1 200\r\n", "HTTP/1.1 200 \r\n"),
+        ("HTTP/1.1 200 \r\n", "HTTP/1.1 200 \r\n"),
+        ("HTTP/1.1 404 Not Here\r\n", "HTTP/1.1 404 Not Here\r\n"),
+    ] {
+        let mut sim = connected(GET);
+        sim.upstream_sends(format!("{sent}Content-Length: 2\r\n\r\nok").as_bytes());
+        let client = sim.client_received_str();
+        assert!(client.starts_with(forwarded), "{sent:?}: {client:?}");
+        assert!(client.ends_with("\r\n\r\nok"), "{sent:?}: {client:?}");
+    }
+}
+
+#[test]
 fn no_content_length_reaches_the_client_in_a_1xx_or_204() {
     // RFC 9110 §8.6: a server must not send one there; a 304 keeps it (the length
     // the full response would have).
