@@ -110,7 +110,11 @@ pub fn chunked_model(input: &[u8]) -> ChunkModel {
         let mut digits = 0usize;
         let mut b = byte!();
         while let Some(d) = hex_value(b) {
-            size = match size.checked_mul(16).and_then(|v| v.checked_add(d)) {
+            // Past 2^63 - 1 the proxy refuses a size (a server reading it as signed
+            // would frame differently).
+            size = match (size.checked_mul(16).and_then(|v| v.checked_add(d)))
+                .filter(|&v| v <= i64::MAX as u64)
+            {
                 Some(v) => v,
                 None => fail!(),
             };
@@ -326,12 +330,14 @@ pub const PROTECTED: [&str; 4] = [
     "x-forwarded-proto",
 ];
 
-/// The decimal value of a `Content-Length`, if it is one.
+/// The decimal value of a `Content-Length`, if it is one the proxy accepts (at most
+/// 2^63 - 1: a server reading a larger one as signed would frame differently).
 pub fn decimal(value: &[u8]) -> Option<u64> {
     if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(value).ok()?.parse().ok()
+    let n: u64 = std::str::from_utf8(value).ok()?.parse().ok()?;
+    (n <= i64::MAX as u64).then_some(n)
 }
 
 /// How a head the proxy wrote frames the body that follows it.
