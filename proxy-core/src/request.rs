@@ -299,6 +299,11 @@ impl RequestHead {
                     out.transfer_encoding(&field, &mut te_written)
                 }
                 _ if self.fields.is_hop_by_hop(kind, name) => {}
+                // RFC 9110 §10.1.1: a 100-continue expectation in an HTTP/1.0 request
+                // is ignored; passed on in the HTTP/1.1 request, the upstream could act
+                // on it (a 417, say) for a client that never meant it.
+                FieldName::Expect
+                    if self.http10 && field.value.eq_ignore_ascii_case(b"100-continue") => {}
                 FieldName::Host => {
                     match self.target_authority.as_deref() {
                         Some(authority) => out.field(name, authority),

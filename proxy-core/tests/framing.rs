@@ -325,6 +325,32 @@ fn expect_100_continue_interim_response_reaches_the_client() {
 }
 
 #[test]
+fn an_http10_expect_100_continue_is_not_passed_on() {
+    // RFC 9110 §10.1.1: it is ignored in an HTTP/1.0 request.
+    let sim = connected(
+        b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 4\r\nX-After: 1\r\n\r\nbody",
+    );
+    let upstream = sim.upstream_received_str();
+    assert!(!upstream.contains("Expect"), "{upstream}");
+    assert!(
+        upstream.contains("\r\nContent-Length: 4\r\nX-After: 1\r\n"),
+        "{upstream}"
+    );
+    assert!(upstream.ends_with("\r\n\r\nbody"), "{upstream}");
+    // An HTTP/1.1 one is, and so is any other expectation.
+    let sim = connected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(sim
+        .upstream_received_str()
+        .contains("\r\nExpect: 100-continue\r\n"));
+    let sim = connected(b"POST / HTTP/1.0\r\nExpect: other\r\nContent-Length: 0\r\n\r\n");
+    assert!(sim
+        .upstream_received_str()
+        .contains("\r\nExpect: other\r\n"));
+}
+
+#[test]
 fn interim_responses_are_not_sent_to_http10_clients() {
     let mut sim = connected(b"GET / HTTP/1.0\r\n\r\n");
     sim.upstream_sends(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n");
