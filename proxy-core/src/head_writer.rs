@@ -58,7 +58,6 @@ impl<'a> HeadWriter<'a> {
         }
     }
 
-    /// The head, ended by its empty line.
     /// `Transfer-Encoding` of a body the proxy re-chunks, written once, at the first of
     /// its fields: its codings as one list, without the empty elements and spacing the
     /// syntax allows (`, chunked`, `chunked ,`), and `chunked` spelled so. A server
@@ -89,6 +88,7 @@ impl<'a> HeadWriter<'a> {
         self.field(field.name, &value);
     }
 
+    /// The head, ended by its empty line.
     pub(crate) fn finish(mut self) -> Bytes {
         self.put(b"\r\n");
         self.out.freeze()
