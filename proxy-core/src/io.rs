@@ -143,6 +143,9 @@ pub enum Event {
     Request(Box<RequestLog>),
     /// A tunnel ended.
     Tunnel(Box<TunnelLog>),
+    /// A dial ran for `timeouts.upstream_connect` and was given up (the next server
+    /// may be tried): for metrics; no access log line of its own.
+    UpstreamConnectTimeout,
 }
 
 /// One line of access log.

@@ -556,7 +556,11 @@ impl Session {
                 }
             }
             Timer::KeepAliveIdle | Timer::Linger => self.close(),
-            Timer::UpstreamConnect => self.connect_failed(ProxyError::UpstreamConnectTimeout),
+            Timer::UpstreamConnect => {
+                self.outputs
+                    .push_back(Output::Event(Event::UpstreamConnectTimeout));
+                self.connect_failed(ProxyError::UpstreamConnectTimeout)
+            }
             Timer::UpstreamResponseHead => self.fail(ProxyError::UpstreamResponseTimeout),
             Timer::RequestBodyRead => self.fail(ProxyError::ClientBodyTimeout),
             Timer::ResponseBodyRead => self.fail(ProxyError::UpstreamBodyTimeout),

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use proxy_core::timer::Timer;
-use proxy_core::{Config, Input, Side};
+use proxy_core::{Config, Event, Input, Side};
 use std::time::Duration;
 
 fn secs(n: u64) -> Duration {
@@ -26,6 +26,30 @@ fn upstream_connect_timeout_is_502_after_60s() {
     sim.advance(secs(1));
     assert!(sim.client_received_str().starts_with("HTTP/1.1 502 "));
     assert_eq!(sim.releases(), &[false], "the dial is abandoned");
+}
+
+#[test]
+fn a_dial_given_up_at_upstream_connect_is_one_event() {
+    // The runtime counts connect timeouts from this event, not by timing dials itself.
+    let given_up = |sim: &proxy_core::sim::Sim| {
+        let events = sim.events().iter();
+        events
+            .filter(|e| matches!(e, Event::UpstreamConnectTimeout))
+            .count()
+    };
+    let mut sim = sim();
+    sim.client_sends(GET);
+    sim.expect_connect();
+    sim.advance(secs(59));
+    assert_eq!(given_up(&sim), 0);
+    sim.advance(secs(1));
+    assert_eq!(given_up(&sim), 1);
+    // A failed dial (refused) is the runtime's to count, not a timeout.
+    let mut sim = common::sim();
+    sim.client_sends(GET);
+    sim.expect_connect();
+    sim.upstream_fails();
+    assert_eq!(given_up(&sim), 0);
 }
 
 #[test]

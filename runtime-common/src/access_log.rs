@@ -33,7 +33,9 @@ thread_local! {
 
 /// Logs one line for a session's [`Event`]; `client` and `upstream` show as `-` when unknown.
 pub fn event(event: &Event, client: Option<SocketAddr>, upstream: Option<SocketAddr>) {
-    if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+    // A given-up dial is a metric; its request gets its own line when it ends.
+    let logged = matches!(event, Event::Request(_) | Event::Tunnel(_));
+    if !logged || !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
         return;
     }
     LINE.with(|cell| {
@@ -114,6 +116,8 @@ fn write_line(
             out.push_str(" upstream=");
             push_addr(out, upstream);
         }
+        // Not logged (see `event`).
+        Event::UpstreamConnectTimeout => {}
     }
 }
 

@@ -154,9 +154,8 @@ struct Upstream<T> {
 /// its peer's address) or why there is none.
 type Connected<T> = (String, Result<(T, bool, Option<SocketAddr>), ConnectError>);
 
-/// A dial in progress, and when it began.
+/// A dial in progress.
 struct Dialing<R: Runtime> {
-    started: Instant,
     future: Pin<Box<dyn Future<Output = Connected<UpstreamConn<R>>> + Send>>,
 }
 
@@ -217,7 +216,6 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 let key = key.into_owned();
                 let rt = self.ctx.runtime().clone();
                 self.connecting = Some(Box::pin(Dialing {
-                    started: rt.now(),
                     future: Box::pin(connect(rt, self.generation.clone(), target, key)),
                 }));
             }
@@ -609,19 +607,10 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         });
     }
 
-    /// Drops a dial in progress; one that ran for `upstream_connect` is counted as a
-    /// connect timeout (the session gave up on it). The session's deadline counts from
-    /// its own clock reading, taken a little before the dial's `started`, and its timer
-    /// can be handled sooner after it fires than that gap: hence the slack.
+    /// Drops a dial in progress. (A dial the session gave up at `upstream_connect` is
+    /// counted from its `Event::UpstreamConnectTimeout`.)
     fn abandon_dial(&mut self) {
-        const SLACK: Duration = Duration::from_millis(10);
-        if let Some(dialing) = self.connecting.take() {
-            let limit = self.generation.setup.config.timeouts.upstream_connect;
-            let ran = (self.ctx.runtime().now()).saturating_duration_since(dialing.started);
-            if ran + SLACK >= limit {
-                self.ctx.metrics().dial_failed(DialFailure::Timeout);
-            }
-        }
+        self.connecting = None;
     }
 
     fn now(&self) -> Instant {

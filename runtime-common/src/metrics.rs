@@ -167,6 +167,7 @@ impl Metrics {
                     self.refusal_log(i, r.status, client, now);
                 }
             }
+            Event::UpstreamConnectTimeout => self.dial_failed(DialFailure::Timeout),
             Event::Tunnel(t) => {
                 self.tunnel_bytes[0].fetch_add(t.client_to_upstream, Relaxed);
                 self.tunnel_bytes[1].fetch_add(t.upstream_to_client, Relaxed);
