@@ -651,6 +651,29 @@ fn write_upgrade_seeds() {
             ..d()
         },
     );
+    // Offered `chat, superchat`, chosen `superchat`: a tunnel. Chosen `v2.mqtt`, never
+    // offered, or a compression extension with none offered: 502.
+    up(
+        "subprotocol_offered_and_chosen",
+        Knobs {
+            negotiation: 1 | 2 << 3,
+            ..d()
+        },
+    );
+    up(
+        "subprotocol_not_offered",
+        Knobs {
+            negotiation: 1 | 3 << 3,
+            ..d()
+        },
+    );
+    up(
+        "extension_not_offered",
+        Knobs {
+            negotiation: 5 << 3,
+            ..d()
+        },
+    );
 }
 
 /// websocket_frames: header byte (1 masked, 2 extensions, 4 generated, split count

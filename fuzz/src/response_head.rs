@@ -206,6 +206,14 @@ pub fn check_client_stream(
                 "{}",
                 say("a 101 with a wrong Sec-WebSocket-Accept was accepted")
             );
+            // The request offers neither (RFC 6455 §4.1).
+            for name in ["sec-websocket-protocol", "sec-websocket-extensions"] {
+                assert!(
+                    head.list(name).is_empty(),
+                    "{}",
+                    say("a 101 choosing a subprotocol or extension not offered was accepted")
+                );
+            }
             // After the 101 head (byte-exact), the client gets the upstream's frames as
             // the WebSocket relay rules allow, all of them while the tunnel is open.
             let head_101 = &rest[..head.len];

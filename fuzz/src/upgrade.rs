@@ -68,6 +68,30 @@ pub const EXTRA_RESPONSE_FIELDS: [&str; 4] = [
     "Sec-WebSocket-Extensions",
 ];
 
+/// Subprotocols and extensions the request may offer (see [`Knobs::negotiation`]).
+pub const OFFERS: [&str; 8] = [
+    "",
+    "Sec-WebSocket-Protocol: chat, superchat\r\n",
+    "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: v2.mqtt\r\n",
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+    "Sec-WebSocket-Extensions: x-foo, PerMessage-Deflate\r\n",
+    "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Extensions: permessage-deflate\r\n",
+    "Sec-WebSocket-Protocol: Chat\r\n",
+    "Sec-WebSocket-Protocol: , chat ,\r\n",
+];
+
+/// Subprotocols and extensions a response may choose (see [`Knobs::negotiation`]).
+pub const CHOICES: [&str; 8] = [
+    "",
+    "Sec-WebSocket-Protocol: chat\r\n",
+    "Sec-WebSocket-Protocol: superchat\r\n",
+    "Sec-WebSocket-Protocol: v2.mqtt\r\n",
+    "Sec-WebSocket-Protocol: chat, superchat\r\n",
+    "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n",
+    "Sec-WebSocket-Extensions: x-foo\r\n",
+    "Sec-WebSocket-Protocol: Chat\r\nSec-WebSocket-Extensions: x-bar\r\n",
+];
+
 /// The GUID RFC 6455 §1.3 appends to the key.
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -359,6 +383,16 @@ impl Case {
         let schedule = r.u8();
         let cuts: Vec<usize> = (0..schedule % 4).map(|_| usize::from(r.u8())).collect();
         let slot = usize::from(schedule >> 2) % (cuts.len() + 2);
+
+        // Read last, so that inputs written before it read as they did.
+        let negotiation = r.u8();
+        let offer = OFFERS[usize::from(negotiation & 7)];
+        let blank_line = head.len() - 2;
+        head.splice(blank_line..blank_line, offer.bytes());
+        let choice = CHOICES[usize::from((negotiation >> 3) & 7)];
+        let blank_line = final_end - 2;
+        upstream.splice(blank_line..blank_line, choice.bytes());
+        let final_end = final_end + choice.len();
         Case {
             head,
             body,
@@ -464,6 +498,9 @@ pub struct Knobs {
     pub cuts: Vec<u8>,
     /// The client's second read goes before this upstream piece (mod pieces + 1).
     pub slot: u8,
+    /// Bits 0–2: the subprotocols and extensions offered ([`OFFERS`]); bits 3–5:
+    /// those the response chooses ([`CHOICES`]). Last in the input (0 when absent).
+    pub negotiation: u8,
 }
 
 impl Knobs {
@@ -504,6 +541,9 @@ impl Knobs {
         let cuts = &self.cuts[..self.cuts.len().min(3)];
         out.push(cuts.len() as u8 | self.slot << 2);
         out.extend_from_slice(cuts);
+        if self.negotiation != 0 {
+            out.push(self.negotiation);
+        }
         out
     }
 }
@@ -523,6 +563,21 @@ pub enum Decision {
 /// spaces and tabs, lowercased, empty ones dropped.
 fn elements(head: &Head, name: &str) -> Vec<String> {
     head.list(name)
+}
+
+/// [`elements`], in their case as sent.
+fn elements_as_sent(head: &Head, name: &str) -> Vec<String> {
+    head.values(name)
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(|e| String::from_utf8_lossy(e).trim_matches([' ', '\t']).to_owned())
+        .filter(|e| !e.is_empty())
+        .collect()
+}
+
+/// An extension element's name: what precedes its parameters.
+fn extension_name(element: &str) -> String {
+    let name = element.split(';').next().unwrap_or_default();
+    name.trim_matches([' ', '\t']).to_owned()
 }
 
 /// A field's only value, trimmed of spaces and tabs; `None` unless it occurs once.
@@ -600,6 +655,25 @@ pub fn decide(request: &Head, response: &Head, body_complete: bool) -> (Decision
         };
         if accept != accept_for(&key).as_bytes() {
             return (Refuse, "wrong Sec-WebSocket-Accept");
+        }
+        // RFC 6455 §4.1: at most one subprotocol, one offered (exactly), and only
+        // extensions offered (by name, in any case).
+        let subprotocol = "sec-websocket-protocol";
+        match elements_as_sent(response, subprotocol).as_slice() {
+            [] => {}
+            [one] if elements_as_sent(request, subprotocol).contains(one) => {}
+            _ => return (Refuse, "a subprotocol the client did not offer"),
+        }
+        let extension = "sec-websocket-extensions";
+        let offered: Vec<String> = elements(request, extension)
+            .iter()
+            .map(|e| extension_name(e))
+            .collect();
+        if elements(response, extension)
+            .iter()
+            .any(|e| !offered.contains(&extension_name(e)))
+        {
+            return (Refuse, "an extension the client did not offer");
         }
         if version.is_some() {
             return (Either, "a versioned websocket with the right accept");

@@ -17,6 +17,9 @@ pub enum ProxyError {
     TooManyRequestFields,
     /// Request-target longer than `limits.max_target_len` (414, RFC 9110 §15.5.15).
     RequestTargetTooLong,
+    /// A method running past `limits.max_head_size`, longer than any method there is
+    /// (501, RFC 9112 §3).
+    MethodTooLong,
     /// The request-line is not `method SP request-target SP HTTP-version` (400).
     MalformedRequestLine,
     /// A protocol version other than HTTP/1.0 or HTTP/1.1 (505).
@@ -114,6 +117,12 @@ pub enum ProxyError {
     /// `101` to a WebSocket request whose `Sec-WebSocket-Accept` is missing or wrong
     /// (502, RFC 6455 §4.1).
     WebSocketAcceptMismatch,
+    /// `101` to a WebSocket request selecting a subprotocol the client did not offer, or
+    /// more than one (502, RFC 6455 §4.1).
+    WebSocketSubprotocolMismatch,
+    /// `101` to a WebSocket request selecting an extension the client did not offer
+    /// (502, RFC 6455 §4.1).
+    WebSocketExtensionMismatch,
     /// The response body broke its framing (close).
     InvalidResponseBody,
     /// The response body stalled for `timeouts.body_read` (close).
@@ -132,7 +141,7 @@ impl ProxyError {
             RequestHeadTooLarge | TooManyRequestFields => 431,
             RequestTargetTooLong => 414,
             UnsupportedVersion => 505,
-            ConnectNotSupported => 501,
+            ConnectNotSupported | MethodTooLong => 501,
             ClientHeadTimeout | ClientBodyTimeout => 408,
             UpgradeWhileDraining | TooManyConnections | RateLimited | TooManyTunnels
             | OutOfResources => 503,
@@ -149,6 +158,8 @@ impl ProxyError {
             | UnsolicitedUpgrade
             | UpgradeProtocolMismatch
             | WebSocketAcceptMismatch
+            | WebSocketSubprotocolMismatch
+            | WebSocketExtensionMismatch
             | InvalidResponseBody
             | UpstreamBodyTimeout
             | UpstreamTruncatedBody
@@ -164,6 +175,7 @@ impl ProxyError {
             RequestHeadTooLarge => "request head too large",
             TooManyRequestFields => "too many request header fields",
             RequestTargetTooLong => "request-target too long",
+            MethodTooLong => "method too long",
             MalformedRequestLine => "malformed request line",
             UnsupportedVersion => "HTTP version not supported",
             InvalidFieldName => "invalid header field name",
@@ -206,6 +218,8 @@ impl ProxyError {
             UnsolicitedUpgrade => "upstream switched protocols unasked",
             UpgradeProtocolMismatch => "upstream switched to a protocol not requested",
             WebSocketAcceptMismatch => "upstream Sec-WebSocket-Accept mismatch",
+            WebSocketSubprotocolMismatch => "upstream chose a WebSocket subprotocol not offered",
+            WebSocketExtensionMismatch => "upstream chose a WebSocket extension not offered",
             InvalidResponseBody => "invalid upstream response body",
             UpstreamBodyTimeout => "upstream body timeout",
             UpstreamTruncatedBody => "upstream closed mid-body",

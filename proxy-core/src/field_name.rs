@@ -19,6 +19,7 @@ pub(crate) enum FieldName {
     SecWebSocketKey,
     SecWebSocketAccept,
     SecWebSocketExtensions,
+    SecWebSocketProtocol,
     XForwardedFor,
     XForwardedProto,
     Via,
@@ -29,7 +30,7 @@ pub(crate) enum FieldName {
 }
 
 /// Every name recognised, as spelled in lowercase.
-const NAMES: [(FieldName, &str); 18] = [
+const NAMES: [(FieldName, &str); 19] = [
     (FieldName::Host, "host"),
     (FieldName::ContentLength, "content-length"),
     (FieldName::TransferEncoding, "transfer-encoding"),
@@ -46,6 +47,7 @@ const NAMES: [(FieldName, &str); 18] = [
         FieldName::SecWebSocketExtensions,
         "sec-websocket-extensions",
     ),
+    (FieldName::SecWebSocketProtocol, "sec-websocket-protocol"),
     (FieldName::XForwardedFor, "x-forwarded-for"),
     (FieldName::XForwardedProto, "x-forwarded-proto"),
     (FieldName::Via, "via"),

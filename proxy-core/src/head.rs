@@ -11,12 +11,23 @@ use std::ops::Range;
 use crate::field_name::FieldName;
 use crate::hop_by_hop::ConnectionOptions;
 
+/// The part of a head still open when it ran past `max_head_size`: a request gets a
+/// different status for each (501, 414, 431).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Overflow {
+    /// The first token (a request's method): no SP yet.
+    FirstToken,
+    /// The rest of the start-line (a request's target): no LF yet.
+    StartLine,
+    /// The fields.
+    Fields,
+}
+
 /// Why a head could not be collected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum HeadError {
-    /// More than `max_head_size` bytes without the empty line. `start_line_open` says
-    /// whether the start-line itself was unfinished (for a request, then a 414).
-    TooLarge { start_line_open: bool },
+    /// More than `max_head_size` bytes without the empty line; what was still open.
+    TooLarge(Overflow),
     /// A LF not preceded by CR.
     BareLineFeed,
     /// A request that does not begin with a method token.
@@ -189,9 +200,13 @@ const fn splat(b: u8) -> u64 {
 }
 
 fn too_large(buf: &[u8]) -> HeadError {
-    HeadError::TooLarge {
-        start_line_open: !buf.contains(&b'\n'),
-    }
+    HeadError::TooLarge(if buf.contains(&b'\n') {
+        Overflow::Fields
+    } else if buf.contains(&b' ') {
+        Overflow::StartLine
+    } else {
+        Overflow::FirstToken
+    })
 }
 
 /// One field line of a parsed head, as positions in the head (32 bits: a head is

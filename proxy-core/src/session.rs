@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use crate::balance::ServerId;
 use crate::error::{error_response, ProxyError};
 use crate::framing::{BodyKind, BodyReader};
-use crate::head::{FieldRoom, HeadError, HeadReader};
+use crate::head::{FieldRoom, HeadError, HeadReader, Overflow};
 use crate::io::{
     ClientInfo, ConnectError, Event, Input, Output, RequestLog, Side, Target, TunnelEnd, TunnelLog,
 };
@@ -655,11 +655,11 @@ impl Session {
                 self.fail(ProxyError::MalformedRequestLine);
                 true
             }
-            Err(HeadError::TooLarge { start_line_open }) => {
-                self.fail(if start_line_open {
-                    ProxyError::RequestTargetTooLong
-                } else {
-                    ProxyError::RequestHeadTooLarge
+            Err(HeadError::TooLarge(open)) => {
+                self.fail(match open {
+                    Overflow::FirstToken => ProxyError::MethodTooLong,
+                    Overflow::StartLine => ProxyError::RequestTargetTooLong,
+                    Overflow::Fields => ProxyError::RequestHeadTooLarge,
                 });
                 true
             }
@@ -923,7 +923,7 @@ impl Session {
                         self.on_response_head(head);
                         true
                     }
-                    Err(HeadError::TooLarge { .. }) => {
+                    Err(HeadError::TooLarge(_)) => {
                         self.fail(ProxyError::ResponseHeadTooLarge);
                         true
                     }

@@ -3,7 +3,9 @@
 //! A proxy must not let an upstream switch a client that never asked: the `101` is
 //! accepted only when it answers an upgrade attempt, says `Connection: upgrade`, names
 //! exactly one of the offered protocols, and, for WebSocket, proves it read the
-//! client's key (`Sec-WebSocket-Accept`).
+//! client's key (`Sec-WebSocket-Accept`) and chose no subprotocol or extension the
+//! client did not offer (the client would fail the connection, RFC 6455 §4.1, with
+//! nothing to say why; the proxy answers `502` instead).
 
 use base64::Engine as _;
 
@@ -21,6 +23,11 @@ pub struct UpgradeOffer {
     pub protocols: Vec<String>,
     /// The `Sec-WebSocket-Key`, when exactly one was sent.
     pub websocket_key: Option<String>,
+    /// The subprotocols offered in `Sec-WebSocket-Protocol`, as sent.
+    pub websocket_subprotocols: Vec<String>,
+    /// The names of the extensions offered in `Sec-WebSocket-Extensions` (without
+    /// their parameters), as sent.
+    pub websocket_extensions: Vec<String>,
 }
 
 /// An HTTP/1.1 request is an upgrade attempt when it has `Upgrade` and its `Connection`
@@ -47,9 +54,17 @@ pub(crate) fn offer(fields: &Fields, http10: bool) -> Option<UpgradeOffer> {
         (Some(key), None) => std::str::from_utf8(key).ok().map(str::to_owned),
         _ => None,
     };
+    let owned = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
     Some(UpgradeOffer {
         protocols,
         websocket_key,
+        websocket_subprotocols: fields
+            .list(FieldName::SecWebSocketProtocol)
+            .map(owned)
+            .collect(),
+        websocket_extensions: (fields.list(FieldName::SecWebSocketExtensions))
+            .map(|e| owned(extension_name(e)))
+            .collect(),
     })
 }
 
@@ -84,8 +99,35 @@ pub(crate) fn accept_switch(
             (Some(accept), None) if accept == websocket_accept(key).as_bytes() => {}
             _ => return Err(ProxyError::WebSocketAcceptMismatch),
         }
+        check_negotiated(offer, response)?;
     }
     Ok(String::from_utf8_lossy(protocol).into_owned())
+}
+
+/// RFC 6455 §4.1: a `101` may select at most one subprotocol, one the client offered
+/// (compared exactly, as browsers do), and only extensions the client offered (by name,
+/// ignoring case; their parameters are the endpoints' business).
+fn check_negotiated(offer: &UpgradeOffer, response: &Fields) -> Result<(), ProxyError> {
+    let mut chosen = response.list(FieldName::SecWebSocketProtocol);
+    match (chosen.next(), chosen.next()) {
+        (None, _) => {}
+        (Some(subprotocol), None)
+            if (offer.websocket_subprotocols.iter()).any(|o| o.as_bytes() == subprotocol) => {}
+        _ => return Err(ProxyError::WebSocketSubprotocolMismatch),
+    }
+    let offered = |name: &[u8]| {
+        (offer.websocket_extensions.iter()).any(|o| o.as_bytes().eq_ignore_ascii_case(name))
+    };
+    match (response.list(FieldName::SecWebSocketExtensions)).all(|e| offered(extension_name(e))) {
+        true => Ok(()),
+        false => Err(ProxyError::WebSocketExtensionMismatch),
+    }
+}
+
+/// An extension's name: what comes before its first `;` (RFC 6455 §9.1).
+fn extension_name(extension: &[u8]) -> &[u8] {
+    let name = extension.split(|&b| b == b';').next().unwrap_or_default();
+    crate::head::trim_ows(name)
 }
 
 /// Whether a protocol (`name` or `name/version`) is WebSocket, whatever its version:

@@ -81,6 +81,29 @@ fn target_longer_than_the_head_limit_is_414_before_the_line_ends() {
 }
 
 #[test]
+fn a_method_past_the_head_limit_is_501_and_a_long_head_431() {
+    // No SP within the limit: the method itself is too long (RFC 9112 §3).
+    let mut s = sim();
+    s.client_sends(&vec![b'G'; 17 * 1024]);
+    assert!(s.client_received_str().starts_with("HTTP/1.1 501 "));
+    assert!(!s.has_pending_connect());
+    // Split anywhere, the verdict is the same.
+    let mut s = sim();
+    for _ in 0..17 {
+        s.client_sends(&[b'G'; 1024]);
+    }
+    assert!(s.client_received_str().starts_with("HTTP/1.1 501 "));
+    // A method that ends leaves a long target: 414; a long field section: 431.
+    let mut s = sim();
+    s.client_sends(&[b"GET ".as_slice(), &[b'a'; 17 * 1024]].concat());
+    assert!(s.client_received_str().starts_with("HTTP/1.1 414 "));
+    let mut s = sim();
+    let long_field = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(17 * 1024));
+    s.client_sends(long_field.as_bytes());
+    assert!(s.client_received_str().starts_with("HTTP/1.1 431 "));
+}
+
+#[test]
 fn content_length_body_is_forwarded_exactly_and_in_pieces() {
     let mut sim = connected(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123");
     sim.client_sends(b"456789GET /next HTTP/1.1\r\nHost: a\r\n\r\n");

@@ -151,6 +151,85 @@ fn wrong_sec_websocket_accept_is_502() {
     assert_502(&websocket_request(), missing);
 }
 
+/// A WebSocket upgrade offering `offered` (extra request fields) and a valid `101`
+/// that also carries `chosen` (extra response fields).
+fn negotiation(offered: &str, chosen: &str) -> (Vec<u8>, Vec<u8>) {
+    let request = String::from_utf8(websocket_request()).unwrap();
+    let request = request.replacen("\r\n\r\n", &format!("\r\n{offered}\r\n"), 1);
+    let response = String::from_utf8(websocket_101()).unwrap();
+    let response = response.replacen("\r\n\r\n", &format!("\r\n{chosen}\r\n"), 1);
+    (request.into_bytes(), response.into_bytes())
+}
+
+#[test]
+fn a_subprotocol_or_extension_the_client_did_not_offer_is_502() {
+    let refused = [
+        // No subprotocol offered, one chosen.
+        ("X-Other: 1\r\n", "Sec-WebSocket-Protocol: chat\r\n"),
+        // Not one of those offered; not the same case; more than one.
+        (
+            "Sec-WebSocket-Protocol: chat, superchat\r\n",
+            "Sec-WebSocket-Protocol: mqtt\r\n",
+        ),
+        (
+            "Sec-WebSocket-Protocol: chat\r\n",
+            "Sec-WebSocket-Protocol: Chat\r\n",
+        ),
+        (
+            "Sec-WebSocket-Protocol: chat, superchat\r\n",
+            "Sec-WebSocket-Protocol: chat, superchat\r\n",
+        ),
+        (
+            "Sec-WebSocket-Protocol: chat\r\n",
+            "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: chat\r\n",
+        ),
+        // An extension with none offered, or another than the one offered.
+        (
+            "X-Other: 1\r\n",
+            "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+        ),
+        (
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+            "Sec-WebSocket-Extensions: permessage-deflate, x-webkit-deflate-frame\r\n",
+        ),
+    ];
+    for (offered, chosen) in refused {
+        let (request, response) = negotiation(offered, chosen);
+        assert_502(&request, &response);
+    }
+}
+
+#[test]
+fn a_subprotocol_and_extensions_the_client_offered_switch() {
+    let accepted = [
+        (
+            "Sec-WebSocket-Protocol: chat, superchat\r\n",
+            "Sec-WebSocket-Protocol: superchat\r\n",
+        ),
+        (
+            "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: v2.mqtt\r\n",
+            "Sec-WebSocket-Protocol: v2.mqtt\r\n",
+        ),
+        // Offered but not chosen.
+        (
+            "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Extensions: x-foo\r\n",
+            "X-Other: 1\r\n",
+        ),
+        // Chosen by name, with other parameters than offered, in any case.
+        (
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-foo\r\n",
+            "Sec-WebSocket-Extensions: Permessage-Deflate ; server_no_context_takeover\r\n",
+        ),
+    ];
+    for (offered, chosen) in accepted {
+        let (request, response) = negotiation(offered, chosen);
+        let mut sim = connected(&request);
+        sim.upstream_sends(&response);
+        assert_eq!(sim.client_received(), &response[..], "{chosen}");
+        assert!(sim.releases().is_empty(), "{chosen}");
+    }
+}
+
 #[test]
 fn other_protocols_switch_without_a_websocket_check() {
     let mut sim = connected(

@@ -679,7 +679,11 @@ fn rsv_bits_pass_only_when_the_101_negotiated_an_extension() {
     compressed_rsv1[0] |= 0x40;
     let negotiated = {
         let mut sim = proxy_core::sim::Sim::new(Config::default());
-        sim.client_sends(&websocket_request());
+        let offer = String::from_utf8(websocket_request()).unwrap().replace(
+            "\r\n\r\n",
+            "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+        );
+        sim.client_sends(offer.as_bytes());
         sim.expect_connect();
         sim.upstream_connected();
         let with_extension = String::from_utf8(websocket_101()).unwrap().replace(

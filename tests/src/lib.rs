@@ -271,6 +271,7 @@ macro_rules! scenarios {
             unsolicited_101_is_502,
             switching_to_unrequested_protocol_is_502,
             wrong_websocket_accept_is_502,
+            websocket_101_choosing_what_was_not_offered_is_502,
             bytes_after_upgrade_request_held_until_101,
             opaque_bytes_after_upgrade_request_held_until_101,
             non_101_answer_to_upgrade_is_normal_response,

@@ -97,6 +97,7 @@ fail_without_proxy!(
     unsolicited_101_is_502,
     switching_to_unrequested_protocol_is_502,
     wrong_websocket_accept_is_502,
+    websocket_101_choosing_what_was_not_offered_is_502,
     bytes_after_upgrade_request_held_until_101,
     opaque_bytes_after_upgrade_request_held_until_101,
     pipelined_request_not_forwarded_before_previous_response,

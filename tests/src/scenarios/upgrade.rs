@@ -1,6 +1,7 @@
 //! Upgrade negotiation (RFC 9110 §7.8, RFC 6455 §4): a `101` is accepted only if it
 //! answers an upgrade the client asked for, names a requested protocol, and (for
-//! WebSocket) carries the right `Sec-WebSocket-Accept`; otherwise the client gets 502.
+//! WebSocket) carries the right `Sec-WebSocket-Accept` and chooses no subprotocol or
+//! extension the client did not offer; otherwise the client gets 502.
 
 use super::{client, get, response, start, RESPONSE_WAIT};
 use crate::backend::{
@@ -64,6 +65,23 @@ pub async fn wrong_websocket_accept_is_502(p: &dyn ProxyUnderTest) {
         "101 with a wrong accept",
     )
     .await;
+}
+
+/// A WebSocket `101` choosing a subprotocol, or an extension, that the client did not
+/// offer → 502 (RFC 6455 §4.1: the client would fail the connection).
+pub async fn websocket_101_choosing_what_was_not_offered_is_502(p: &dyn ProxyUnderTest) {
+    const SUBPROTOCOL: &str = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\
+        Upgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+        Sec-WebSocket-Protocol: chat\r\n\r\n";
+    const EXTENSION: &str = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\
+        Upgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+        Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+    assert!(SUBPROTOCOL.contains(UPGRADE_ACCEPT) && EXTENSION.contains(UPGRADE_ACCEPT));
+    let request = upgrade_request("example.test");
+    let what = "101 with a subprotocol not offered";
+    bad_101(p, &request, SUBPROTOCOL.as_bytes(), what).await;
+    let what = "101 with an extension not offered";
+    bad_101(p, &request, EXTENSION.as_bytes(), what).await;
 }
 
 /// Bytes the client sends right behind its upgrade request, in the same write (here a
