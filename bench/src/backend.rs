@@ -15,6 +15,7 @@
 
 use crate::http::{head_end, invalid, parse_head};
 use crate::ws::{self, apply_mask, parse_header, write_header};
+use crate::zero_copy;
 use bytes::{Buf, BytesMut};
 use std::io;
 use std::net::SocketAddr;
@@ -215,11 +216,16 @@ struct Frame {
     close: bool,
 }
 
+/// Payload left in a frame from which the echo goes through a pipe, when its mask key
+/// is zero (the bulk load generator's; unmasked, the bytes are the same).
+const ZERO_COPY_MIN: u64 = 16 * 1024;
+
 /// Echoes every data frame back unmasked, answers Ping with Pong, answers Close with
 /// Close. Payload is streamed: a 64 KiB message is never held whole.
 async fn echo(mut stream: TcpStream, mut buf: BytesMut) -> io::Result<()> {
     let mut out: Vec<u8> = Vec::with_capacity(WS_READ + 16);
     let mut frame: Option<Frame> = None;
+    let mut pipe = None;
     loop {
         let mut closing = false;
         loop {
@@ -259,6 +265,18 @@ async fn echo(mut stream: TcpStream, mut buf: BytesMut) -> io::Result<()> {
                 buf.advance(take);
                 current.offset += take;
                 current.remaining -= take as u64;
+            }
+            if current.remaining >= ZERO_COPY_MIN && current.echo && current.mask == [0; 4] {
+                // The rest of a large unmasked payload goes back without being read
+                // (see `zero_copy`), after what is already here.
+                stream.write_all(&out).await?;
+                out.clear();
+                let pipe = match &pipe {
+                    Some(pipe) => pipe,
+                    None => pipe.insert(zero_copy::Pipe::new()?),
+                };
+                pipe.echo(&stream, current.remaining).await?;
+                current.remaining = 0;
             }
             if current.remaining > 0 {
                 break; // the rest of this frame is still on its way

@@ -9,6 +9,7 @@
 use crate::http::{head_end, invalid, parse_head, read_more, read_response};
 use crate::procfs::{self, CoreTimes};
 use crate::ws::{self, apply_mask, parse_header, write_header, Rng};
+use crate::zero_copy;
 use bytes::{Buf, BytesMut};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -478,7 +479,9 @@ pub async fn ws_bulk(
 /// Keeps `in_flight` messages of `size` bytes on their way: a writer sends whenever a
 /// permit is free, the reader frees one per echo received. Mask key zero: masking is
 /// the identity, so neither this process nor the backend spends its core on XOR (the
-/// proxies relay the payload without looking at it either way).
+/// proxies relay the payload without looking at it either way). The payload is sent
+/// and dropped without being copied (see [`zero_copy`]); each echo's header is read
+/// and checked.
 async fn bulk_connection(
     addr: SocketAddr,
     size: usize,
@@ -488,51 +491,60 @@ async fn bulk_connection(
 ) -> io::Result<()> {
     let mut rng = Rng::from_time(salt);
     let (stream, mut buf) = ws_connect(addr, &mut rng).await?;
-    let (mut reader, mut writer) = stream.into_split();
-    let frame = client_frame(&vec![0x5A; size], [0; 4]);
+    let stream = Arc::new(stream);
+    let message = zero_copy::Message::new(&client_frame(&vec![0x5A; size], [0; 4]))?;
     let permits = Arc::new(Semaphore::new(in_flight));
-    let writer_permits = permits.clone();
+    let (writer_permits, writer) = (permits.clone(), stream.clone());
     let writer_task: JoinHandle<io::Result<()>> = tokio::spawn(async move {
         loop {
             let permit = writer_permits.acquire().await.map_err(io::Error::other)?;
             permit.forget();
-            writer.write_all(&frame).await?;
+            message.send(&writer).await?;
         }
     });
     let _abort_writer = AbortOnDrop(writer_task);
-    // Streaming reader: counts payload bytes without holding a message whole.
-    let mut remaining: u64 = 0;
-    let mut in_frame = false;
-    buf.reserve(256 * 1024);
+    let (pipe, sink) = (zero_copy::Pipe::new()?, zero_copy::sink()?);
+    // The echo's header: unmasked, with the length in 0, 2 or 8 more bytes.
+    let header_len = match size {
+        0..=125 => 2,
+        126..=0xffff => 4,
+        _ => 10,
+    };
     loop {
-        loop {
-            if !in_frame {
-                let Some((header, n)) = parse_header(&buf) else {
-                    break;
-                };
-                if header.opcode != ws::OP_BINARY || header.len as usize != size {
-                    return Err(invalid("unexpected frame in bulk echo"));
-                }
-                buf.advance(n);
-                remaining = header.len;
-                in_frame = true;
-            }
-            let take = (remaining as usize).min(buf.len());
-            buf.advance(take);
-            remaining -= take as u64;
-            if remaining > 0 {
-                break;
-            }
-            in_frame = false;
-            permits.add_permits(1);
-            if shared.phase() == MEASURE {
-                shared.ops.fetch_add(1, Ordering::Relaxed);
-                shared.bytes.fetch_add(size as u64, Ordering::Relaxed);
-            }
+        while buf.len() < header_len {
+            // No further than the header: the payload behind it is not to be copied.
+            let mut more = [0u8; 10];
+            let n = read_some(&stream, &mut more[..header_len - buf.len()]).await?;
+            buf.extend_from_slice(&more[..n]);
         }
-        buf.reserve(256 * 1024);
-        if reader.read_buf(&mut buf).await? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+        let Some((header, n)) = parse_header(&buf) else {
+            return Err(invalid("unreadable frame header in bulk echo"));
+        };
+        if n != header_len || header.opcode != ws::OP_BINARY || header.len as usize != size {
+            return Err(invalid("unexpected frame in bulk echo"));
+        }
+        buf.advance(n);
+        // Payload that came with the handshake's bytes, if any, then the rest.
+        let here = buf.len().min(size);
+        buf.advance(here);
+        pipe.discard(&stream, &sink, (size - here) as u64).await?;
+        permits.add_permits(1);
+        if shared.phase() == MEASURE {
+            shared.ops.fetch_add(1, Ordering::Relaxed);
+            shared.bytes.fetch_add(size as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Reads at least one byte into `into`; an error at EOF.
+async fn read_some(stream: &TcpStream, into: &mut [u8]) -> io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        match stream.try_read(into) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
         }
     }
 }
@@ -625,6 +637,7 @@ pub(crate) fn print_json_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
     #[tokio::test]

@@ -21,6 +21,7 @@ mod relay;
 mod report;
 mod soak;
 mod ws;
+mod zero_copy;
 
 use clap::{Parser, Subcommand};
 use std::future::Future;
