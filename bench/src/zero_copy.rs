@@ -192,7 +192,9 @@ mod tests {
         server.write_all(&vec![7u8; 200_000]).await.unwrap();
         server.write_all(b"END").await.unwrap();
         let pipe = Pipe::new().unwrap();
-        pipe.discard(&client, &sink().unwrap(), 200_000).await.unwrap();
+        pipe.discard(&client, &sink().unwrap(), 200_000)
+            .await
+            .unwrap();
         let mut rest = [0u8; 3];
         let mut client = client;
         client.read_exact(&mut rest).await.unwrap();
