@@ -28,7 +28,8 @@ pub struct RequestHead {
     http10: bool,
     body: BodyKind,
     keep_alive: bool,
-    upgrade: Option<UpgradeOffer>,
+    /// Boxed: most requests have none, and a request head is moved several times.
+    upgrade: Option<Box<UpgradeOffer>>,
     /// `Max-Forwards` of a `TRACE` or `OPTIONS` (RFC 9110 §7.6.2); other methods'
     /// is not the proxy's business and passes untouched.
     max_forwards: Option<u32>,
@@ -90,7 +91,7 @@ impl RequestHead {
         } else {
             !connection.close
         };
-        let upgrade = upgrade::offer(&fields, http10);
+        let upgrade = upgrade::offer(&fields, http10).map(Box::new);
         let max_forwards = match method_bytes {
             b"TRACE" | b"OPTIONS" => max_forwards(&fields)?,
             _ => None,
@@ -183,7 +184,7 @@ impl RequestHead {
 
     /// The upgrade the client offered, if this is an upgrade attempt.
     pub fn upgrade(&self) -> Option<&UpgradeOffer> {
-        self.upgrade.as_ref()
+        self.upgrade.as_deref()
     }
 
     /// Whether the method is HEAD (its response has no body).
