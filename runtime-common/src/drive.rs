@@ -8,6 +8,7 @@ use crate::access_log;
 use crate::context::{Context, Generation, LiveGuard};
 use crate::metrics::DialFailure;
 use crate::peer::{Peer, State, Wrote, PIPE_PREFIX_MAX};
+use crate::poll_clock;
 use crate::runtime::{Conn, Runtime, Transport, Upstream as UpstreamConn};
 use crate::setup::ListenMode;
 use crate::signal::Registration;
@@ -74,6 +75,8 @@ where
                 }
                 Wake::Deadline => {
                     io.deadline_current = false;
+                    // Read afresh: the timer fired after any reading this poll kept.
+                    poll_clock::forget();
                     session.handle_timeout(io.now())
                 }
                 Wake::Nothing => {}
@@ -83,6 +86,8 @@ where
                 }
             }
         }
+        // This poll may end in `poll_close`, which reads the clock itself.
+        poll_clock::forget();
         // Polled in place rather than awaited as an `async fn`, whose state would
         // make every task bigger.
         io.start_close();
@@ -207,7 +212,8 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 // A pooled connection is handed over at once: no dial task to build.
                 let key = pool_key(&self.generation, &target.address);
                 if target.allow_pooled {
-                    if let Some((stream, peer)) = self.generation.pool.take_with_peer(&key) {
+                    let now = self.now();
+                    if let Some((stream, peer)) = self.generation.pool.take_with_peer(&key, now) {
                         self.attach(key.into_owned(), stream, peer);
                         self.handed_over = true;
                         return ControlFlow::Continue(());
@@ -223,10 +229,12 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 self.abandon_dial();
                 if let Some(upstream) = self.upstream.take() {
                     if reusable && upstream.peer.state.reusable() {
+                        let now = self.now();
                         (self.generation.pool).put_with_peer(
                             &upstream.address,
                             upstream.peer.io,
                             self.upstream_addr,
+                            now,
                         );
                     }
                 }
@@ -235,7 +243,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 if self.generation.setup.access_log {
                     access_log::event(&event, client_addr, self.upstream_addr);
                 }
-                let now = self.ctx.runtime().now();
+                let now = self.now();
                 self.ctx.metrics().event(&event, client_addr, now);
             }
             Output::Close => return ControlFlow::Break(()),
@@ -267,6 +275,11 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             }
         }
         let registered = self.registered;
+        if !registered {
+            // Likely a new poll of the task: a reading left by another task (one that
+            // panicked, say) is not this poll's.
+            poll_clock::forget();
+        }
         let wanted = (!self.drained, !self.retired);
         if !registered && (wanted.0 || wanted.1) {
             let generation = &self.generation;
@@ -357,6 +370,8 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             }
         }
         self.registered = false;
+        // The poll ends; the next one (of any task) reads the clock again.
+        poll_clock::forget();
         match waiting {
             true => Poll::Pending,
             false => Poll::Ready(Wake::Stuck),
@@ -613,8 +628,9 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         self.connecting = None;
     }
 
+    /// The runtime's clock, read once per poll of the task (see [`poll_clock`]).
     fn now(&self) -> Instant {
-        self.ctx.runtime().now()
+        poll_clock::now(|| self.ctx.runtime().now())
     }
 
     fn state(&mut self, side: Side) -> Option<&mut State> {
@@ -648,7 +664,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             return Poll::Ready(());
         }
         if self.armed.is_none() {
-            let deadline = self.now() + CLOSE_FLUSH;
+            let deadline = self.ctx.runtime().now() + CLOSE_FLUSH;
             R::reset_timer(timer.as_mut(), deadline);
             self.armed = Some(deadline);
         }

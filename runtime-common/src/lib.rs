@@ -56,6 +56,7 @@ pub mod metrics;
 mod open_files;
 mod peer;
 mod pipe;
+mod poll_clock;
 pub mod pool;
 pub mod runtime;
 mod serve;

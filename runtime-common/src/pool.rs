@@ -64,12 +64,17 @@ impl<R: Runtime> Pool<R> {
 
     /// The most recently pooled live connection to `address`, if any.
     pub fn take(&self, address: &str) -> Option<Upstream<R>> {
-        self.take_with_peer(address).map(|(stream, _)| stream)
+        let now = self.runtime.now();
+        self.take_with_peer(address, now).map(|(stream, _)| stream)
     }
 
-    /// [`Pool::take`], with the peer address the connection was pooled with.
-    pub fn take_with_peer(&self, address: &str) -> Option<(Upstream<R>, Option<SocketAddr>)> {
-        let now = self.runtime.now();
+    /// [`Pool::take`], with the peer address the connection was pooled with; `now` is
+    /// the caller's reading of the runtime's clock.
+    pub fn take_with_peer(
+        &self,
+        address: &str,
+        now: Instant,
+    ) -> Option<(Upstream<R>, Option<SocketAddr>)> {
         let mut dropped = Vec::new(); // closed after the lock is released
         let mut inner = self.lock();
         let list = inner.idle.get_mut(address)?;
@@ -89,23 +94,25 @@ impl<R: Runtime> Pool<R> {
     /// Keeps `stream` for a later request to `address`. Past `max_idle`, the sweeper
     /// trims the connections that stay unused (see the module docs).
     pub fn put(self: &Arc<Self>, address: &str, stream: Upstream<R>) {
-        self.put_with_peer(address, stream, None);
+        self.put_with_peer(address, stream, None, self.runtime.now());
     }
 
     /// [`Pool::put`], keeping `peer` (the address it was dialled to) with the
-    /// connection; [`Pool::take_with_peer`] hands it back.
+    /// connection, which [`Pool::take_with_peer`] hands back; `now` is the caller's
+    /// reading of the runtime's clock.
     pub fn put_with_peer(
         self: &Arc<Self>,
         address: &str,
         stream: Upstream<R>,
         peer: Option<SocketAddr>,
+        now: Instant,
     ) {
         if self.config.max_idle == 0 || self.config.idle_timeout.is_zero() {
             return;
         }
         let idle = Idle {
             stream,
-            since: self.runtime.now(),
+            since: now,
             peer,
         };
         let mut inner = self.lock();
