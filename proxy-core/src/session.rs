@@ -1061,9 +1061,11 @@ impl Session {
         };
         let started = x.started;
         let websocket = upgrade::is_websocket(protocol.as_bytes()).then(|| {
-            let extensions = response
-                .fields()
-                .has(crate::field_name::FieldName::SecWebSocketExtensions);
+            // Negotiated only if the 101 names one (an empty field names none).
+            let extensions = (response.fields())
+                .list(crate::field_name::FieldName::SecWebSocketExtensions)
+                .next()
+                .is_some();
             let seed =
                 self.client.addr.map_or(0x5eed, |a| u64::from(a.port())) ^ 0x9e37_79b9_7f4a_7c15;
             Box::new(WebSocketTunnel::new(extensions, self.now, seed))

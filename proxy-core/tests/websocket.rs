@@ -677,7 +677,8 @@ fn rsv_bits_pass_only_when_the_101_negotiated_an_extension() {
     let compressed = encode_frame(true, 0x1, true, b"\xf2\x48\xcd\xc9\xc9\x07\x00");
     let mut compressed_rsv1 = compressed.clone();
     compressed_rsv1[0] |= 0x40;
-    let negotiated = {
+    // A tunnel whose client offered permessage-deflate and whose 101 says `chosen`.
+    let tunnel_choosing = |chosen: &str| {
         let mut sim = proxy_core::sim::Sim::new(Config::default());
         let offer = String::from_utf8(websocket_request()).unwrap().replace(
             "\r\n\r\n",
@@ -686,16 +687,16 @@ fn rsv_bits_pass_only_when_the_101_negotiated_an_extension() {
         sim.client_sends(offer.as_bytes());
         sim.expect_connect();
         sim.upstream_connected();
-        let with_extension = String::from_utf8(websocket_101()).unwrap().replace(
-            "\r\n\r\n",
-            "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
-        );
-        sim.upstream_sends(with_extension.as_bytes());
+        let response = String::from_utf8(websocket_101())
+            .unwrap()
+            .replace("\r\n\r\n", &format!("\r\n{chosen}\r\n\r\n"));
+        sim.upstream_sends(response.as_bytes());
+        assert!(sim.releases().is_empty(), "{chosen}: the 101 is accepted");
         sim.take_client_received();
         sim.take_upstream_received();
         sim
     };
-    let mut sim = negotiated;
+    let mut sim = tunnel_choosing("Sec-WebSocket-Extensions: permessage-deflate");
     sim.client_sends(&compressed_rsv1);
     assert_eq!(
         sim.upstream_received(),
@@ -704,14 +705,19 @@ fn rsv_bits_pass_only_when_the_101_negotiated_an_extension() {
     );
     assert!(sim.client_received().is_empty());
 
-    let mut sim = websocket_tunnel(Config::default());
-    sim.client_sends(&compressed_rsv1);
-    let to_upstream = decode_frames(sim.upstream_received());
-    assert_eq!(to_upstream.len(), 1, "not forwarded without an extension");
-    assert_eq!(to_upstream[0].close_code(), Some(1001));
-    sim.upstream_sends(&close_frame(false));
-    assert_eq!(
-        decode_frames(sim.client_received())[0].close_code(),
-        Some(1002)
-    );
+    // No extension negotiated: none chosen, or an empty field that names none.
+    for mut sim in [
+        websocket_tunnel(Config::default()),
+        tunnel_choosing("Sec-WebSocket-Extensions: "),
+    ] {
+        sim.client_sends(&compressed_rsv1);
+        let to_upstream = decode_frames(sim.upstream_received());
+        assert_eq!(to_upstream.len(), 1, "not forwarded without an extension");
+        assert_eq!(to_upstream[0].close_code(), Some(1001));
+        sim.upstream_sends(&close_frame(false));
+        assert_eq!(
+            decode_frames(sim.client_received())[0].close_code(),
+            Some(1002)
+        );
+    }
 }
