@@ -656,11 +656,11 @@ pub fn decide(request: &Head, response: &Head, body_complete: bool) -> (Decision
         if accept != accept_for(&key).as_bytes() {
             return (Refuse, "wrong Sec-WebSocket-Accept");
         }
-        // RFC 6455 §4.1: at most one subprotocol, one offered (exactly), and only
-        // extensions offered (by name, in any case).
+        // RFC 6455 §4.1: at most one subprotocol, one offered (exactly) and named by
+        // any field of it, and only extensions offered (by name, in any case).
         let subprotocol = "sec-websocket-protocol";
         match elements_as_sent(response, subprotocol).as_slice() {
-            [] => {}
+            [] if response.count(subprotocol) == 0 => {}
             [one] if elements_as_sent(request, subprotocol).contains(one) => {}
             _ => return (Refuse, "a subprotocol the client did not offer"),
         }

@@ -105,12 +105,14 @@ pub(crate) fn accept_switch(
 }
 
 /// RFC 6455 §4.1: a `101` may select at most one subprotocol, one the client offered
-/// (compared exactly, as browsers do), and only extensions the client offered (by name,
-/// ignoring case; their parameters are the endpoints' business).
+/// (compared exactly, as browsers do; a `Sec-WebSocket-Protocol` field must name it),
+/// and only extensions the client offered (by name, ignoring case; their parameters
+/// are the endpoints' business).
 fn check_negotiated(offer: &UpgradeOffer, response: &Fields) -> Result<(), ProxyError> {
     let mut chosen = response.list(FieldName::SecWebSocketProtocol);
     match (chosen.next(), chosen.next()) {
-        (None, _) => {}
+        // A field that names none is no choice either (browsers fail it).
+        (None, _) if !response.has(FieldName::SecWebSocketProtocol) => {}
         (Some(subprotocol), None)
             if (offer.websocket_subprotocols.iter()).any(|o| o.as_bytes() == subprotocol) => {}
         _ => return Err(ProxyError::WebSocketSubprotocolMismatch),

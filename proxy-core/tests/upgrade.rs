@@ -183,6 +183,12 @@ fn a_subprotocol_or_extension_the_client_did_not_offer_is_502() {
             "Sec-WebSocket-Protocol: chat\r\n",
             "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: chat\r\n",
         ),
+        // A field that names no subprotocol.
+        ("X-Other: 1\r\n", "Sec-WebSocket-Protocol: \r\n"),
+        (
+            "Sec-WebSocket-Protocol: chat\r\n",
+            "Sec-WebSocket-Protocol: ,\r\n",
+        ),
         // An extension with none offered, or another than the one offered.
         (
             "X-Other: 1\r\n",
