@@ -233,13 +233,16 @@ impl Head {
 
     /// Comma-separated elements of every field with this name, trimmed, lowercased.
     pub fn list(&self, name: &str) -> Vec<String> {
+        let mut list = self.list_as_sent(name);
+        list.iter_mut().for_each(|e| e.make_ascii_lowercase());
+        list
+    }
+
+    /// [`list`](Self::list), in the case the elements were sent in.
+    pub fn list_as_sent(&self, name: &str) -> Vec<String> {
         self.values(name)
             .flat_map(|v| v.split(|&b| b == b','))
-            .map(|e| {
-                String::from_utf8_lossy(e)
-                    .trim_matches([' ', '\t'])
-                    .to_ascii_lowercase()
-            })
+            .map(|e| String::from_utf8_lossy(e).trim_matches([' ', '\t']).to_owned())
             .filter(|e| !e.is_empty())
             .collect()
     }

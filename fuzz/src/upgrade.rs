@@ -565,15 +565,6 @@ fn elements(head: &Head, name: &str) -> Vec<String> {
     head.list(name)
 }
 
-/// [`elements`], in their case as sent.
-fn elements_as_sent(head: &Head, name: &str) -> Vec<String> {
-    head.values(name)
-        .flat_map(|v| v.split(|&b| b == b','))
-        .map(|e| String::from_utf8_lossy(e).trim_matches([' ', '\t']).to_owned())
-        .filter(|e| !e.is_empty())
-        .collect()
-}
-
 /// An extension element's name: what precedes its parameters.
 fn extension_name(element: &str) -> String {
     let name = element.split(';').next().unwrap_or_default();
@@ -659,9 +650,9 @@ pub fn decide(request: &Head, response: &Head, body_complete: bool) -> (Decision
         // RFC 6455 §4.1: at most one subprotocol, one offered (exactly) and named by
         // any field of it, and only extensions offered (by name, in any case).
         let subprotocol = "sec-websocket-protocol";
-        match elements_as_sent(response, subprotocol).as_slice() {
+        match response.list_as_sent(subprotocol).as_slice() {
             [] if response.count(subprotocol) == 0 => {}
-            [one] if elements_as_sent(request, subprotocol).contains(one) => {}
+            [one] if request.list_as_sent(subprotocol).contains(one) => {}
             _ => return (Refuse, "a subprotocol the client did not offer"),
         }
         let extension = "sec-websocket-extensions";

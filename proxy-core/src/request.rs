@@ -187,6 +187,12 @@ impl RequestHead {
         self.upgrade.as_deref()
     }
 
+    /// Fields as received, for the upgrade check (the subprotocols and extensions
+    /// offered).
+    pub(crate) fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
     /// Whether the method is HEAD (its response has no body).
     pub fn is_head(&self) -> bool {
         self.method() == b"HEAD"

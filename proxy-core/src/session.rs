@@ -1055,17 +1055,14 @@ impl Session {
             // RFC 9110 §15.2.2: the switch happens after the whole request.
             return self.fail(ProxyError::UpgradeProtocolMismatch);
         }
-        let protocol = match upgrade::accept_switch(x.request.upgrade(), response.fields()) {
+        let offer = x.request.upgrade();
+        let protocol = match upgrade::accept_switch(offer, x.request.fields(), response.fields()) {
             Ok(protocol) => protocol,
             Err(error) => return self.fail(error),
         };
         let started = x.started;
         let websocket = upgrade::is_websocket(protocol.as_bytes()).then(|| {
-            // Negotiated only if the 101 names one (an empty field names none).
-            let extensions = (response.fields())
-                .list(crate::field_name::FieldName::SecWebSocketExtensions)
-                .next()
-                .is_some();
+            let extensions = upgrade::negotiates_extension(response.fields());
             let seed =
                 self.client.addr.map_or(0x5eed, |a| u64::from(a.port())) ^ 0x9e37_79b9_7f4a_7c15;
             Box::new(WebSocketTunnel::new(extensions, self.now, seed))

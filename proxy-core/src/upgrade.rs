@@ -23,11 +23,6 @@ pub struct UpgradeOffer {
     pub protocols: Vec<String>,
     /// The `Sec-WebSocket-Key`, when exactly one was sent.
     pub websocket_key: Option<String>,
-    /// The subprotocols offered in `Sec-WebSocket-Protocol`, as sent.
-    pub websocket_subprotocols: Vec<String>,
-    /// The names of the extensions offered in `Sec-WebSocket-Extensions` (without
-    /// their parameters), as sent.
-    pub websocket_extensions: Vec<String>,
 }
 
 /// An HTTP/1.1 request is an upgrade attempt when it has `Upgrade` and its `Connection`
@@ -54,23 +49,17 @@ pub(crate) fn offer(fields: &Fields, http10: bool) -> Option<UpgradeOffer> {
         (Some(key), None) => std::str::from_utf8(key).ok().map(str::to_owned),
         _ => None,
     };
-    let owned = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
     Some(UpgradeOffer {
         protocols,
         websocket_key,
-        websocket_subprotocols: fields
-            .list(FieldName::SecWebSocketProtocol)
-            .map(owned)
-            .collect(),
-        websocket_extensions: (fields.list(FieldName::SecWebSocketExtensions))
-            .map(|e| owned(extension_name(e)))
-            .collect(),
     })
 }
 
-/// Checks a `101` against the offer; returns the protocol switched to.
+/// Checks a `101` against the offer and, for WebSocket, the subprotocols and extensions
+/// in the `request` fields; returns the protocol switched to.
 pub(crate) fn accept_switch(
     offer: Option<&UpgradeOffer>,
+    request: &Fields,
     response: &Fields,
 ) -> Result<String, ProxyError> {
     let offer = offer.ok_or(ProxyError::UnsolicitedUpgrade)?;
@@ -99,7 +88,7 @@ pub(crate) fn accept_switch(
             (Some(accept), None) if accept == websocket_accept(key).as_bytes() => {}
             _ => return Err(ProxyError::WebSocketAcceptMismatch),
         }
-        check_negotiated(offer, response)?;
+        check_negotiated(request, response)?;
     }
     Ok(String::from_utf8_lossy(protocol).into_owned())
 }
@@ -107,23 +96,35 @@ pub(crate) fn accept_switch(
 /// RFC 6455 §4.1: a `101` may select at most one subprotocol, one the client offered
 /// (compared exactly, as browsers do; a `Sec-WebSocket-Protocol` field must name it),
 /// and only extensions the client offered (by name, ignoring case; their parameters
-/// are the endpoints' business).
-fn check_negotiated(offer: &UpgradeOffer, response: &Fields) -> Result<(), ProxyError> {
+/// are the endpoints' business). What was offered is read from the `request` fields.
+fn check_negotiated(request: &Fields, response: &Fields) -> Result<(), ProxyError> {
     let mut chosen = response.list(FieldName::SecWebSocketProtocol);
     match (chosen.next(), chosen.next()) {
         // A field that names none is no choice either (browsers fail it).
         (None, _) if !response.has(FieldName::SecWebSocketProtocol) => {}
         (Some(subprotocol), None)
-            if (offer.websocket_subprotocols.iter()).any(|o| o.as_bytes() == subprotocol) => {}
+            if request
+                .list(FieldName::SecWebSocketProtocol)
+                .any(|o| o == subprotocol) => {}
         _ => return Err(ProxyError::WebSocketSubprotocolMismatch),
     }
     let offered = |name: &[u8]| {
-        (offer.websocket_extensions.iter()).any(|o| o.as_bytes().eq_ignore_ascii_case(name))
+        (request.list(FieldName::SecWebSocketExtensions))
+            .any(|o| extension_name(o).eq_ignore_ascii_case(name))
     };
     match (response.list(FieldName::SecWebSocketExtensions)).all(|e| offered(extension_name(e))) {
         true => Ok(()),
         false => Err(ProxyError::WebSocketExtensionMismatch),
     }
+}
+
+/// Whether a `101` accepted by [`accept_switch`] negotiated an extension, allowing RSV
+/// bits in its frames: it names one (an empty field names none).
+pub(crate) fn negotiates_extension(response: &Fields) -> bool {
+    response
+        .list(FieldName::SecWebSocketExtensions)
+        .next()
+        .is_some()
 }
 
 /// An extension's name: what comes before its first `;` (RFC 6455 §9.1).
