@@ -251,9 +251,14 @@ start_target() {
 
 stop_target() {
   [ -n "$PROXY_PID" ] || return 0
-  kill -TERM "$PROXY_PID" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$PROXY_PID" 2>/dev/null || true
-  wait "$PROXY_PID" 2>/dev/null || true
+  stop_process "$PROXY_PID"
   PROXY_PID="" MEASURE_PIDS=""
+}
+
+# Stops $1: TERM, then KILL if it is still there after 5 s.
+stop_process() {
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
 }

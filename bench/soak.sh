@@ -3,7 +3,7 @@
 # next to the benchmark: same backend, same pinning, same configurations as run.sh,
 # with nginx and HAProxy at their default timeouts.
 #
-#   bash bench/soak.sh             # every scenario against every proxy, ~10 minutes
+#   bash bench/soak.sh             # every scenario against every proxy, ~20 minutes
 #   bash bench/soak.sh --quick     # smoke run: small counts, short timeouts, ~3 minutes
 #
 # Options: --scenarios "churn many slowloris slow-readers backend-death unreachable fd-limit malformed"
@@ -16,6 +16,9 @@
 #          --fd-limit N            open-file limit of the proxy in fd-limit (256)
 #          --churn-rounds N        interleaved rounds of churn, whose cycles/s are compared
 #                                  by their medians (3; --quick: 1)
+#          --pairs N               slowloris, slow-readers: pairs of 2 s windows (proxy,
+#                                  control) per phase (7; --quick: 1 pair of 1 s windows);
+#                                  slowloris fits fewer with slow clients if need be
 # Environment: BENCH_PORT_BASE (29000: run.sh uses 28000, so both can run), BENCH_PROXY_CPU (0),
 #              BENCH_LOAD_CPU (1), BENCH_NICE (-10), BENCH_REV (label),
 #              BENCH_RESULTS (bench/results/soak, or bench/results/soak/quick with --quick).
@@ -31,7 +34,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 ALL_SCENARIOS="churn many slowloris slow-readers backend-death unreachable fd-limit malformed"
 SCENARIOS=$ALL_SCENARIOS
 TARGETS="nginx haproxy switchyard"
-QUICK=0 HEAD_TIMEOUT="" CYCLES="" FD_LIMIT=256 CHURN_ROUNDS=""
+QUICK=0 HEAD_TIMEOUT="" CYCLES="" FD_LIMIT=256 CHURN_ROUNDS="" PAIRS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -41,6 +44,7 @@ while [ $# -gt 0 ]; do
     --cycles) CYCLES=$2; shift ;;
     --fd-limit) FD_LIMIT=$2; shift ;;
     --churn-rounds) CHURN_ROUNDS=$2; shift ;;
+    --pairs) PAIRS=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
@@ -52,12 +56,12 @@ done
 
 # Sizes: the issue's, or a smoke run's.
 if [ "$QUICK" = 1 ]; then
-  CYCLES=${CYCLES:-3000} CHURN_ROUNDS=${CHURN_ROUNDS:-1} WARMUP_CYCLES=200 MANY=1000 SLOW=100 GRACE=3 WINDOW=2 WINDOWS=1 FILL=1
+  CYCLES=${CYCLES:-3000} CHURN_ROUNDS=${CHURN_ROUNDS:-1} WARMUP_CYCLES=200 MANY=1000 SLOW=100 GRACE=3 WINDOW=1 PAIRS=${PAIRS:-1} FILL=1
   HEAD_TIMEOUT=${HEAD_TIMEOUT:-5} READERS=100 DEATH_TUNNELS=200 UNREACHABLE_REQUESTS=2
   HOLD=2 MALFORMED=1000 MALFORMED_WARMUP=200
   RESULTS=${BENCH_RESULTS:-$ROOT/bench/results/soak/quick}
 else
-  CYCLES=${CYCLES:-100000} CHURN_ROUNDS=${CHURN_ROUNDS:-3} WARMUP_CYCLES=1000 MANY=0 SLOW=1000 GRACE=10 WINDOW=5 WINDOWS=3 FILL=3
+  CYCLES=${CYCLES:-100000} CHURN_ROUNDS=${CHURN_ROUNDS:-3} WARMUP_CYCLES=1000 MANY=0 SLOW=1000 GRACE=10 WINDOW=2 PAIRS=${PAIRS:-7} FILL=3
   HEAD_TIMEOUT=${HEAD_TIMEOUT:-60} READERS=1000 DEATH_TUNNELS=1000 UNREACHABLE_REQUESTS=4
   HOLD=5 MALFORMED=10000 MALFORMED_WARMUP=1000
   RESULTS=${BENCH_RESULTS:-$ROOT/bench/results/soak}
@@ -76,6 +80,7 @@ BIG_PORT=$((PORT_BASE + 11))        # slow-readers: the tool's own backend
 REFUSED_PORT=$((PORT_BASE + 12))    # unreachable: nobody listens
 BLACKHOLE_PORT=$((PORT_BASE + 13))  # unreachable: accepts, never answers
 FULL_PORT=$((PORT_BASE + 14))       # unreachable: full accept queue, SYNs dropped
+CONTROL_PORT=$((PORT_BASE + 15))    # slowloris, slow-readers: the control instance
 
 install_proxies
 build_tools
@@ -182,6 +187,47 @@ target_notes() {
   esac
 }
 
+# ---------------------------------------------------------------- the control
+# The rate scenarios (slowloris, slow-readers) measure the normal clients against the
+# proxy under test and against a control in alternating windows (src/soak/normal.rs):
+# a second instance of the same proxy, configured the same (this scenario's
+# configuration, listening on CONTROL_PORT), on the same core.
+CONTROL_PID="" CONTROL_PIDS=""
+start_control() {
+  local target=$1 dir=$WORK/control
+  rm -rf "$dir"
+  mkdir -p "$dir/nginx/tmp"
+  case "$target" in
+    nginx)
+      sed "s#$WORK/nginx/#$dir/nginx/#g; s/127.0.0.1:${PORT[nginx]} /127.0.0.1:$CONTROL_PORT /" \
+        "$WORK/nginx/nginx.conf" >"$dir/nginx/nginx.conf"
+      "${PIN_PROXY[@]}" nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -g 'daemon off;' \
+        >"$dir/nginx.log" 2>&1 & ;;
+    haproxy)
+      sed "s/^  bind 127.0.0.1:${PORT[haproxy]}\$/  bind 127.0.0.1:$CONTROL_PORT/" "$WORK/haproxy.cfg" >"$dir/haproxy.cfg"
+      "${PIN_PROXY[@]}" haproxy -db -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 & ;;
+    switchyard)
+      sed "s/127.0.0.1:${PORT[switchyard]}\"/127.0.0.1:$CONTROL_PORT\"/" "$WORK/switchyard.toml" >"$dir/switchyard.toml"
+      "${PIN_PROXY[@]}" "$SWITCHYARD" --config "$dir/switchyard.toml" >"$dir/switchyard.log" 2>&1 & ;;
+  esac
+  CONTROL_PID=$! CONTROL_PIDS=$!
+  EXTRA_PIDS=$CONTROL_PID
+  if ! wait_port "$CONTROL_PORT"; then
+    log "the $target control did not start; its log:"
+    cat "$dir/$target.log" >&2
+    return 1
+  fi
+  if [ "$target" = nginx ]; then CONTROL_PIDS=$(children_of "$CONTROL_PID" | head -1); fi
+}
+
+start_both() { start_target "$1" && start_control "$1"; }
+
+stop_control() {
+  [ -n "$CONTROL_PID" ] || return 0
+  stop_process "$CONTROL_PID"
+  CONTROL_PID="" CONTROL_PIDS="" EXTRA_PIDS=""
+}
+
 # ---------------------------------------------------------------- the runs
 RAW=$WORK/raw.jsonl
 : >"$RAW"
@@ -204,11 +250,14 @@ run_scenario() {
   local pid note
   for pid in $MEASURE_PIDS; do args+=(--pid "$pid"); done
   for note in "${NOTES[@]}"; do args+=(--note "$note"); done
+  # The rate scenarios pair the proxy with its control, window by window.
+  local normal=(--window "$WINDOW" --windows "$PAIRS" --control "127.0.0.1:$CONTROL_PORT")
+  for pid in $CONTROL_PIDS; do normal+=(--control-pid "$pid"); done
   case "$scenario" in
     churn) args+=(--cycles "$CYCLES" --warmup-cycles "$WARMUP_CYCLES" --workers 64) ;;
     many) args+=(--tunnels "$MANY") ;;
-    slowloris) args+=(--connections "$SLOW" --head-timeout "$HEAD_TIMEOUT" --grace "$GRACE" --window "$WINDOW" --windows "$WINDOWS") ;;
-    slow-readers) args+=(--connections "$READERS" --window "$WINDOW" --windows "$WINDOWS" --fill "$FILL"
+    slowloris) args+=(--connections "$SLOW" --head-timeout "$HEAD_TIMEOUT" --grace "$GRACE" "${normal[@]}") ;;
+    slow-readers) args+=(--connections "$READERS" "${normal[@]}" --fill "$FILL"
                          --backend-listen "127.0.0.1:$BIG_PORT") ;;
     backend-death) args+=(--tunnels "$DEATH_TUNNELS" --victim "127.0.0.1:$VICTIM_PORT") ;;
     unreachable) args+=(--refused "127.0.0.1:$REFUSED_PORT" --blackhole "127.0.0.1:$BLACKHOLE_PORT"
@@ -228,7 +277,7 @@ run_scenario() {
 
 # A port someone else holds would answer for the process that failed to bind it.
 for port in "$BACKEND_PORT" "${PORT[nginx]}" "${PORT[haproxy]}" "${PORT[switchyard]}" "$VICTIM_PORT" \
-            "$BIG_PORT" "$REFUSED_PORT" "$BLACKHOLE_PORT" "$FULL_PORT"; do
+            "$BIG_PORT" "$REFUSED_PORT" "$BLACKHOLE_PORT" "$FULL_PORT" "$CONTROL_PORT"; do
   if "$BENCH" wait --addr "127.0.0.1:$port" --timeout 0 2>/dev/null; then
     log "port $port is in use by another process; set BENCH_PORT_BASE to another base"
     exit 1
@@ -255,7 +304,9 @@ for scenario in $SCENARIOS; do
     fi
     # The proxy's log is read by fd-limit; start each run with an empty one.
     : >"$WORK/nginx/error.log"
-    if start_target "$target"; then
+    started=start_target
+    case "$scenario" in slowloris|slow-readers) started=start_both ;; esac
+    if $started "$target"; then
       if ! run_scenario "$scenario" "$target"; then
         log "  FAILED: $scenario $target"
         failed_record "$scenario" "$target" "harness error: $(tail -n 3 "$WORK/tool.log" | tr '\n' ' ' | cut -c1-300)"
@@ -264,6 +315,7 @@ for scenario in $SCENARIOS; do
     else
       failed_record "$scenario" "$target" "the proxy did not start"
     fi
+    stop_control
     stop_target
   done
   done

@@ -8,6 +8,7 @@
 
 use super::{close_frame, quantile, sorted, Common, Record, PAYLOAD};
 use crate::load;
+use crate::procfs;
 use crate::ws::{self, Rng};
 use bytes::Buf;
 use std::io;
@@ -59,9 +60,11 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     let (warm_times, warm_failed, _) = cycles(common.addr, &warmup).await?;
     tokio::time::sleep(Duration::from_secs_f64(options.settle)).await;
     let (fds_before, rss_before) = (proxy.fds()?, proxy.rss_kib()?);
+    let (cores_before, proxy_cpu_before) = (procfs::CoreTimes::read(), proxy.cpu());
     let started = Instant::now();
     let (times, failed, first_errors) = cycles(common.addr, &options).await?;
     let elapsed = started.elapsed().as_secs_f64();
+    let (cores_after, proxy_cpu_after) = (procfs::CoreTimes::read(), proxy.cpu());
     tokio::time::sleep(Duration::from_secs_f64(options.settle)).await;
     let (fds_after, rss_after) = (proxy.fds()?, proxy.rss_kib()?);
 
@@ -78,6 +81,21 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     record.number("cycles_per_s", done as f64 / elapsed, 0);
     record.number("cycle_p50_ms", quantile(&times, 0.5), 2);
     record.number("cycle_p99_ms", quantile(&times, 0.99), 2);
+    // Which core set the rate: the proxy's CPU per cycle, and how busy each core was
+    // (the load generator and the backend share the other one).
+    let proxy_cpu = proxy_cpu_after - proxy_cpu_before;
+    record.number("proxy_cpu", proxy_cpu / elapsed, 2);
+    record.number(
+        "proxy_cpu_us_per_cycle",
+        proxy_cpu * 1e6 / done.max(1) as f64,
+        1,
+    );
+    let busy: Vec<_> = cores_before
+        .busy_since(&cores_after)
+        .into_iter()
+        .map(|b| super::round(b, 2))
+        .collect();
+    record.figure("cores_busy", busy);
     record.figure("fds_before", fds_before);
     record.figure("fds_after", fds_after);
     let growth = record.rss_figures(rss_fresh, rss_before, rss_after);

@@ -14,6 +14,7 @@ mod churn;
 mod fd_limit;
 mod malformed;
 mod many;
+mod normal;
 mod report;
 mod slow_readers;
 mod slowloris;
@@ -400,122 +401,6 @@ pub fn sorted(mut values: Vec<f64>) -> Vec<f64> {
     values
 }
 
-/// Seconds of warm-up before each window of the normal clients.
-pub const NORMAL_WARMUP: f64 = 0.5;
-
-/// What normal keep-alive clients got over a phase: its median window.
-#[derive(Debug, Clone, Default)]
-pub struct Rate {
-    pub per_s: f64,
-    /// The proxy's CPU over the window, in cores: near 1.0, the proxy's core was the
-    /// limit; well under it, the rate says more about the load core and the machine.
-    pub proxy_cpu: Option<f64>,
-    pub errors: u64,
-    /// Every window's rate, in the order measured (req/s).
-    pub windows: Vec<f64>,
-}
-
-/// Requests/s of normal keep-alive clients (`load::http`, closed loop, `connections`
-/// of them) over `windows` windows of `window` seconds in a row, each after a short
-/// warm-up: the rate the fault scenarios compare with and without the misbehaving
-/// clients. The median window stands for the phase (the errors are those of every
-/// window): one window of a few seconds swings by 10–15% on a shared two-core machine,
-/// whatever the proxy, and one such swing would decide the comparison alone.
-pub async fn normal_rate(
-    common: &Common,
-    connections: usize,
-    window: f64,
-    windows: usize,
-) -> io::Result<Rate> {
-    let mut measured = Vec::with_capacity(windows.max(1));
-    for _ in 0..windows.max(1) {
-        let load_common = load::Common {
-            addr: common.addr,
-            target: "normal".to_owned(),
-            round: 1,
-            pids: common.pids.clone(),
-            peer_pids: Vec::new(),
-            out: None,
-        };
-        let timing = load::Timing {
-            connections,
-            duration: window,
-            warmup: NORMAL_WARMUP,
-        };
-        let record = load::http(load_common, timing).await?;
-        measured.push(Rate {
-            per_s: record.requests_per_s.unwrap_or(0.0),
-            proxy_cpu: record.proxy_cpu,
-            errors: record.errors,
-            windows: Vec::new(),
-        });
-    }
-    Ok(median_window(measured))
-}
-
-/// The window with the median rate (the lower middle one of an even count), carrying
-/// every window's rate and the errors of all.
-fn median_window(mut measured: Vec<Rate>) -> Rate {
-    let windows: Vec<f64> = measured.iter().map(|r| r.per_s).collect();
-    let errors = measured.iter().map(|r| r.errors).sum();
-    measured.sort_by(|a, b| a.per_s.total_cmp(&b.per_s));
-    let middle = measured.len().saturating_sub(1) / 2;
-    let mut median = measured.into_iter().nth(middle).unwrap_or_default();
-    median.errors = errors;
-    median.windows = windows;
-    median
-}
-
-/// The normal clients must keep this fraction of their rate.
-pub const KEEP_RATE: f64 = 0.95;
-
-/// Records the normal clients' rate before, during and after the misbehaving clients,
-/// and checks "during" against the mean of before and after (the machine's load drifts
-/// over a run; the mean of the two cancels a steady drift).
-pub fn record_rates(record: &mut Record, before: &Rate, during: &Rate, after: &Rate) {
-    let baseline = (before.per_s + after.per_s) / 2.0;
-    let ratio = during.per_s / baseline;
-    record.number("baseline_before_req_per_s", before.per_s, 0);
-    record.number("during_req_per_s", during.per_s, 0);
-    record.number("baseline_after_req_per_s", after.per_s, 0);
-    record.number("rate_ratio", ratio, 3);
-    for (name, rate) in [
-        ("windows_before_req_per_s", before),
-        ("windows_during_req_per_s", during),
-        ("windows_after_req_per_s", after),
-    ] {
-        let rounded: Vec<u64> = rate.windows.iter().map(|&r| r.round() as u64).collect();
-        record.figure(name, rounded);
-    }
-    for (name, rate) in [
-        ("proxy_cpu_before", before),
-        ("proxy_cpu_during", during),
-        ("proxy_cpu_after", after),
-    ] {
-        if let Some(cpu) = rate.proxy_cpu {
-            record.number(name, cpu, 2);
-        }
-    }
-    // Requests per proxy CPU-second: what the misbehaving clients cost the proxy per
-    // normal request, less moved by the load core and the machine than the rate (on
-    // two cores the proxy's core is rarely the one that saturates).
-    let per_cpu = |rate: &Rate| rate.proxy_cpu.filter(|&c| c > 0.0).map(|c| rate.per_s / c);
-    if let (Some(b), Some(d), Some(a)) = (per_cpu(before), per_cpu(during), per_cpu(after)) {
-        record.number("req_per_proxy_cpu_s_baseline", (b + a) / 2.0, 0);
-        record.number("req_per_proxy_cpu_s_during", d, 0);
-        record.number("req_per_proxy_cpu_s_ratio", d / ((b + a) / 2.0), 3);
-    }
-    record.figure(
-        "normal_errors",
-        before.errors + during.errors + after.errors,
-    );
-    record.check(
-        "normal clients keep ≥ 0.95 of their req/s",
-        format!("{ratio:.3}"),
-        ratio >= KEEP_RATE,
-    );
-}
-
 /// A masked client Close frame with `code`.
 pub fn close_frame(code: u16, mask: [u8; 4]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(8);
@@ -762,46 +647,4 @@ pub async fn echo_all(
         }
     }
     (fine, failed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rate(per_s: f64, cpu: f64, errors: u64) -> Rate {
-        Rate {
-            per_s,
-            proxy_cpu: Some(cpu),
-            errors,
-            windows: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn a_phase_is_its_median_window_with_every_windows_errors() {
-        let median = median_window(vec![
-            rate(300.0, 0.3, 1),
-            rate(100.0, 0.1, 0),
-            rate(200.0, 0.2, 2),
-        ]);
-        assert_eq!(median.per_s, 200.0);
-        assert_eq!(median.proxy_cpu, Some(0.2), "the median window's own CPU");
-        assert_eq!(median.errors, 3);
-        assert_eq!(
-            median.windows,
-            [300.0, 100.0, 200.0],
-            "in the order measured"
-        );
-
-        let even = median_window(vec![
-            rate(4.0, 0.0, 0),
-            rate(1.0, 0.0, 0),
-            rate(3.0, 0.0, 0),
-            rate(2.0, 0.0, 0),
-        ]);
-        assert_eq!(even.per_s, 2.0, "the lower middle of an even count");
-
-        let none = median_window(Vec::new());
-        assert_eq!((none.per_s, none.errors, none.windows.len()), (0.0, 0, 0));
-    }
 }

@@ -13,7 +13,8 @@
 //! runs its own backend with a small `SO_SNDBUF`, and the slow clients set a small
 //! `SO_RCVBUF`: the proxy must hold the line whatever the windows around it.
 
-use super::{normal_rate, record_rates, spawn_backend, Common, Record};
+use super::normal::{self, Normal};
+use super::{spawn_backend, Common, Record};
 use crate::procfs::{self, SockStat};
 use std::io;
 use std::net::SocketAddr;
@@ -50,16 +51,8 @@ pub struct Options {
     /// Seconds for the responses to fill every buffer on the way before measuring.
     #[arg(long, default_value_t = 3.0)]
     pub fill: f64,
-    /// Normal keep-alive clients measuring the rate.
-    #[arg(long, default_value_t = 64)]
-    pub normal: usize,
-    /// Seconds of one window of the normal clients' rate, measured before, with and
-    /// after the slow readers.
-    #[arg(long, default_value_t = 5.0)]
-    pub window: f64,
-    /// Windows per phase; each phase counts as its median window.
-    #[arg(long, default_value_t = 3)]
-    pub windows: usize,
+    #[command(flatten)]
+    pub normal: Normal,
 }
 
 /// Readers opened between two readings of the machine's TCP memory.
@@ -72,14 +65,13 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     record.setting("response_bytes", options.bytes);
     record.setting("buffer_size", options.buffer_size);
     record.setting("client_rcvbuf", options.rcvbuf);
-    record.setting("normal_connections", options.normal);
-    record.setting("window_s", options.window);
-    record.setting("windows_per_phase", options.windows);
+    options.normal.settings(&mut record);
     let _backend = spawn_backend(options.backend_listen, Some(options.backend_sndbuf)).await?;
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_idle = proxy.rss_kib()?;
-    let before = normal_rate(common, options.normal, options.window, options.windows).await?;
+    let normal = &options.normal;
+    let before = normal::measure(common, normal, normal.pairs, normal.window).await?;
     // The base: what the proxy used with the normal clients' connections.
     let rss_base = rss_idle.max(proxy.rss_kib()?);
     let sock_before = SockStat::read();
@@ -142,23 +134,21 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     // The proxy's CPU with only the stalled responses: flow control should leave it
     // nothing to do (a connection woken again and again without progress shows here).
     let cpu_readers_only = proxy.cpu_over(2.0).await;
-    let during = normal_rate(common, options.normal, options.window, options.windows).await?;
+    let during = normal::measure(common, normal, normal.pairs, normal.window).await?;
     let rss_end = proxy.rss_kib()?;
     let sock_during = SockStat::read();
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.await;
     let rss_peak = (peak.load(Ordering::Relaxed) as f64).max(rss_end);
     drop(readers);
-    // The baseline again, once the slow readers are gone: the machine's load drifts,
-    // and the mean of before and after is what "during" is compared with.
+    // The two instances again, once the slow readers are gone.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = normal_rate(common, options.normal, options.window, options.windows).await?;
+    let after = normal::measure(common, normal, normal.pairs, normal.window).await?;
 
     let n = held.max(1) as f64;
     let bound = rss_base + n * 2.0 * options.buffer_size as f64 / 1024.0;
     record.figure("slow_readers_held", held);
     record.figure("proxy_fds_while_held", fds_held);
-    record.number("proxy_cpu_slow_readers_only", cpu_readers_only, 3);
     record.number("rss_base_kib", rss_base, 0);
     record.number("rss_peak_kib", rss_peak, 0);
     record.number("rss_bound_kib", bound, 0);
@@ -168,7 +158,7 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
         (sock_during.mem_bytes() as f64 - sock_before.mem_bytes() as f64) / 1048576.0,
         1,
     );
-    record_rates(&mut record, &before, &during, &after);
+    normal::record_phases(&mut record, &before, &during, &after, cpu_readers_only);
     if failed > 0 {
         record.note(format!("{failed} slow readers could not connect or send"));
     }

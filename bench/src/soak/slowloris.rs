@@ -7,7 +7,8 @@
 //! not at the next byte. Waiting ends at `head_timeout + grace` after the first byte;
 //! what is still open then is reported as "not closed".
 
-use super::{normal_rate, quantile, record_rates, sorted, status_of, Common, Record};
+use super::normal::{self, Normal};
+use super::{quantile, sorted, status_of, Common, Record};
 use crate::load;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,20 +31,9 @@ pub struct Options {
     /// Seconds between two bytes of a slow head.
     #[arg(long, default_value_t = 1.0)]
     pub interval: f64,
-    /// Normal keep-alive clients measuring the rate.
-    #[arg(long, default_value_t = 64)]
-    pub normal: usize,
-    /// Seconds of one window of the normal clients' rate, measured before, with and
-    /// after the slow ones.
-    #[arg(long, default_value_t = 5.0)]
-    pub window: f64,
-    /// Windows per phase; each phase counts as its median window.
-    #[arg(long, default_value_t = 3)]
-    pub windows: usize,
+    #[command(flatten)]
+    pub normal: Normal,
 }
-
-/// The warm-up before each window of the normal clients (see [`normal_rate`]).
-const WARMUP: f64 = super::NORMAL_WARMUP;
 
 /// A close counts as "at the timeout" within this fraction of it.
 const TOLERANCE: f64 = 0.10;
@@ -77,11 +67,10 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     record.setting("connections", options.connections);
     record.setting("head_timeout_s", options.head_timeout);
     record.setting("wait_bound_s", options.head_timeout + options.grace);
-    record.setting("normal_connections", options.normal);
-    record.setting("window_s", options.window);
-    record.setting("windows_per_phase", options.windows);
+    options.normal.settings(&mut record);
 
-    let before = normal_rate(common, options.normal, options.window, options.windows).await?;
+    let normal = &options.normal;
+    let before = normal::measure(common, normal, normal.pairs, normal.window).await?;
 
     let started = Arc::new(AtomicUsize::new(0));
     let mut slow = Vec::with_capacity(options.connections);
@@ -152,38 +141,34 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The proxy's CPU with only the slow connections (a byte each per second): what
-    // keeping them costs it, apart from the normal clients.
+    // keeping them costs it, which slows the control's windows too (see `normal`).
     let idle_window = (options.head_timeout * 0.2).min(2.0);
-    let cpu_slow_only = match common.proxy() {
-        Ok(proxy) => Some(proxy.cpu_over(idle_window).await),
-        Err(_) => None,
-    };
-    // The windows with slow clients must end before the first head timeout fires:
-    // fewer of them if need be, then shorter ones.
+    let cpu_slow_only = common.proxy()?.cpu_over(idle_window).await;
+    // The pairs with slow clients must end before the first head timeout fires: fewer
+    // of them if need be, then shorter windows.
     let spent = first_bytes.elapsed().as_secs_f64();
     let available = (options.head_timeout * 0.8 - spent - 1.0).max(1.0);
-    let per_window = options.window + WARMUP;
-    let windows = ((available / per_window).floor() as usize).clamp(1, options.windows.max(1));
-    let window = options
+    let pairs =
+        ((available / normal.phase_seconds(1)).floor() as usize).clamp(1, normal.pairs.max(1));
+    let window = normal
         .window
-        .min(available / windows as f64 - WARMUP)
+        .min(available / (2 * pairs) as f64 - normal::WARMUP)
         .max(0.5);
-    if windows < options.windows || window < options.window {
+    if pairs < normal.pairs || window < normal.window {
         record.note(format!(
-            "{windows} window(s) of {window:.1} s with slow clients, to end before the head timeout"
+            "{pairs} pair(s) of {window:.1} s windows with slow clients, to end before the head timeout"
         ));
     }
-    let during = normal_rate(common, options.normal, window, windows).await?;
+    let during = normal::measure(common, normal, pairs, window).await?;
 
     let mut outcomes = Vec::with_capacity(slow.len());
     for task in slow {
         outcomes.push(task.await.map_err(io::Error::other)?);
     }
-    // The baseline again, once the slow connections are gone (closed by the proxy or,
-    // past the bound, by us): the mean of before and after is what "during" is
-    // compared with, so that the machine's drift over a minute does not count.
+    // The two instances again, once the slow connections are gone (closed by the proxy
+    // or, past the bound, by us).
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = normal_rate(common, options.normal, options.window, options.windows).await?;
+    let after = normal::measure(common, normal, normal.pairs, normal.window).await?;
     let n = outcomes.len();
     let opened = outcomes.iter().filter(|o| o.opened).count();
     let closed: Vec<&Slow> = outcomes
@@ -205,10 +190,7 @@ pub async fn run(common: &Common, options: Options) -> io::Result<Record> {
     let early = times.iter().filter(|&&s| s < t * (1.0 - TOLERANCE)).count();
     let max_bytes = outcomes.iter().map(|o| o.bytes_sent).max().unwrap_or(0);
 
-    record_rates(&mut record, &before, &during, &after);
-    if let Some(cpu) = cpu_slow_only {
-        record.number("proxy_cpu_slow_clients_only", cpu, 3);
-    }
+    normal::record_phases(&mut record, &before, &during, &after, cpu_slow_only);
     record.figure("slow_opened", opened);
     record.figure("closed", closed.len());
     record.figure("not_closed", n - closed.len());
