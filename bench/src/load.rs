@@ -53,6 +53,9 @@ pub struct Record {
     /// CPU time of the proxy's processes over the window, in cores (1.0 = one core busy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_cpu: Option<f64>,
+    /// The user-space part of `proxy_cpu`; the rest is the kernel's work for the proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_user_cpu: Option<f64>,
     /// CPU of this load generator, in cores.
     pub load_cpu: f64,
     /// CPU of the `--peer-pid` processes (the backend), in cores.
@@ -127,7 +130,7 @@ impl Shared {
 /// CPU and time at one edge of the measured window.
 struct Edge {
     at: Instant,
-    proxy: f64,
+    proxy: procfs::CpuTime,
     peers: f64,
     me: f64,
     cores: CoreTimes,
@@ -137,7 +140,7 @@ impl Edge {
     fn now(common: &Common) -> Edge {
         Edge {
             at: Instant::now(),
-            proxy: procfs::cpu_seconds_all(&common.pids),
+            proxy: procfs::cpu_time_all(&common.pids),
             peers: procfs::cpu_seconds_all(&common.peer_pids),
             me: procfs::cpu_seconds(std::process::id()).unwrap_or(0.0),
             cores: CoreTimes::read(),
@@ -166,7 +169,9 @@ impl Record {
         let seconds = end.at.duration_since(start.at).as_secs_f64();
         self.duration_s = seconds;
         if !common.pids.is_empty() {
-            self.proxy_cpu = Some((end.proxy - start.proxy) / seconds);
+            let proxy = end.proxy - start.proxy;
+            self.proxy_cpu = Some(proxy.total() / seconds);
+            self.proxy_user_cpu = Some(proxy.user / seconds);
         }
         self.load_cpu = (end.me - start.me) / seconds;
         if !common.peer_pids.is_empty() {

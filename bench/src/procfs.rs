@@ -25,8 +25,34 @@ pub fn rss_bytes(pid: u32) -> io::Result<u64> {
         .ok_or_else(|| io::Error::other(format!("no VmRSS for pid {pid}")))
 }
 
-/// User + system CPU time of `pid` (all its threads), in seconds.
-pub fn cpu_seconds(pid: u32) -> io::Result<f64> {
+/// CPU time of a process (all its threads), in seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuTime {
+    /// In user space.
+    pub user: f64,
+    /// In the kernel on its behalf: system calls and, with tick-based accounting, the
+    /// softirqs that ran in its context (the loopback TCP input of what it sends).
+    pub system: f64,
+}
+
+impl CpuTime {
+    pub fn total(self) -> f64 {
+        self.user + self.system
+    }
+}
+
+impl std::ops::Sub for CpuTime {
+    type Output = CpuTime;
+    fn sub(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user - earlier.user,
+            system: self.system - earlier.system,
+        }
+    }
+}
+
+/// User and system CPU time of `pid`.
+pub fn cpu_time(pid: u32) -> io::Result<CpuTime> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name may hold spaces and parentheses; fields restart after the last ')'.
     let rest = stat
@@ -35,19 +61,36 @@ pub fn cpu_seconds(pid: u32) -> io::Result<f64> {
         .ok_or_else(|| io::Error::other("bad /proc/pid/stat"))?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After ')': state is field 3 overall, so utime (14) and stime (15) are at 11 and 12.
-    let ticks = |i: usize| -> io::Result<f64> {
+    let seconds = |i: usize| -> io::Result<f64> {
         fields
             .get(i)
             .and_then(|f| f.parse::<u64>().ok())
-            .map(|t| t as f64)
+            .map(|t| t as f64 / TICKS_PER_SEC)
             .ok_or_else(|| io::Error::other("bad /proc/pid/stat field"))
     };
-    Ok((ticks(11)? + ticks(12)?) / TICKS_PER_SEC)
+    Ok(CpuTime {
+        user: seconds(11)?,
+        system: seconds(12)?,
+    })
+}
+
+/// User + system CPU time of `pid`, in seconds.
+pub fn cpu_seconds(pid: u32) -> io::Result<f64> {
+    cpu_time(pid).map(CpuTime::total)
+}
+
+/// Sum of [`cpu_time`] over `pids` (0 when there are none).
+pub fn cpu_time_all(pids: &[u32]) -> CpuTime {
+    let times = pids.iter().filter_map(|&pid| cpu_time(pid).ok());
+    times.fold(CpuTime::default(), |sum, t| CpuTime {
+        user: sum.user + t.user,
+        system: sum.system + t.system,
+    })
 }
 
 /// Sum of [`cpu_seconds`] over `pids` (0 when there are none).
 pub fn cpu_seconds_all(pids: &[u32]) -> f64 {
-    pids.iter().filter_map(|&pid| cpu_seconds(pid).ok()).sum()
+    cpu_time_all(pids).total()
 }
 
 /// Sum of [`rss_bytes`] over `pids`.

@@ -75,6 +75,24 @@ const METRICS: &[Metric] = &[
     ),
     m(
         "http",
+        "HTTP GET, proxy user-space time per request",
+        "µs",
+        false,
+        Goal::None,
+        false,
+        |r| cpu_per_unit(r.proxy_user_cpu, r.requests_per_s),
+    ),
+    m(
+        "http",
+        "HTTP GET, proxy kernel time per request",
+        "µs",
+        false,
+        Goal::None,
+        false,
+        |r| cpu_per_unit(kernel_cpu(r), r.requests_per_s),
+    ),
+    m(
+        "http",
         "HTTP GET latency p99 (closed loop)",
         "µs",
         false,
@@ -129,6 +147,24 @@ const METRICS: &[Metric] = &[
     ),
     m(
         "ws-echo",
+        "WebSocket 32 B echo, proxy user-space time per message",
+        "µs",
+        false,
+        Goal::None,
+        false,
+        |r| cpu_per_unit(r.proxy_user_cpu, r.messages_per_s),
+    ),
+    m(
+        "ws-echo",
+        "WebSocket 32 B echo, proxy kernel time per message",
+        "µs",
+        false,
+        Goal::None,
+        false,
+        |r| cpu_per_unit(kernel_cpu(r), r.messages_per_s),
+    ),
+    m(
+        "ws-echo",
         "WebSocket 32 B echo, closed loop, round trip p99",
         "µs",
         false,
@@ -180,6 +216,19 @@ const METRICS: &[Metric] = &[
 fn per_cpu(rate: Option<f64>, record: &Record) -> Option<f64> {
     let cpu = record.proxy_cpu.filter(|&cpu| cpu > 0.05)?;
     Some(rate? / cpu)
+}
+
+/// Microseconds of the proxy's CPU (`cpu`, in cores) per unit of work at `rate` per
+/// second: where a rate is lost, user space (the proxy's own code) or the kernel (the
+/// same system calls for every proxy).
+fn cpu_per_unit(cpu: Option<f64>, rate: Option<f64>) -> Option<f64> {
+    let rate = rate.filter(|&r| r > 0.0)?;
+    Some(cpu? / rate * 1e6)
+}
+
+/// The kernel's part of the proxy's CPU, in cores.
+fn kernel_cpu(record: &Record) -> Option<f64> {
+    Some(record.proxy_cpu? - record.proxy_user_cpu?)
 }
 
 /// Options of `report`.
@@ -447,6 +496,23 @@ fn csv(records: &[Record]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_per_unit_splits_user_space_from_the_kernel() {
+        let record = Record {
+            messages_per_s: Some(50_000.0),
+            proxy_cpu: Some(0.6),
+            proxy_user_cpu: Some(0.15),
+            ..Record::default()
+        };
+        let user = cpu_per_unit(record.proxy_user_cpu, record.messages_per_s).unwrap();
+        let kernel = cpu_per_unit(kernel_cpu(&record), record.messages_per_s).unwrap();
+        assert!((user - 3.0).abs() < 1e-9, "{user}");
+        assert!((kernel - 9.0).abs() < 1e-9, "{kernel}");
+        let direct = Record::default();
+        assert_eq!(cpu_per_unit(kernel_cpu(&direct), Some(1.0)), None);
+        assert_eq!(cpu_per_unit(Some(0.5), Some(0.0)), None);
+    }
 
     #[test]
     fn median_of_odd_and_even_counts() {
