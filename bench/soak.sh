@@ -251,7 +251,7 @@ run_scenario() {
   for pid in $MEASURE_PIDS; do args+=(--pid "$pid"); done
   for note in "${NOTES[@]}"; do args+=(--note "$note"); done
   # The rate scenarios pair the proxy with its control, window by window.
-  local normal=(--window "$WINDOW" --windows "$PAIRS" --control "127.0.0.1:$CONTROL_PORT")
+  local normal=(--window "$WINDOW" --pairs "$PAIRS" --control "127.0.0.1:$CONTROL_PORT")
   for pid in $CONTROL_PIDS; do normal+=(--control-pid "$pid"); done
   case "$scenario" in
     churn) args+=(--cycles "$CYCLES" --warmup-cycles "$WARMUP_CYCLES" --workers 64) ;;

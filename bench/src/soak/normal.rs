@@ -31,7 +31,7 @@ pub struct Normal {
     pub window: f64,
     /// Pairs of windows (one on the proxy, one on the control) per phase: before,
     /// during and after the misbehaving clients.
-    #[arg(long = "windows", default_value_t = 7)]
+    #[arg(long, default_value_t = 7)]
     pub pairs: usize,
     /// The control: a second instance of the same proxy, configured the same, that no
     /// misbehaving client reaches.
