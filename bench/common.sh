@@ -217,35 +217,45 @@ children_of() {
 # Starts the proxy for $1 on the proxy core (with the command prefix PROXY_PREFIX);
 # sets PROXY_PID (what to stop) and MEASURE_PIDS (whose CPU and RSS are the proxy's).
 start_target() {
-  local target=$1
   PROXY_PID="" MEASURE_PIDS=""
+  [ "$1" != direct ] || return 0
+  local started=0
+  launch_proxy "$1" "$WORK" "${PORT[$1]}" || started=$?
+  PROXY_PID=$LAUNCHED_PID MEASURE_PIDS=$LAUNCHED_MEASURE_PIDS
+  return $started
+}
+
+# Starts proxy $1 with the configurations in $2, laid out as write_configs writes them
+# (nginx/nginx.conf, haproxy.cfg, switchyard.toml; its log goes to $2/$1.log), and
+# waits for it on port $3 (the port its configuration listens on). Sets LAUNCHED_PID
+# (what to stop, set even if it does not come up) and LAUNCHED_MEASURE_PIDS (whose CPU
+# and RSS are the proxy's).
+launch_proxy() {
+  local target=$1 dir=$2 port=$3
+  LAUNCHED_PID="" LAUNCHED_MEASURE_PIDS=""
   case "$target" in
-    direct) return 0 ;;
     nginx)
-      "${PROXY_PREFIX[@]}" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' \
-        >"$WORK/nginx.log" 2>&1 &
-      PROXY_PID=$! ;;
+      "${PROXY_PREFIX[@]}" nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -g 'daemon off;' \
+        >"$dir/nginx.log" 2>&1 & ;;
     haproxy)
-      "${PROXY_PREFIX[@]}" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
-      PROXY_PID=$! ;;
+      "${PROXY_PREFIX[@]}" haproxy -db -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 & ;;
     relay)
-      "${PROXY_PREFIX[@]}" "$BENCH" relay --listen "127.0.0.1:${PORT[relay]}" \
-        --upstream "127.0.0.1:$BACKEND_PORT" --threads 1 >"$WORK/relay.log" 2>&1 &
-      PROXY_PID=$! ;;
+      "${PROXY_PREFIX[@]}" "$BENCH" relay --listen "127.0.0.1:$port" \
+        --upstream "127.0.0.1:$BACKEND_PORT" --threads 1 >"$dir/relay.log" 2>&1 & ;;
     switchyard)
-      "${PROXY_PREFIX[@]}" "$SWITCHYARD" --config "$WORK/switchyard.toml" >"$WORK/switchyard.log" 2>&1 &
-      PROXY_PID=$! ;;
+      "${PROXY_PREFIX[@]}" "$SWITCHYARD" --config "$dir/switchyard.toml" >"$dir/switchyard.log" 2>&1 & ;;
     *) echo "unknown target $target" >&2; return 1 ;;
   esac
-  if ! wait_port "${PORT[$target]}"; then
+  LAUNCHED_PID=$!
+  if ! wait_port "$port"; then
     log "$target did not start; its log:"
-    cat "$WORK/$target.log" >&2
+    cat "$dir/$target.log" >&2
     return 1
   fi
-  MEASURE_PIDS=$PROXY_PID
+  LAUNCHED_MEASURE_PIDS=$LAUNCHED_PID
   if [ "$target" = nginx ]; then
     # The worker holds the connections; the master only supervises.
-    MEASURE_PIDS=$(children_of "$PROXY_PID" | head -1)
+    LAUNCHED_MEASURE_PIDS=$(children_of "$LAUNCHED_PID" | head -1)
   fi
 }
 

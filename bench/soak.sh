@@ -198,26 +198,17 @@ start_control() {
   rm -rf "$dir"
   mkdir -p "$dir/nginx/tmp"
   case "$target" in
-    nginx)
-      sed "s#$WORK/nginx/#$dir/nginx/#g; s/127.0.0.1:${PORT[nginx]} /127.0.0.1:$CONTROL_PORT /" \
-        "$WORK/nginx/nginx.conf" >"$dir/nginx/nginx.conf"
-      "${PIN_PROXY[@]}" nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -g 'daemon off;' \
-        >"$dir/nginx.log" 2>&1 & ;;
-    haproxy)
-      sed "s/^  bind 127.0.0.1:${PORT[haproxy]}\$/  bind 127.0.0.1:$CONTROL_PORT/" "$WORK/haproxy.cfg" >"$dir/haproxy.cfg"
-      "${PIN_PROXY[@]}" haproxy -db -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 & ;;
-    switchyard)
-      sed "s/127.0.0.1:${PORT[switchyard]}\"/127.0.0.1:$CONTROL_PORT\"/" "$WORK/switchyard.toml" >"$dir/switchyard.toml"
-      "${PIN_PROXY[@]}" "$SWITCHYARD" --config "$dir/switchyard.toml" >"$dir/switchyard.log" 2>&1 & ;;
+    nginx) sed "s#$WORK/nginx/#$dir/nginx/#g; s/127.0.0.1:${PORT[nginx]} /127.0.0.1:$CONTROL_PORT /" \
+             "$WORK/nginx/nginx.conf" >"$dir/nginx/nginx.conf" ;;
+    haproxy) sed "s/^  bind 127.0.0.1:${PORT[haproxy]}\$/  bind 127.0.0.1:$CONTROL_PORT/" \
+               "$WORK/haproxy.cfg" >"$dir/haproxy.cfg" ;;
+    switchyard) sed "s/127.0.0.1:${PORT[switchyard]}\"/127.0.0.1:$CONTROL_PORT\"/" \
+                  "$WORK/switchyard.toml" >"$dir/switchyard.toml" ;;
   esac
-  CONTROL_PID=$! CONTROL_PIDS=$!
-  EXTRA_PIDS=$CONTROL_PID
-  if ! wait_port "$CONTROL_PORT"; then
-    log "the $target control did not start; its log:"
-    cat "$dir/$target.log" >&2
-    return 1
-  fi
-  if [ "$target" = nginx ]; then CONTROL_PIDS=$(children_of "$CONTROL_PID" | head -1); fi
+  local started=0
+  launch_proxy "$target" "$dir" "$CONTROL_PORT" || started=$?
+  CONTROL_PID=$LAUNCHED_PID CONTROL_PIDS=$LAUNCHED_MEASURE_PIDS EXTRA_PIDS=$LAUNCHED_PID
+  return $started
 }
 
 start_both() { start_target "$1" && start_control "$1"; }

@@ -231,8 +231,8 @@ pub fn record_phases(
 }
 
 /// The median of `values` (the lower middle of an even count); 0 when empty.
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
+fn median(values: Vec<f64>) -> f64 {
+    let values = super::sorted(values);
     match values.len() {
         0 => 0.0,
         n => values[(n - 1) / 2],
