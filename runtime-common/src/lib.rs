@@ -63,6 +63,7 @@ mod serve;
 mod setup;
 mod signal;
 pub mod tls;
+mod write_queue;
 
 pub use context::{Context, Generation};
 pub use drive::MAX_READ;

@@ -3,9 +3,9 @@
 
 use crate::pipe::Pipe;
 use crate::runtime::Transport;
+use crate::write_queue::WriteQueue;
 use bytes::{Buf, Bytes};
 use smallvec::SmallVec;
-use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::task::{ready, Context, Poll};
 
@@ -26,7 +26,7 @@ pub(crate) struct Peer<T> {
 /// Everything about a side that does not depend on the kind of stream.
 #[derive(Default)]
 pub(crate) struct State {
-    queue: VecDeque<Bytes>,
+    queue: WriteQueue,
     /// A pipe holding bytes for this side, written before anything queued. Held only
     /// while it has some.
     piped: Option<Piped>,
@@ -184,14 +184,13 @@ impl State {
         });
         self.piped_reported = len_u8;
         self.queue.clear();
-        self.queue.shrink_to_fit(); // an idle side keeps no queue allocation
         self.front_written = 0;
         Some(len)
     }
 
     /// Points `slices` at the front of the queue; how many it filled.
     fn queue_slices<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_IOVECS]) -> usize {
-        (slices.iter_mut().zip(&self.queue))
+        (slices.iter_mut().zip(self.queue.iter()))
             .map(|(slice, bytes)| *slice = IoSlice::new(bytes))
             .count()
     }
@@ -261,9 +260,6 @@ impl State {
                         self.queue.pop_front();
                         self.front_written = 0;
                     }
-                }
-                if self.queue.is_empty() {
-                    self.queue = VecDeque::new(); // an idle side keeps no queue allocation
                 }
                 written
             }
@@ -606,8 +602,9 @@ mod tests {
         for _ in 0..100 {
             s.send(Bytes::from_static(b"x"));
         }
+        assert!(s.queue.is_allocated());
         s.wrote(&Wrote::Bytes(100));
-        assert_eq!(s.queue.capacity(), 0);
+        assert!(s.queue.is_empty() && !s.queue.is_allocated());
     }
 
     #[test]
