@@ -4,8 +4,9 @@
 //! written at once. It is held inline, so forwarding it allocates nothing; only a
 //! second buffer behind it takes a `VecDeque`, which goes again when the queue
 //! empties, so an idle side holds no allocation. (A `VecDeque` released whenever it
-//! emptied cost an allocation and a free for every WebSocket message forwarded:
-//! about 4% of the proxy's instructions per echoed message, measured with callgrind.)
+//! emptied cost an allocation and a free on each side for every WebSocket message
+//! forwarded: callgrind counted 8,579 instructions per echoed message with it and
+//! 8,460 with this queue.)
 
 use bytes::Bytes;
 use std::collections::VecDeque;
