@@ -7,6 +7,7 @@
 //! busy the machine was.
 
 use crate::http::{head_end, invalid, parse_head, read_more, read_response};
+use crate::pacer::Pacer;
 use crate::procfs::{self, CoreTimes};
 use crate::ws::{self, apply_mask, parse_header, write_header, Rng};
 use crate::zero_copy;
@@ -424,14 +425,14 @@ async fn echo_connection(
     let frame = client_frame(&payload, mask);
     let mut histogram = new_histogram();
     let mut done = 0;
-    let mut next = schedule.map(|(_, first)| tokio::time::Instant::now() + first);
+    let pacer = schedule
+        .map(|(period, first)| Pacer::new(first, period))
+        .transpose()?;
     loop {
-        if let (Some((period, _)), Some(at)) = (schedule, next.as_mut()) {
-            tokio::time::sleep_until(*at).await;
-            // A late echo delays the next send rather than queueing sends up.
-            *at = (*at + period).max(tokio::time::Instant::now());
+        if let Some(pacer) = &pacer {
+            pacer.tick().await?;
         }
-        // Timed from the actual send: tokio's timer is only millisecond-accurate.
+        // Timed from the actual send, which a late echo delays past its tick.
         let sent = Instant::now();
         echo_once(&mut stream, &mut buf, &frame, &payload).await?;
         match shared.phase() {

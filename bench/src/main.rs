@@ -16,6 +16,7 @@
 mod backend;
 mod http;
 mod load;
+mod pacer;
 mod procfs;
 mod relay;
 mod report;
