@@ -25,10 +25,11 @@ impl Pacer {
             TimerfdClockId::Monotonic,
             TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
         )?;
+        // Zero would disarm it.
+        let timespec = |d: Duration| Timespec::try_from(d.max(Duration::from_nanos(1)));
         let schedule = Itimerspec {
-            it_interval: timespec(period.max(Duration::from_nanos(1))),
-            // Zero would disarm it.
-            it_value: timespec(first.max(Duration::from_nanos(1))),
+            it_interval: timespec(period).map_err(io::Error::other)?,
+            it_value: timespec(first).map_err(io::Error::other)?,
         };
         timerfd_settime(&fd, TimerfdTimerFlags::empty(), &schedule)?;
         // SAFETY: the `AsyncFd` owns the descriptor, so it stays open (and is not
@@ -49,13 +50,6 @@ impl Pacer {
                 Err(_would_block) => continue,
             }
         }
-    }
-}
-
-fn timespec(d: Duration) -> Timespec {
-    Timespec {
-        tv_sec: d.as_secs() as _,
-        tv_nsec: d.subsec_nanos() as _,
     }
 }
 
