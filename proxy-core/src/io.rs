@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One of the two connections a session joins.
@@ -99,8 +100,9 @@ pub enum Input {
 /// Where to connect.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Target {
-    /// `host:port` as configured.
-    pub address: String,
+    /// `host:port` as configured, shared with the configuration: asking for a
+    /// connection on every request copies no string.
+    pub address: Arc<str>,
     /// A pooled connection may be used. `false` after a pooled connection turned out
     /// stale: the retry must dial afresh.
     pub allow_pooled: bool,

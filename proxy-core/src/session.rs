@@ -766,9 +766,8 @@ impl Session {
 
     fn connect(&mut self, allow_pooled: bool) {
         let Some(server) = &self.server else { return };
-        let address = String::from(&*server.address); // not `to_string`: no formatter
         self.outputs.push_back(Output::Connect(Target {
-            address,
+            address: server.address.clone(),
             allow_pooled,
         }));
     }

@@ -51,10 +51,10 @@ fn requests_are_routed_by_host_and_longest_prefix() {
     let proxy = Proxy::new(Arc::new(routed_config()));
     let mut sim = Sim::with_proxy(&proxy);
     sim.client_sends(b"GET /index.html HTTP/1.1\r\nHost: example.com\r\n\r\n");
-    assert_eq!(sim.expect_connect().address, "web1:80");
+    assert_eq!(&*sim.expect_connect().address, "web1:80");
     let mut sim = Sim::with_proxy(&proxy);
     sim.client_sends(b"GET /api/users?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
-    assert_eq!(sim.expect_connect().address, "api1:80");
+    assert_eq!(&*sim.expect_connect().address, "api1:80");
     sim.upstream_connected();
     assert!(
         sim.upstream_received_str()
@@ -98,7 +98,7 @@ fn a_dot_segment_is_400_where_routes_decide_by_path() {
     // Dots inside a segment, or in the query, are ordinary.
     let mut sim = Sim::with_proxy(&proxy);
     sim.client_sends(b"GET /api/v1.2/..x?next=/../ HTTP/1.1\r\nHost: example.com\r\n\r\n");
-    assert_eq!(sim.expect_connect().address, "api1:80");
+    assert_eq!(&*sim.expect_connect().address, "api1:80");
     // Without routes nothing is decided by path, and the target goes on as sent.
     let mut sim = Sim::new(Config::default());
     sim.client_sends(b"GET /a/../b HTTP/1.1\r\nHost: example.com\r\n\r\n");
@@ -120,7 +120,7 @@ fn round_robin_spreads_requests_across_sessions() {
         .map(|_| {
             let mut sim = Sim::with_proxy(&proxy);
             sim.client_sends(GET);
-            sim.expect_connect().address
+            sim.expect_connect().address.to_string()
         })
         .collect();
     assert_eq!(picks, ["a:1", "b:1", "c:1", "a:1", "b:1", "c:1"]);
@@ -156,9 +156,9 @@ fn a_failed_connect_is_retried_on_the_next_server() {
         .insert("default".into(), group(&["a:1", "b:1"]));
     let mut sim = Sim::new(config);
     sim.client_sends(GET);
-    assert_eq!(sim.expect_connect().address, "a:1");
+    assert_eq!(&*sim.expect_connect().address, "a:1");
     sim.upstream_fails();
-    assert_eq!(sim.expect_connect().address, "b:1");
+    assert_eq!(&*sim.expect_connect().address, "b:1");
     sim.upstream_connected();
     sim.upstream_sends(OK);
     assert!(sim.client_received_str().ends_with("hello"));
@@ -175,7 +175,7 @@ fn a_connect_timeout_is_retried_on_the_next_server() {
     sim.expect_connect();
     sim.advance(Duration::from_secs(60));
     assert_eq!(sim.releases(), &[false], "the stuck dial is cancelled");
-    assert_eq!(sim.expect_connect().address, "b:1");
+    assert_eq!(&*sim.expect_connect().address, "b:1");
 }
 
 #[test]
@@ -217,20 +217,20 @@ fn a_failing_server_is_skipped_for_fail_timeout_then_tried_again() {
     let proxy = Proxy::new(Arc::new(config));
     let mut first = Sim::with_proxy(&proxy);
     first.client_sends(GET);
-    assert_eq!(first.expect_connect().address, "a:1");
+    assert_eq!(&*first.expect_connect().address, "a:1");
     first.upstream_fails(); // a:1 is down for 30 s (max_fails = 1)
-    assert_eq!(first.expect_connect().address, "b:1");
+    assert_eq!(&*first.expect_connect().address, "b:1");
     let start = first.now();
     for _ in 0..3 {
         let mut sim = Sim::with_proxy_at(&proxy, start + Duration::from_secs(10));
         sim.client_sends(GET);
-        assert_eq!(sim.expect_connect().address, "b:1");
+        assert_eq!(&*sim.expect_connect().address, "b:1");
     }
     let picks: Vec<String> = (0..2)
         .map(|_| {
             let mut sim = Sim::with_proxy_at(&proxy, start + Duration::from_secs(31));
             sim.client_sends(GET);
-            sim.expect_connect().address
+            sim.expect_connect().address.to_string()
         })
         .collect();
     assert!(picks.contains(&"a:1".to_string()), "{picks:?}");
@@ -245,7 +245,7 @@ fn a_tcp_session_dials_at_once_and_relays_bytes_untouched() {
     let proxy = Proxy::new(Arc::new(config));
     let mut sim = Sim::tcp(&proxy, "tls");
     let target = sim.expect_connect();
-    assert_eq!(target.address, "backend:443");
+    assert_eq!(&*target.address, "backend:443");
     assert!(
         !target.allow_pooled,
         "pooled HTTP connections are never handed to a TCP tunnel"
@@ -310,7 +310,7 @@ fn a_local_dial_failure_is_503_and_does_not_mark_the_server_down() {
     for _ in 0..2 {
         let mut sim = Sim::with_proxy(&proxy);
         sim.client_sends(GET);
-        failed.push(sim.expect_connect().address);
+        failed.push(sim.expect_connect().address.to_string());
         sim.input(Input::UpstreamFailed(ConnectError::Local(
             "Too many open files".into(),
         )));
@@ -329,7 +329,7 @@ fn a_local_dial_failure_is_503_and_does_not_mark_the_server_down() {
     for _ in 0..2 {
         let mut sim = Sim::with_proxy(&proxy);
         sim.client_sends(GET);
-        picked.push(sim.expect_connect().address);
+        picked.push(sim.expect_connect().address.to_string());
     }
     picked.sort();
     assert_eq!(picked, ["a:1", "b:1"]);

@@ -14,7 +14,6 @@ use crate::setup::ListenMode;
 use crate::signal::Registration;
 use bytes::Bytes;
 use proxy_core::{ClientInfo, ConnectError, Input, Output, Session, Side, Target};
-use std::borrow::Cow;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
@@ -151,13 +150,16 @@ struct Sockets<R: Runtime, C, Ctx: Deref<Target = Context<R>>> {
 
 struct Upstream<T> {
     peer: Peer<T>,
-    /// The `Target::address` it was dialled for: its key in the pool.
-    address: String,
+    /// Its key in the pool: the `Target::address` it was dialled for (see [`pool_key`]).
+    address: Arc<str>,
 }
 
 /// A finished dial: the pool key, and the connection (with whether it was pooled and
 /// its peer's address) or why there is none.
-type Connected<T> = (String, Result<(T, bool, Option<SocketAddr>), ConnectError>);
+type Connected<T> = (
+    Arc<str>,
+    Result<(T, bool, Option<SocketAddr>), ConnectError>,
+);
 
 /// A dial in progress.
 struct Dialing<R: Runtime> {
@@ -214,12 +216,11 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 if target.allow_pooled {
                     let now = self.now();
                     if let Some((stream, peer)) = self.generation.pool.take_with_peer(&key, now) {
-                        self.attach(key.into_owned(), stream, peer);
+                        self.attach(key, stream, peer);
                         self.handed_over = true;
                         return ControlFlow::Continue(());
                     }
                 }
-                let key = key.into_owned();
                 let rt = self.ctx.runtime().clone();
                 self.connecting = Some(Box::pin(Dialing {
                     future: Box::pin(connect(rt, self.generation.clone(), target, key)),
@@ -613,7 +614,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
     }
 
     /// Makes `stream` (pooled under `address`, connected to `peer`) the upstream.
-    fn attach(&mut self, address: String, stream: UpstreamConn<R>, peer: Option<SocketAddr>) {
+    fn attach(&mut self, address: Arc<str>, stream: UpstreamConn<R>, peer: Option<SocketAddr>) {
         self.upstream_addr = peer;
         debug!(upstream = ?peer, "upstream attached");
         self.upstream = Some(Upstream {
@@ -706,11 +707,12 @@ fn pass<R, A: Transport<R>, B: Transport<R>>(
     Some(poll)
 }
 
-/// The pool key of `address`: pool keys say whether a connection is TLS.
-fn pool_key<'t, R: Runtime>(generation: &Generation<R>, address: &'t str) -> Cow<'t, str> {
-    match generation.setup.upstream_tls.contains_key(address) {
-        true => Cow::Owned(format!("tls:{address}")),
-        false => Cow::Borrowed(address),
+/// The pool key of `address`: pool keys say whether a connection is TLS. A plain
+/// address is its own key, shared rather than copied.
+fn pool_key<R: Runtime>(generation: &Generation<R>, address: &Arc<str>) -> Arc<str> {
+    match generation.setup.upstream_tls.contains_key(&**address) {
+        true => format!("tls:{address}").into(),
+        false => address.clone(),
     }
 }
 
@@ -721,9 +723,9 @@ async fn connect<R: Runtime>(
     rt: R,
     generation: Arc<Generation<R>>,
     target: Target,
-    key: String,
+    key: Arc<str>,
 ) -> Connected<UpstreamConn<R>> {
-    let tls = generation.setup.upstream_tls.get(&target.address);
+    let tls = generation.setup.upstream_tls.get(&*target.address);
     let (tcp, peer) = match dial(&rt, &target.address).await {
         Ok(dialled) => dialled,
         Err(e) => return (key, Err(e)),

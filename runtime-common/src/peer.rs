@@ -14,7 +14,8 @@ const MAX_IOVECS: usize = 8;
 
 /// Queued buffers this small in all are copied into one and written with a single
 /// `send`: an HTTP response's head and short body (two buffers) cost the kernel less
-/// that way than as a `writev`.
+/// that way than as a `writev`. A short buffer sent behind a single short one is
+/// joined to it at once (see [`WriteQueue`]).
 const JOIN_UP_TO: usize = 2048;
 
 /// A stream and the bookkeeping for it.
@@ -102,7 +103,13 @@ impl State {
 
     pub(crate) fn send(&mut self, bytes: Bytes) {
         if !self.failed && !bytes.is_empty() {
-            self.queue.push_back(bytes);
+            // A buffer written in part is not joined to: `front_written` counts the
+            // part of its allocation it still holds.
+            let join_up_to = match self.front_written {
+                0 => JOIN_UP_TO,
+                _ => 0,
+            };
+            self.queue.push_back(bytes, join_up_to);
         }
     }
 
@@ -600,10 +607,10 @@ mod tests {
     fn an_idle_side_keeps_no_queue_allocation() {
         let mut s = state(false);
         for _ in 0..100 {
-            s.send(Bytes::from_static(b"x"));
+            s.send(Bytes::from(vec![b'x'; JOIN_UP_TO]));
         }
         assert!(s.queue.is_allocated());
-        s.wrote(&Wrote::Bytes(100));
+        s.wrote(&Wrote::Bytes(100 * JOIN_UP_TO));
         assert!(s.queue.is_empty() && !s.queue.is_allocated());
     }
 
@@ -611,7 +618,7 @@ mod tests {
     fn the_written_part_of_a_buffer_is_held_until_the_rest_is_written() {
         let mut s = state(false);
         s.send(Bytes::from(vec![7u8; 1000]));
-        s.send(Bytes::from(vec![8u8; 500]));
+        s.send(Bytes::from(vec![8u8; JOIN_UP_TO]));
         s.wrote(&Wrote::Bytes(400));
         assert_eq!(s.written_but_held(), 400);
         s.wrote(&Wrote::Bytes(200));
@@ -622,9 +629,29 @@ mod tests {
             100,
             "first buffer freed, 100 of the next written"
         );
-        s.wrote(&Wrote::Bytes(400));
+        s.wrote(&Wrote::Bytes(JOIN_UP_TO - 100));
         assert_eq!(s.written_but_held(), 0);
         assert!(!s.busy());
+    }
+
+    #[test]
+    fn a_short_send_joins_a_single_short_buffer_unless_it_is_written_in_part() {
+        let mut s = state(false);
+        s.send(Bytes::from_static(b"HTTP/1.1 200 OK\r\n\r\n"));
+        s.send(Bytes::from_static(b"hello"));
+        assert_eq!(queued(&s), [&b"HTTP/1.1 200 OK\r\n\r\nhello"[..]]);
+        assert!(!s.queue.is_allocated());
+        s.wrote(&Wrote::Bytes(4));
+        assert_eq!(s.written_but_held(), 4);
+        s.send(Bytes::from_static(b"next"));
+        assert_eq!(
+            queued(&s),
+            [&b"/1.1 200 OK\r\n\r\nhello"[..], b"next"],
+            "queued behind, so that the held part stays counted until written"
+        );
+        assert_eq!(s.written_but_held(), 4);
+        s.wrote(&Wrote::Bytes(24));
+        assert!(!s.busy() && s.written_but_held() == 0);
     }
 
     #[test]
