@@ -15,7 +15,8 @@ use std::net::{SocketAddr, TcpListener};
 pub const LISTEN_BACKLOG: i32 = 4096;
 
 /// Binds `address` (with `SO_REUSEADDR` on Unix, as `TcpListener::bind` does) and
-/// listens with [`LISTEN_BACKLOG`]. The listener is non-blocking, ready for a
+/// listens with [`LISTEN_BACKLOG`]. Accepted connections acknowledge a request with
+/// the response ([`defer_acks`](crate::defer_acks)). The listener is non-blocking, ready for a
 /// runtime's `from_std`.
 pub fn bind_listener(address: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(
@@ -27,6 +28,7 @@ pub fn bind_listener(address: SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuse_address(true)?;
     socket.bind(&address.into())?;
     socket.listen(LISTEN_BACKLOG)?;
+    crate::defer_acks(&socket);
     socket.set_nonblocking(true)?;
     Ok(socket.into())
 }
@@ -57,5 +59,23 @@ mod tests {
             })
             .collect();
         assert_eq!(held.len(), burst);
+    }
+
+    /// A connection accepted from the listener is out of quick-ACK mode before its
+    /// first byte, so the ACK of a request rides on the response. (Set before
+    /// `listen(2)`, the setting is reset and the connection starts in quick-ACK mode.)
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn accepted_connections_acknowledge_with_the_answer() {
+        let listener = bind_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        listener.set_nonblocking(false).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(!socket2::SockRef::from(&accepted).tcp_quickack().unwrap());
+
+        let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = TcpStream::connect(plain.local_addr().unwrap()).unwrap();
+        let (accepted, _) = plain.accept().unwrap();
+        assert!(socket2::SockRef::from(&accepted).tcp_quickack().unwrap());
     }
 }
