@@ -15,7 +15,7 @@
 #          --cycles N              churn cycles (100000)
 #          --fd-limit N            open-file limit of the proxy in fd-limit (256)
 #          --churn-rounds N        interleaved rounds of churn, whose cycles/s are compared
-#                                  by their medians (3; --quick: 1)
+#                                  by their medians (5; --quick: 1)
 #          --pairs N               slowloris, slow-readers: pairs of 2 s windows (proxy,
 #                                  control) per phase (7; --quick: 1 pair of 1 s windows);
 #                                  slowloris fits fewer with slow clients if need be
@@ -61,7 +61,7 @@ if [ "$QUICK" = 1 ]; then
   HOLD=2 MALFORMED=1000 MALFORMED_WARMUP=200
   RESULTS=${BENCH_RESULTS:-$ROOT/bench/results/soak/quick}
 else
-  CYCLES=${CYCLES:-100000} CHURN_ROUNDS=${CHURN_ROUNDS:-3} WARMUP_CYCLES=1000 MANY=0 SLOW=1000 GRACE=10 WINDOW=2 PAIRS=${PAIRS:-7} FILL=3
+  CYCLES=${CYCLES:-100000} CHURN_ROUNDS=${CHURN_ROUNDS:-5} WARMUP_CYCLES=1000 MANY=0 SLOW=1000 GRACE=10 WINDOW=2 PAIRS=${PAIRS:-7} FILL=3
   HEAD_TIMEOUT=${HEAD_TIMEOUT:-60} READERS=1000 DEATH_TUNNELS=1000 UNREACHABLE_REQUESTS=4
   HOLD=5 MALFORMED=10000 MALFORMED_WARMUP=1000
   RESULTS=${BENCH_RESULTS:-$ROOT/bench/results/soak}
