@@ -16,7 +16,7 @@
 //! | the [`access_log`] and the `switchyard.toml` [`config_file`] (and its [`reload`](config_file::reload)) | |
 //! | raising the open-file limit at start ([`raise_open_file_limit`]) | `open_files.rs` |
 //! | listeners with an accept queue of 4,096 ([`bind_listener`]) | `listen.rs` |
-//! | acknowledgements that ride on the answer at a connection's start ([`defer_acks`]) | `acks.rs` |
+//! | the ACK of a connection's first request sent with the response | `acks.rs` |
 //! | the binaries' log: stderr, written off the proxy's threads ([`init_logging`]) | `logging.rs` |
 //!
 //! Like the adapters, this crate makes no protocol decision: the session makes them
@@ -67,7 +67,6 @@ mod signal;
 pub mod tls;
 mod write_queue;
 
-pub use acks::defer_acks;
 pub use context::{Context, Generation};
 pub use drive::MAX_READ;
 pub use fin::send_before_fin;

@@ -16,7 +16,7 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 
 /// Binds `address` (with `SO_REUSEADDR` on Unix, as `TcpListener::bind` does) and
 /// listens with [`LISTEN_BACKLOG`]. Accepted connections acknowledge a request with
-/// the response ([`defer_acks`](crate::defer_acks)). The listener is non-blocking, ready for a
+/// the response (`acks.rs`). The listener is non-blocking, ready for a
 /// runtime's `from_std`.
 pub fn bind_listener(address: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(
@@ -28,7 +28,7 @@ pub fn bind_listener(address: SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuse_address(true)?;
     socket.bind(&address.into())?;
     socket.listen(LISTEN_BACKLOG)?;
-    crate::defer_acks(&socket);
+    crate::acks::defer_acks(&socket);
     socket.set_nonblocking(true)?;
     Ok(socket.into())
 }

@@ -120,9 +120,6 @@ impl Runtime for Smol {
     async fn connect(&self, addr: SocketAddr) -> io::Result<Tcp> {
         let stream = Async::<TcpStream>::connect(addr).await?;
         let _ = stream.get_ref().set_nodelay(true);
-        // After the connect only: async-io makes the socket, so the handshake's last
-        // ACK still goes alone; the ACK of the response rides on the next request.
-        runtime_common::defer_acks(stream.get_ref());
         Ok(Arc::new(stream))
     }
 
@@ -185,24 +182,5 @@ impl Listener<Smol> for smol::net::TcpListener {
             debug!(error = %e, "set_nodelay on client connection");
         }
         Ok((stream.into(), addr))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A dialled upstream leaves quick-ACK mode once connected: the ACK of its
-    /// response rides on the next bytes sent.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_dialled_upstream_acknowledges_with_the_next_request() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let stream =
-            smol::block_on(Smol::global().connect(listener.local_addr().unwrap())).unwrap();
-        assert!(!socket2::SockRef::from(stream.get_ref())
-            .tcp_quickack()
-            .unwrap());
-        assert!(stream.get_ref().nodelay().unwrap());
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 use tokio::io::Interest;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 use tokio_rustls::{client, server, TlsAcceptor, TlsConnector};
 use tracing::debug;
@@ -56,15 +56,8 @@ impl Runtime for Tokio {
     }
 
     async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        let _ = socket.set_nodelay(true);
-        runtime_common::defer_acks(&socket);
-        let stream = socket.connect(addr).await?;
-        runtime_common::defer_acks(&stream);
+        let stream = TcpStream::connect(addr).await?;
+        let _ = stream.set_nodelay(true);
         Ok(stream)
     }
 
@@ -136,21 +129,5 @@ impl Listener<Tokio> for TcpListener {
             debug!(error = %e, "set_nodelay on client connection");
         }
         Ok((stream, addr))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A dialled upstream leaves quick-ACK mode once connected (a completed connect
-    /// puts it back): the ACK of its response rides on the next bytes sent.
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn a_dialled_upstream_acknowledges_with_the_next_request() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let stream = Tokio.connect(listener.local_addr().unwrap()).await.unwrap();
-        assert!(!socket2::SockRef::from(&stream).tcp_quickack().unwrap());
-        assert!(stream.nodelay().unwrap());
     }
 }
