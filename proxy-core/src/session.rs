@@ -318,6 +318,19 @@ impl Session {
         matches!(self.state, State::Tunnel(_))
     }
 
+    /// Whether the client is part way through a request: some of a head came, or a
+    /// body is not all read. Nothing can answer it until the rest comes, and a client
+    /// that writes the rest without `TCP_NODELAY` holds it until what it sent is
+    /// acknowledged: a runtime that defers acknowledgements to ride on the answer
+    /// (`TCP_QUICKACK` off) should acknowledge at once.
+    pub fn awaits_client(&self) -> bool {
+        match &self.state {
+            State::ExpectRequestHead(head) => head.buffered() > 0,
+            State::Exchange(x) => !x.request_body.is_done(),
+            _ => false,
+        }
+    }
+
     /// Whether the session is over (`Close` was emitted).
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)

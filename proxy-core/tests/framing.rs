@@ -504,3 +504,30 @@ fn pipelined_requests_sent_before_a_half_close_are_all_answered() {
     );
     assert!(sim.is_closed(), "closed after the last answer");
 }
+
+/// `Session::awaits_client`: true while the client is part way through a request (a
+/// head in part, a body not all read), so that a runtime holding back its ACKs
+/// acknowledges at once; false while a whole request waits for its answer, between
+/// requests, and in a tunnel.
+#[test]
+fn the_session_awaits_the_client_only_part_way_through_a_request() {
+    let mut sim = sim();
+    assert!(!sim.session().awaits_client());
+    sim.client_sends(b"POST /upload HTTP/1.1\r\nHost: example.com\r\n");
+    assert!(sim.session().awaits_client());
+    sim.client_sends(b"Content-Length: 10\r\n\r\n01234");
+    sim.expect_connect();
+    sim.upstream_connected();
+    assert!(sim.session().awaits_client());
+    sim.client_sends(b"56789");
+    assert!(!sim.session().awaits_client());
+    sim.upstream_sends(OK);
+    assert!(sim.client_received_str().ends_with("hello"));
+    assert!(!sim.session().awaits_client());
+    sim.client_sends(b"GET /next HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    assert!(!sim.session().awaits_client());
+
+    let mut sim = connected(&websocket_request());
+    sim.upstream_sends(&websocket_101());
+    assert!(!sim.session().awaits_client());
+}

@@ -10,11 +10,12 @@
 //!
 //! Done on the listener only. The ACK of a client's request then rides on the response
 //! (a WebSocket open takes 12 packets on the client's side instead of 13; HAProxy does
-//! the same by default in HTTP mode, `tcp-smart-accept`). The cost: a client that writes
-//! a head and then a body without `TCP_NODELAY` waits for the delayed-ACK timer (40 ms)
-//! before its body, on its first request as it already does on later ones, when Linux
-//! has left quick-ACK mode by itself. Full-sized segments are acknowledged at once, so
-//! uploads do not wait.
+//! the same by default in HTTP mode, `tcp-smart-accept`). A client part way through
+//! its first request (a head in part, or a body still to come: the session
+//! [`awaits_client`](proxy_core::Session::awaits_client)) is acknowledged at once
+//! instead ([`acknowledge_now`]): one that writes the rest without `TCP_NODELAY` holds
+//! it until what it sent is acknowledged, and would otherwise wait for the delayed-ACK
+//! timer (40 ms). Later requests are acknowledged as Linux does by default.
 //!
 //! Not on dialled upstreams (HAProxy's `tcp-smart-connect`, off by default there too):
 //! deferring the handshake's last ACK onto the request saves a packet, but the upstream
@@ -24,6 +25,21 @@
 //! its first response took 42 ms through the proxy that way, against 1.5 ms without.
 
 use socket2::SockRef;
+
+/// Sends the acknowledgement `stream` (accepted from such a listener) holds back, and
+/// puts it back into quick-ACK mode: for a client part way through its first request
+/// ([`Session::awaits_client`](proxy_core::Session::awaits_client)), which may wait
+/// for that acknowledgement before it sends the rest. Only an optimisation: a failure
+/// is ignored.
+pub fn acknowledge_now<S>(stream: &S)
+where
+    for<'s> SockRef<'s>: From<&'s S>,
+{
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = SockRef::from(stream).set_tcp_quickack(true);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = stream;
+}
 
 /// Takes `listener` out of quick-ACK mode (Linux; elsewhere nothing): the connections
 /// it accepts inherit the setting. It must follow `listen(2)`, which resets it.

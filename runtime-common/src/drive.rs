@@ -70,7 +70,11 @@ where
             match poll_fn(|cx| io.poll_wait(&session, timer.as_mut(), cx)).await {
                 Wake::Input(input) => {
                     io.deadline_current = false;
-                    session.handle_input(io.now(), input)
+                    let from_client = matches!(input, Input::Data(Side::Client, _));
+                    session.handle_input(io.now(), input);
+                    if from_client {
+                        io.acknowledge_if_awaited(&session);
+                    }
                 }
                 Wake::Deadline => {
                     io.deadline_current = false;
@@ -146,6 +150,9 @@ struct Sockets<R: Runtime, C, Ctx: Deref<Target = Context<R>>> {
     /// The session has not changed since its deadline was last worked out, and the
     /// timer is armed for it (or earlier): until the timer fires, no deadline has come.
     deadline_current: bool,
+    /// The client's connection may still hold back an acknowledgement for the answer
+    /// to carry (see `acks.rs`); cleared once it was sent at once.
+    ack_held: bool,
 }
 
 struct Upstream<T> {
@@ -185,6 +192,19 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             sent_short: false,
             open_pipe: false,
             deadline_current: false,
+            ack_held: true,
+        }
+    }
+
+    /// A client part way through a request may hold the rest until what it sent is
+    /// acknowledged ([`Session::awaits_client`]); the listener defers acknowledgements
+    /// to ride on the answer (`acks.rs`), so the client is acknowledged at once then.
+    /// Once per connection: afterwards, the kernel acknowledges as it does by default.
+    #[inline]
+    fn acknowledge_if_awaited(&mut self, session: &Session) {
+        if self.ack_held && session.awaits_client() {
+            self.ack_held = false;
+            self.client.io.acknowledge_now();
         }
     }
 

@@ -67,6 +67,7 @@ mod signal;
 pub mod tls;
 mod write_queue;
 
+pub use acks::acknowledge_now;
 pub use context::{Context, Generation};
 pub use drive::MAX_READ;
 pub use fin::send_before_fin;

@@ -106,6 +106,11 @@ pub trait Transport<R>: Send {
     /// Shuts the write half down (TCP FIN; TLS close_notify).
     fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
+    /// Sends at once the acknowledgement the kernel holds back for an answer to
+    /// carry, and acknowledges as it does by default from then on: a TCP socket does
+    /// that with [`acknowledge_now`](crate::acknowledge_now). Others need not.
+    fn acknowledge_now(&self) {}
+
     /// Whether this stream can move bytes to and from a [`Pipe`] (a plain socket on
     /// Linux whose runtime implements the two `splice` methods). TLS cannot.
     fn can_splice(&self) -> bool {
@@ -177,6 +182,10 @@ impl<R, T: Transport<R>> Transport<R> for Box<T> {
         (**self).poll_shutdown(cx)
     }
 
+    fn acknowledge_now(&self) {
+        (**self).acknowledge_now()
+    }
+
     fn can_splice(&self) -> bool {
         (**self).can_splice()
     }
@@ -246,6 +255,13 @@ impl<R, T: Transport<R>, S: Transport<R>> Transport<R> for Conn<T, S> {
         match self {
             Conn::Plain(io) => io.poll_shutdown(cx),
             Conn::Tls(io) => io.poll_shutdown(cx),
+        }
+    }
+
+    fn acknowledge_now(&self) {
+        match self {
+            Conn::Plain(io) => io.acknowledge_now(),
+            Conn::Tls(io) => io.acknowledge_now(),
         }
     }
 

@@ -54,6 +54,10 @@ impl Transport<Smol> for Tcp {
         Poll::Ready(self.get_ref().shutdown(Shutdown::Write))
     }
 
+    fn acknowledge_now(&self) {
+        runtime_common::acknowledge_now(self.get_ref())
+    }
+
     fn can_splice(&self) -> bool {
         cfg!(target_os = "linux")
     }

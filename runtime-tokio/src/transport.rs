@@ -82,6 +82,10 @@ impl Transport<Tokio> for TcpStream {
         Poll::Ready(socket2::SockRef::from(self).shutdown(std::net::Shutdown::Write))
     }
 
+    fn acknowledge_now(&self) {
+        runtime_common::acknowledge_now(self)
+    }
+
     fn can_splice(&self) -> bool {
         cfg!(target_os = "linux")
     }

@@ -373,6 +373,43 @@ pub async fn flags_sigterm_with_idle_keepalive_exits_0(exe: &Path) {
         .expect("idle keep-alive connection closed");
 }
 
+/// A client that writes its request head and then its body, with Nagle's algorithm on
+/// (no `TCP_NODELAY`), holds the body until the head is acknowledged. The binary's
+/// listener defers acknowledgements to ride on the response, so the proxy acknowledges
+/// at once when a request is incomplete: the body follows within a round trip, not at
+/// the 40 ms delayed-ACK timer (Linux's least). Three connections, the fastest counted,
+/// so that one stall of a busy machine does not fail it; all three would take 40 ms if
+/// the acknowledgement waited.
+pub async fn a_body_written_after_its_head_is_not_held_for_the_delayed_ack(exe: &Path) {
+    let backend = Backend::echo_body().await;
+    let listen = free_addr();
+    let args = [
+        "--listen".to_string(),
+        listen.to_string(),
+        "--upstream".to_string(),
+        backend.addr.to_string(),
+    ];
+    let _proc = Process::spawn(exe, &args, listen).await;
+    let mut fastest = Duration::MAX;
+    for _ in 0..3 {
+        let mut client = Conn::connect(listen).await.unwrap();
+        client.stream().set_nodelay(false).unwrap();
+        let started = Instant::now();
+        client
+            .write(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n")
+            .await
+            .unwrap();
+        client.write(b"hello").await.unwrap();
+        let response = client.read_response("POST").await.unwrap();
+        fastest = fastest.min(started.elapsed());
+        assert_eq!((response.status, response.text().as_str()), (200, "hello"));
+    }
+    assert!(
+        fastest < Duration::from_millis(30),
+        "the fastest of three took {fastest:?}"
+    );
+}
+
 /// An open WebSocket at SIGTERM gets `Close 1001 "going away"`, by the shutdown
 /// deadline (1 s), and the process exits 0.
 pub async fn sigterm_with_open_websocket_exits_0_by_deadline(exe: &Path) {
