@@ -29,28 +29,28 @@ use socket2::SockRef;
 /// Sends the acknowledgement `stream` (accepted from such a listener) holds back, and
 /// puts it back into quick-ACK mode: for a client part way through its first request
 /// ([`Session::awaits_client`](proxy_core::Session::awaits_client)), which may wait
-/// for that acknowledgement before it sends the rest. Only an optimisation: a failure
-/// is ignored.
+/// for that acknowledgement before it sends the rest.
 pub fn acknowledge_now<S>(stream: &S)
 where
     for<'s> SockRef<'s>: From<&'s S>,
 {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let _ = SockRef::from(stream).set_tcp_quickack(true);
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = stream;
+    set_quick_ack(SockRef::from(stream), true);
 }
 
-/// Takes `listener` out of quick-ACK mode (Linux; elsewhere nothing): the connections
-/// it accepts inherit the setting. It must follow `listen(2)`, which resets it.
-///
-/// Only an optimisation: a failure is ignored.
+/// Takes `listener` out of quick-ACK mode: the connections it accepts inherit the
+/// setting. It must follow `listen(2)`, which resets it.
 pub(crate) fn defer_acks<S>(listener: &S)
 where
     for<'s> SockRef<'s>: From<&'s S>,
 {
+    set_quick_ack(SockRef::from(listener), false);
+}
+
+/// `TCP_QUICKACK` (Linux; elsewhere nothing). Only an optimisation: a failure is
+/// ignored.
+fn set_quick_ack(socket: SockRef<'_>, on: bool) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    let _ = SockRef::from(listener).set_tcp_quickack(false);
+    let _ = socket.set_tcp_quickack(on);
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = listener;
+    let _ = (socket, on);
 }

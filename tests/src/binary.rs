@@ -81,6 +81,16 @@ pub fn free_addr() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
+/// `--listen LISTEN --upstream UPSTREAM`: the binary configured by flags alone.
+fn listen_upstream_flags(listen: SocketAddr, upstream: SocketAddr) -> [String; 4] {
+    [
+        "--listen".to_string(),
+        listen.to_string(),
+        "--upstream".to_string(),
+        upstream.to_string(),
+    ]
+}
+
 /// A running `switchyard` process.
 pub struct Process {
     child: Child,
@@ -353,12 +363,7 @@ pub async fn config_file_proxies_then_sigterm_exits_0(exe: &Path) {
 pub async fn flags_sigterm_with_idle_keepalive_exits_0(exe: &Path) {
     let backend = Backend::http_and_websocket().await;
     let listen = free_addr();
-    let args = [
-        "--listen".to_string(),
-        listen.to_string(),
-        "--upstream".to_string(),
-        backend.addr.to_string(),
-    ];
+    let args = listen_upstream_flags(listen, backend.addr);
     let mut proc = Process::spawn(exe, &args, listen).await;
     let mut idle = http_get(listen, "/keep-me").await;
     proc.sigterm();
@@ -383,12 +388,7 @@ pub async fn flags_sigterm_with_idle_keepalive_exits_0(exe: &Path) {
 pub async fn a_body_written_after_its_head_is_not_held_for_the_delayed_ack(exe: &Path) {
     let backend = Backend::echo_body().await;
     let listen = free_addr();
-    let args = [
-        "--listen".to_string(),
-        listen.to_string(),
-        "--upstream".to_string(),
-        backend.addr.to_string(),
-    ];
+    let args = listen_upstream_flags(listen, backend.addr);
     let _proc = Process::spawn(exe, &args, listen).await;
     let mut fastest = Duration::MAX;
     for _ in 0..3 {
