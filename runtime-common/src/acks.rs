@@ -8,7 +8,10 @@
 //! handshake completes. Taking the socket out of quick-ACK mode (`TCP_QUICKACK` off)
 //! lets the first acknowledgement wait for the data going the other way.
 //!
-//! Done on the listener only. The ACK of a client's request then rides on the response
+//! Done on HTTP listeners only ([`bind_listener_for`](crate::bind_listener_for)). A
+//! layer-4 listener keeps Linux's default, as HAProxy's TCP mode does: the proxy cannot
+//! tell there when a client waits for an acknowledgement. On an HTTP listener the ACK
+//! of a client's request rides on the response
 //! (a WebSocket open takes 12 packets on the client's side instead of 13; HAProxy does
 //! the same by default in HTTP mode, `tcp-smart-accept`). A client part way through
 //! its first request (a head in part, or a body still to come: the session

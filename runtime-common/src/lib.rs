@@ -15,7 +15,7 @@
 //! | Prometheus [`metrics`] and the admin listener ([`Context::serve_admin`]) | `metrics.rs`, `admin.rs` |
 //! | the [`access_log`] and the `switchyard.toml` [`config_file`] (and its [`reload`](config_file::reload)) | |
 //! | raising the open-file limit at start ([`raise_open_file_limit`]) | `open_files.rs` |
-//! | listeners with an accept queue of 4,096 ([`bind_listener`]) | `listen.rs` |
+//! | listeners with an accept queue of 4,096 ([`bind_listener`], [`bind_listener_for`] a mode) | `listen.rs` |
 //! | the ACK of a connection's first request sent with the response | `acks.rs` |
 //! | the binaries' log: stderr, written off the proxy's threads ([`init_logging`]) | `logging.rs` |
 //!
@@ -71,7 +71,7 @@ pub use acks::acknowledge_now;
 pub use context::{Context, Generation};
 pub use drive::MAX_READ;
 pub use fin::send_before_fin;
-pub use listen::{bind_listener, LISTEN_BACKLOG};
+pub use listen::{bind_listener, bind_listener_for, LISTEN_BACKLOG};
 pub use logging::{flush_logs, init_logging};
 pub use open_files::{raise_open_file_limit, raise_open_file_limit_and_log};
 pub use runtime::{sleep, timeout, Conn, Listener, Pipe, Runtime, Transport, Upstream};

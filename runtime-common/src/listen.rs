@@ -6,6 +6,7 @@
 //! overflows the queue, and the kernel drops their SYNs; each such client waits a
 //! second for its retry. nginx asks for 511, HAProxy for its `maxconn`.
 
+use crate::setup::ListenMode;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -14,9 +15,20 @@ use std::net::{SocketAddr, TcpListener};
 /// current Linux).
 pub const LISTEN_BACKLOG: i32 = 4096;
 
+/// [`bind_listener`] for a listener in `mode`. An HTTP listener's connections
+/// acknowledge a request with its response (`acks.rs`). A layer-4 listener keeps
+/// Linux's default, as HAProxy's TCP mode does: there the proxy cannot tell when a
+/// client waits for an acknowledgement before it sends more.
+pub fn bind_listener_for(address: SocketAddr, mode: &ListenMode) -> io::Result<TcpListener> {
+    let listener = bind_listener(address)?;
+    if *mode == ListenMode::Http {
+        crate::acks::defer_acks(&listener);
+    }
+    Ok(listener)
+}
+
 /// Binds `address` (with `SO_REUSEADDR` on Unix, as `TcpListener::bind` does) and
-/// listens with [`LISTEN_BACKLOG`]. Accepted connections acknowledge a request with
-/// the response (`acks.rs`). The listener is non-blocking, ready for a
+/// listens with [`LISTEN_BACKLOG`]. The listener is non-blocking, ready for a
 /// runtime's `from_std`.
 pub fn bind_listener(address: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(
@@ -28,7 +40,6 @@ pub fn bind_listener(address: SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuse_address(true)?;
     socket.bind(&address.into())?;
     socket.listen(LISTEN_BACKLOG)?;
-    crate::acks::defer_acks(&socket);
     socket.set_nonblocking(true)?;
     Ok(socket.into())
 }
@@ -61,21 +72,31 @@ mod tests {
         assert_eq!(held.len(), burst);
     }
 
-    /// A connection accepted from the listener is out of quick-ACK mode before its
-    /// first byte, so the ACK of a request rides on the response. (Set before
-    /// `listen(2)`, the setting is reset and the connection starts in quick-ACK mode.)
+    /// Whether a connection accepted from `listener` starts in quick-ACK mode.
     #[cfg(target_os = "linux")]
-    #[test]
-    fn accepted_connections_acknowledge_with_the_answer() {
-        let listener = bind_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+    fn accepted_in_quick_ack_mode(listener: TcpListener) -> bool {
         let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         listener.set_nonblocking(false).unwrap();
         let (accepted, _) = listener.accept().unwrap();
-        assert!(!socket2::SockRef::from(&accepted).tcp_quickack().unwrap());
+        socket2::SockRef::from(&accepted).tcp_quickack().unwrap()
+    }
 
-        let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let _client = TcpStream::connect(plain.local_addr().unwrap()).unwrap();
-        let (accepted, _) = plain.accept().unwrap();
-        assert!(socket2::SockRef::from(&accepted).tcp_quickack().unwrap());
+    /// A connection accepted from an HTTP listener is out of quick-ACK mode before
+    /// its first byte, so the ACK of a request rides on the response. (Set before
+    /// `listen(2)`, the setting is reset and the connection starts in quick-ACK mode.)
+    /// A layer-4 listener's, and a plain one's, keep Linux's default.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn http_connections_acknowledge_with_the_answer_and_layer_4_ones_at_once() {
+        let address = "127.0.0.1:0".parse().unwrap();
+        let http = bind_listener_for(address, &ListenMode::Http).unwrap();
+        assert!(!accepted_in_quick_ack_mode(http));
+        let layer_4 = ListenMode::Tcp {
+            upstream: "default".into(),
+        };
+        assert!(accepted_in_quick_ack_mode(
+            bind_listener_for(address, &layer_4).unwrap()
+        ));
+        assert!(accepted_in_quick_ack_mode(bind_listener(address).unwrap()));
     }
 }

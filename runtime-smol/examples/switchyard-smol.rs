@@ -12,7 +12,7 @@
 
 use async_signal::{Signal, Signals};
 use runtime_smol::config_file::{self, Settings};
-use runtime_smol::{Context, Smol};
+use runtime_smol::{Context, ListenMode, Smol};
 use smol::stream::StreamExt;
 use smol::{future, Executor};
 use std::path::PathBuf;
@@ -50,9 +50,13 @@ fn main() -> ExitCode {
     code
 }
 
-/// A listener on `address` with an accept queue of 4,096 (smol's own asks for 128).
-fn listen_on(address: std::net::SocketAddr) -> std::io::Result<smol::net::TcpListener> {
-    smol::net::TcpListener::try_from(runtime_common::bind_listener(address)?)
+/// A listener on `address` for `mode`, with an accept queue of 4,096 (smol's own asks
+/// for 128).
+fn listen_on(
+    address: std::net::SocketAddr,
+    mode: &ListenMode,
+) -> std::io::Result<smol::net::TcpListener> {
+    smol::net::TcpListener::try_from(runtime_common::bind_listener_for(address, mode)?)
 }
 
 /// `--config FILE`, if given.
@@ -82,7 +86,7 @@ async fn run(
     };
     let mut listeners = Vec::new();
     for listen in &settings.listen {
-        match listen_on(listen.address) {
+        match listen_on(listen.address, &listen.mode) {
             Ok(listener) => listeners.push(listener),
             Err(e) => {
                 eprintln!("error: cannot listen on {}: {e}", listen.address);
@@ -92,7 +96,7 @@ async fn run(
     }
     let admin = match settings.admin {
         None => None,
-        Some(address) => match listen_on(address) {
+        Some(address) => match listen_on(address, &ListenMode::Http) {
             Ok(listener) => Some(listener),
             Err(e) => {
                 eprintln!("error: cannot listen on {address} ([admin] listen): {e}");

@@ -21,7 +21,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use clap::{Parser, Subcommand};
 use runtime_tokio::config_file::{self, ListenSettings, Settings};
-use runtime_tokio::{Context, Tokio};
+use runtime_tokio::{Context, ListenMode, Tokio};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -141,9 +141,10 @@ fn main() -> ExitCode {
     code
 }
 
-/// A listener on `address` with an accept queue of 4,096 (tokio's own asks for 128).
-fn listen_on(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::from_std(runtime_common::bind_listener(address)?)
+/// A listener on `address` for `mode`, with an accept queue of 4,096 (tokio's own
+/// asks for 128).
+fn listen_on(address: SocketAddr, mode: &ListenMode) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::from_std(runtime_common::bind_listener_for(address, mode)?)
 }
 
 async fn run(settings: Settings, cli: Cli) -> ExitCode {
@@ -156,7 +157,7 @@ async fn run(settings: Settings, cli: Cli) -> ExitCode {
     };
     let mut listeners = Vec::new();
     for listen in &settings.listen {
-        match listen_on(listen.address) {
+        match listen_on(listen.address, &listen.mode) {
             Ok(listener) => listeners.push(listener),
             Err(e) => {
                 eprintln!("error: cannot listen on {}: {e}", listen.address);
@@ -166,7 +167,7 @@ async fn run(settings: Settings, cli: Cli) -> ExitCode {
     }
     let admin = match settings.admin {
         None => None,
-        Some(address) => match listen_on(address) {
+        Some(address) => match listen_on(address, &ListenMode::Http) {
             Ok(listener) => Some(listener),
             Err(e) => {
                 eprintln!("error: cannot listen on {address} ([admin] listen): {e}");
@@ -183,8 +184,8 @@ async fn run(settings: Settings, cli: Cli) -> ExitCode {
         .map(|l| {
             let tls = if l.tls.is_empty() { "" } else { " tls" };
             match &l.mode {
-                runtime_tokio::ListenMode::Http => format!("{}{tls}", l.address),
-                runtime_tokio::ListenMode::Tcp { upstream } => {
+                ListenMode::Http => format!("{}{tls}", l.address),
+                ListenMode::Tcp { upstream } => {
                     format!("{}{tls} tcp→{upstream}", l.address)
                 }
             }
