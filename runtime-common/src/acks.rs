@@ -42,10 +42,7 @@ where
 
 /// Takes `listener` out of quick-ACK mode: the connections it accepts inherit the
 /// setting. It must follow `listen(2)`, which resets it.
-pub(crate) fn defer_acks<S>(listener: &S)
-where
-    for<'s> SockRef<'s>: From<&'s S>,
-{
+pub(crate) fn defer_acks(listener: &std::net::TcpListener) {
     set_quick_ack(SockRef::from(listener), false);
 }
 
