@@ -89,6 +89,18 @@ fn write_seeds() {
         b"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
     );
     rh(
+        "smuggle_te_underscore",
+        0,
+        &[],
+        b"POST /a HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+    );
+    rh(
+        "spoof_xff_underscore",
+        0,
+        &[],
+        b"GET /a HTTP/1.1\r\nHost: a\r\nX-Forwarded_For: 10.0.0.1\r\nX_Request_Id: 1\r\n\r\n",
+    );
+    rh(
         "smuggle_double_cl",
         0,
         &[],

@@ -12,7 +12,8 @@ use proxy_core::sim::Sim;
 use proxy_core::{Config, Event, Side};
 
 use crate::http::{
-    check_body, decimal, parse_request, parse_response, Framing, Head, Parsed, PROTECTED,
+    check_body, decimal, parse_request, parse_response, Framing, Head, Parsed, HOP_BY_HOP,
+    PROTECTED,
 };
 use crate::input::{piece_lengths, show, split, Reader};
 
@@ -204,6 +205,21 @@ pub fn check_forwarded_request(received: &[u8], client: Option<&Head>) {
             0,
             "{}",
             say(&format!("forwards the hop-by-hop field {name}"))
+        );
+    }
+
+    // Behind CGI, WSGI, Rack or PHP, `_` reads as `-`: such a name would pass there
+    // for a framing field, or for the proxy's own `X-Forwarded-*`.
+    for (name, _) in &head.fields {
+        let read_as = name.replace('_', "-").to_ascii_lowercase();
+        let governed =
+            HOP_BY_HOP.contains(&read_as.as_str()) || PROTECTED.contains(&read_as.as_str());
+        assert!(
+            !name.contains('_') || !governed,
+            "{}",
+            say(&format!(
+                "forwards {name}, which reads as {read_as} behind CGI"
+            ))
         );
     }
 

@@ -31,6 +31,12 @@ pub enum ProxyError {
     InvalidFieldValue,
     /// A line ended by LF without CR (400, RFC 9112 §2.2: a proxy must not guess).
     BareLineFeed,
+    /// A field name that spells one the proxy acts on with `_` for `-`, such as
+    /// `Transfer_Encoding` or `X-Forwarded_For` (400). CGI, WSGI, Rack and PHP read `_`
+    /// and `-` alike, so the application would take it for the framing or forwarding
+    /// field the proxy did not act on (smuggling; spoofing, as in Puma's
+    /// GHSA-9hf4-67fc-4vf4). nginx and Apache drop every name with `_` instead.
+    UnderscoredFieldName,
     /// HTTP/1.1 request without `Host` (400, RFC 9112 §3.2).
     MissingHost,
     /// More than one `Host` field (400, RFC 9112 §3.2).
@@ -181,6 +187,7 @@ impl ProxyError {
             InvalidFieldName => "invalid header field name",
             InvalidFieldValue => "invalid header field value",
             BareLineFeed => "line ending without CR",
+            UnderscoredFieldName => "field name with _ for - in a name the proxy acts on",
             MissingHost => "missing Host",
             DuplicateHost => "more than one Host",
             InvalidHost => "invalid Host",

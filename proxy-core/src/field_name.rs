@@ -74,20 +74,41 @@ static CANDIDATE: [[u8; 32]; LONGEST + 1] = {
     table
 };
 
+/// The one name in [`NAMES`] that `name` could be, by its length and first letter.
+#[inline]
+fn candidate(name: &[u8]) -> Option<&'static (FieldName, &'static str)> {
+    let first = name.first().map_or(0, |b| usize::from(b & 0x1f));
+    CANDIDATE
+        .get(name.len())
+        .and_then(|row| row.get(first))
+        .and_then(|&i| NAMES.get(usize::from(i).wrapping_sub(1)))
+}
+
 impl FieldName {
     /// Recognises a name, ignoring case: its length and first letter pick the one
     /// candidate, and a single comparison confirms it.
     #[inline]
     pub(crate) fn of(name: &[u8]) -> FieldName {
-        let first = name.first().map_or(0, |b| usize::from(b & 0x1f));
-        let candidate = CANDIDATE
-            .get(name.len())
-            .and_then(|row| row.get(first))
-            .and_then(|&i| NAMES.get(usize::from(i).wrapping_sub(1)));
-        match candidate {
+        match candidate(name) {
             Some(&(kind, spelled)) if name.eq_ignore_ascii_case(spelled.as_bytes()) => kind,
             _ => FieldName::Other,
         }
+    }
+
+    /// The recognised name that `name` spells with `_` for one or more of its `-`
+    /// (`Transfer_Encoding`, `X-Forwarded_For`), in any case. Such a field is not one the
+    /// proxy acts on, but CGI, WSGI, Rack and PHP read `_` and `-` alike (both are
+    /// `HTTP_TRANSFER_ENCODING` to the application), so behind the proxy it would pass
+    /// for the field the proxy framed by or set itself.
+    pub(crate) fn underscored(name: &[u8]) -> Option<FieldName> {
+        let &(kind, spelled) = candidate(name)?;
+        let mut underscores = false;
+        let alike = name.iter().zip(spelled.as_bytes()).all(|(&byte, &letter)| {
+            let underscore = byte == b'_' && letter == b'-';
+            underscores |= underscore;
+            underscore || byte.to_ascii_lowercase() == letter
+        });
+        (alike && underscores).then_some(kind)
     }
 
     /// This name's bit in a set of names (see [`Fields::present`](crate::head::Fields)).
@@ -148,6 +169,41 @@ mod tests {
         }
         for name in crate::hop_by_hop::PROTECTED {
             assert!(FieldName::of(name.as_bytes()).is_protected(), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_name_with_underscores_for_hyphens_is_known_for_the_name_it_spells() {
+        use FieldName::*;
+        for (name, kind) in [
+            ("Transfer_Encoding", TransferEncoding),
+            ("content_length", ContentLength),
+            ("X-Forwarded_For", XForwardedFor),
+            ("X_FORWARDED_PROTO", XForwardedProto),
+            ("Sec_WebSocket-Key", SecWebSocketKey),
+            ("max_forwards", MaxForwards),
+        ] {
+            assert_eq!(FieldName::of(name.as_bytes()), Other, "{name}");
+            assert_eq!(
+                FieldName::underscored(name.as_bytes()),
+                Some(kind),
+                "{name}"
+            );
+        }
+        for name in [
+            // Spelled right: recognised, not an alias.
+            "Transfer-Encoding",
+            "X-Forwarded-For",
+            // `_` where the name has a letter, or where it has nothing.
+            "Transfer_Encodin_",
+            "Host_",
+            "_ost",
+            // Other names with underscores, which pass as they are.
+            "X_Request_Id",
+            "api_key",
+            "",
+        ] {
+            assert_eq!(FieldName::underscored(name.as_bytes()), None, "{name}");
         }
     }
 }

@@ -264,6 +264,9 @@ pub(crate) struct Fields {
     present: u32,
     /// What its `Connection` fields say.
     pub(crate) connection: ConnectionOptions,
+    /// The first field whose name spells a recognised one with `_` for `-`, as the
+    /// name it spells (see [`FieldName::underscored`]).
+    pub(crate) underscored: Option<FieldName>,
 }
 
 impl Fields {
@@ -283,6 +286,7 @@ impl Fields {
         let offset = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base) as u32;
         let mut present = 0;
         let mut connection = ConnectionOptions::default();
+        let mut underscored = None;
         let mut ranges = room.0;
         ranges.clear();
         ranges.reserve(headers.len());
@@ -290,8 +294,12 @@ impl Fields {
             let (name, value) = (h.name.as_bytes(), trim_ows(h.value));
             let kind = FieldName::of(name);
             present |= kind.bit();
-            if kind == FieldName::Connection {
-                connection.add(value);
+            match kind {
+                FieldName::Connection => connection.add(value),
+                FieldName::Other if underscored.is_none() => {
+                    underscored = FieldName::underscored(name);
+                }
+                _ => {}
             }
             let mut range = FieldRange {
                 name_start: offset(name),
@@ -314,6 +322,7 @@ impl Fields {
             ranges,
             present,
             connection,
+            underscored,
         }
     }
 

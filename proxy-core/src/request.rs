@@ -77,6 +77,9 @@ impl RequestHead {
             }
         };
         let fields = Fields::locate(head.clone(), request.headers, room);
+        if fields.underscored.is_some() {
+            return Err(ProxyError::UnderscoredFieldName);
+        }
         let method_bytes = &head[method.clone()];
         if method_bytes == b"CONNECT" {
             return Err(ProxyError::ConnectNotSupported);

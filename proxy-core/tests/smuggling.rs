@@ -145,6 +145,48 @@ fn whitespace_between_field_name_and_colon_is_400() {
     );
 }
 
+/// CGI, WSGI, Rack and PHP read `Transfer_Encoding` as `Transfer-Encoding`: a server
+/// there would frame by a field the proxy did not, or trust a client's
+/// `X-Forwarded_For` as the proxy's own.
+#[test]
+fn underscores_for_hyphens_in_a_name_the_proxy_acts_on_are_400() {
+    for field in [
+        "Transfer_Encoding: chunked",
+        "transfer_encoding: chunked",
+        "Content_Length: 3",
+        "X-Forwarded_For: 10.0.0.1",
+        "X_Forwarded_Proto: https",
+        "Keep_Alive: timeout=5",
+    ] {
+        let request =
+            format!("POST / HTTP/1.1\r\nHost: a\r\n{field}\r\nContent-Length: 3\r\n\r\nabc");
+        assert_rejected(request.as_bytes(), 400);
+        // After a field the proxy acts on, too.
+        let request =
+            format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n{field}\r\n\r\nabc");
+        assert_rejected(request.as_bytes(), 400);
+    }
+}
+
+#[test]
+fn other_names_with_underscores_are_forwarded_as_they_are() {
+    let mut sim = connected(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX_Request_Id: 7\r\napi_key: k\r\nTransfer_Encodings: x\r\n\r\n",
+    );
+    let upstream = sim.upstream_received_str();
+    for line in [
+        "X_Request_Id: 7\r\n",
+        "api_key: k\r\n",
+        "Transfer_Encodings: x\r\n",
+    ] {
+        assert!(
+            upstream.contains(line),
+            "{line:?} missing from {upstream:?}"
+        );
+    }
+    sim.upstream_sends(OK);
+}
+
 #[test]
 fn cr_lf_or_nul_inside_a_field_is_400() {
     assert_rejected(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n", 400);
