@@ -158,6 +158,13 @@ fn contradictory_upstream_framing_is_502() {
     assert_upstream_response_is_502(
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip, chunked\r\n\r\n",
     );
+    // RFC 9112 §6.1: HTTP/1.0 has no transfer codings, so the framing is faulty.
+    assert_upstream_response_is_502(
+        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
+    assert_upstream_response_is_502(
+        b"HTTP/1.0 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
 }
 
 #[test]
