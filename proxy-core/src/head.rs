@@ -264,9 +264,6 @@ pub(crate) struct Fields {
     present: u32,
     /// What its `Connection` fields say.
     pub(crate) connection: ConnectionOptions,
-    /// The first field whose name spells a recognised one with `_` for `-`, as the
-    /// name it spells (see [`FieldName::underscored`]).
-    pub(crate) underscored: Option<FieldName>,
 }
 
 impl Fields {
@@ -286,7 +283,6 @@ impl Fields {
         let offset = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base) as u32;
         let mut present = 0;
         let mut connection = ConnectionOptions::default();
-        let mut underscored = None;
         let mut ranges = room.0;
         ranges.clear();
         ranges.reserve(headers.len());
@@ -294,12 +290,8 @@ impl Fields {
             let (name, value) = (h.name.as_bytes(), trim_ows(h.value));
             let kind = FieldName::of(name);
             present |= kind.bit();
-            match kind {
-                FieldName::Connection => connection.add(value),
-                FieldName::Other if underscored.is_none() => {
-                    underscored = FieldName::underscored(name);
-                }
-                _ => {}
+            if kind == FieldName::Connection {
+                connection.add(value);
             }
             let mut range = FieldRange {
                 name_start: offset(name),
@@ -322,7 +314,6 @@ impl Fields {
             ranges,
             present,
             connection,
-            underscored,
         }
     }
 
@@ -342,6 +333,17 @@ impl Fields {
                 value: self.bytes.get(value).unwrap_or_default(),
             }
         })
+    }
+
+    /// The first field whose name spells a recognised one with `_` for `-`, as the
+    /// name it spells (see [`FieldName::underscored`]). Only requests are checked (CGI
+    /// maps a request's fields), in a pass of their own, so a response head costs
+    /// nothing more.
+    pub(crate) fn underscored(&self) -> Option<FieldName> {
+        self.ranges
+            .iter()
+            .filter(|r| r.kind == FieldName::Other)
+            .find_map(|r| FieldName::underscored(self.bytes.get(r.name())?))
     }
 
     /// Whether a field with this name is present.

@@ -77,7 +77,7 @@ impl RequestHead {
             }
         };
         let fields = Fields::locate(head.clone(), request.headers, room);
-        if fields.underscored.is_some() {
+        if fields.underscored().is_some() {
             return Err(ProxyError::UnderscoredFieldName);
         }
         let method_bytes = &head[method.clone()];
