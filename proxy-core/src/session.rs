@@ -626,7 +626,12 @@ impl Session {
             let progressed = match self.state {
                 State::ExpectRequestHead(_) => self.step_request_head(),
                 State::Exchange(_) => self.step_exchange(),
-                State::Tunnel(_) => self.step_tunnel(),
+                // A tunnel's step relays all there is and takes up every EOF in one
+                // pass; only leaving the tunnel leaves more to do.
+                State::Tunnel(_) => {
+                    self.step_tunnel();
+                    !matches!(self.state, State::Tunnel(_))
+                }
                 State::Lingering { .. } => self.step_lingering(),
                 // Client bytes wait for the upstream connection.
                 State::ExpectTcpUpstream { .. } => false,
@@ -1136,63 +1141,59 @@ impl Session {
         }
     }
 
-    fn step_tunnel(&mut self) -> bool {
+    /// Relays what each side sent and passes each EOF on, in one pass (see [`pump`]).
+    ///
+    /// [`pump`]: Self::pump
+    fn step_tunnel(&mut self) {
         if matches!(&self.state, State::Tunnel(t) if t.websocket.is_some()) {
             return self.step_websocket_tunnel();
         }
         let now = self.now;
-        let mut progressed = false;
         for from in [Side::Client, Side::Upstream] {
             let to = from.peer();
             let State::Tunnel(tunnel) = &mut self.state else {
-                return progressed;
+                return;
             };
             let input = std::mem::take(&mut self.unread[from.index()]);
             if !input.is_empty() {
                 tunnel.forwarded[to.index()] += input.len() as u64;
                 tunnel.last_activity = now;
                 self.send(to, input);
-                progressed = true;
             }
             let State::Tunnel(tunnel) = &mut self.state else {
-                return progressed;
+                return;
             };
             if self.eof[from.index()] && !tunnel.shut[to.index()] {
                 // Half-close: pass the EOF on, keep the other direction flowing.
                 tunnel.shut[to.index()] = true;
                 tunnel.first_eof_at.get_or_insert(now);
                 self.outputs.push_back(Output::ShutdownWrite(to));
-                progressed = true;
             }
         }
         if let State::Tunnel(tunnel) = &self.state {
             if tunnel.shut == [true, true] {
                 self.end_tunnel(TunnelEnd::Closed);
-                return true;
             }
         }
-        progressed
     }
 
     /// A WebSocket tunnel: bytes go through the frame relay, which may hold control
     /// frames, insert the proxy's own, and turn EOFs without a Close into a Close.
-    fn step_websocket_tunnel(&mut self) -> bool {
+    fn step_websocket_tunnel(&mut self) {
         let now = self.now;
         let mut sends = Sends::new(&mut self.outputs);
         let mut shutdowns = Vec::new();
-        let mut progressed = false;
         let State::Tunnel(tunnel) = &mut self.state else {
-            return false;
+            return;
         };
         let Some(ws) = tunnel.websocket.as_mut() else {
-            return false;
+            return;
         };
         for from in [Side::Client, Side::Upstream] {
             let to = from.peer();
             let input = std::mem::take(&mut self.unread[from.index()]);
             if !input.is_empty() {
                 tunnel.last_activity = now;
-                progressed = true;
                 ws.relay(from, input, now, &mut sends);
             }
             if self.eof[from.index()]
@@ -1220,7 +1221,6 @@ impl Session {
             && tunnel.shut[Side::Client.index()]
             && self.eof[Side::Upstream.index()];
         let both_shut = tunnel.shut == [true, true] || handshake_closed;
-        progressed |= sends.bytes != [0, 0] || !shutdowns.is_empty();
         let sent = sends.bytes;
         self.count_tunnel_sends(sent);
         self.outputs
@@ -1230,7 +1230,6 @@ impl Session {
         } else if both_shut {
             self.end_tunnel(TunnelEnd::Closed);
         }
-        progressed
     }
 
     /// Runs `f` on the WebSocket state of the tunnel, if there is one, then carries out
