@@ -74,13 +74,20 @@ pub(crate) fn request_body(fields: &Fields, http10: bool) -> Result<BodyKind, Pr
 
 /// The framing of a response, RFC 9112 §6.3: no body after HEAD, for 1xx, 204 and 304;
 /// else a final `chunked`, else `Content-Length`, else until the upstream closes.
-/// Contradictory fields are an error (the proxy does not pick a winner).
+/// Contradictory fields are an error (the proxy does not pick a winner), and so is
+/// `Transfer-Encoding` in HTTP/1.0, as in a request (§6.1: its sender knows no transfer
+/// codings, so part of what follows may be another message; §6.3: a proxy answers
+/// faulty response framing with 502).
 pub(crate) fn response_body(
     fields: &Fields,
     status: u16,
+    http10: bool,
     request_was_head: bool,
 ) -> Result<BodyKind, ProxyError> {
     let has_te = fields.has(FieldName::TransferEncoding);
+    if has_te && http10 {
+        return Err(ProxyError::InvalidResponseFraming);
+    }
     let length = content_length(fields).map_err(|_| ProxyError::InvalidResponseFraming)?;
     // The framing fields are checked even when the status says there is no body: the
     // client gets them forwarded and must not see a contradiction (RFC 9112 §6.2).

@@ -113,15 +113,8 @@ impl ResponseHead {
     }
 
     /// How the body is delimited, given whether the request was HEAD.
-    ///
-    /// An HTTP/1.0 response with `Transfer-Encoding` has faulty framing (RFC 9112
-    /// §6.1: the sender knows no transfer codings, so part of what follows may be
-    /// another message), and a proxy answers faulty response framing with 502 (§6.3).
     pub fn body(&self, request_was_head: bool) -> Result<BodyKind, ProxyError> {
-        if self.http10 && self.fields.has(FieldName::TransferEncoding) {
-            return Err(ProxyError::InvalidResponseFraming);
-        }
-        framing::response_body(&self.fields, self.status, request_was_head)
+        framing::response_body(&self.fields, self.status, self.http10, request_was_head)
     }
 
     /// Whether the upstream connection may carry another request after this response
