@@ -18,7 +18,8 @@
 //! [`awaits_client`](proxy_core::Session::awaits_client)) is acknowledged at once
 //! instead ([`acknowledge_now`]): one that writes the rest without `TCP_NODELAY` holds
 //! it until what it sent is acknowledged, and would otherwise wait for the delayed-ACK
-//! timer (40 ms). Later requests are acknowledged as Linux does by default.
+//! timer (40 ms). Later requests are acknowledged as Linux does by default. A TLS
+//! stream reaches the TCP socket under it for that (each runtime's `Shared`).
 //!
 //! Not on dialled upstreams (HAProxy's `tcp-smart-connect`, off by default there too):
 //! deferring the handshake's last ACK onto the request saves a packet, but the upstream

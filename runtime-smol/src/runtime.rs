@@ -125,7 +125,9 @@ impl Runtime for Smol {
 
     async fn tls_accept(&self, tcp: Tcp, config: Arc<ServerConfig>) -> io::Result<TlsServer> {
         let stream = TlsAcceptor::from(config).accept(TcpIo(tcp)).await?;
-        Ok(Shared::new(stream))
+        Ok(Shared::acknowledging(stream, |tls| {
+            runtime_common::acknowledge_now(tls.get_ref().0 .0.get_ref())
+        }))
     }
 
     async fn tls_connect(

@@ -63,7 +63,9 @@ impl Runtime for Tokio {
 
     async fn tls_accept(&self, tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<TlsServer> {
         let stream = TlsAcceptor::from(config).accept(tcp).await?;
-        Ok(Shared::new(stream))
+        Ok(Shared::acknowledging(stream, |tls| {
+            runtime_common::acknowledge_now(tls.get_ref().0)
+        }))
     }
 
     async fn tls_connect(

@@ -137,11 +137,25 @@ fn when_ready<T>(
 /// duplex), shareable between a pending read and a pending write. The lock is held
 /// only inside one `poll_*` call, never across an await, so the two never wait for
 /// each other.
-pub struct Shared<S>(Mutex<S>);
+pub struct Shared<S> {
+    stream: Mutex<S>,
+    /// What [`Transport::acknowledge_now`] does: a stream over a TCP socket (TLS) reaches
+    /// the socket under it; any other, nothing.
+    acknowledge: fn(&S),
+}
 
 impl<S> Shared<S> {
     pub(crate) fn new(stream: S) -> Self {
-        Shared(Mutex::new(stream))
+        Shared::acknowledging(stream, |_| {})
+    }
+
+    /// A stream whose [`Transport::acknowledge_now`] is `acknowledge`: a TLS stream's
+    /// reaches the TCP socket under it, where the acknowledgement is held.
+    pub(crate) fn acknowledging(stream: S, acknowledge: fn(&S)) -> Self {
+        Shared {
+            stream: Mutex::new(stream),
+            acknowledge,
+        }
     }
 
     /// Runs `f` on the stream.
@@ -150,7 +164,7 @@ impl<S> Shared<S> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, S> {
-        self.0
+        self.stream
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -174,6 +188,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport<Tokio> for Shared<S> {
 
     fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut *self.lock()).poll_shutdown(cx)
+    }
+
+    fn acknowledge_now(&self) {
+        (self.acknowledge)(&self.lock())
     }
 }
 

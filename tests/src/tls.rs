@@ -91,6 +91,15 @@ pub async fn connect(
 ) -> io::Result<TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
+    handshake(tcp, name, config).await
+}
+
+/// Runs a TLS handshake for server `name` over `tcp`.
+pub async fn handshake(
+    tcp: TcpStream,
+    name: &str,
+    config: Arc<ClientConfig>,
+) -> io::Result<TlsStream<TcpStream>> {
     let name = ServerName::try_from(name.to_owned()).map_err(io::Error::other)?;
     let handshake = TlsConnector::from(config).connect(name, tcp);
     tokio::time::timeout(Duration::from_secs(3), handshake)
@@ -119,6 +128,13 @@ pub async fn get<S: AsyncRead + AsyncWrite + Unpin>(
     let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     stream.flush().await?;
+    read_response(stream).await
+}
+
+/// Reads a response (which must carry `Content-Length`) from `stream`, within 3 s.
+pub async fn read_response<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+) -> io::Result<Response> {
     let read = async {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];

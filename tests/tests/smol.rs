@@ -124,6 +124,17 @@ mod example {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn example_a_body_written_after_its_head_over_tls_is_not_held_for_the_delayed_ack() {
+        let exe = exe();
+        switchyard_e2e::run_scenario(
+            "example_a_body_written_after_its_head_over_tls_is_not_held_for_the_delayed_ack",
+            "switchyard-smol",
+            binary::a_body_written_after_its_head_over_tls_is_not_held_for_the_delayed_ack(&exe),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn example_sighup_reloads_and_a_bad_file_is_rejected() {
         let exe = exe();
         switchyard_e2e::run_scenario(

@@ -111,6 +111,17 @@ mod binary {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn binary_a_body_written_after_its_head_over_tls_is_not_held_for_the_delayed_ack() {
+        let exe = exe();
+        switchyard_e2e::run_scenario(
+            "binary_a_body_written_after_its_head_over_tls_is_not_held_for_the_delayed_ack",
+            "switchyard",
+            binary::a_body_written_after_its_head_over_tls_is_not_held_for_the_delayed_ack(&exe),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn binary_sigterm_with_open_websocket_exits_0_by_deadline() {
         let exe = exe();
         switchyard_e2e::run_scenario(
