@@ -356,7 +356,20 @@ fn write_seeds() {
             UpstreamFragment(1),
             WrittenAll(c),
             WrittenAll(u),
-            ClientData(vec![0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2, 0x81, 0x02, b'n', b'o']),
+            ClientData(vec![
+                0x81,
+                0x82,
+                1,
+                2,
+                3,
+                4,
+                b'h' ^ 1,
+                b'i' ^ 2,
+                0x81,
+                0x02,
+                b'n',
+                b'o',
+            ]),
             WrittenAll(u),
             UpstreamData(vec![0x81, 0x02, b'h', b'i', 0x88, 0x02, 0x03, 0xE9]),
             WrittenAll(c),
@@ -542,6 +555,29 @@ fn write_upgrade_seeds() {
         "two_keys",
         Knobs {
             request: 0x80,
+            ..d()
+        },
+    );
+    up(
+        "no_key",
+        Knobs {
+            request: 0x40,
+            ..d()
+        },
+    );
+    up(
+        "same_key_twice",
+        Knobs {
+            request: 0xc0,
+            ..d()
+        },
+    );
+    up("key_not_base64", Knobs { keys: 3, ..d() });
+    up(
+        "no_key_other_protocol",
+        Knobs {
+            request: 0x40,
+            protocols: vec![4],
             ..d()
         },
     );

@@ -1,4 +1,4 @@
-//! Invariant: a request and an upstream response (101 or another status), both near-valid with fuzz-chosen mutations, open a tunnel exactly when an independent model of RFC 9110 §7.8 / RFC 6455 §4 says so (HTTP/1.1 request with `Upgrade` offering a protocol other than `h2c` and `Connection: upgrade`; a 101 with `Connection: upgrade` naming exactly one offered protocol, versions matching when given; for WebSocket, the accept of the single key; the request body complete), else a refused 101 gets 502 and the upstream is dropped; bytes the client sent after the request are never forwarded before the tunnel opens, then forwarded exactly once, in order, and after another final response are only ever forwarded as a parsed (rewritten) next request.
+//! Invariant: a request and an upstream response (101 or another status), both near-valid with fuzz-chosen mutations, open a tunnel exactly when an independent model of RFC 9110 §7.8 / RFC 6455 §4 says so (HTTP/1.1 request with `Upgrade` offering a protocol other than `h2c` and `Connection: upgrade`; a 101 with `Connection: upgrade` naming exactly one offered protocol, versions matching when given; for WebSocket, the accept of the single key; the request body complete), else a refused 101 gets 502 and the upstream is dropped; a request offering WebSocket without exactly one key of 16 bytes in base64 gets 400 and nothing goes upstream; bytes the client sent after the request are never forwarded before the tunnel opens, then forwarded exactly once, in order, and after another final response are only ever forwarded as a parsed (rewritten) next request.
 //!
 //! Input: a description of a request, a response, the client's bytes after the request
 //! and a schedule, read by [`Case::read`] (zeros everywhere give a valid WebSocket
@@ -595,27 +595,53 @@ fn protocol_parts(p: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// The model: whether a 101 with head `response`, answering `request`, opens a
-/// tunnel (`body_complete`: the request body was all read when the 101 came).
-pub fn decide(request: &Head, response: &Head, body_complete: bool) -> (Decision, &'static str) {
-    use Decision::*;
+/// The protocols an upgrade attempt offers upstream, or why `request` is none.
+fn offered_protocols(request: &Head) -> Result<Vec<String>, &'static str> {
     if request.version != 1 {
-        return (Refuse, "an HTTP/1.0 request cannot upgrade");
+        return Err("an HTTP/1.0 request cannot upgrade");
     }
     if !elements(request, "connection")
         .iter()
         .any(|c| c == "upgrade")
     {
-        return (Refuse, "the request's Connection does not list upgrade");
+        return Err("the request's Connection does not list upgrade");
     }
     // `h2c` is never offered upstream (RFC 9113 §3.1 deprecates it; "h2c smuggling").
     let offered: Vec<String> = elements(request, "upgrade")
         .into_iter()
         .filter(|o| protocol_parts(o).0 != "h2c")
         .collect();
-    if offered.is_empty() {
-        return (Refuse, "the request offers no protocol");
+    match offered.is_empty() {
+        true => Err("the request offers no protocol"),
+        false => Ok(offered),
     }
+}
+
+/// The model of the request alone: an upgrade attempt that offers WebSocket without
+/// exactly one `Sec-WebSocket-Key` of 16 bytes in base64 (RFC 6455 §4.1, §11.3.1) is
+/// the client's fault, refused with 400 before anything goes upstream.
+pub fn refuses_request(request: &Head) -> bool {
+    let Ok(offered) = offered_protocols(request) else {
+        return false;
+    };
+    let is_key = |key: &Vec<u8>| {
+        key.len() == 24
+            && base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .is_ok_and(|bytes| bytes.len() == 16)
+    };
+    offered.iter().any(|o| protocol_parts(o).0 == "websocket")
+        && !only_value(request, "sec-websocket-key").is_some_and(|key| is_key(&key))
+}
+
+/// The model: whether a 101 with head `response`, answering `request`, opens a
+/// tunnel (`body_complete`: the request body was all read when the 101 came).
+pub fn decide(request: &Head, response: &Head, body_complete: bool) -> (Decision, &'static str) {
+    use Decision::*;
+    let offered = match offered_protocols(request) {
+        Ok(offered) => offered,
+        Err(why) => return (Refuse, why),
+    };
     if !body_complete {
         return (Refuse, "the request body was not complete");
     }
@@ -775,6 +801,9 @@ pub fn run(case: &Case) -> Outcome {
         );
     };
     sim.client_sends(&case.first_read());
+    if matches!(parse_request(&case.head), Parsed::Complete(request) if refuses_request(&request)) {
+        return outcome(&sim);
+    }
     assert!(
         sim.has_pending_connect(),
         "{}",
@@ -802,6 +831,11 @@ pub fn run(case: &Case) -> Outcome {
         sim.expect_connect();
         sim.upstream_connected();
     }
+    outcome(&sim)
+}
+
+/// What `sim` shows at the end of a run.
+fn outcome(sim: &Sim) -> Outcome {
     assert_eq!(sim.outputs_after_close(), 0, "outputs after Close");
     Outcome {
         client: sim.client_received().to_vec(),
@@ -849,6 +883,15 @@ pub fn check_case(case: &Case) {
     let Parsed::Complete(request) = parse_request(&case.head) else {
         panic!("{}", say("the generated request does not parse"))
     };
+    if refuses_request(&request) {
+        let got = final_response(&out.client).map(|(head, _)| head.status);
+        assert!(
+            got == Some(Some(400)) && out.upstream.is_empty() && out.releases.is_empty(),
+            "{}",
+            say("a WebSocket upgrade without one valid key was not refused with 400 alone")
+        );
+        return;
+    }
     let (final_start, final_end) = case.final_head;
     let Parsed::Complete(response) = parse_response(&case.upstream[final_start..]) else {
         panic!("{}", say("the generated response does not parse"))

@@ -47,6 +47,10 @@ pub enum ProxyError {
     InvalidRequestTarget,
     /// `CONNECT` is not offered by a reverse proxy (501).
     ConnectNotSupported,
+    /// An upgrade to WebSocket without exactly one `Sec-WebSocket-Key` that is the
+    /// base64 of 16 bytes (400, RFC 6455 §4.1, §11.3.1): no upstream could answer it with
+    /// an accept the client would take.
+    InvalidWebSocketKey,
     /// Both `Content-Length` and `Transfer-Encoding` (400, RFC 9112 §6.1).
     ContentLengthWithTransferEncoding,
     /// A `Content-Length` that is not a decimal number or does not fit 64 bits (400).
@@ -194,6 +198,7 @@ impl ProxyError {
             InvalidRequestTarget => "invalid request-target",
             DotSegmentInPath => "dot-segment in the path",
             ConnectNotSupported => "CONNECT is not supported",
+            InvalidWebSocketKey => "missing, repeated or malformed Sec-WebSocket-Key",
             ContentLengthWithTransferEncoding => "both Content-Length and Transfer-Encoding",
             InvalidContentLength => "invalid Content-Length",
             ConflictingContentLength => "conflicting Content-Length values",

@@ -94,7 +94,7 @@ impl RequestHead {
         } else {
             !connection.close
         };
-        let upgrade = upgrade::offer(&fields, http10).map(Box::new);
+        let upgrade = upgrade::offer(&fields, http10)?.map(Box::new);
         let max_forwards = match method_bytes {
             b"TRACE" | b"OPTIONS" => max_forwards(&fields)?,
             _ => None,

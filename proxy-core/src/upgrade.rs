@@ -32,9 +32,14 @@ pub struct UpgradeOffer {
 /// with the client past every rule of the proxy (routing, smuggling checks,
 /// `X-Forwarded-For`): the "h2c smuggling" attack. RFC 9113 §3.1 deprecates that
 /// upgrade; a client that offers it gets HTTP/1.1, as from a server that declines.
-pub(crate) fn offer(fields: &Fields, http10: bool) -> Option<UpgradeOffer> {
+///
+/// An attempt that offers WebSocket must carry exactly one `Sec-WebSocket-Key`, the
+/// base64 of 16 bytes (RFC 6455 §4.1, §11.3.1); otherwise it is the client's fault, and
+/// it gets `400` (as from Node's `ws` or Go's gorilla) rather than a `502` for the accept
+/// no upstream could get right.
+pub(crate) fn offer(fields: &Fields, http10: bool) -> Result<Option<UpgradeOffer>, ProxyError> {
     if http10 || !fields.connection.upgrade || !fields.has(FieldName::Upgrade) {
-        return None;
+        return Ok(None);
     }
     let protocols: Vec<String> = fields
         .list(FieldName::Upgrade)
@@ -42,17 +47,30 @@ pub(crate) fn offer(fields: &Fields, http10: bool) -> Option<UpgradeOffer> {
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect();
     if protocols.is_empty() {
-        return None;
+        return Ok(None);
     }
     let mut keys = fields.values(FieldName::SecWebSocketKey);
     let websocket_key = match (keys.next(), keys.next()) {
-        (Some(key), None) => std::str::from_utf8(key).ok().map(str::to_owned),
+        (Some(key), None) if is_websocket_key(key) => {
+            std::str::from_utf8(key).ok().map(str::to_owned)
+        }
         _ => None,
     };
-    Some(UpgradeOffer {
+    if websocket_key.is_none() && protocols.iter().any(|p| is_websocket(p.as_bytes())) {
+        return Err(ProxyError::InvalidWebSocketKey);
+    }
+    Ok(Some(UpgradeOffer {
         protocols,
         websocket_key,
-    })
+    }))
+}
+
+/// A `Sec-WebSocket-Key` as RFC 6455 §4.1 has clients send it: 16 bytes in base64 (24
+/// characters, padded).
+fn is_websocket_key(key: &[u8]) -> bool {
+    let mut decoded = [0u8; 18];
+    key.len() == 24
+        && base64::engine::general_purpose::STANDARD.decode_slice(key, &mut decoded) == Ok(16)
 }
 
 /// Checks a `101` against the offer and, for WebSocket, the subprotocols and extensions

@@ -8,7 +8,8 @@ use proxy_core::{Event, Side};
 
 #[test]
 fn upgrade_request_forwards_upgrade_verbatim_and_connection_upgrade() {
-    let sim = connected(b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: keep-alive, UPGRADE\r\nSec-WebSocket-Key: k\r\n\r\n");
+    let request = format!("GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: keep-alive, UPGRADE\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n");
+    let sim = connected(request.as_bytes());
     let upstream = sim.upstream_received_str();
     assert!(
         upstream.contains("\r\nUpgrade: WebSocket\r\n"),
@@ -330,10 +331,54 @@ fn the_101_is_logged_with_its_status() {
 
 #[test]
 fn a_versioned_websocket_switch_still_needs_the_right_accept() {
-    let request =
-        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket/13\r\nConnection: Upgrade\r\n\r\n";
+    let request = format!("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket/13\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n");
     assert_502(
-        request,
+        request.as_bytes(),
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket/13\r\nConnection: Upgrade\r\n\r\n",
     );
+}
+
+/// RFC 6455 §4.1, §11.3.1: one key, the base64 of 16 bytes. Without it no upstream
+/// could answer with an accept the client takes: the client is told, with a 400, and
+/// nothing goes upstream.
+#[test]
+fn a_websocket_upgrade_without_exactly_one_valid_key_is_400() {
+    let head = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n";
+    let refused = [
+        format!("{head}Upgrade: websocket\r\n\r\n"),
+        format!("{head}Upgrade: websocket\r\nSec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n"),
+        format!("{head}Upgrade: websocket\r\nSec-WebSocket-Key: {WS_KEY}, {WS_KEY}\r\n\r\n"),
+        format!("{head}Upgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n"),
+        // 24 characters, but 17 bytes' worth; and one unpadded.
+        format!("{head}Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=A\r\n\r\n"),
+        format!("{head}Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n\r\n"),
+        // A key of 16 bytes that is not base64.
+        format!("{head}Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25j*Q==\r\n\r\n"),
+        // WebSocket among other protocols still needs its key.
+        format!("{head}Upgrade: foo, WebSocket/13\r\nSec-WebSocket-Key: \r\n\r\n"),
+    ];
+    for request in refused {
+        let mut sim = sim();
+        sim.client_sends(request.as_bytes());
+        let response = sim.client_received_str();
+        assert!(
+            response.starts_with("HTTP/1.1 400 ") && response.contains("Sec-WebSocket-Key"),
+            "{request:?} got {response:?}"
+        );
+        assert!(
+            !sim.has_pending_connect() && sim.upstream_connections() == 0,
+            "{request:?} must not go upstream"
+        );
+    }
+    // A valid key passes; another protocol alone needs none.
+    for request in [
+        format!("{head}Upgrade: websocket\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n"),
+        format!("{head}Upgrade: foo\r\n\r\n"),
+    ] {
+        let sim = connected(request.as_bytes());
+        assert!(
+            sim.upstream_received_str().starts_with("GET /chat "),
+            "{request:?}"
+        );
+    }
 }
