@@ -268,6 +268,7 @@ macro_rules! scenarios {
             upgrade_field_without_connection_upgrade_not_forwarded,
             connection_cannot_strip_content_length_or_host,
             // upgrade
+            websocket_upgrade_without_one_valid_key_is_400,
             unsolicited_101_is_502,
             switching_to_unrequested_protocol_is_502,
             wrong_websocket_accept_is_502,

@@ -40,6 +40,39 @@ async fn bad_101(p: &dyn ProxyUnderTest, request: &[u8], reply: &'static [u8], w
     );
 }
 
+/// A WebSocket upgrade without exactly one valid `Sec-WebSocket-Key` (RFC 6455 §4.1)
+/// is the client's fault: 400, and nothing reaches the backend, even one that would
+/// answer it with a `101`.
+pub async fn websocket_upgrade_without_one_valid_key_is_400(p: &dyn ProxyUnderTest) {
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let base = "GET /ws HTTP/1.1\r\nHost: example.test\r\nUpgrade: websocket\r\n\
+                Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n";
+    let lax: &'static [u8] = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\
+        Upgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    let backend = Backend::http(move |_| Reply::Bytes(lax.to_vec())).await;
+    let proxy = start(p, backend.addr).await;
+    for (what, fields) in [
+        ("no key", String::new()),
+        ("two keys", format!("{key}{key}")),
+        ("a key of 3 bytes", "Sec-WebSocket-Key: YWJj\r\n".to_owned()),
+    ] {
+        let mut c = client(&proxy).await;
+        c.write(format!("{base}{fields}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let r = response(&mut c, "GET", what).await;
+        assert_eq!(r.status, 400, "{what}: got {:?}", r.head.start_line);
+        assert!(
+            find(&r.body, b"Sec-WebSocket-Key").is_some(),
+            "{what}: the 400 should say why"
+        );
+    }
+    assert!(
+        backend.received_all().is_empty() && backend.connections().is_empty(),
+        "nothing may reach the backend"
+    );
+}
+
 /// A `101` to a request that asked for no upgrade → 502.
 pub async fn unsolicited_101_is_502(p: &dyn ProxyUnderTest) {
     let reply =
