@@ -400,13 +400,8 @@ pub async fn a_body_written_after_its_head_over_tls_is_not_held_for_the_delayed_
     let pki = crate::tls::Pki::new();
     pki.cert("site", &["site.test"]);
     let listen = free_addr();
-    let config = pki.dir.path().join("tls.toml");
-    let text = format!(
-        "upstream = \"{}\"\n\n[[listen]]\naddress = \"{listen}\"\ntls = {{ cert = \"site.pem\", key = \"site.key\" }}\n",
-        backend.addr
-    );
-    std::fs::write(&config, text).unwrap();
-    let args = ["--config".to_string(), config.display().to_string()];
+    let config = write_tls_config(&pki, "tls.toml", backend.addr, listen, "site.key");
+    let args = ["--config".to_string(), config];
     let _proc = Process::spawn(exe, &args, listen).await;
     head_then_body_is_not_held(|| async {
         let tcp = nagle_connect(listen).await;
@@ -418,6 +413,24 @@ pub async fn a_body_written_after_its_head_over_tls_is_not_held_for_the_delayed_
         tls.expect("TLS handshake")
     })
     .await;
+}
+
+/// Writes `name` in `pki`'s directory: a config file proxying to `upstream` from one TLS
+/// listener on `listen` with certificate `site.pem` and key `key` (its `tls` on line 5);
+/// returns its path.
+fn write_tls_config(
+    pki: &crate::tls::Pki,
+    name: &str,
+    upstream: SocketAddr,
+    listen: SocketAddr,
+    key: &str,
+) -> String {
+    let path = pki.dir.path().join(name);
+    let text = format!(
+        "upstream = \"{upstream}\"\n\n[[listen]]\naddress = \"{listen}\"\ntls = {{ cert = \"site.pem\", key = \"{key}\" }}\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
 }
 
 /// A TCP connection to `addr` with Nagle's algorithm on (no `TCP_NODELAY`).
@@ -646,25 +659,8 @@ pub async fn tls_listener_from_the_file_and_check_loads_certificates(exe: &Path)
     let pki = crate::tls::Pki::new();
     pki.cert("site", &["site.test"]);
     let listen = free_addr();
-    let write = |name: &str, text: String| {
-        let path = pki.dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    };
-    let good = write(
-        "good.toml",
-        format!(
-            "upstream = \"{}\"\n\n[[listen]]\naddress = \"{listen}\"\ntls = {{ cert = \"site.pem\", key = \"site.key\" }}\n",
-            backend.addr
-        ),
-    );
-    let bad = write(
-        "bad.toml",
-        format!(
-            "upstream = \"{}\"\n\n[[listen]]\naddress = \"{listen}\"\ntls = {{ cert = \"site.pem\", key = \"missing.key\" }}\n",
-            backend.addr
-        ),
-    );
+    let good = write_tls_config(&pki, "good.toml", backend.addr, listen, "site.key");
+    let bad = write_tls_config(&pki, "bad.toml", backend.addr, listen, "missing.key");
     let check = |path: String| async move {
         let out = tokio::time::timeout(
             Duration::from_secs(5),
