@@ -150,9 +150,6 @@ struct Sockets<R: Runtime, C, Ctx: Deref<Target = Context<R>>> {
     /// The session has not changed since its deadline was last worked out, and the
     /// timer is armed for it (or earlier): until the timer fires, no deadline has come.
     deadline_current: bool,
-    /// The client's connection may still hold back an acknowledgement for the answer
-    /// to carry (see `acks.rs`); cleared once it was sent at once.
-    ack_held: bool,
 }
 
 struct Upstream<T> {
@@ -192,7 +189,6 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             sent_short: false,
             open_pipe: false,
             deadline_current: false,
-            ack_held: true,
         }
     }
 
@@ -202,8 +198,9 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
     /// Once per connection: afterwards, the kernel acknowledges as it does by default.
     #[inline]
     fn acknowledge_if_awaited(&mut self, session: &Session) {
-        if self.ack_held && session.awaits_client() {
-            self.ack_held = false;
+        let state = &mut self.client.state;
+        if !state.acknowledged_at_once && session.awaits_client() {
+            state.acknowledged_at_once = true;
             self.client.io.acknowledge_now();
         }
     }

@@ -49,6 +49,10 @@ pub(crate) struct State {
     pub(crate) eof: bool,
     /// A read or write failed: the stream is dead both ways.
     failed: bool,
+    /// The peer was sent an acknowledgement at once, which a listener that defers
+    /// them does once per client connection (see `acks.rs`). Here rather than in the
+    /// drive loop's own state, where it would cost every session 8 bytes.
+    pub(crate) acknowledged_at_once: bool,
 }
 
 /// Most queued bytes [`State::queue_into_pipe`] moves: a WebSocket frame header's
