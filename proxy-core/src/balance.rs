@@ -4,9 +4,14 @@
 //! policy is tested on a virtual clock. A server that fails `max_fails` connects in a
 //! row is skipped for `fail_timeout` (nginx's passive health checks); when every
 //! server of a group is skipped, the request gets a 502 rather than a guess.
+//!
+//! Every request picks a server and releases it, on whichever thread runs its
+//! session, so the counts are atomics rather than fields behind the proxy's lock: a
+//! pick is a scan and an increment, with no lock unless a server is down.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{Balance, Config, UpstreamGroup};
@@ -26,11 +31,29 @@ pub struct ServerId {
 struct ServerState {
     address: Arc<str>,
     /// Connections in use (picked and not yet released).
-    active: usize,
+    active: AtomicUsize,
     /// Connect failures in a row.
-    fails: u32,
+    fails: AtomicU32,
+    /// `down_until` holds a time: read first, so that a healthy server costs no lock.
+    down: AtomicBool,
     /// Skipped until then.
-    down_until: Option<Instant>,
+    down_until: Mutex<Option<Instant>>,
+}
+
+impl ServerState {
+    /// When the server comes back, if it is being skipped or was until lately.
+    fn down_until(&self) -> Option<Instant> {
+        if !self.down.load(Relaxed) {
+            return None;
+        }
+        *self.down_until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_down_until(&self, until: Option<Instant>) {
+        let mut guard = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        *guard = until;
+        self.down.store(until.is_some(), Relaxed);
+    }
 }
 
 #[derive(Debug)]
@@ -40,7 +63,7 @@ struct GroupState {
     fail_timeout: Duration,
     servers: Vec<ServerState>,
     /// Where round-robin (and tie-breaking) continues.
-    cursor: usize,
+    cursor: AtomicUsize,
 }
 
 /// Every group's selection state.
@@ -80,12 +103,13 @@ impl Groups {
                     .iter()
                     .map(|address| ServerState {
                         address: address.as_str().into(),
-                        active: 0,
-                        fails: 0,
-                        down_until: None,
+                        active: AtomicUsize::new(0),
+                        fails: AtomicU32::new(0),
+                        down: AtomicBool::new(false),
+                        down_until: Mutex::new(None),
                     })
                     .collect(),
-                cursor: 0,
+                cursor: AtomicUsize::new(0),
             });
         };
         for (name, group) in &config.upstreams {
@@ -109,24 +133,29 @@ impl Groups {
     }
 
     /// Chooses a server of `group` that is up and not in `tried`, and counts it in use.
-    pub fn pick(&mut self, group: usize, tried: &[usize], now: Instant) -> Option<ServerId> {
-        let state = self.groups.get_mut(group)?;
+    /// Picks on several threads at once may start from the same cursor: the choice
+    /// spreads a little less evenly then, and each is still counted.
+    pub fn pick(&self, group: usize, tried: &[usize], now: Instant) -> Option<ServerId> {
+        let state = self.groups.get(group)?;
         let n = state.servers.len();
         let usable = |i: usize, s: &ServerState| {
-            !tried.contains(&i) && s.down_until.is_none_or(|until| until <= now)
+            !tried.contains(&i) && s.down_until().is_none_or(|until| until <= now)
         };
-        let order = (0..n).map(|k| (state.cursor + k) % n);
+        let cursor = state.cursor.load(Relaxed);
+        let order = (0..n).map(|k| (cursor + k) % n);
         let chosen = match state.balance {
             Balance::RoundRobin => order.clone().find(|&i| usable(i, &state.servers[i])),
             Balance::LeastConnections => order
                 .filter(|&i| usable(i, &state.servers[i]))
-                .min_by_key(|&i| state.servers[i].active),
+                .min_by_key(|&i| state.servers[i].active.load(Relaxed)),
         }?;
-        state.cursor = (chosen + 1) % n;
-        let server = &mut state.servers[chosen];
-        server.active += 1;
-        if server.down_until.is_some_and(|until| until <= now) {
-            server.down_until = None;
+        if n > 1 {
+            state.cursor.store((chosen + 1) % n, Relaxed);
+        }
+        let server = &state.servers[chosen];
+        server.active.fetch_add(1, Relaxed);
+        if server.down_until().is_some_and(|until| until <= now) {
+            server.set_down_until(None);
         }
         Some(ServerId {
             group,
@@ -136,30 +165,30 @@ impl Groups {
     }
 
     /// The connection to `id` is no longer in use.
-    pub fn release(&mut self, id: &ServerId) {
+    pub fn release(&self, id: &ServerId) {
         if let Some(server) = self.server(id) {
-            server.active = server.active.saturating_sub(1);
+            // Never below zero, even for a release that was never picked.
+            let _ = (server.active).fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
         }
     }
 
     /// Dialling `id` succeeded: its failure count restarts.
-    pub fn connected(&mut self, id: &ServerId) {
+    pub fn connected(&self, id: &ServerId) {
         if let Some(server) = self.server(id) {
-            server.fails = 0;
+            server.fails.store(0, Relaxed);
         }
     }
 
     /// Dialling `id` failed; after `max_fails` in a row it is skipped for `fail_timeout`.
-    pub fn failed(&mut self, id: &ServerId, now: Instant) {
-        let Some(group) = self.groups.get_mut(id.group) else {
+    pub fn failed(&self, id: &ServerId, now: Instant) {
+        let Some(group) = self.groups.get(id.group) else {
             return;
         };
-        let (max_fails, fail_timeout) = (group.max_fails, group.fail_timeout);
-        if let Some(server) = group.servers.get_mut(id.server) {
-            server.fails += 1;
-            if server.fails >= max_fails {
-                server.fails = 0;
-                server.down_until = Some(now + fail_timeout);
+        if let Some(server) = group.servers.get(id.server) {
+            let fails = server.fails.fetch_add(1, Relaxed).saturating_add(1);
+            if fails >= group.max_fails {
+                server.fails.store(0, Relaxed);
+                server.set_down_until(Some(now + group.fail_timeout));
             }
         }
     }
@@ -180,15 +209,15 @@ impl Groups {
                 group.servers.iter().map(move |s| ServerStatus {
                     group: name.clone(),
                     address: s.address.to_string(),
-                    active: s.active,
-                    down: s.down_until.is_some_and(|until| until > now),
+                    active: s.active.load(Relaxed),
+                    down: s.down_until().is_some_and(|until| until > now),
                 })
             })
             .collect()
     }
 
-    fn server(&mut self, id: &ServerId) -> Option<&mut ServerState> {
-        self.groups.get_mut(id.group)?.servers.get_mut(id.server)
+    fn server(&self, id: &ServerId) -> Option<&ServerState> {
+        self.groups.get(id.group)?.servers.get(id.server)
     }
 }
 
@@ -216,7 +245,7 @@ mod tests {
 
     #[test]
     fn round_robin_takes_each_server_in_turn() {
-        let mut g = groups(Balance::RoundRobin, &["a:1", "b:1", "c:1"]);
+        let g = groups(Balance::RoundRobin, &["a:1", "b:1", "c:1"]);
         let now = clock();
         let picks: Vec<String> = (0..6)
             .map(|_| g.pick(0, &[], now).unwrap().address.to_string())
@@ -226,7 +255,7 @@ mod tests {
 
     #[test]
     fn least_connections_takes_the_least_busy_server() {
-        let mut g = groups(Balance::LeastConnections, &["a:1", "b:1"]);
+        let g = groups(Balance::LeastConnections, &["a:1", "b:1"]);
         let now = clock();
         let first = g.pick(0, &[], now).unwrap();
         let second = g.pick(0, &[], now).unwrap();
@@ -241,7 +270,7 @@ mod tests {
 
     #[test]
     fn a_server_failing_max_fails_times_is_skipped_for_fail_timeout() {
-        let mut g = groups(Balance::RoundRobin, &["a:1", "b:1"]);
+        let g = groups(Balance::RoundRobin, &["a:1", "b:1"]);
         let now = clock();
         let a = ServerId {
             group: 0,
@@ -266,8 +295,33 @@ mod tests {
     }
 
     #[test]
+    fn picks_and_releases_on_many_threads_leave_every_count_at_zero() {
+        let g = groups(Balance::LeastConnections, &["a:1", "b:1", "c:1"]);
+        let now = clock();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..5_000 {
+                        let id = g.pick(0, &[], now).expect("all servers are up");
+                        g.release(&id);
+                    }
+                });
+            }
+        });
+        let active: Vec<usize> = g.status(now).iter().map(|s| s.active).collect();
+        assert_eq!(active, [0, 0, 0]);
+        // A release never picked (a session's bookkeeping gone wrong) stays at zero.
+        g.release(&ServerId {
+            group: 0,
+            server: 0,
+            address: "a:1".into(),
+        });
+        assert_eq!(g.status(now)[0].active, 0);
+    }
+
+    #[test]
     fn tried_servers_are_not_picked_again_and_none_left_is_none() {
-        let mut g = groups(Balance::RoundRobin, &["a:1", "b:1"]);
+        let g = groups(Balance::RoundRobin, &["a:1", "b:1"]);
         let now = clock();
         let first = g.pick(0, &[], now).unwrap();
         let second = g.pick(0, &[first.server], now).unwrap();

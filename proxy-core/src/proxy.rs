@@ -3,9 +3,10 @@
 //! tunnel limits. Sessions come from it, as quinn-proto's connections come from
 //! its endpoint.
 //!
-//! Shared state sits behind a mutex because runtimes run sessions on several threads;
-//! the core itself never blocks, spawns or reads a clock, and each lock is held for a
-//! few field updates.
+//! Runtimes run sessions on several threads, so the limits' counts sit behind a mutex,
+//! taken once per connection or tunnel and held for a few field updates; upstream
+//! selection, used at every request, keeps atomic counts instead (`balance.rs`). The
+//! core itself never blocks, spawns or reads a clock.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -27,12 +28,13 @@ pub struct Proxy {
 struct Shared {
     config: Arc<Config>,
     clock: WallClock,
+    /// Taken at every request, so it keeps its own counts (atomics; see `balance.rs`).
+    groups: Groups,
     state: Mutex<State>,
 }
 
 #[derive(Debug)]
 struct State {
-    groups: Groups,
     connections: usize,
     /// Connections per client address, counted only under a per-address limit.
     per_ip: HashMap<IpAddr, usize>,
@@ -63,7 +65,6 @@ impl Proxy {
     /// share with the proxies of later configurations).
     pub fn with_wall_clock(config: Arc<Config>, clock: WallClock) -> Proxy {
         let state = State {
-            groups: Groups::new(&config),
             connections: 0,
             per_ip: HashMap::new(),
             rate: HashMap::new(),
@@ -71,6 +72,7 @@ impl Proxy {
         };
         Proxy {
             shared: Arc::new(Shared {
+                groups: Groups::new(&config),
                 config,
                 clock,
                 state: Mutex::new(state),
@@ -107,7 +109,7 @@ impl Proxy {
         ProxyStatus {
             connections: state.connections,
             tunnels: state.tunnels,
-            servers: state.groups.status(now),
+            servers: self.shared.groups.status(now),
         }
     }
 
@@ -175,27 +177,27 @@ impl Proxy {
     }
 
     pub(crate) fn find_group(&self, name: &str) -> Option<usize> {
-        self.lock().groups.find(name)
+        self.shared.groups.find(name)
     }
 
     pub(crate) fn group_len(&self, group: usize) -> usize {
-        self.lock().groups.len(group)
+        self.shared.groups.len(group)
     }
 
     pub(crate) fn pick(&self, group: usize, tried: &[usize], now: Instant) -> Option<ServerId> {
-        self.lock().groups.pick(group, tried, now)
+        self.shared.groups.pick(group, tried, now)
     }
 
     pub(crate) fn release_server(&self, id: &ServerId) {
-        self.lock().groups.release(id);
+        self.shared.groups.release(id);
     }
 
     pub(crate) fn server_connected(&self, id: &ServerId) {
-        self.lock().groups.connected(id);
+        self.shared.groups.connected(id);
     }
 
     pub(crate) fn server_failed(&self, id: &ServerId, now: Instant) {
-        self.lock().groups.failed(id, now);
+        self.shared.groups.failed(id, now);
     }
 }
 
