@@ -49,10 +49,24 @@ impl ServerState {
         *self.down_until.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set_down_until(&self, until: Option<Instant>) {
+    /// Skips the server until `until`.
+    fn skip_until(&self, until: Instant) {
         let mut guard = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-        *guard = until;
-        self.down.store(until.is_some(), Relaxed);
+        *guard = Some(until);
+        self.down.store(true, Relaxed);
+    }
+
+    /// Forgets a skip that has run out by `now`; one set again meanwhile (by a
+    /// failure on another thread) is kept.
+    fn revive_if_due(&self, now: Instant) {
+        if !self.down.load(Relaxed) {
+            return;
+        }
+        let mut guard = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_some_and(|until| until <= now) {
+            *guard = None;
+            self.down.store(false, Relaxed);
+        }
     }
 }
 
@@ -154,9 +168,7 @@ impl Groups {
         }
         let server = &state.servers[chosen];
         server.active.fetch_add(1, Relaxed);
-        if server.down_until().is_some_and(|until| until <= now) {
-            server.set_down_until(None);
-        }
+        server.revive_if_due(now);
         Some(ServerId {
             group,
             server: chosen,
@@ -188,7 +200,7 @@ impl Groups {
             let fails = server.fails.fetch_add(1, Relaxed).saturating_add(1);
             if fails >= group.max_fails {
                 server.fails.store(0, Relaxed);
-                server.set_down_until(Some(now + group.fail_timeout));
+                server.skip_until(now + group.fail_timeout);
             }
         }
     }
