@@ -163,6 +163,7 @@ impl Groups {
                 .filter(|&i| usable(i, &state.servers[i]))
                 .min_by_key(|&i| state.servers[i].active.load(Relaxed)),
         }?;
+        // With one server the cursor stays 0: no write to a line every thread reads.
         if n > 1 {
             state.cursor.store((chosen + 1) % n, Relaxed);
         }
