@@ -64,6 +64,7 @@ pub mod runtime;
 mod serve;
 mod setup;
 mod signal;
+mod thread_shard;
 pub mod tls;
 mod write_queue;
 

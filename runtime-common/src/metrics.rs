@@ -5,6 +5,7 @@
 //! Served on the admin listener (`GET /metrics`, see `admin.rs`), or rendered by
 //! [`Context::metrics_text`](crate::Context::metrics_text) for an embedder's own.
 
+use crate::thread_shard;
 use proxy_core::{ConnectError, Event, ProxyError, ProxyStatus, Side, TunnelEnd};
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -62,8 +63,17 @@ const SIDES: [&str; 3] = ["", "client", "upstream"];
 /// Dial failure reasons, as metric labels.
 const CONNECT_FAILURES: [&str; 5] = ["refused", "unreachable", "timeout", "tls", "other"];
 
-/// Every counter of one process (shared by all configurations across reloads).
+/// Every counter of one process (shared by all configurations across reloads), in
+/// shards: a thread adds to its own shard's counters (see [`crate::thread_shard`]), and
+/// a scrape sums them.
 pub struct Metrics {
+    shards: Box<[Counters]>,
+    refusal_log: Mutex<RefusalLog>,
+}
+
+/// One shard's counters, aligned so that two shards never share a cache line.
+#[repr(align(128))]
+struct Counters {
     accepted: AtomicU64,
     tls_handshake_failures: AtomicU64,
     requests: Box<[AtomicU64]>,
@@ -74,7 +84,6 @@ pub struct Metrics {
     reloads: [AtomicU64; 2],
     request_duration: Histogram,
     tunnel_duration: Histogram,
-    refusal_log: Mutex<RefusalLog>,
 }
 
 /// Gauges read at scrape time.
@@ -114,7 +123,13 @@ impl DialFailure {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
+        Metrics::with_shards(thread_shard::default_shards())
+    }
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
             accepted: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
             requests: (0..STATUSES).map(|_| AtomicU64::new(0)).collect(),
@@ -125,59 +140,80 @@ impl Default for Metrics {
             reloads: Default::default(),
             request_duration: Histogram::new(REQUEST_BUCKETS),
             tunnel_duration: Histogram::new(TUNNEL_BUCKETS),
-            refusal_log: Mutex::default(),
         }
     }
 }
 
 impl Metrics {
+    /// Counters in `shards` shards (rounded up to a power of two, at most 64): as many
+    /// as the threads that serve connections. [`Metrics::default`] makes one per core.
+    pub fn with_shards(shards: usize) -> Self {
+        Metrics {
+            shards: (0..thread_shard::shard_count(shards))
+                .map(|_| Counters::default())
+                .collect(),
+            refusal_log: Mutex::default(),
+        }
+    }
+
+    /// This thread's counters.
+    fn own(&self) -> &Counters {
+        &self.shards[thread_shard::this_thread(self.shards.len())]
+    }
+
+    /// A counter summed over the shards.
+    fn sum(&self, counter: impl Fn(&Counters) -> &AtomicU64) -> u64 {
+        (self.shards.iter()).fold(0, |sum, c| sum.wrapping_add(counter(c).load(Relaxed)))
+    }
+
     /// A connection was accepted.
     pub fn accepted(&self) {
-        self.accepted.fetch_add(1, Relaxed);
+        self.own().accepted.fetch_add(1, Relaxed);
     }
 
     /// A client's TLS handshake failed or timed out.
     pub fn tls_handshake_failed(&self) {
-        self.tls_handshake_failures.fetch_add(1, Relaxed);
+        self.own().tls_handshake_failures.fetch_add(1, Relaxed);
     }
 
     /// Dialling an upstream failed.
     pub fn dial_failed(&self, failure: DialFailure) {
-        self.connect_failures[failure as usize].fetch_add(1, Relaxed);
+        self.own().connect_failures[failure as usize].fetch_add(1, Relaxed);
     }
 
     /// A reload was applied (`true`) or rejected.
     pub fn reloaded(&self, ok: bool) {
-        self.reloads[usize::from(!ok)].fetch_add(1, Relaxed);
+        self.own().reloads[usize::from(!ok)].fetch_add(1, Relaxed);
     }
 
     /// Counts a session's event; a refusal by a limit is also logged (at most one
     /// line per 5 s, with the count of those not logged).
     pub fn event(&self, event: &Event, client: Option<SocketAddr>, now: Instant) {
+        let own = self.own();
         match event {
             Event::Request(r) => {
                 let status = usize::from(r.status).min(STATUSES - 1);
-                self.requests[status].fetch_add(1, Relaxed);
-                self.request_duration.observe(r.duration);
+                own.requests[status].fetch_add(1, Relaxed);
+                own.request_duration.observe(r.duration);
                 let refusal = (r.error.zip(r.from_proxy.then_some(()))).and_then(|(error, ())| {
                     REFUSALS.iter().position(|(e, ..)| e.message() == error)
                 });
                 if let Some(i) = refusal {
-                    self.refused[i].fetch_add(1, Relaxed);
+                    own.refused[i].fetch_add(1, Relaxed);
                     self.refusal_log(i, r.status, client, now);
                 }
             }
             Event::UpstreamConnectTimeout => self.dial_failed(DialFailure::Timeout),
             Event::Tunnel(t) => {
-                self.tunnel_bytes[0].fetch_add(t.client_to_upstream, Relaxed);
-                self.tunnel_bytes[1].fetch_add(t.upstream_to_client, Relaxed);
-                self.tunnel_duration.observe(t.duration);
+                own.tunnel_bytes[0].fetch_add(t.client_to_upstream, Relaxed);
+                own.tunnel_bytes[1].fetch_add(t.upstream_to_client, Relaxed);
+                own.tunnel_duration.observe(t.duration);
                 let (end, side) = end_labels(t.end);
-                self.tunnels_closed[end][side].fetch_add(1, Relaxed);
+                own.tunnels_closed[end][side].fetch_add(1, Relaxed);
                 // A layer-4 connection refused by a limit is logged like a 503.
                 if let TunnelEnd::Refused(error) = t.end {
                     if let Some(i) = REFUSALS.iter().position(|(e, ..)| *e == error) {
-                        self.refused[i].fetch_add(1, Relaxed);
+                        own.refused[i].fetch_add(1, Relaxed);
                         self.refusal_log(i, 0, client, now);
                     }
                 }
@@ -223,7 +259,7 @@ impl Metrics {
             o,
             "switchyard_connections_accepted_total",
             "",
-            &self.accepted,
+            self.sum(|c| &c.accepted),
         );
         counter_head(
             o,
@@ -234,15 +270,16 @@ impl Metrics {
             o,
             "switchyard_tls_handshake_failures_total",
             "",
-            &self.tls_handshake_failures,
+            self.sum(|c| &c.tls_handshake_failures),
         );
         counter_head(
             o,
             "switchyard_requests_total",
             "Requests answered, by the status sent (0: none).",
         );
-        for (status, count) in self.requests.iter().enumerate() {
-            if count.load(Relaxed) > 0 {
+        for status in 0..STATUSES {
+            let count = self.sum(|c| &c.requests[status]);
+            if count > 0 {
                 line(
                     o,
                     "switchyard_requests_total",
@@ -256,12 +293,12 @@ impl Metrics {
             "switchyard_refused_total",
             "Clients refused by a limit (503).",
         );
-        for ((_, reason, _), count) in REFUSALS.iter().zip(&self.refused) {
+        for (i, (_, reason, _)) in REFUSALS.iter().enumerate() {
             line(
                 o,
                 "switchyard_refused_total",
                 &format!("reason=\"{reason}\""),
-                count,
+                self.sum(|c| &c.refused[i]),
             );
         }
         let tunnels: usize = gauges.proxies.iter().map(|p| p.tunnels).sum();
@@ -276,15 +313,15 @@ impl Metrics {
             "switchyard_tunnel_bytes_total",
             "Bytes relayed by tunnels, each way (counted when a tunnel ends).",
         );
-        for (direction, count) in ["client_to_upstream", "upstream_to_client"]
+        for (i, direction) in ["client_to_upstream", "upstream_to_client"]
             .iter()
-            .zip(&self.tunnel_bytes)
+            .enumerate()
         {
             line(
                 o,
                 "switchyard_tunnel_bytes_total",
                 &format!("direction=\"{direction}\""),
-                count,
+                self.sum(|c| &c.tunnel_bytes[i]),
             );
         }
         counter_head(
@@ -292,9 +329,10 @@ impl Metrics {
             "switchyard_tunnels_closed_total",
             "Tunnels ended, by reason (and the side it concerns).",
         );
-        for (end, sides) in ENDS.iter().zip(&self.tunnels_closed) {
-            for (side, count) in SIDES.iter().zip(sides) {
-                if count.load(Relaxed) > 0 || (side.is_empty() && !needs_side(end)) {
+        for (e, end) in ENDS.iter().enumerate() {
+            for (s, side) in SIDES.iter().enumerate() {
+                let count = self.sum(|c| &c.tunnels_closed[e][s]);
+                if count > 0 || (side.is_empty() && !needs_side(end)) {
                     let labels = match side.is_empty() {
                         true => format!("reason=\"{end}\""),
                         false => format!("reason=\"{end}\",side=\"{side}\""),
@@ -308,12 +346,12 @@ impl Metrics {
             "switchyard_upstream_connect_failures_total",
             "Upstream dials that failed, by reason.",
         );
-        for (reason, count) in CONNECT_FAILURES.iter().zip(&self.connect_failures) {
+        for (i, reason) in CONNECT_FAILURES.iter().enumerate() {
             line(
                 o,
                 "switchyard_upstream_connect_failures_total",
                 &format!("reason=\"{reason}\""),
-                count,
+                self.sum(|c| &c.connect_failures[i]),
             );
         }
         let _ = writeln!(
@@ -360,20 +398,22 @@ impl Metrics {
             o,
             "switchyard_reloads_total",
             "result=\"ok\"",
-            &self.reloads[0],
+            self.sum(|c| &c.reloads[0]),
         );
         line(
             o,
             "switchyard_reloads_total",
             "result=\"rejected\"",
-            &self.reloads[1],
+            self.sum(|c| &c.reloads[1]),
         );
-        self.request_duration.render(
+        Histogram::render(
+            self.shards.iter().map(|c| &c.request_duration),
             o,
             "switchyard_request_duration_seconds",
             "From the first byte of a request to the end of its response.",
         );
-        self.tunnel_duration.render(
+        Histogram::render(
+            self.shards.iter().map(|c| &c.tunnel_duration),
             o,
             "switchyard_tunnel_duration_seconds",
             "From the switch (or the layer-4 connect) to the end of a tunnel.",
@@ -444,17 +484,33 @@ impl Histogram {
         self.sum_micros.fetch_add(micros, Relaxed);
     }
 
-    fn render(&self, o: &mut String, name: &str, help: &str) {
+    /// The histograms of every shard, summed, as one.
+    fn render<'a>(
+        shards: impl Iterator<Item = &'a Histogram> + Clone,
+        o: &mut String,
+        name: &str,
+        help: &str,
+    ) {
         let _ = writeln!(o, "# HELP {name} {help}");
         let _ = writeln!(o, "# TYPE {name} histogram");
+        let count = |i: usize| {
+            shards
+                .clone()
+                .map(|h| h.counts[i].load(Relaxed))
+                .sum::<u64>()
+        };
+        let Some(bounds) = shards.clone().next().map(|h| h.bounds) else {
+            return;
+        };
         let mut total = 0;
-        for (bound, count) in self.bounds.iter().zip(self.counts.iter()) {
-            total += count.load(Relaxed);
+        for (i, bound) in bounds.iter().enumerate() {
+            total += count(i);
             let _ = writeln!(o, "{name}_bucket{{le=\"{bound}\"}} {total}");
         }
-        total += self.counts[self.bounds.len()].load(Relaxed);
+        total += count(bounds.len());
         let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {total}");
-        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        let micros: u64 = shards.map(|h| h.sum_micros.load(Relaxed)).sum();
+        let sum = micros as f64 / 1e6;
         let _ = writeln!(o, "{name}_sum {sum}");
         let _ = writeln!(o, "{name}_count {total}");
     }
@@ -471,8 +527,7 @@ fn counter_head(o: &mut String, name: &str, help: &str) {
     let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
 }
 
-fn line(o: &mut String, name: &str, labels: &str, value: &AtomicU64) {
-    let value = value.load(Relaxed);
+fn line(o: &mut String, name: &str, labels: &str, value: u64) {
     match labels.is_empty() {
         true => {
             let _ = writeln!(o, "{name} {value}");
@@ -577,6 +632,36 @@ mod tests {
             "switchyard_tunnels_closed_total{reason=\"ping_timeout\",side=\"upstream\"} 1\n"
         ));
         assert!(text.contains("switchyard_tunnel_duration_seconds_bucket{le=\"10\"} 2\n"));
+    }
+
+    /// Each thread counts in its own shard; a scrape sums every shard's counters and
+    /// histograms.
+    #[test]
+    fn counts_from_every_thread_are_summed() {
+        let m = std::sync::Arc::new(Metrics::with_shards(64));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        m.event(&request(200, None, 3), None, Instant::now());
+                        m.accepted();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let text = m.render(&gauges());
+        assert!(
+            text.contains("switchyard_requests_total{status=\"200\"} 800\n"),
+            "{text}"
+        );
+        assert!(text.contains("switchyard_connections_accepted_total 800\n"));
+        assert!(text.contains("switchyard_request_duration_seconds_bucket{le=\"0.005\"} 800\n"));
+        assert!(text.contains("switchyard_request_duration_seconds_count 800\n"));
+        assert!(text.contains("switchyard_request_duration_seconds_sum 2.4\n"));
     }
 
     #[test]

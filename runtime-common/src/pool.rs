@@ -16,10 +16,18 @@
 //! stale and is dropped when found: on hand-out, and by a sweeper task that runs while
 //! the pool is not empty, so idle sockets neither outlive `idle_timeout` nor sit in
 //! CLOSE_WAIT.
+//!
+//! The lists are kept in shards, one per worker thread as far as there are enough
+//! (HAProxy keeps its idle connections per thread the same way). A thread puts into its
+//! own shard and takes from it first, then from the others, so that a connection idle
+//! anywhere is used before a new one is dialled; threads no longer contend for one lock
+//! twice per request. `max_idle` bounds the connections to an address over all shards.
 
 use crate::runtime::{sleep, Conn, Runtime, Upstream};
+use crate::thread_shard;
 use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -28,15 +36,20 @@ use std::time::{Duration, Instant};
 pub struct Pool<R: Runtime> {
     runtime: R,
     config: proxy_core::Pool,
-    inner: Mutex<Inner<Upstream<R>>>,
+    shards: Box<[Shard<Upstream<R>>]>,
+    /// The sweeper task runs (one for all shards).
+    sweeping: AtomicBool,
 }
+
+/// One shard's lists, aligned so that two shards' locks never share a cache line.
+#[repr(align(128))]
+struct Shard<T>(Mutex<Inner<T>>);
 
 struct Inner<T> {
     /// Keyed with FxHash: every request hashes its key twice (take, then put), the
     /// keys come from the configuration rather than from clients (no flooding to
     /// fear), and SipHash cost more than the rest of the pool's work together.
     idle: FxHashMap<String, Vec<Idle<T>>>,
-    sweeping: bool,
     /// Shutting down: nothing is kept any more.
     closed: bool,
 }
@@ -49,16 +62,29 @@ struct Idle<T> {
 }
 
 impl<R: Runtime> Pool<R> {
-    /// An empty pool with these bounds; its sweeper runs on `runtime`.
+    /// An empty pool with these bounds, with a shard per core; its sweeper runs on
+    /// `runtime`.
     pub fn new(config: proxy_core::Pool, runtime: R) -> Arc<Self> {
+        Self::with_shards(config, runtime, thread_shard::default_shards())
+    }
+
+    /// [`Pool::new`] with `shards` shards (rounded up to a power of two, at most 64):
+    /// as many as the threads that run sessions, for an embedder who knows how many
+    /// that is.
+    pub fn with_shards(config: proxy_core::Pool, runtime: R, shards: usize) -> Arc<Self> {
+        let shards = (0..thread_shard::shard_count(shards))
+            .map(|_| {
+                Shard(Mutex::new(Inner {
+                    idle: FxHashMap::default(),
+                    closed: false,
+                }))
+            })
+            .collect();
         Arc::new(Pool {
             runtime,
             config,
-            inner: Mutex::new(Inner {
-                idle: FxHashMap::default(),
-                sweeping: false,
-                closed: false,
-            }),
+            shards,
+            sweeping: AtomicBool::new(false),
         })
     }
 
@@ -69,14 +95,31 @@ impl<R: Runtime> Pool<R> {
     }
 
     /// [`Pool::take`], with the peer address the connection was pooled with; `now` is
-    /// the caller's reading of the runtime's clock.
+    /// the caller's reading of the runtime's clock. This thread's shard first, then
+    /// the others.
     pub fn take_with_peer(
         &self,
         address: &str,
         now: Instant,
     ) -> Option<(Upstream<R>, Option<SocketAddr>)> {
+        let own = self.own_shard();
+        if let Some(found) = self.take_from(own, address, now) {
+            return Some(found);
+        }
+        let n = self.shards.len(); // a power of two
+        (1..n).find_map(|k| self.take_from((own + k) & (n - 1), address, now))
+    }
+
+    /// The newest live connection to `address` in shard `i`; the stale ones found on
+    /// the way are closed.
+    fn take_from(
+        &self,
+        i: usize,
+        address: &str,
+        now: Instant,
+    ) -> Option<(Upstream<R>, Option<SocketAddr>)> {
         let mut dropped = Vec::new(); // closed after the lock is released
-        let mut inner = self.lock();
+        let mut inner = self.lock(i);
         let list = inner.idle.get_mut(address)?;
         let mut found = None;
         while let Some(idle) = list.pop() {
@@ -99,7 +142,7 @@ impl<R: Runtime> Pool<R> {
 
     /// [`Pool::put`], keeping `peer` (the address it was dialled to) with the
     /// connection, which [`Pool::take_with_peer`] hands back; `now` is the caller's
-    /// reading of the runtime's clock.
+    /// reading of the runtime's clock. Into this thread's shard.
     pub fn put_with_peer(
         self: &Arc<Self>,
         address: &str,
@@ -115,7 +158,7 @@ impl<R: Runtime> Pool<R> {
             since: now,
             peer,
         };
-        let mut inner = self.lock();
+        let mut inner = self.lock(self.own_shard());
         if inner.closed {
             return;
         }
@@ -125,8 +168,12 @@ impl<R: Runtime> Pool<R> {
                 inner.idle.insert(address.to_owned(), vec![idle]);
             }
         }
-        if !inner.sweeping {
-            inner.sweeping = true;
+        drop(inner);
+        // Read first: under load the flag stays set, and a read of a line that no
+        // thread writes costs no cache-line transfer. The sweeper clears the flag
+        // before it looks at the shards a last time, so either it sees this
+        // connection or this sees the flag cleared (see `sweep_once`).
+        if !self.sweeping.load(Ordering::Acquire) && !self.sweeping.swap(true, Ordering::AcqRel) {
             self.runtime
                 .spawn(sweep(Arc::downgrade(self), self.runtime.clone()));
         }
@@ -134,16 +181,20 @@ impl<R: Runtime> Pool<R> {
 
     /// Closes every idle connection and keeps none from now on (on shutdown).
     pub fn close(&self) {
-        let mut inner = self.lock();
-        inner.closed = true;
-        let idle = std::mem::take(&mut inner.idle);
-        drop(inner);
-        drop(idle);
+        for i in 0..self.shards.len() {
+            let mut inner = self.lock(i);
+            inner.closed = true;
+            let idle = std::mem::take(&mut inner.idle);
+            drop(inner);
+            drop(idle);
+        }
     }
 
     /// Number of idle connections, over all addresses.
     pub fn idle_count(&self) -> usize {
-        self.lock().idle.values().map(Vec::len).sum()
+        (0..self.shards.len())
+            .map(|i| self.lock(i).idle.values().map(Vec::len).sum::<usize>())
+            .sum()
     }
 
     /// Young enough, and the upstream has neither closed it nor sent anything
@@ -156,39 +207,83 @@ impl<R: Runtime> Pool<R> {
             }
     }
 
-    /// Drops expired and stale connections, and the surplus over `max_idle` that was
-    /// not needed for a whole sweep interval; returns whether any are left.
+    /// Drops expired and stale connections, and the surplus over `max_idle` (over
+    /// all shards) that was not needed for a whole sweep interval; returns whether
+    /// the sweeper goes on (any are left).
     fn sweep_once(&self) -> bool {
         let now = self.runtime.now();
         let unused_since = now.checked_sub(self.sweep_interval());
         let mut dropped = Vec::new();
-        let mut inner = self.lock();
-        inner.idle.retain(|_, list| {
-            let (keep, stale): (Vec<_>, Vec<_>) =
-                list.drain(..).partition(|idle| self.alive(idle, now));
-            dropped.extend(stale);
-            *list = keep;
-            // Oldest first: the surplus is at the front, and what of it was pooled
-            // before `unused_since` has not been taken since.
-            let surplus = list.len().saturating_sub(self.config.max_idle);
-            let unused = list[..surplus]
-                .iter()
-                .take_while(|idle| unused_since.is_some_and(|t| idle.since <= t))
-                .count();
-            dropped.extend(list.drain(..unused));
-            !list.is_empty()
-        });
-        let any_left = !inner.idle.is_empty();
-        inner.sweeping = any_left;
-        any_left
+        // Every shard at once, in order (nothing else holds two), for an exact count
+        // per address; once per sweep interval, for as long as the lists take.
+        let mut shards: Vec<_> = (0..self.shards.len()).map(|i| self.lock(i)).collect();
+        let mut addresses: Vec<String> = Vec::new();
+        for inner in &mut shards {
+            for (address, list) in inner.idle.iter_mut() {
+                let (keep, stale): (Vec<_>, Vec<_>) =
+                    list.drain(..).partition(|idle| self.alive(idle, now));
+                dropped.extend(stale);
+                *list = keep;
+                if !addresses.contains(address) {
+                    addresses.push(address.clone());
+                }
+            }
+        }
+        for address in &addresses {
+            let pooled: usize = (shards.iter())
+                .filter_map(|inner| inner.idle.get(address))
+                .map(Vec::len)
+                .sum();
+            let surplus = pooled.saturating_sub(self.config.max_idle);
+            // Oldest first: each list's surplus is at its front, and what of it was
+            // pooled before `unused_since` has not been taken since.
+            let mut unused: Vec<(Instant, usize)> = Vec::new();
+            for (i, inner) in shards.iter().enumerate() {
+                let Some(list) = inner.idle.get(address) else {
+                    continue;
+                };
+                let old =
+                    (list.iter()).take_while(|idle| unused_since.is_some_and(|t| idle.since <= t));
+                unused.extend(old.map(|idle| (idle.since, i)));
+            }
+            unused.sort_unstable();
+            let mut closing = vec![0; shards.len()];
+            for &(_, i) in unused.iter().take(surplus) {
+                closing[i] += 1;
+            }
+            for (inner, n) in shards.iter_mut().zip(closing) {
+                if let Some(list) = inner.idle.get_mut(address) {
+                    dropped.extend(list.drain(..n));
+                }
+            }
+        }
+        let mut any_left = false;
+        for inner in &mut shards {
+            inner.idle.retain(|_, list| !list.is_empty());
+            any_left |= !inner.idle.is_empty();
+        }
+        drop(shards);
+        if any_left {
+            return true;
+        }
+        // A put that still saw the flag set pushed before this looks again.
+        self.sweeping.store(false, Ordering::Release);
+        let again = (0..self.shards.len()).any(|i| !self.lock(i).idle.is_empty());
+        again && !self.sweeping.swap(true, Ordering::AcqRel)
     }
 
     fn sweep_interval(&self) -> Duration {
         (self.config.idle_timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(5))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner<Upstream<R>>> {
-        self.inner
+    /// This thread's shard.
+    fn own_shard(&self) -> usize {
+        thread_shard::this_thread(self.shards.len())
+    }
+
+    fn lock(&self, i: usize) -> MutexGuard<'_, Inner<Upstream<R>>> {
+        self.shards[i]
+            .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -138,4 +138,128 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(pool.idle_count(), 0, "the sweeper closed it");
     }
+
+    /// A pool with 64 shards, and a connected pair for each of `n` connections.
+    async fn sharded(
+        max_idle: usize,
+        idle_timeout: Duration,
+        n: usize,
+    ) -> (Arc<Pool>, Vec<TcpStream>, Vec<TcpStream>) {
+        let config = proxy_core::Pool {
+            max_idle,
+            idle_timeout,
+        };
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            let (o, t) = pair().await;
+            ours.push(o);
+            theirs.push(t);
+        }
+        (Pool::with_shards(config, Tokio, 64), ours, theirs)
+    }
+
+    /// A thread puts into its own shard; another thread, whose shard is empty, is
+    /// handed that connection rather than none (which would mean a dial).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_pooled_by_one_thread_is_handed_to_another() {
+        let (pool, ours, _theirs) = sharded(4, Duration::from_secs(60), 1).await;
+        let pooled = ours[0].local_addr().unwrap();
+        let runtime = tokio::runtime::Handle::current();
+        let stream = ours.into_iter().next().unwrap();
+        let put = {
+            let (pool, runtime) = (pool.clone(), runtime.clone());
+            std::thread::spawn(move || {
+                let _entered = runtime.enter();
+                pool.put("up:1", Conn::Plain(stream));
+            })
+        };
+        put.join().unwrap();
+        let taken = std::thread::spawn(move || {
+            let _entered = runtime.enter();
+            let taken = pool.take("up:1").map(|c| match c {
+                Conn::Plain(tcp) => tcp.local_addr().unwrap(),
+                Conn::Tls(_) => panic!("a plain connection was pooled"),
+            });
+            (taken, pool.take("up:1").is_some())
+        });
+        let (taken, again) = taken.join().unwrap();
+        assert_eq!(taken, Some(pooled));
+        assert!(!again, "handed out once");
+    }
+
+    /// `max_idle` counts an address's connections over every shard: two threads'
+    /// shards of two each are trimmed to two in all, the oldest closed first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn max_idle_bounds_the_connections_of_every_shard_together() {
+        let (pool, ours, _theirs) = sharded(2, Duration::from_secs(2), 4).await;
+        let locals: Vec<_> = ours.iter().map(|c| c.local_addr().unwrap()).collect();
+        let runtime = tokio::runtime::Handle::current();
+        let mut streams = ours.into_iter();
+        for _ in 0..2 {
+            let two: Vec<_> = streams.by_ref().take(2).collect();
+            let (pool, runtime) = (pool.clone(), runtime.clone());
+            std::thread::spawn(move || {
+                let _entered = runtime.enter();
+                for stream in two {
+                    pool.put("up:1", Conn::Plain(stream));
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+            .join()
+            .unwrap();
+        }
+        assert_eq!(pool.idle_count(), 4, "nothing is closed while in use");
+        // Two sweeps (every 500 ms): the second finds all four unused for a whole
+        // interval.
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        assert_eq!(pool.idle_count(), 2, "trimmed to max_idle over both shards");
+        let mut left = Vec::new();
+        while let Some(Conn::Plain(c)) = pool.take("up:1") {
+            left.push(c.local_addr().unwrap());
+        }
+        left.sort();
+        let mut newest = locals[2..].to_vec();
+        newest.sort();
+        assert_eq!(left, newest, "the two pooled last stay");
+    }
+
+    /// Threads taking and putting back the same connections at once lose none and
+    /// hand none out twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn threads_taking_and_putting_at_once_lose_no_connection() {
+        const CONNECTIONS: usize = 6;
+        let (pool, ours, _theirs) = sharded(64, Duration::from_secs(60), CONNECTIONS).await;
+        for stream in ours {
+            pool.put("up:1", Conn::Plain(stream));
+        }
+        let runtime = tokio::runtime::Handle::current();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (pool, runtime) = (pool.clone(), runtime.clone());
+                std::thread::spawn(move || {
+                    let _entered = runtime.enter();
+                    let mut held = Vec::new();
+                    for round in 0..5_000 {
+                        if round % 3 != 2 {
+                            held.extend(pool.take("up:1"));
+                        } else if let Some(stream) = held.pop() {
+                            pool.put("up:1", stream);
+                        }
+                    }
+                    for stream in held {
+                        pool.put("up:1", stream);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(pool.idle_count(), CONNECTIONS);
+        let mut seen = std::collections::HashSet::new();
+        while let Some(Conn::Plain(c)) = pool.take("up:1") {
+            assert!(seen.insert(c.local_addr().unwrap()), "handed out twice");
+        }
+        assert_eq!(seen.len(), CONNECTIONS);
+    }
 }
