@@ -6,27 +6,102 @@
 //! second, and the sessions of every [`Proxy`](crate::Proxy) sharing the clock read
 //! it. Until it is set the proxy has no clock, and adds no `Date`.
 
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The wall-clock second as an HTTP date, shared by the proxies (configurations) of
 /// one process; none until a runtime sets it. Formatted when set (once a second), not
 /// for each response.
+///
+/// Read at every response without `Date`, on every worker thread, so a read writes
+/// nothing shared (a lock would move its cache line from core to core at each
+/// response): the date sits in atomics behind a sequence number, which the one writer
+/// makes odd while it writes. A reader that finds it odd, or changed under it, tries
+/// again, and after a few tries waits for the writer's lock instead of spinning.
 #[derive(Clone, Debug, Default)]
-pub struct WallClock(Arc<Mutex<Option<HttpDate>>>);
+pub struct WallClock(Arc<Shared>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// 0: never set; odd: being written; even: `words` hold a whole date.
+    sequence: AtomicU64,
+    /// The date's 29 bytes, little-endian in four words.
+    words: [AtomicU64; 4],
+    /// Held while writing: one writer at a time, and a place for a reader to wait.
+    writer: Mutex<()>,
+}
 
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7): always 29 bytes.
 pub type HttpDate = [u8; 29];
 
+/// Lock-free reads tried before a reader waits for the writer's lock.
+const OPTIMISTIC_READS: usize = 4;
+
 impl WallClock {
     /// Sets the time: whole seconds since the Unix epoch.
     pub fn set(&self, unix_seconds: u64) {
-        let date = http_date(unix_seconds);
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(date);
+        let mut bytes = [0; 32];
+        bytes[..29].copy_from_slice(&http_date(unix_seconds));
+        let shared = &*self.0;
+        let _writing = shared.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let sequence = shared.sequence.load(Ordering::Relaxed);
+        shared.sequence.store(sequence | 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        for (word, chunk) in shared.words.iter().zip(bytes.chunks_exact(8)) {
+            let chunk = <[u8; 8]>::try_from(chunk).unwrap_or_default();
+            word.store(u64::from_le_bytes(chunk), Ordering::Relaxed);
+        }
+        shared
+            .sequence
+            .store((sequence | 1).wrapping_add(1), Ordering::Release);
     }
 
     /// The time as an HTTP date, if a runtime has set it.
     pub fn date(&self) -> Option<HttpDate> {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+        let shared = &*self.0;
+        for _ in 0..OPTIMISTIC_READS {
+            match shared.read() {
+                Read::Unset => return None,
+                Read::Date(date) => return Some(date),
+                Read::Torn => {}
+            }
+        }
+        let _writer_done = shared.writer.lock().unwrap_or_else(|e| e.into_inner());
+        match shared.read() {
+            Read::Date(date) => Some(date),
+            Read::Unset | Read::Torn => None,
+        }
+    }
+}
+
+/// One lock-free read of the date.
+enum Read {
+    Unset,
+    Date(HttpDate),
+    /// Written meanwhile: try again.
+    Torn,
+}
+
+impl Shared {
+    fn read(&self) -> Read {
+        let before = self.sequence.load(Ordering::Acquire);
+        if before == 0 {
+            return Read::Unset;
+        }
+        if before & 1 == 1 {
+            return Read::Torn;
+        }
+        let mut bytes = [0; 32];
+        for (word, chunk) in self.words.iter().zip(bytes.chunks_exact_mut(8)) {
+            chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+        }
+        fence(Ordering::Acquire);
+        if self.sequence.load(Ordering::Relaxed) != before {
+            return Read::Torn;
+        }
+        let mut date = [0; 29];
+        date.copy_from_slice(&bytes[..29]);
+        Read::Date(date)
     }
 }
 
@@ -124,6 +199,42 @@ mod tests {
                     (month, year) = (1, year + 1);
                 }
             }
+        }
+    }
+
+    /// Readers on other threads, while the time is set again and again, see one
+    /// whole date or the other, never parts of both.
+    #[test]
+    fn a_date_read_while_it_is_set_is_never_torn() {
+        let (first, second) = (0, 784_111_777);
+        let dates = [http_date(first), http_date(second)];
+        let clock = WallClock::default();
+        clock.set(first);
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (clock, done) = (clock.clone(), done.clone());
+                std::thread::spawn(move || {
+                    let mut reads = 0u64;
+                    while !done.load(Ordering::Relaxed) || reads == 0 {
+                        let date = clock.date().expect("set before the readers start");
+                        assert!(
+                            dates.contains(&date),
+                            "torn: {:?}",
+                            String::from_utf8_lossy(&date)
+                        );
+                        reads += 1;
+                    }
+                    reads
+                })
+            })
+            .collect();
+        for i in 0..200_000u64 {
+            clock.set(if i % 2 == 0 { second } else { first });
+        }
+        done.store(true, Ordering::Relaxed);
+        for reader in readers {
+            assert!(reader.join().unwrap() > 0);
         }
     }
 
