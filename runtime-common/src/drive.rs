@@ -154,7 +154,7 @@ struct Sockets<R: Runtime, C, Ctx: Deref<Target = Context<R>>> {
 
 struct Upstream<T> {
     peer: Peer<T>,
-    /// Its key in the pool: the `Target::address` it was dialled for (see [`pool_key`]).
+    /// Its key in the pool: the `Target::address` it was dialled for (see [`tls_pool_key`]).
     address: Arc<str>,
 }
 
@@ -229,15 +229,20 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 self.upstream = None;
                 self.abandon_dial();
                 // A pooled connection is handed over at once: no dial task to build.
-                let key = pool_key(&self.generation, &target.address);
+                let tls_key = tls_pool_key(&self.generation, &target.address);
                 if target.allow_pooled {
                     let now = self.now();
-                    if let Some((stream, peer)) = self.generation.pool.take_with_peer(&key, now) {
-                        self.attach(key, stream, peer);
+                    let key = tls_key.as_deref().unwrap_or(&target.address);
+                    if let Some((stream, peer)) = self.generation.pool.take_with_peer(key, now) {
+                        // The target's own address becomes the key, not a clone of
+                        // it: a reference count that every thread writes moves
+                        // once less each way.
+                        self.attach(tls_key.unwrap_or(target.address), stream, peer);
                         self.handed_over = true;
                         return ControlFlow::Continue(());
                     }
                 }
+                let key = tls_key.unwrap_or_else(|| target.address.clone());
                 let rt = self.ctx.runtime().clone();
                 self.connecting = Some(Box::pin(Dialing {
                     future: Box::pin(connect(rt, self.generation.clone(), target, key)),
@@ -724,13 +729,10 @@ fn pass<R, A: Transport<R>, B: Transport<R>>(
     Some(poll)
 }
 
-/// The pool key of `address`: pool keys say whether a connection is TLS. A plain
-/// address is its own key, shared rather than copied.
-fn pool_key<R: Runtime>(generation: &Generation<R>, address: &Arc<str>) -> Arc<str> {
-    match generation.setup.upstream_tls.contains_key(&**address) {
-        true => format!("tls:{address}").into(),
-        false => address.clone(),
-    }
+/// The pool key of `address` if it is not the address itself: pool keys say whether
+/// a connection is TLS. A plain address is its own key.
+fn tls_pool_key<R: Runtime>(generation: &Generation<R>, address: &str) -> Option<Arc<str>> {
+    (generation.setup.upstream_tls.contains_key(address)).then(|| format!("tls:{address}").into())
 }
 
 /// Dials `target` (pooled under `key`), with TLS if the configuration has it for
