@@ -27,7 +27,7 @@ use crate::runtime::{sleep, Conn, Runtime, Upstream};
 use crate::thread_shard;
 use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,12 @@ pub struct Pool<R: Runtime> {
 
 /// One shard's lists, aligned so that two shards' locks never share a cache line.
 #[repr(align(128))]
-struct Shard<T>(Mutex<Inner<T>>);
+struct Shard<T> {
+    inner: Mutex<Inner<T>>,
+    /// How many connections the lists hold, written under the lock: a thread whose
+    /// own shard has none skips the empty shards of others without locking them.
+    held: AtomicUsize,
+}
 
 struct Inner<T> {
     /// Keyed with FxHash: every request hashes its key twice (take, then put), the
@@ -73,11 +78,12 @@ impl<R: Runtime> Pool<R> {
     /// that is.
     pub fn with_shards(config: proxy_core::Pool, runtime: R, shards: usize) -> Arc<Self> {
         let shards = (0..thread_shard::shard_count(shards))
-            .map(|_| {
-                Shard(Mutex::new(Inner {
+            .map(|_| Shard {
+                inner: Mutex::new(Inner {
                     idle: FxHashMap::default(),
                     closed: false,
-                }))
+                }),
+                held: AtomicUsize::new(0),
             })
             .collect();
         Arc::new(Pool {
@@ -102,12 +108,18 @@ impl<R: Runtime> Pool<R> {
         address: &str,
         now: Instant,
     ) -> Option<(Upstream<R>, Option<SocketAddr>)> {
+        if self.keeps_nothing() {
+            return None;
+        }
         let own = self.own_shard();
         if let Some(found) = self.take_from(own, address, now) {
             return Some(found);
         }
         let n = self.shards.len(); // a power of two
-        (1..n).find_map(|k| self.take_from((own + k) & (n - 1), address, now))
+        (1..n)
+            .map(|k| (own + k) & (n - 1))
+            .filter(|&i| self.shards[i].held.load(Ordering::Relaxed) > 0)
+            .find_map(|i| self.take_from(i, address, now))
     }
 
     /// The newest live connection to `address` in shard `i`; the stale ones found on
@@ -131,6 +143,12 @@ impl<R: Runtime> Pool<R> {
         }
         // An emptied list stays (the sweeper removes it): a busy address does not
         // give up and re-allocate its entry on every request.
+        let taken = dropped.len() + usize::from(found.is_some());
+        let held = &self.shards[i].held;
+        held.store(
+            held.load(Ordering::Relaxed).saturating_sub(taken),
+            Ordering::Relaxed,
+        );
         found
     }
 
@@ -150,7 +168,7 @@ impl<R: Runtime> Pool<R> {
         peer: Option<SocketAddr>,
         now: Instant,
     ) {
-        if self.config.max_idle == 0 || self.config.idle_timeout.is_zero() {
+        if self.keeps_nothing() {
             return;
         }
         let idle = Idle {
@@ -158,7 +176,8 @@ impl<R: Runtime> Pool<R> {
             since: now,
             peer,
         };
-        let mut inner = self.lock(self.own_shard());
+        let own = self.own_shard();
+        let mut inner = self.lock(own);
         if inner.closed {
             return;
         }
@@ -168,6 +187,8 @@ impl<R: Runtime> Pool<R> {
                 inner.idle.insert(address.to_owned(), vec![idle]);
             }
         }
+        let held = &self.shards[own].held;
+        held.store(held.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         drop(inner);
         // Read first: under load the flag stays set, and a read of a line that no
         // thread writes costs no cache-line transfer. The sweeper clears the flag
@@ -185,6 +206,7 @@ impl<R: Runtime> Pool<R> {
             let mut inner = self.lock(i);
             inner.closed = true;
             let idle = std::mem::take(&mut inner.idle);
+            self.shards[i].held.store(0, Ordering::Relaxed);
             drop(inner);
             drop(idle);
         }
@@ -258,9 +280,11 @@ impl<R: Runtime> Pool<R> {
             }
         }
         let mut any_left = false;
-        for inner in &mut shards {
+        for (inner, shard) in shards.iter_mut().zip(self.shards.iter()) {
             inner.idle.retain(|_, list| !list.is_empty());
-            any_left |= !inner.idle.is_empty();
+            let held = inner.idle.values().map(Vec::len).sum();
+            shard.held.store(held, Ordering::Relaxed);
+            any_left |= held > 0;
         }
         drop(shards);
         if any_left {
@@ -276,6 +300,11 @@ impl<R: Runtime> Pool<R> {
         (self.config.idle_timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(5))
     }
 
+    /// Pooling is off (`max_idle` or `idle_timeout` is 0).
+    fn keeps_nothing(&self) -> bool {
+        self.config.max_idle == 0 || self.config.idle_timeout.is_zero()
+    }
+
     /// This thread's shard.
     fn own_shard(&self) -> usize {
         thread_shard::this_thread(self.shards.len())
@@ -283,7 +312,7 @@ impl<R: Runtime> Pool<R> {
 
     fn lock(&self, i: usize) -> MutexGuard<'_, Inner<Upstream<R>>> {
         self.shards[i]
-            .0
+            .inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
