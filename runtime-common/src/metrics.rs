@@ -76,7 +76,8 @@ pub struct Metrics {
 struct Counters {
     accepted: AtomicU64,
     tls_handshake_failures: AtomicU64,
-    requests: Box<[AtomicU64]>,
+    /// By status, inline like every counter here (see [`MAX_BUCKETS`]).
+    requests: [AtomicU64; STATUSES],
     refused: [AtomicU64; REFUSALS.len()],
     tunnels_closed: [[AtomicU64; SIDES.len()]; ENDS.len()],
     tunnel_bytes: [AtomicU64; 2],
@@ -132,7 +133,7 @@ impl Default for Counters {
         Counters {
             accepted: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
-            requests: (0..STATUSES).map(|_| AtomicU64::new(0)).collect(),
+            requests: std::array::from_fn(|_| AtomicU64::new(0)),
             refused: Default::default(),
             tunnels_closed: Default::default(),
             tunnel_bytes: Default::default(),
@@ -456,10 +457,17 @@ fn needs_side(end: &str) -> bool {
     )
 }
 
+/// Most buckets a histogram has, so that its counts sit inline in a shard (a boxed
+/// slice per shard would come from one allocator size class, and two shards' counts
+/// could share a cache line).
+const MAX_BUCKETS: usize = 15;
+const _: () = assert!(REQUEST_BUCKETS.len() <= MAX_BUCKETS);
+const _: () = assert!(TUNNEL_BUCKETS.len() <= MAX_BUCKETS);
+
 struct Histogram {
     bounds: &'static [f64],
-    /// Per bucket (not cumulative), then the overflow.
-    counts: Box<[AtomicU64]>,
+    /// Per bucket (not cumulative), then the overflow; those past it unused.
+    counts: [AtomicU64; MAX_BUCKETS + 1],
     sum_micros: AtomicU64,
 }
 
@@ -467,18 +475,17 @@ impl Histogram {
     fn new(bounds: &'static [f64]) -> Self {
         Histogram {
             bounds,
-            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            counts: Default::default(),
             sum_micros: AtomicU64::new(0),
         }
     }
 
     fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
-        let i = self
-            .bounds
-            .iter()
+        let i = (self.bounds.iter())
             .position(|&b| secs <= b)
-            .unwrap_or(self.bounds.len());
+            .unwrap_or(self.bounds.len())
+            .min(MAX_BUCKETS);
         self.counts[i].fetch_add(1, Relaxed);
         let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         self.sum_micros.fetch_add(micros, Relaxed);
