@@ -164,7 +164,7 @@ impl Metrics {
 
     /// A counter summed over the shards.
     fn sum(&self, counter: impl Fn(&Counters) -> &AtomicU64) -> u64 {
-        (self.shards.iter()).fold(0, |sum, c| sum.wrapping_add(counter(c).load(Relaxed)))
+        total(self.shards.iter().map(counter))
     }
 
     /// A connection was accepted.
@@ -500,27 +500,26 @@ impl Histogram {
     ) {
         let _ = writeln!(o, "# HELP {name} {help}");
         let _ = writeln!(o, "# TYPE {name} histogram");
-        let count = |i: usize| {
-            shards
-                .clone()
-                .map(|h| h.counts[i].load(Relaxed))
-                .sum::<u64>()
-        };
+        let count = |i: usize| total(shards.clone().map(|h| &h.counts[i]));
         let Some(bounds) = shards.clone().next().map(|h| h.bounds) else {
             return;
         };
-        let mut total = 0;
+        let mut cumulative = 0;
         for (i, bound) in bounds.iter().enumerate() {
-            total += count(i);
-            let _ = writeln!(o, "{name}_bucket{{le=\"{bound}\"}} {total}");
+            cumulative += count(i);
+            let _ = writeln!(o, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
         }
-        total += count(bounds.len());
-        let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {total}");
-        let micros: u64 = shards.map(|h| h.sum_micros.load(Relaxed)).sum();
-        let sum = micros as f64 / 1e6;
+        cumulative += count(bounds.len());
+        let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum = total(shards.map(|h| &h.sum_micros)) as f64 / 1e6;
         let _ = writeln!(o, "{name}_sum {sum}");
-        let _ = writeln!(o, "{name}_count {total}");
+        let _ = writeln!(o, "{name}_count {cumulative}");
     }
+}
+
+/// One counter's shards, summed; wrapping, as the atomics themselves do.
+fn total<'a>(shards: impl Iterator<Item = &'a AtomicU64>) -> u64 {
+    shards.fold(0, |sum, count| sum.wrapping_add(count.load(Relaxed)))
 }
 
 fn gauge(o: &mut String, name: &str, help: &str, value: u64) {
