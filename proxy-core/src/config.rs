@@ -29,6 +29,13 @@ pub struct Config {
     /// Bound on bytes accepted from one side and not yet reported written to the other
     /// (flow control, per direction). nginx: `proxy_buffer_size`.
     pub buffer_size: usize,
+    /// Bound on bytes passed unseen ([`Session::passthrough_room`](crate::Session::passthrough_room))
+    /// from one side and not yet reported written to the other, per direction. They
+    /// sit in a kernel pipe between the two sockets, never in the proxy's memory, so
+    /// this is not `buffer_size`: the default is a Linux pipe's capacity, one
+    /// `splice(2)` moving a whole 64 KiB where four would move `buffer_size`'s 16.
+    /// HAProxy: `tune.pipesize`.
+    pub pipe_size: usize,
     /// Size limits on request and response heads.
     pub limits: Limits,
     /// Every deadline the session keeps.
@@ -48,6 +55,7 @@ impl Default for Config {
             upstreams: BTreeMap::new(),
             routes: Vec::new(),
             buffer_size: 16 * 1024,
+            pipe_size: 64 * 1024,
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             forwarded: Forwarded::default(),

@@ -249,12 +249,15 @@ impl Session {
     /// [`Input::Passed`]), 0 if none. Such bytes are opaque to the proxy: any byte of
     /// a tunnel that is not WebSocket, and the payload of a WebSocket data frame in
     /// flight (headers and control frames are always read). Never more than
-    /// [`read_room`](Self::read_room), and 0 while anything the session sent towards
-    /// the other side is unwritten, so the moved bytes cannot overtake it.
+    /// `pipe_size` (they are in flight in a kernel pipe, not in the proxy's memory,
+    /// so `buffer_size` does not bound them), and 0 while anything the session sent
+    /// towards the other side is unwritten, so the moved bytes cannot overtake it.
+    /// Bytes passed count as sent: [`read_room`](Self::read_room) is 0 until the
+    /// other side has written them down to below `buffer_size`.
     #[inline(always)]
     pub fn passthrough_room(&self, from: Side) -> usize {
-        match self.unacked[from.peer().index()] {
-            0 => self.opaque_ahead(from).min(self.read_room(from)),
+        match (self.eof[from.index()], self.unacked[from.peer().index()]) {
+            (false, 0) => self.opaque_ahead(from).min(self.config.pipe_size),
             _ => 0,
         }
     }
@@ -291,13 +294,15 @@ impl Session {
     /// [`read_room`](Self::read_room) for a runtime that passes bytes unseen: after a
     /// large WebSocket data frame from `side`, only a frame header's worth, so that
     /// the next frame's payload, likely large too, passes rather than being read in
-    /// with its header.
+    /// with its header. (With a `pipe_size` of 0 nothing passes: reads stay whole.)
     #[inline]
     pub fn read_room_when_passing(&self, side: Side) -> usize {
         let room = self.read_room(side);
         match &self.state {
             State::Tunnel(tunnel)
-                if (tunnel.websocket.as_ref()).is_some_and(|ws| ws.expects_large_frame(side)) =>
+                if self.config.pipe_size > 0
+                    && (tunnel.websocket.as_ref())
+                        .is_some_and(|ws| ws.expects_large_frame(side)) =>
             {
                 room.min(crate::websocket::MAX_HEADER)
             }

@@ -66,11 +66,11 @@ fn only_the_payload_of_a_websocket_data_frame_passes_and_the_stream_is_unchanged
 fn passed_bytes_count_as_sent_so_nothing_overtakes_them_and_flow_control_holds() {
     let mut sim = websocket_tunnel(small_buffers());
     sim.set_auto_ack(false);
-    let frame = client_binary(&vec![7u8; 20_000]);
+    let frame = client_binary(&vec![7u8; 100_000]);
     sim.client_sends(&frame[..100]);
     sim.ack(Side::Upstream, 100);
     let room = sim.session().passthrough_room(Side::Client);
-    assert_eq!(room, 4096, "capped by buffer_size");
+    assert_eq!(room, 64 * 1024, "capped by pipe_size, not buffer_size");
     sim.input(Input::Passed(Side::Client, 1000));
     // Unwritten bytes towards the upstream: no more may pass, and reads are cut.
     assert_eq!(sim.session().passthrough_room(Side::Client), 0);
@@ -79,7 +79,53 @@ fn passed_bytes_count_as_sent_so_nothing_overtakes_them_and_flow_control_holds()
     sim.input(Input::Passed(Side::Client, 1));
     assert_eq!(sim.session().read_room(Side::Client), 4096 - 1000);
     sim.input(Input::Written(Side::Upstream, 1000));
-    assert_eq!(sim.session().passthrough_room(Side::Client), 4096);
+    assert_eq!(sim.session().passthrough_room(Side::Client), 64 * 1024);
+}
+
+#[test]
+fn a_pipe_full_of_passed_bytes_stops_reads_until_written_below_buffer_size() {
+    let mut sim = websocket_tunnel(Config {
+        pipe_size: 10_000,
+        ..small_buffers()
+    });
+    sim.set_auto_ack(false);
+    let frame = client_binary(&vec![7u8; 30_000]);
+    sim.client_sends(&frame[..8]); // the header (2 + 2 + mask)
+    sim.ack(Side::Upstream, 8);
+    assert_eq!(sim.session().passthrough_room(Side::Client), 10_000);
+    // More than `pipe_size` is a runtime's bug and ignored.
+    sim.input(Input::Passed(Side::Client, 10_001));
+    assert_eq!(sim.session().read_room(Side::Client), 4096);
+    sim.input(Input::Passed(Side::Client, 10_000));
+    assert_eq!(sim.session().passthrough_room(Side::Client), 0);
+    assert_eq!(sim.session().read_room(Side::Client), 0, "10,000 in flight");
+    sim.input(Input::Written(Side::Upstream, 7_000));
+    assert_eq!(sim.session().read_room(Side::Client), 4096 - 3_000);
+    assert_eq!(
+        sim.session().passthrough_room(Side::Client),
+        0,
+        "3,000 unwritten"
+    );
+    sim.input(Input::Written(Side::Upstream, 3_000));
+    assert_eq!(sim.session().passthrough_room(Side::Client), 10_000);
+}
+
+#[test]
+fn a_pipe_size_of_0_passes_nothing_and_every_byte_is_read() {
+    let mut sim = websocket_tunnel(Config {
+        pipe_size: 0,
+        ..small_buffers()
+    });
+    let frame = client_binary(&vec![7u8; 30_000]);
+    assert_eq!(sim.sends_passing_through(Side::Client, &frame), 0);
+    assert_eq!(sim.upstream_received(), &frame[..]);
+    // After a large frame, reads stay whole: no payload will pass behind a header.
+    assert_eq!(sim.session().read_room_when_passing(Side::Client), 4096);
+    let sim = tunnel(Config {
+        pipe_size: 0,
+        ..small_buffers()
+    });
+    assert_eq!(sim.session().passthrough_room(Side::Upstream), 0);
 }
 
 #[test]
@@ -127,12 +173,12 @@ fn passed_bytes_keep_the_tunnel_alive_and_are_logged() {
 }
 
 #[test]
-fn a_tunnel_that_is_not_websocket_passes_everything_within_buffer_size() {
+fn a_tunnel_that_is_not_websocket_passes_everything_within_pipe_size() {
     let mut sim = tunnel(small_buffers());
-    assert_eq!(sim.session().passthrough_room(Side::Client), 4096);
-    assert_eq!(sim.session().passthrough_room(Side::Upstream), 4096);
-    let bytes: Vec<u8> = (0..9000u32).map(|i| i as u8).collect();
-    assert_eq!(sim.sends_passing_through(Side::Upstream, &bytes), 9000);
+    assert_eq!(sim.session().passthrough_room(Side::Client), 64 * 1024);
+    assert_eq!(sim.session().passthrough_room(Side::Upstream), 64 * 1024);
+    let bytes: Vec<u8> = (0..90_000u32).map(|i| i as u8).collect();
+    assert_eq!(sim.sends_passing_through(Side::Upstream, &bytes), 90_000);
     assert_eq!(sim.client_received(), &bytes[..]);
     // After an EOF from a side, nothing more passes from it.
     sim.eof(Side::Client);

@@ -273,6 +273,7 @@ struct FileConfig {
     admin: Admin,
     threads: Option<usize>,
     buffer_size: Option<usize>,
+    pipe_size: Option<usize>,
     limits: Limits,
     timeouts: Timeouts,
     forwarded: Forwarded,
@@ -614,6 +615,7 @@ impl FileConfig {
             upstreams,
             routes: self.routes,
             buffer_size,
+            pipe_size: self.pipe_size.unwrap_or(defaults.core.pipe_size),
             limits: self.limits,
             timeouts: self.timeouts,
             forwarded: self.forwarded,
@@ -879,6 +881,7 @@ mod tests {
             upstream = "backend:80"
             threads = 3
             buffer_size = 2048
+            pipe_size = 0
             [limits]
             max_headers = 7
             [timeouts]
@@ -901,6 +904,7 @@ mod tests {
         assert_eq!(settings.core.upstream, "backend:80");
         assert_eq!(settings.threads, Some(3));
         assert_eq!(settings.core.buffer_size, 2048);
+        assert_eq!(settings.core.pipe_size, 0);
         assert_eq!(settings.core.limits.max_headers, 7);
         assert_eq!(
             settings.core.limits.max_head_size,

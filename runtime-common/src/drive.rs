@@ -370,12 +370,10 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
         waiting |= wake_at.is_some();
         let passing = session.is_tunnel() && self.can_pass();
         for side in sides {
-            let room = self.read_room(session, side, passing);
-            if room == 0 {
-                continue;
-            }
+            // Passed bytes never enter this process: the session bounds them by its
+            // `pipe_size`, not by the read room (`buffer_size`).
             let pass = match passing {
-                true => session.passthrough_room(side).min(room),
+                true => session.passthrough_room(side),
                 false => 0,
             };
             if let Some(poll) = (pass > 0).then(|| self.poll_pass(side, pass, cx)).flatten() {
@@ -383,6 +381,10 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 if let Poll::Ready(result) = poll {
                     return Poll::Ready(self.passed(side, result));
                 }
+                continue;
+            }
+            let room = self.read_room(session, side, passing);
+            if room == 0 {
                 continue;
             }
             if let Some(poll) = self.poll_read(side, room, cx) {
@@ -531,8 +533,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 continue;
             }
             if open {
-                let room = self.read_room(session, from, true);
-                let pass = session.passthrough_room(from).min(room);
+                let pass = session.passthrough_room(from);
                 if pass == 0 {
                     continue;
                 }

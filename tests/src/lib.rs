@@ -210,6 +210,8 @@ macro_rules! scenarios {
             websocket_binary_roundtrip,
             websocket_one_mebibyte_message,
             websocket_large_and_small_messages_mixed_in_flight,
+            websocket_mixed_messages_with_a_small_odd_pipe,
+            websocket_mixed_messages_with_no_pipe,
             websocket_thousand_messages_in_order,
             websocket_client_close_code_and_reason_pass_through,
             websocket_server_close_code_and_reason_pass_through,

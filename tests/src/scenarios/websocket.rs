@@ -1,10 +1,10 @@
 //! WebSockets through the proxy with a real client (tokio-tungstenite) and a real
 //! server ([`WsEcho`]).
 
-use super::start;
+use super::{start, start_with};
 use crate::backend::WsEcho;
 use crate::ws::{self, End};
-use crate::ProxyUnderTest;
+use crate::{Config, ProxyUnderTest};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -63,8 +63,30 @@ pub async fn websocket_one_mebibyte_message(p: &dyn ProxyUnderTest) {
 /// order: the large ones' payload passes the proxy unseen (zero-copy where the runtime
 /// can), their headers and the small ones are read, and neither overtakes the other.
 pub async fn websocket_large_and_small_messages_mixed_in_flight(p: &dyn ProxyUnderTest) {
+    mixed_messages_echo(p, |_| {}).await;
+}
+
+/// The same with a `pipe_size` below `buffer_size` and not a multiple of any frame
+/// size: passes stop part way through payloads, and reads go on from there.
+pub async fn websocket_mixed_messages_with_a_small_odd_pipe(p: &dyn ProxyUnderTest) {
+    mixed_messages_echo(p, |c| {
+        c.buffer_size = 8192;
+        c.pipe_size = 5003;
+    })
+    .await;
+}
+
+/// The same with `pipe_size = 0`: nothing passes unseen, every byte is read and
+/// copied, and reads after a large frame are whole.
+pub async fn websocket_mixed_messages_with_no_pipe(p: &dyn ProxyUnderTest) {
+    mixed_messages_echo(p, |c| c.pipe_size = 0).await;
+}
+
+/// Large and small messages, several in flight, echoed through a proxy started with
+/// the test configuration changed by `edit`.
+async fn mixed_messages_echo(p: &dyn ProxyUnderTest, edit: impl FnOnce(&mut Config)) {
     let backend = WsEcho::start().await;
-    let proxy = start(p, backend.addr).await;
+    let proxy = start_with(p, backend.addr, edit).await;
     let client = ws::connect(proxy.addr).await;
     let (mut tx, mut rx) = client.split();
     let sizes = [70_000, 5, 16_384, 16_385, 0, 200_000, 1, 65_536, 20_000, 3];
