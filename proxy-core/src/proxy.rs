@@ -3,13 +3,16 @@
 //! tunnel limits. Sessions come from it, as quinn-proto's connections come from
 //! its endpoint.
 //!
-//! Runtimes run sessions on several threads, so the limits' counts sit behind a mutex,
-//! taken once per connection or tunnel and held for a few field updates; upstream
-//! selection, used at every request, keeps atomic counts instead (`balance.rs`). The
-//! core itself never blocks, spawns or reads a clock.
+//! Runtimes run sessions on several threads, and every connection and tunnel counts
+//! itself in and out: those counts are atomics, so that the threads of a many-core
+//! machine do not queue on one lock at every accept. Only the per-address limits,
+//! when configured, keep their tables behind a mutex. Upstream selection, used at every
+//! request, keeps atomic counts too (`balance.rs`). The core itself never blocks,
+//! spawns or reads a clock.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -30,17 +33,21 @@ struct Shared {
     clock: WallClock,
     /// Taken at every request, so it keeps its own counts (atomics; see `balance.rs`).
     groups: Groups,
-    state: Mutex<State>,
+    /// Client connections admitted and not yet ended.
+    connections: AtomicUsize,
+    /// Tunnels open or reserved.
+    tunnels: AtomicUsize,
+    /// Taken only under a per-address limit.
+    per_ip: Mutex<PerIp>,
 }
 
-#[derive(Debug)]
-struct State {
-    connections: usize,
-    /// Connections per client address, counted only under a per-address limit.
-    per_ip: HashMap<IpAddr, usize>,
+/// What the per-address limits keep.
+#[derive(Debug, Default)]
+struct PerIp {
+    /// Connections per client address, counted only under `max_connections_per_ip`.
+    connections: HashMap<IpAddr, usize>,
     /// Token buckets for new connections per IP: (tokens × 1000, last refill).
     rate: HashMap<IpAddr, (u64, Instant)>,
-    tunnels: usize,
 }
 
 /// Counts for metrics.
@@ -64,18 +71,14 @@ impl Proxy {
     /// A proxy that dates responses by `clock`, which a runtime keeps set (and may
     /// share with the proxies of later configurations).
     pub fn with_wall_clock(config: Arc<Config>, clock: WallClock) -> Proxy {
-        let state = State {
-            connections: 0,
-            per_ip: HashMap::new(),
-            rate: HashMap::new(),
-            tunnels: 0,
-        };
         Proxy {
             shared: Arc::new(Shared {
                 groups: Groups::new(&config),
                 config,
                 clock,
-                state: Mutex::new(state),
+                connections: AtomicUsize::new(0),
+                tunnels: AtomicUsize::new(0),
+                per_ip: Mutex::default(),
             }),
         }
     }
@@ -105,75 +108,82 @@ impl Proxy {
 
     /// Connections, tunnels and servers right now.
     pub fn status(&self, now: Instant) -> ProxyStatus {
-        let state = self.lock();
         ProxyStatus {
-            connections: state.connections,
-            tunnels: state.tunnels,
+            connections: self.shared.connections.load(Relaxed),
+            tunnels: self.shared.tunnels.load(Relaxed),
             servers: self.shared.groups.status(now),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock_per_ip(&self) -> MutexGuard<'_, PerIp> {
         // No code holding the lock can panic; a poisoned lock still has valid data.
         self.shared
-            .state
+            .per_ip
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Admits a new client connection, or says which limit it is over.
+    ///
+    /// The connection takes its slot under `max_connections` first, and gives it back
+    /// if a per-address limit refuses it: meanwhile, a connection arriving at exactly
+    /// the limit may be refused too (the count never goes over the limit).
     pub(crate) fn admit(&self, ip: Option<IpAddr>, now: Instant) -> Result<(), ProxyError> {
         let limits = &self.shared.config.limits;
-        let mut state = self.lock();
-        if limits.max_connections > 0 && state.connections >= limits.max_connections {
+        if !take_slot(&self.shared.connections, limits.max_connections) {
             return Err(ProxyError::TooManyConnections);
         }
-        if let Some(ip) = ip {
-            if limits.max_connections_per_ip > 0
-                && state.per_ip.get(&ip).copied().unwrap_or(0) >= limits.max_connections_per_ip
-            {
-                return Err(ProxyError::TooManyConnections);
-            }
-            let rate = u64::from(limits.new_connections_per_ip_per_second);
-            if rate > 0 && !take_token(&mut state.rate, ip, rate, now) {
-                return Err(ProxyError::RateLimited);
-            }
-            if limits.max_connections_per_ip > 0 {
-                *state.per_ip.entry(ip).or_insert(0) += 1;
-            }
+        let per_ip =
+            limits.max_connections_per_ip > 0 || limits.new_connections_per_ip_per_second > 0;
+        let Some(ip) = ip.filter(|_| per_ip) else {
+            return Ok(());
+        };
+        let admitted = self.admit_per_ip(ip, now);
+        if admitted.is_err() {
+            give_slot_back(&self.shared.connections);
         }
-        state.connections += 1;
+        admitted
+    }
+
+    /// The per-address limits' part of [`admit`](Self::admit).
+    fn admit_per_ip(&self, ip: IpAddr, now: Instant) -> Result<(), ProxyError> {
+        let limits = &self.shared.config.limits;
+        let mut state = self.lock_per_ip();
+        let max = limits.max_connections_per_ip;
+        if max > 0 && state.connections.get(&ip).copied().unwrap_or(0) >= max {
+            return Err(ProxyError::TooManyConnections);
+        }
+        let rate = u64::from(limits.new_connections_per_ip_per_second);
+        if rate > 0 && !take_token(&mut state.rate, ip, rate, now) {
+            return Err(ProxyError::RateLimited);
+        }
+        if max > 0 {
+            *state.connections.entry(ip).or_insert(0) += 1;
+        }
         Ok(())
     }
 
     pub(crate) fn release_connection(&self, ip: Option<IpAddr>) {
-        let counted_per_ip = self.shared.config.limits.max_connections_per_ip > 0;
-        let mut state = self.lock();
-        state.connections = state.connections.saturating_sub(1);
-        if let Some(ip) = ip.filter(|_| counted_per_ip) {
-            if let Some(count) = state.per_ip.get_mut(&ip) {
-                *count -= 1;
-                if *count == 0 {
-                    state.per_ip.remove(&ip);
-                }
+        give_slot_back(&self.shared.connections);
+        let Some(ip) = ip.filter(|_| self.shared.config.limits.max_connections_per_ip > 0) else {
+            return;
+        };
+        let mut state = self.lock_per_ip();
+        if let Some(count) = state.connections.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                state.connections.remove(&ip);
             }
         }
     }
 
     /// Reserves a tunnel slot for an upgrade request, if under `max_tunnels`.
     pub(crate) fn reserve_tunnel(&self) -> bool {
-        let max = self.shared.config.limits.max_tunnels;
-        let mut state = self.lock();
-        if max > 0 && state.tunnels >= max {
-            return false;
-        }
-        state.tunnels += 1;
-        true
+        take_slot(&self.shared.tunnels, self.shared.config.limits.max_tunnels)
     }
 
     pub(crate) fn release_tunnel(&self) {
-        let mut state = self.lock();
-        state.tunnels = state.tunnels.saturating_sub(1);
+        give_slot_back(&self.shared.tunnels);
     }
 
     pub(crate) fn find_group(&self, name: &str) -> Option<usize> {
@@ -199,6 +209,22 @@ impl Proxy {
     pub(crate) fn server_failed(&self, id: &ServerId, now: Instant) {
         self.shared.groups.failed(id, now);
     }
+}
+
+/// Counts one more in `count`, unless `max` (0: no limit) is reached.
+fn take_slot(count: &AtomicUsize, max: usize) -> bool {
+    match max {
+        0 => {
+            count.fetch_add(1, Relaxed);
+            true
+        }
+        _ => (count.fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))).is_ok(),
+    }
+}
+
+/// Counts one less in `count` (never below 0).
+fn give_slot_back(count: &AtomicUsize) {
+    let _ = count.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
 }
 
 /// Token bucket: `rate` tokens per second, bursts of `rate`. Full buckets are pruned
@@ -227,5 +253,70 @@ fn take_token(
         true
     } else {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxy(edit: impl FnOnce(&mut Config)) -> Proxy {
+        let mut config = Config::default();
+        edit(&mut config);
+        Proxy::new(Arc::new(config))
+    }
+
+    /// Threads admitting at once never take more slots than the limit, and every
+    /// refusal gives back what it took.
+    #[test]
+    fn threads_admitting_at_once_never_go_over_max_connections() {
+        let proxy = proxy(|c| {
+            c.limits.max_connections = 50;
+            c.limits.max_connections_per_ip = 30;
+        });
+        let now = crate::sim::Sim::new(Config::default()).now();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let admitted: usize = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..8)
+                .map(|t| {
+                    let proxy = &proxy;
+                    let ip = if t % 2 == 0 { a } else { b };
+                    scope.spawn(move || {
+                        (0..200)
+                            .filter(|_| proxy.admit(Some(ip), now).is_ok())
+                            .count()
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).sum()
+        });
+        assert!(admitted <= 50, "{admitted} admitted");
+        assert_eq!(proxy.status(now).connections, admitted);
+        // No refusal kept a slot: a third address fills exactly what is left.
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        while proxy.admit(Some(c), now).is_ok() {}
+        assert_eq!(proxy.status(now).connections, 50);
+        let per_ip = proxy.lock_per_ip().connections.clone();
+        assert_eq!(per_ip.values().sum::<usize>(), 50);
+        assert!(per_ip.values().all(|&n| n <= 30), "{per_ip:?}");
+        for (ip, n) in per_ip {
+            (0..n).for_each(|_| proxy.release_connection(Some(ip)));
+        }
+        assert_eq!(proxy.status(now).connections, 0);
+        assert!(proxy.lock_per_ip().connections.is_empty());
+    }
+
+    #[test]
+    fn tunnel_slots_stop_at_max_tunnels_and_come_back() {
+        let proxy = proxy(|c| c.limits.max_tunnels = 2);
+        let now = crate::sim::Sim::new(Config::default()).now();
+        assert!(proxy.reserve_tunnel() && proxy.reserve_tunnel());
+        assert!(!proxy.reserve_tunnel());
+        assert_eq!(proxy.status(now).tunnels, 2);
+        proxy.release_tunnel();
+        assert!(proxy.reserve_tunnel());
+        (0..5).for_each(|_| proxy.release_tunnel());
+        assert_eq!(proxy.status(now).tunnels, 0, "never below 0");
     }
 }
