@@ -32,9 +32,9 @@ pub struct Config {
     /// Bound on bytes passed unseen ([`Session::passthrough_room`](crate::Session::passthrough_room))
     /// from one side and not yet reported written to the other, per direction. They
     /// sit in a kernel pipe between the two sockets, never in the proxy's memory, so
-    /// this is not `buffer_size`: the default is a Linux pipe's capacity, one
-    /// `splice(2)` moving a whole 64 KiB where four would move `buffer_size`'s 16.
-    /// HAProxy: `tune.pipesize`.
+    /// `buffer_size` does not bound them, and one `splice(2)` may move up to a pipe's
+    /// capacity (64 KiB on Linux, the default) instead of `buffer_size`. 0: nothing
+    /// passes, every byte is read. HAProxy: `tune.pipesize`.
     pub pipe_size: usize,
     /// Size limits on request and response heads.
     pub limits: Limits,
