@@ -35,7 +35,9 @@
 //! A runtime that can move bytes between its sockets without reading them (`splice`)
 //! may, in step 2, move up to [`Session::passthrough_room`] bytes from a side instead
 //! of reading, and feed [`Input::Passed`]: the payload of WebSocket data frames and
-//! non-WebSocket tunnels then never enters user space. Such a runtime reads at most
+//! non-WebSocket tunnels then never enters user space. Those bytes are bounded by
+//! [`Config::pipe_size`] (they sit in a kernel pipe), not by `buffer_size`, the bound on
+//! what the proxy holds in its own memory. Such a runtime reads at most
 //! [`Session::read_room_when_passing`] bytes per read. When
 //! [`Session::passes_once_sent`] says a side's next bytes will pass, it may put what
 //! it holds for the other side (a frame's header) into the same pipe ahead of them and
