@@ -295,6 +295,7 @@ macro_rules! scenarios {
             websocket_close_handshake_closes_the_client_without_waiting_for_the_upstream,
             tunnel_client_half_close,
             tunnel_upstream_half_close,
+            opaque_tunnel_stalled_upstream_resumes_with_every_byte_in_order,
             opaque_tunnel_fin_timeout_closes_both,
             // upstream failures and deadlines
             upstream_unreachable_is_502,

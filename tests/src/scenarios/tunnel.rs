@@ -494,6 +494,50 @@ pub async fn websocket_close_handshake_closes_the_client_without_waiting_for_the
     }
 }
 
+/// Opaque tunnel: the backend stops reading for a while as the client sends more than
+/// the sockets on the way hold. The proxy's bytes towards it wait (in a pipe, where the
+/// runtime splices, which the backend's full socket will not take), the proxy stops
+/// taking the client's, and once the backend reads again every byte arrives, once and
+/// in order. (Small socket buffers set on connected loopback sockets would stall TCP
+/// itself: they are left at the kernel's defaults.)
+pub async fn opaque_tunnel_stalled_upstream_resumes_with_every_byte_in_order(
+    p: &dyn ProxyUnderTest,
+) {
+    const SENT: usize = 16 << 20;
+    const STALL: Duration = Duration::from_millis(300);
+    let backend = Backend::start(|mut c| async move {
+        let Some(req) = c.read_request().await? else {
+            return Ok(());
+        };
+        c.write(&opaque_switching_protocols(&req)).await?;
+        tokio::time::sleep(STALL).await;
+        let got = c.drain_to_eof().await;
+        c.write(got.len().to_string().as_bytes()).await?;
+        c.conn.shutdown_write().await
+    })
+    .await;
+    let proxy = start(p, backend.addr).await;
+    let mut c = raw_tunnel(&proxy, &opaque_upgrade_request("example.test")).await;
+    let sent = crate::http::pattern(SENT, 7);
+    tokio::time::timeout(Duration::from_secs(20), c.write(&sent))
+        .await
+        .expect("the client's bytes flow again once the backend reads")
+        .unwrap();
+    c.shutdown_write().await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), c.read_to_end())
+        .await
+        .expect("the backend's count, then EOF")
+        .expect("read");
+    assert_eq!(String::from_utf8_lossy(&answer), SENT.to_string());
+    assert!(backend.settle(RESPONSE_WAIT).await, "the backend finished");
+    let (_, received) = backend.connections()[0].received_before_and_after_first_send();
+    assert_eq!(received.len(), SENT);
+    assert!(
+        received == sent,
+        "the bytes arrived changed or out of order"
+    );
+}
+
 /// Opaque tunnel: the client shuts down its write half; the backend sees the data then
 /// EOF, and can still send to the client, which then sees the backend's EOF.
 pub async fn tunnel_client_half_close(p: &dyn ProxyUnderTest) {
