@@ -519,12 +519,12 @@ pub async fn opaque_tunnel_stalled_upstream_resumes_with_every_byte_in_order(
     let proxy = start(p, backend.addr).await;
     let mut c = raw_tunnel(&proxy, &opaque_upgrade_request("example.test")).await;
     let sent = crate::http::pattern(SENT, 7);
-    tokio::time::timeout(Duration::from_secs(20), c.write(&sent))
+    tokio::time::timeout(Duration::from_secs(5), c.write(&sent))
         .await
         .expect("the client's bytes flow again once the backend reads")
         .unwrap();
     c.shutdown_write().await.unwrap();
-    let answer = tokio::time::timeout(Duration::from_secs(10), c.read_to_end())
+    let answer = tokio::time::timeout(RESPONSE_WAIT, c.read_to_end())
         .await
         .expect("the backend's count, then EOF")
         .expect("read");
