@@ -181,7 +181,7 @@ impl Groups {
     pub fn release(&self, id: &ServerId) {
         if let Some(server) = self.server(id) {
             // Never below zero, even for a release that was never picked.
-            let _ = (server.active).fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+            count_down(&server.active);
         }
     }
 
@@ -232,6 +232,12 @@ impl Groups {
     fn server(&self, id: &ServerId) -> Option<&ServerState> {
         self.groups.get(id.group)?.servers.get(id.server)
     }
+}
+
+/// Counts one less in `count`, never below 0 (a release with no matching take
+/// changes nothing).
+pub(crate) fn count_down(count: &AtomicUsize) {
+    let _ = count.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::balance::{Groups, ServerId, ServerStatus};
+use crate::balance::{count_down, Groups, ServerId, ServerStatus};
 use crate::error::ProxyError;
 use crate::{ClientInfo, Config, Session, WallClock};
 
@@ -140,7 +140,7 @@ impl Proxy {
         };
         let admitted = self.admit_per_ip(ip, now);
         if admitted.is_err() {
-            give_slot_back(&self.shared.connections);
+            count_down(&self.shared.connections);
         }
         admitted
     }
@@ -164,7 +164,7 @@ impl Proxy {
     }
 
     pub(crate) fn release_connection(&self, ip: Option<IpAddr>) {
-        give_slot_back(&self.shared.connections);
+        count_down(&self.shared.connections);
         let Some(ip) = ip.filter(|_| self.shared.config.limits.max_connections_per_ip > 0) else {
             return;
         };
@@ -183,7 +183,7 @@ impl Proxy {
     }
 
     pub(crate) fn release_tunnel(&self) {
-        give_slot_back(&self.shared.tunnels);
+        count_down(&self.shared.tunnels);
     }
 
     pub(crate) fn find_group(&self, name: &str) -> Option<usize> {
@@ -220,11 +220,6 @@ fn take_slot(count: &AtomicUsize, max: usize) -> bool {
         }
         _ => (count.fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))).is_ok(),
     }
-}
-
-/// Counts one less in `count` (never below 0).
-fn give_slot_back(count: &AtomicUsize) {
-    let _ = count.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
 }
 
 /// Token bucket: `rate` tokens per second, bursts of `rate`. Full buckets are pruned

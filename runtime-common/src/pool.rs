@@ -143,12 +143,17 @@ impl<R: Runtime> Pool<R> {
         }
         // An emptied list stays (the sweeper removes it): a busy address does not
         // give up and re-allocate its entry on every request.
+        // Written only when it changes: other threads read it to skip this shard, and
+        // a take that finds nothing (every request, with pooling idle) need not
+        // invalidate their copy of the line.
         let taken = dropped.len() + usize::from(found.is_some());
-        let held = &self.shards[i].held;
-        held.store(
-            held.load(Ordering::Relaxed).saturating_sub(taken),
-            Ordering::Relaxed,
-        );
+        if taken > 0 {
+            let held = &self.shards[i].held;
+            held.store(
+                held.load(Ordering::Relaxed).saturating_sub(taken),
+                Ordering::Relaxed,
+            );
+        }
         found
     }
 
