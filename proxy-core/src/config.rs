@@ -29,8 +29,9 @@ pub struct Config {
     /// Bound on bytes accepted from one side and not yet reported written to the other
     /// (flow control, per direction). nginx: `proxy_buffer_size`.
     pub buffer_size: usize,
-    /// Bound on bytes passed unseen ([`Session::passthrough_room`](crate::Session::passthrough_room))
-    /// from one side and not yet reported written to the other, per direction. They
+    /// Bound on bytes passed unseen ([`Session::passthrough_room`](crate::Session::passthrough_room):
+    /// tunnel bytes, and HTTP bodies that go on as they came) from one side and not
+    /// yet reported written to the other, per direction. They
     /// sit in a kernel pipe between the two sockets, never in the proxy's memory, so
     /// `buffer_size` does not bound them, and one `splice(2)` may move up to a pipe's
     /// capacity (64 KiB on Linux, the default) instead of `buffer_size`. 0: nothing

@@ -262,6 +262,30 @@ impl BodyReader {
         Ok(())
     }
 
+    /// How many of the next bytes are body bytes that go on exactly as they came:
+    /// the rest of a `Content-Length` body, or all of a close-delimited one. A chunked
+    /// body is decoded and encoded again, so none of it can pass unseen.
+    pub(crate) fn verbatim_ahead(&self) -> u64 {
+        match self {
+            BodyReader::Length(remaining) => *remaining,
+            BodyReader::UntilClose => u64::MAX,
+            BodyReader::Chunked { .. } | BodyReader::Done => 0,
+        }
+    }
+
+    /// `n` body bytes went on unseen (at most [`verbatim_ahead`](Self::verbatim_ahead)):
+    /// counted in `payload`, and the body is done when a length runs out.
+    pub(crate) fn passed(&mut self, n: u64, payload: &mut u64) {
+        let n = n.min(self.verbatim_ahead());
+        *payload += n;
+        if let BodyReader::Length(remaining) = self {
+            *remaining -= n;
+            if *remaining == 0 {
+                *self = BodyReader::Done;
+            }
+        }
+    }
+
     /// The peer closed: a close-delimited body is complete, any other is truncated.
     pub(crate) fn finish_at_eof(&mut self) -> bool {
         match self {

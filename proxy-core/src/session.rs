@@ -247,8 +247,11 @@ impl Session {
     /// How many of the next bytes from `from` the runtime may move straight to the
     /// other side without showing them to the session (then reporting
     /// [`Input::Passed`]), 0 if none. Such bytes are opaque to the proxy: any byte of
-    /// a tunnel that is not WebSocket, and the payload of a WebSocket data frame in
-    /// flight (headers and control frames are always read). Never more than
+    /// a tunnel that is not WebSocket, the payload of a WebSocket data frame in
+    /// flight (headers and control frames are always read), and the rest of an HTTP
+    /// body that goes on as it came (`Content-Length` or close-delimited; heads and
+    /// chunked bodies are always read, and a body never passes beyond its end, so
+    /// the next message is read too). Never more than
     /// `pipe_size` (they are in flight in a kernel pipe, not in the proxy's memory,
     /// so `buffer_size` does not bound them), and 0 while anything the session sent
     /// towards the other side is unwritten, so the moved bytes cannot overtake it.
@@ -274,21 +277,24 @@ impl Session {
     }
 
     /// How many of the next bytes from `from` the session need not see, flow control
-    /// aside: the rest of a WebSocket data frame in flight, or any byte of a tunnel
-    /// that is not WebSocket. 0 while bytes read from `from` wait unread, or the other
-    /// side is shut.
+    /// aside: the rest of a WebSocket data frame in flight, any byte of a tunnel that
+    /// is not WebSocket, or the rest of an HTTP body that goes on as it came. 0 while
+    /// bytes read from `from` wait unread, or a tunnel's other side is shut.
     #[inline(always)]
     fn opaque_ahead(&self, from: Side) -> usize {
-        let State::Tunnel(tunnel) = &self.state else {
+        if !self.unread[from.index()].is_empty() {
             return 0;
+        }
+        let ahead = match &self.state {
+            State::Tunnel(tunnel) if tunnel.shut[from.peer().index()] => 0,
+            State::Tunnel(tunnel) => match &tunnel.websocket {
+                Some(ws) => ws.opaque_ahead(from),
+                None => u64::MAX,
+            },
+            State::Exchange(x) => x.verbatim_ahead(from),
+            _ => 0,
         };
-        if !self.unread[from.index()].is_empty() || tunnel.shut[from.peer().index()] {
-            return 0;
-        }
-        match &tunnel.websocket {
-            Some(ws) => usize::try_from(ws.opaque_ahead(from)).unwrap_or(usize::MAX),
-            None => usize::MAX,
-        }
+        usize::try_from(ahead).unwrap_or(usize::MAX)
     }
 
     /// [`read_room`](Self::read_room) for a runtime that passes bytes unseen: after a
@@ -315,12 +321,18 @@ impl Session {
         &self.client
     }
 
-    /// Whether the session relays a tunnel (after a `101`): the only time bytes may
-    /// pass unseen ([`passthrough_room`](Self::passthrough_room)), so a runtime can
-    /// skip asking otherwise.
+    /// Whether the session relays a tunnel (after a `101`).
     #[inline]
     pub fn is_tunnel(&self) -> bool {
         matches!(self.state, State::Tunnel(_))
+    }
+
+    /// Whether bytes may pass unseen ([`passthrough_room`](Self::passthrough_room))
+    /// in this state at all: in a tunnel, or during a request's exchange (its bodies).
+    /// A runtime can skip asking otherwise.
+    #[inline]
+    pub fn may_pass(&self) -> bool {
+        matches!(self.state, State::Tunnel(_) | State::Exchange(_))
     }
 
     /// Whether the client is part way through a request: some of a head came, or a
@@ -448,11 +460,14 @@ impl Session {
         }
         let to = from.peer();
         let now = self.now;
-        let State::Tunnel(tunnel) = &mut self.state else {
-            return;
-        };
-        tunnel.last_activity = now;
-        tunnel.forwarded[to.index()] += n as u64;
+        match &mut self.state {
+            State::Tunnel(tunnel) => {
+                tunnel.last_activity = now;
+                tunnel.forwarded[to.index()] += n as u64;
+            }
+            State::Exchange(x) => x.passed(from, n as u64, now),
+            _ => return,
+        }
         self.note_sent(to, n);
         self.with_websocket(|ws, now, out| ws.passed(from, n as u64, now, out));
     }

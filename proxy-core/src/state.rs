@@ -32,6 +32,9 @@
 //! body (`framing::BodyReader`: length, chunked, done) and the response
 //! (`ResponsePhase`: expect head, body, done). The exchange ends when the response
 //! is done; if the request body was not, the connection cannot be reused and closes.
+//! Body bytes that go on exactly as they came (a `Content-Length` or close-delimited
+//! body, never a chunked one) may pass a runtime's kernel pipe unseen
+//! ([`Exchange::verbatim_ahead`]); the body's state counts them as if read.
 
 use std::time::Instant;
 
@@ -39,6 +42,7 @@ use bytes::Bytes;
 
 use crate::framing::BodyReader;
 use crate::head::HeadReader;
+use crate::io::Side;
 use crate::request::RequestHead;
 
 /// Where the session is.
@@ -96,6 +100,47 @@ pub(crate) struct Exchange {
     pub(crate) request_read_at: Instant,
     /// Last time response body bytes arrived.
     pub(crate) response_read_at: Instant,
+}
+
+impl Exchange {
+    /// How many of the next bytes from `from` are body bytes that go on as they came
+    /// (see [`BodyReader::verbatim_ahead`]): 0 until the upstream connection is
+    /// ready, while request bytes still wait for it, and outside a body.
+    pub(crate) fn verbatim_ahead(&self, from: Side) -> u64 {
+        if !matches!(self.upstream, UpstreamLink::Connected { .. }) {
+            return 0;
+        }
+        match (from, &self.response) {
+            (Side::Client, _) if self.pending_upstream.is_empty() => {
+                self.request_body.verbatim_ahead()
+            }
+            (Side::Upstream, ResponsePhase::Body(body)) => body.verbatim_ahead(),
+            _ => 0,
+        }
+    }
+
+    /// `n` body bytes from `from` went on unseen at `now` (at most
+    /// [`verbatim_ahead`](Self::verbatim_ahead)): counted, the body finished if they
+    /// were its last, and the timers moved as a read of them would move them.
+    pub(crate) fn passed(&mut self, from: Side, n: u64, now: Instant) {
+        match from {
+            Side::Client => {
+                self.request_body.passed(n, &mut self.request_body_bytes);
+                self.request_read_at = now;
+            }
+            Side::Upstream => {
+                if let ResponsePhase::Body(body) = &mut self.response {
+                    body.passed(n, &mut self.response_body_bytes);
+                    if body.is_done() {
+                        self.response = ResponsePhase::Done;
+                    }
+                }
+                self.upstream_spoke = true;
+                self.response_read_at = now;
+            }
+        }
+        self.upstream_activity = now;
+    }
 }
 
 /// The exchange's upstream connection.

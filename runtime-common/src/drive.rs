@@ -368,7 +368,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             }
         }
         waiting |= wake_at.is_some();
-        let passing = session.is_tunnel() && self.can_pass();
+        let passing = session.may_pass() && self.can_pass();
         for side in sides {
             // Passed bytes never enter this process: the session bounds them by its
             // `pipe_size`, not by the read room (`buffer_size`).
@@ -519,7 +519,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
     fn lead_a_pass(&mut self, session: &Session, cx: &mut Cx<'_>) -> Option<Wake> {
         let (sent, open) = (self.sent_short, self.open_pipe);
         (self.sent_short, self.open_pipe) = (false, false);
-        if !session.is_tunnel() || !self.can_pass() {
+        if !session.may_pass() || !self.can_pass() {
             return None;
         }
         for to in [Side::Client, Side::Upstream] {

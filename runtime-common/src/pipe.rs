@@ -1,7 +1,7 @@
-//! Zero-copy tunnels: bytes the session lets pass unseen
-//! ([`Session::passthrough_room`](proxy_core::Session::passthrough_room)) go from one
-//! socket into a pipe and from the pipe into the other socket with `splice(2)`, so
-//! they never cross into user space. A 64 KiB WebSocket message then costs the proxy
+//! Zero-copy tunnels and bodies: bytes the session lets pass unseen
+//! ([`Session::passthrough_room`](proxy_core::Session::passthrough_room): tunnel bytes,
+//! and HTTP bodies that go on as they came) go from one socket into a pipe and from the
+//! pipe into the other socket with `splice(2)`, so they never cross into user space. A 64 KiB WebSocket message then costs the proxy
 //! two page moves per chunk instead of two copies.
 //!
 //! A pipe is held only while bytes are in it: an idle tunnel holds none (pipes cost

@@ -227,6 +227,7 @@ macro_rules! scenarios {
             upload_chunked_two_mebibytes_checked_by_sha256,
             download_ten_mebibytes_checked_by_sha256,
             download_chunked_ten_mebibytes_checked_by_sha256,
+            large_bodies_both_ways_on_one_connection_with_a_request_pipelined,
             head_response_has_no_body,
             status_204_has_no_body,
             status_304_has_no_body,

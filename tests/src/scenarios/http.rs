@@ -167,6 +167,62 @@ pub async fn download_ten_mebibytes_checked_by_sha256(p: &dyn ProxyUnderTest) {
     assert_eq!(sha256_hex(&r.body), expected);
 }
 
+/// Large bodies both ways on one keep-alive connection, a request pipelined right
+/// behind an upload's last byte: every body arrives intact, in order, and one
+/// upstream connection carries it all. (On Linux these bodies pass through a kernel
+/// pipe, so this checks that a passed body ends exactly at its length, and that its
+/// upstream connection goes back to the pool after it.)
+pub async fn large_bodies_both_ways_on_one_connection_with_a_request_pipelined(
+    p: &dyn ProxyUnderTest,
+) {
+    let download = http::pattern(3 << 20, 6);
+    let reply = http::ok(&download);
+    let backend = Backend::http(move |r| match r.method.as_str() {
+        "PUT" => Reply::Bytes(http::ok(sha256_hex(&r.body).as_bytes())),
+        _ => Reply::Bytes(reply.clone()),
+    })
+    .await;
+    let proxy = start(p, backend.addr).await;
+    let mut c = client(&proxy).await;
+    let wait = std::time::Duration::from_secs(8);
+    let upload = http::pattern((2 << 20) + 12_345, 7);
+    for round in 0..2 {
+        c.write(&get("/down")).await.unwrap();
+        let r = tokio::time::timeout(wait, c.read_response("GET"))
+            .await
+            .expect("download within 8 s")
+            .unwrap();
+        assert_eq!(
+            (r.status, r.body.len()),
+            (200, download.len()),
+            "round {round}"
+        );
+        assert!(r.body == download, "download differs (round {round})");
+        let mut put = format!(
+            "PUT /up HTTP/1.1\r\nHost: example.test\r\nContent-Length: {}\r\n\r\n",
+            upload.len()
+        )
+        .into_bytes();
+        put.extend_from_slice(&upload);
+        put.extend_from_slice(&get("/after-upload"));
+        c.write(&put).await.unwrap();
+        let r = tokio::time::timeout(wait, c.read_response("PUT"))
+            .await
+            .expect("upload answered within 8 s")
+            .unwrap();
+        assert_eq!(r.text(), sha256_hex(&upload), "upload (round {round})");
+        let r = tokio::time::timeout(wait, c.read_response("GET"))
+            .await
+            .expect("pipelined request answered within 8 s")
+            .unwrap();
+        assert!(r.body == download, "pipelined download (round {round})");
+    }
+    let conns = backend.connections();
+    assert_eq!(conns.len(), 1, "upstream connections for six exchanges");
+    let targets: Vec<_> = conns[0].requests.iter().map(|r| r.target.clone()).collect();
+    assert_eq!(targets, ["/down", "/up", "/after-upload"].repeat(2));
+}
+
 /// 10 MiB downloaded chunked arrive intact and the connection stays usable.
 pub async fn download_chunked_ten_mebibytes_checked_by_sha256(p: &dyn ProxyUnderTest) {
     let body = http::pattern(10 << 20, 4);
@@ -286,7 +342,7 @@ pub async fn expect_100_continue_gets_interim_then_final(p: &dyn ProxyUnderTest)
 /// A response delimited by the upstream closing reaches the client whole, then the
 /// client connection is closed.
 pub async fn read_until_close_response_then_eof(p: &dyn ProxyUnderTest) {
-    let body = http::pattern(300_000, 5);
+    let body = http::pattern(3_000_000, 5);
     let backend = Backend::read_until_close(body.clone()).await;
     let proxy = start(p, backend.addr).await;
     let mut c = client(&proxy).await;
