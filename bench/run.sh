@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: direct / nginx / HAProxy / tokio relay / switchyard.
 #
-#   bash bench/run.sh            # full run: 3 interleaved rounds, ~15 minutes
+#   bash bench/run.sh            # full run: 3 interleaved rounds, ~18 minutes
 #   bash bench/run.sh --quick    # smoke run: 1 round, short windows, ~1 minute
 #
 # Options: --rounds N  --duration SECONDS  --warmup SECONDS  --tunnels N
 #          --rate MSGS_PER_S (ws-latency, 10000)
-#          --measures "http ws-echo ws-latency ws-bulk idle"
+#          --measures "http http-body ws-echo ws-latency ws-bulk idle"
 #          --targets "direct nginx haproxy relay switchyard"
 # Environment: BENCH_PORT_BASE (28000), BENCH_PROXY_CPU (0), BENCH_LOAD_CPU (1),
 #              BENCH_NICE (-10), BENCH_RT (1: SCHED_FIFO for ws-latency), BENCH_REV (label),
@@ -24,7 +24,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 ROUNDS=3 DURATION=10 WARMUP=2 TUNNELS=8000 QUICK=0
 CONNS=64 BULK_CONNS=16 IN_FLIGHT=4 RATE=10000
-MEASURES="http ws-echo ws-latency ws-bulk idle"
+MEASURES="http http-body ws-echo ws-latency ws-bulk idle"
 TARGETS="direct nginx haproxy relay switchyard"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -82,6 +82,8 @@ run_one() {
   local timing=(--duration "$DURATION" --warmup "$WARMUP")
   case "$measure" in
     http) "${PIN_LOAD[@]}" "$BENCH" http "${args[@]}" "${timing[@]}" --connections "$CONNS" ;;
+    http-body) "${PIN_LOAD[@]}" "$BENCH" http "${args[@]}" "${timing[@]}" --connections "$CONNS" \
+                 --body-bytes 102400 ;;
     ws-echo) "${PIN_LOAD[@]}" "$BENCH" ws-echo "${args[@]}" "${timing[@]}" --connections "$CONNS" --size 32 ;;
     ws-latency) "${PIN_LOAD_RT[@]}" "$BENCH" ws-echo "${args[@]}" "${timing[@]}" --connections "$CONNS" --size 32 \
                   --rate "$RATE" ;;
@@ -127,7 +129,7 @@ cp "$RAW" "$RESULTS/raw.jsonl"
   echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(uname -srm), $CPUS cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))."
   echo "switchyard ${BENCH_REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')}, $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | head -1 | awk '{print $3}')."
   echo "Each proxy: 1 worker pinned to core $PROXY_CPU, access log off, 16 KiB buffers per direction, 60 s timeouts; backend and load generator pinned to core $LOAD_CPU; all at nice $NICE$([ "$RT" = 1 ] && echo ", and SCHED_FIFO for the fixed-rate echo")."
-  echo "Windows of ${DURATION} s after ${WARMUP} s warm-up; HTTP and WebSocket echo: $CONNS connections, one request/message in flight each (closed loop), and for the fixed-rate echo $RATE messages/s over $CONNS connections; bulk: $BULK_CONNS connections × $IN_FLIGHT messages of 64 KiB in flight (MB/s counts each echoed payload once); idle: $TUNNELS tunnels, VmRSS growth ÷ tunnels."
+  echo "Windows of ${DURATION} s after ${WARMUP} s warm-up; HTTP (13 B and 100 KiB bodies) and WebSocket echo: $CONNS connections, one request/message in flight each (closed loop), and for the fixed-rate echo $RATE messages/s over $CONNS connections; bulk: $BULK_CONNS connections × $IN_FLIGHT messages of 64 KiB in flight (MB/s counts each echoed payload once); idle: $TUNNELS tunnels, VmRSS growth ÷ tunnels."
 } >"$WORK/notes.md"
 "$BENCH" report --input "$RAW" --markdown "$RESULTS/results.md" --csv "$RESULTS/results.csv" \
   --proxy-cpu "$PROXY_CPU" --notes "$WORK/notes.md"

@@ -75,6 +75,8 @@ pub async fn read_response(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Re
                     .content_length
                     .ok_or_else(|| invalid("response without content-length"))?;
             while buf.len() < total {
+                // A large body is read in large pieces, as a real client would.
+                buf.reserve((total - buf.len()).min(256 * 1024));
                 read_more(stream, buf).await?;
             }
             buf.advance(total);

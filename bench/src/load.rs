@@ -233,9 +233,13 @@ async fn collect(
 
 // ---------------------------------------------------------------- HTTP keep-alive GET
 
-pub async fn http(common: Common, timing: Timing) -> io::Result<Record> {
+pub async fn http(common: Common, timing: Timing, body_bytes: u64) -> io::Result<Record> {
     let shared = Arc::new(Shared::default());
-    let request: Arc<[u8]> = format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", common.addr)
+    let path = match body_bytes {
+        0 => "/".to_owned(),
+        n => format!("/big?bytes={n}"),
+    };
+    let request: Arc<[u8]> = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", common.addr)
         .into_bytes()
         .into();
     let tasks: Vec<_> = (0..timing.connections)
@@ -246,9 +250,17 @@ pub async fn http(common: Common, timing: Timing) -> io::Result<Record> {
         .collect();
     let (start, end) = run_window(&shared, &timing, &common).await;
     let histogram = collect(tasks, &shared).await;
-    let mut record = Record::new("http", &common, timing.connections);
+    let measure = match body_bytes {
+        0 => "http",
+        _ => "http-body",
+    };
+    let mut record = Record::new(measure, &common, timing.connections);
     record.window(&common, &start, &end);
-    record.requests_per_s = Some(shared.ops.load(Ordering::Relaxed) as f64 / record.duration_s);
+    let requests_per_s = shared.ops.load(Ordering::Relaxed) as f64 / record.duration_s;
+    record.requests_per_s = Some(requests_per_s);
+    if body_bytes > 0 {
+        record.mb_per_s = Some(requests_per_s * body_bytes as f64 / 1e6);
+    }
     record.latencies(&histogram);
     record.errors = shared.errors.load(Ordering::Relaxed);
     Ok(record)

@@ -71,6 +71,10 @@ enum Command {
         common: load::Common,
         #[command(flatten)]
         timing: load::Timing,
+        /// Response body size: 0 asks for the backend's 13-byte answer (measure `http`);
+        /// more asks for that many bytes (`/big?bytes=N`, measure `http-body`, with MB/s).
+        #[arg(long, default_value_t = 0)]
+        body_bytes: u64,
     },
     /// WebSocket echo round trips, one message in flight per connection.
     WsEcho {
@@ -163,9 +167,14 @@ fn main() -> ExitCode {
             };
             runtime.and_then(|rt| rt.block_on(relay::run(listen, upstream)))
         }
-        Command::Http { common, timing } => {
-            emit(&common.clone(), block_on(load::http(common, timing)))
-        }
+        Command::Http {
+            common,
+            timing,
+            body_bytes,
+        } => emit(
+            &common.clone(),
+            block_on(load::http(common, timing, body_bytes)),
+        ),
         Command::WsEcho {
             common,
             timing,

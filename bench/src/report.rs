@@ -101,6 +101,24 @@ const METRICS: &[Metric] = &[
         |r| r.p99_us,
     ),
     m(
+        "http-body",
+        "HTTP GET keep-alive, 100 KiB body (closed loop)",
+        "MB/s",
+        true,
+        Goal::None,
+        true,
+        |r| r.mb_per_s,
+    ),
+    m(
+        "http-body",
+        "HTTP GET, 100 KiB body, per proxy CPU-second",
+        "MB/CPU-s",
+        true,
+        Goal::None,
+        false,
+        |r| per_cpu(r.mb_per_s, r),
+    ),
+    m(
         "ws-latency",
         "WebSocket 32 B echo at a fixed rate, round trip p99",
         "µs",
@@ -358,7 +376,14 @@ fn render(records: &[Record], options: &Options) -> String {
         core = options.proxy_cpu
     );
     let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|--:|");
-    let measures = ["http", "ws-echo", "ws-latency", "ws-bulk", "idle"];
+    let measures = [
+        "http",
+        "http-body",
+        "ws-echo",
+        "ws-latency",
+        "ws-bulk",
+        "idle",
+    ];
     for measure in measures {
         for target in TARGETS {
             let runs: Vec<&Record> = records

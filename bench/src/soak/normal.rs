@@ -155,7 +155,7 @@ async fn one_window(
         duration: window,
         warmup: WARMUP,
     };
-    let record = load::http(common, timing).await?;
+    let record = load::http(common, timing, 0).await?;
     Ok(Window {
         per_s: record.requests_per_s.unwrap_or(0.0),
         proxy_cpu: record.proxy_cpu,
