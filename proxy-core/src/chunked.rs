@@ -22,11 +22,6 @@ use crate::error::ProxyError;
 /// Longest chunk extension, and largest trailer section, accepted.
 const MAX_METADATA: usize = 16 * 1024;
 
-/// The least rest of a chunk's data worth passing unseen (see
-/// [`ChunkedDecoder::data_ahead`]): a smaller rest costs two `splice` calls where the
-/// next read would take it along with the chunks behind it, so it is read.
-pub const MIN_DATA_AHEAD: u64 = 16 * 1024;
-
 /// One step of a decoded chunked body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Chunk {
@@ -85,13 +80,12 @@ impl ChunkedDecoder {
         self.state == State::Done
     }
 
-    /// Bytes of the current chunk's data still to come, when at least
-    /// [`MIN_DATA_AHEAD`]: they go on unchanged (only size lines, extensions and
-    /// trailers are rewritten), so they may pass unseen. 0 otherwise, and outside a
-    /// chunk's data.
+    /// Bytes of the current chunk's data still to come: they go on unchanged (only
+    /// size lines, extensions and trailers are rewritten), so they may pass unseen.
+    /// 0 outside a chunk's data.
     pub fn data_ahead(&self) -> u64 {
         match self.state {
-            State::Data { remaining } if remaining >= MIN_DATA_AHEAD => remaining,
+            State::Data { remaining } => remaining,
             _ => 0,
         }
     }

@@ -120,22 +120,19 @@ fn only_the_data_of_a_chunk_passes_and_size_lines_are_still_read_and_rewritten()
         0,
         "a size line first"
     );
-    let upload = body(20_000);
-    sim.client_sends(b"4e20\r\n");
-    sim.client_sends(&upload[..3]);
+    sim.client_sends(b"5\r\nhel");
     assert_eq!(
         sim.session().passthrough_room(Side::Client),
-        20_000 - 3,
+        2,
         "the rest of the chunk"
     );
-    let mut rest = upload[3..].to_vec();
-    rest.extend_from_slice(b"\r\n5\r\nhello\r\n0\r\n\r\n");
-    assert_eq!(sim.sends_passing_through(Side::Client, &rest), 20_000 - 3);
-    let sent = sim.take_upstream_received();
-    assert!(
-        sent.ends_with(b"\r\n5\r\nhello\r\n0\r\n\r\n"),
-        "a small chunk is read"
+    assert_eq!(
+        sim.sends_passing_through(Side::Client, b"lo\r\n0\r\n\r\n"),
+        2
     );
+    assert!(sim
+        .take_upstream_received()
+        .ends_with(b"5\r\nhello\r\n0\r\n\r\n"));
     let data = body(0x8000);
     // An extension on the size line: the line is read and written anew without it.
     sim.upstream_sends(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8000;x=y\r\n");
@@ -150,15 +147,11 @@ fn only_the_data_of_a_chunk_passes_and_size_lines_are_still_read_and_rewritten()
         sim.client_received().ends_with(&expected),
         "same chunks, no extension, no trailer"
     );
-    assert_eq!(response_log(&sim), [(200, 20_005, 0x8000)]);
-    // Less than 16 KiB of a chunk left: read along with what follows, not passed.
-    let mut small = connected(b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
-    small.client_sends(b"3fff\r\n");
-    assert_eq!(small.session().passthrough_room(Side::Client), 0);
+    assert_eq!(response_log(&sim), [(200, 5, 0x8000)]);
     // A chunk's data passes, never its CRLF: a missing one is still refused.
     let mut sim = connected(GET);
-    sim.upstream_sends(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4000\r\n");
-    sim.input(Input::Passed(Side::Upstream, 0x4000));
+    sim.upstream_sends(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n");
+    sim.input(Input::Passed(Side::Upstream, 16));
     assert_eq!(sim.session().passthrough_room(Side::Upstream), 0);
     sim.upstream_sends(b"XX0\r\n\r\n");
     assert!(sim.is_closed(), "chunk data not followed by CRLF");
@@ -484,9 +477,7 @@ fn exchange(
             Framing::Length => (format!("Content-Length: {len}\r\n"), content),
             Framing::Chunked => {
                 let mut out = Vec::new();
-                // Chunks of 10,000 and 40,000 bytes: the larger ones pass.
-                let size = if len % 2 == 0 { 10_000 } else { 40_000 };
-                for chunk in content.chunks(size) {
+                for chunk in content.chunks(3000) {
                     out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
                     out.extend_from_slice(chunk);
                     out.extend_from_slice(b"\r\n");
