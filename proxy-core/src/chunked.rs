@@ -80,29 +80,6 @@ impl ChunkedDecoder {
         self.state == State::Done
     }
 
-    /// Bytes of the current chunk's data still to come: they go on unchanged (only
-    /// size lines, extensions and trailers are rewritten), so they may pass unseen.
-    /// 0 outside a chunk's data.
-    pub fn data_ahead(&self) -> u64 {
-        match self.state {
-            State::Data { remaining } => remaining,
-            _ => 0,
-        }
-    }
-
-    /// `n` bytes of the current chunk's data went on unseen (at most
-    /// [`data_ahead`](Self::data_ahead)); the chunk's CRLF is read next when they were
-    /// its last.
-    pub fn skip_data(&mut self, n: u64) {
-        if let State::Data { remaining } = self.state {
-            let remaining = remaining.saturating_sub(n);
-            self.state = match remaining {
-                0 => State::DataCr,
-                _ => State::Data { remaining },
-            };
-        }
-    }
-
     /// Consumes bytes from the front of `input` and returns the next step, or `None`
     /// when `input` is used up. After [`Chunk::Last`], bytes of the next message are
     /// left in `input` untouched.

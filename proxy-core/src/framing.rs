@@ -263,33 +263,26 @@ impl BodyReader {
     }
 
     /// How many of the next bytes are body bytes that go on exactly as they came:
-    /// the rest of a `Content-Length` body, all of a close-delimited one, or the rest
-    /// of the current chunk's data (a chunked body's size lines, extensions and
-    /// trailers are always read: they are checked and written anew).
+    /// the rest of a `Content-Length` body, or all of a close-delimited one. A chunked
+    /// body is decoded and encoded again, so none of it can pass unseen.
     pub(crate) fn verbatim_ahead(&self) -> u64 {
         match self {
             BodyReader::Length(remaining) => *remaining,
             BodyReader::UntilClose => u64::MAX,
-            BodyReader::Chunked { decoder, .. } => decoder.data_ahead(),
-            BodyReader::Done => 0,
+            BodyReader::Chunked { .. } | BodyReader::Done => 0,
         }
     }
 
     /// `n` body bytes went on unseen (at most [`verbatim_ahead`](Self::verbatim_ahead)):
-    /// counted in `payload`; a length that runs out ends the body, a chunk's data that
-    /// runs out leaves its CRLF to be read.
+    /// counted in `payload`, and the body is done when a length runs out.
     pub(crate) fn passed(&mut self, n: u64, payload: &mut u64) {
         let n = n.min(self.verbatim_ahead());
         *payload += n;
-        match self {
-            BodyReader::Length(remaining) => {
-                *remaining -= n;
-                if *remaining == 0 {
-                    *self = BodyReader::Done;
-                }
+        if let BodyReader::Length(remaining) = self {
+            *remaining -= n;
+            if *remaining == 0 {
+                *self = BodyReader::Done;
             }
-            BodyReader::Chunked { decoder, .. } => decoder.skip_data(n),
-            BodyReader::UntilClose | BodyReader::Done => {}
         }
     }
 

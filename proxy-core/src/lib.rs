@@ -35,8 +35,8 @@
 //! A runtime that can move bytes between its sockets without reading them (`splice`)
 //! may, in step 2, move up to [`Session::passthrough_room`] bytes from a side instead
 //! of reading, and feed [`Input::Passed`]: the payload of WebSocket data frames,
-//! non-WebSocket tunnels, HTTP bodies framed by `Content-Length` or by close and the
-//! data of chunks then never enters user space. Those bytes are bounded by
+//! non-WebSocket tunnels and HTTP bodies framed by `Content-Length` or by close then
+//! never enters user space. Those bytes are bounded by
 //! [`Config::pipe_size`] (they sit in a kernel pipe), not by `buffer_size`, the bound on
 //! what the proxy holds in its own memory. Such a runtime reads at most
 //! [`Session::read_room_when_passing`] bytes per read. When

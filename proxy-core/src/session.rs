@@ -249,10 +249,9 @@ impl Session {
     /// [`Input::Passed`]), 0 if none. Such bytes are opaque to the proxy: any byte of
     /// a tunnel that is not WebSocket, the payload of a WebSocket data frame in
     /// flight (headers and control frames are always read), and the rest of an HTTP
-    /// body that goes on as it came (`Content-Length`, close-delimited, or a chunk's
-    /// data; heads and a chunked body's size lines, CRLFs and trailers are always
-    /// read, and a body never passes beyond its end, so the next message is read
-    /// too). Never more than
+    /// body that goes on as it came (`Content-Length` or close-delimited; heads and
+    /// chunked bodies are always read, and a body never passes beyond its end, so
+    /// the next message is read too). Never more than
     /// `pipe_size` (they are in flight in a kernel pipe, not in the proxy's memory,
     /// so `buffer_size` does not bound them), and 0 while anything the session sent
     /// towards the other side is unwritten, so the moved bytes cannot overtake it.

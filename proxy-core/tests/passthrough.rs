@@ -113,48 +113,17 @@ fn sim_with(config: Config) -> Sim {
 }
 
 #[test]
-fn only_the_data_of_a_chunk_passes_and_size_lines_are_still_read_and_rewritten() {
+fn a_chunked_body_never_passes() {
     let mut sim = connected(b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
-    assert_eq!(
-        sim.session().passthrough_room(Side::Client),
-        0,
-        "a size line first"
-    );
-    sim.client_sends(b"5\r\nhel");
-    assert_eq!(
-        sim.session().passthrough_room(Side::Client),
-        2,
-        "the rest of the chunk"
-    );
-    assert_eq!(
-        sim.sends_passing_through(Side::Client, b"lo\r\n0\r\n\r\n"),
-        2
-    );
-    assert!(sim
-        .take_upstream_received()
-        .ends_with(b"5\r\nhello\r\n0\r\n\r\n"));
-    let data = body(0x8000);
-    // An extension on the size line: the line is read and written anew without it.
-    sim.upstream_sends(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8000;x=y\r\n");
-    assert_eq!(sim.session().passthrough_room(Side::Upstream), 0x8000);
-    let mut rest = data.clone();
-    rest.extend_from_slice(b"\r\n0\r\nTrailer: t\r\n\r\n");
-    assert_eq!(sim.sends_passing_through(Side::Upstream, &rest), 0x8000);
-    let mut expected = b"8000\r\n".to_vec();
-    expected.extend_from_slice(&data);
-    expected.extend_from_slice(b"\r\n0\r\n\r\n");
-    assert!(
-        sim.client_received().ends_with(&expected),
-        "same chunks, no extension, no trailer"
-    );
+    assert_eq!(sim.session().passthrough_room(Side::Client), 0);
+    let chunked_request = b"5\r\nhello\r\n0\r\n\r\n";
+    assert_eq!(sim.sends_passing_through(Side::Client, chunked_request), 0);
+    let mut response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    response.extend_from_slice(b"8000\r\n");
+    response.extend_from_slice(&body(0x8000));
+    response.extend_from_slice(b"\r\n0\r\n\r\n");
+    assert_eq!(sim.sends_passing_through(Side::Upstream, &response), 0);
     assert_eq!(response_log(&sim), [(200, 5, 0x8000)]);
-    // A chunk's data passes, never its CRLF: a missing one is still refused.
-    let mut sim = connected(GET);
-    sim.upstream_sends(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n");
-    sim.input(Input::Passed(Side::Upstream, 16));
-    assert_eq!(sim.session().passthrough_room(Side::Upstream), 0);
-    sim.upstream_sends(b"XX0\r\n\r\n");
-    assert!(sim.is_closed(), "chunk data not followed by CRLF");
 }
 
 #[test]
