@@ -144,6 +144,8 @@ async fn connection(mut stream: TcpStream) -> io::Result<()> {
 #[derive(Debug, PartialEq, Eq)]
 enum Special {
     Big(u64),
+    /// `bytes` of body in chunks of 64 KiB (`Transfer-Encoding: chunked`).
+    Chunked(u64),
     Delay(u64),
     Stats,
 }
@@ -158,6 +160,8 @@ impl Special {
         };
         if let Some(rest) = target.strip_prefix(b"big?bytes=") {
             number(rest).map(Special::Big)
+        } else if let Some(rest) = target.strip_prefix(b"chunked?bytes=") {
+            number(rest).map(Special::Chunked)
         } else if let Some(rest) = target.strip_prefix(b"delay?ms=") {
             number(rest).map(|ms| Special::Delay(ms.min(MAX_DELAY_MS)))
         } else if target.starts_with(b"stats ") {
@@ -182,6 +186,23 @@ impl Special {
                     left -= n as u64;
                 }
                 Ok(())
+            }
+            Special::Chunked(bytes) => {
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    .await?;
+                let mut left = bytes;
+                let mut chunk = Vec::with_capacity(BIG_CHUNK.len() + 16);
+                while left > 0 {
+                    let n = left.min(BIG_CHUNK.len() as u64) as usize;
+                    chunk.clear();
+                    chunk.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                    chunk.extend_from_slice(&BIG_CHUNK[..n]);
+                    chunk.extend_from_slice(b"\r\n");
+                    stream.write_all(&chunk).await?;
+                    left -= n as u64;
+                }
+                stream.write_all(b"0\r\n\r\n").await
             }
             Special::Delay(ms) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
