@@ -1,8 +1,9 @@
 //! Zero-copy tunnels and bodies: bytes the session lets pass unseen
 //! ([`Session::passthrough_room`](proxy_core::Session::passthrough_room): tunnel bytes,
 //! and HTTP bodies that go on as they came) go from one socket into a pipe and from the
-//! pipe into the other socket with `splice(2)`, so they never cross into user space. A 64 KiB WebSocket message then costs the proxy
-//! two page moves per chunk instead of two copies.
+//! pipe into the other socket with `splice(2)`, so they never cross into user space.
+//! A 64 KiB WebSocket message then costs the proxy two page moves per chunk instead of
+//! two copies.
 //!
 //! A pipe is held only while bytes are in it: an idle tunnel holds none (pipes cost
 //! two file descriptors each). Emptied pipes wait in a small per-thread pool for the
