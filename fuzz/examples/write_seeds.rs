@@ -378,6 +378,95 @@ fn write_seeds() {
             WrittenAll(u),
         ],
     );
+    // An upload of 3,000 bytes with a GET pipelined behind it, then a 2,000-byte
+    // response and a close-delimited one: past each head, the body passes in pieces,
+    // to its last byte and no further (the moves after each body find no room), with
+    // the clock moving between moves (a move is progress for the body's timer).
+    ss(
+        "body_passthrough",
+        &[
+            ClientData(b"POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 3000\r\n\r\nabc".to_vec()),
+            Connected { reused: false },
+            WrittenAll(u),
+            Lag(5_000),
+            Pass(c, 1000),
+            WrittenAll(u),
+            Lag(5_000),
+            Pass(c, 1000),
+            Written(u, 500),
+            WrittenAll(u),
+            Pass(c, 997),
+            WrittenAll(u),
+            Pass(c, 1),
+            ClientFragment(0),
+            UpstreamData(b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\nxy".to_vec()),
+            WrittenAll(c),
+            Lag(5_000),
+            Pass(u, 1024),
+            WrittenAll(c),
+            Pass(u, 974),
+            WrittenAll(c),
+            Pass(u, 1),
+            WrittenAll(c),
+            WrittenAll(u),
+            Connected { reused: true },
+            UpstreamFragment(3),
+            WrittenAll(c),
+            Pass(u, 700),
+            WrittenAll(c),
+            Pass(u, 300),
+            Eof(u),
+            WrittenAll(c),
+        ],
+    );
+    // Bodies that must never pass: the response to HEAD and a 304, each with a
+    // Content-Length, then a chunked upload.
+    ss(
+        "bodiless_responses",
+        &[
+            ClientData(b"HEAD /h HTTP/1.1\r\nHost: a\r\n\r\n".to_vec()),
+            Connected { reused: false },
+            WrittenAll(u),
+            UpstreamData(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n".to_vec()),
+            WrittenAll(c),
+            Pass(u, 100),
+            ClientFragment(0),
+            WrittenAll(u),
+            UpstreamFragment(15),
+            WrittenAll(c),
+            Pass(u, 10),
+            ClientFragment(3),
+            WrittenAll(u),
+            Pass(c, 100),
+            UpstreamFragment(0),
+            WrittenAll(c),
+            Eof(c),
+        ],
+    );
+    // Chunked bodies both ways, each part way through a chunk when a move is tried:
+    // a chunk's data is read, never passed, so that its framing is always followed.
+    ss(
+        "chunked_bodies_in_flight",
+        &[
+            ClientData(
+                b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n40\r\nab"
+                    .to_vec(),
+            ),
+            Connected { reused: false },
+            WrittenAll(u),
+            Pass(c, 62),
+            ClientData([b"x".repeat(62), b"\r\n0\r\n\r\n".to_vec()].concat()),
+            WrittenAll(u),
+            UpstreamData(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nxy".to_vec(),
+            ),
+            WrittenAll(c),
+            Pass(u, 14),
+            UpstreamData(b"0123456789abcd\r\n0\r\n\r\n".to_vec()),
+            WrittenAll(c),
+            Eof(c),
+        ],
+    );
     ss(
         "raw_tunnel_passthrough",
         &[

@@ -1,4 +1,4 @@
-//! Invariant: under any sequence of peer events and clock moves the session never panics, emits nothing after `Close`, never leaves an expired deadline behind `handle_timeout(now)`, writes only to sockets it holds and has not shut, never sends the client much more than the upstream sent, forwards tunnel bytes exactly and in order both ways, and always terminates on its own timers.
+//! Invariant: under any sequence of peer events and clock moves the session never panics, emits nothing after `Close`, never leaves an expired deadline behind `handle_timeout(now)`, writes only to sockets it holds and has not shut, never sends the client much more than the upstream sent, forwards tunnel bytes exactly and in order both ways, always terminates on its own timers, and passing bytes unseen changes nothing a peer or the log sees (see [`check_passing_is_unseen`]).
 //!
 //! Input: a sequence of operations, each a tag byte (mod 16) and its operands (see
 //! [`Op`] and [`encode`]). Events a runtime could not produce are skipped: upstream
@@ -246,7 +246,16 @@ pub struct Harness {
     to_client: Vec<u8>,
     /// Bytes sent on the current upstream connection.
     to_upstream: Vec<u8>,
+    /// Every byte sent (or passed) towards each side, over every upstream connection.
+    sent: [Vec<u8>; 2],
     tunnel: Option<TunnelMark>,
+    pipe_size: usize,
+    /// Feed what could pass as data instead (see [`Harness::with`]).
+    read_passes: bool,
+    /// What a peer or the log could tell apart: every output but the sends (whose
+    /// bytes are in `sent`), and after each operation how much was sent each way, the
+    /// next deadline, and the read and pass rooms.
+    seen: Vec<String>,
 }
 
 fn base() -> Instant {
@@ -256,6 +265,9 @@ fn base() -> Instant {
     *BASE.get_or_init(Instant::now)
 }
 
+/// The harness's `buffer_size`: small, so that flow control is reached.
+const BUFFER_SIZE: usize = 1024;
+
 /// The harness's `pipe_size`: above its `buffer_size`, as by default, and within what
 /// one `Pass` operation can move, so that the bound is reached.
 const PIPE_SIZE: usize = 4096;
@@ -263,9 +275,17 @@ const PIPE_SIZE: usize = 4096;
 impl Harness {
     /// A fresh session with small limits so flow control and timers are reached.
     pub fn new() -> Harness {
+        Harness::with(PIPE_SIZE, false)
+    }
+
+    /// A fresh session with this `pipe_size`. With `read_passes`, the runtime this
+    /// harness models never passes bytes: where a `Pass` operation finds room, it
+    /// feeds the same bytes as data, and checks that the session forwards them to the
+    /// other side at once and as they came (what passing them would have done).
+    pub fn with(pipe_size: usize, read_passes: bool) -> Harness {
         let mut config = Config {
-            buffer_size: 1024,
-            pipe_size: PIPE_SIZE,
+            buffer_size: BUFFER_SIZE,
+            pipe_size,
             ..Config::default()
         };
         config.limits.max_head_size = 2048;
@@ -290,7 +310,11 @@ impl Harness {
             from_upstream_total: 0,
             to_client: Vec::new(),
             to_upstream: Vec::new(),
+            sent: [Vec::new(), Vec::new()],
             tunnel: None,
+            pipe_size,
+            read_passes,
+            seen: Vec::new(),
         }
     }
 
@@ -389,6 +413,23 @@ impl Harness {
             }
         }
         self.check_state();
+        self.note_seen();
+    }
+
+    /// Appends to `seen` what the peers could tell of the session now.
+    fn note_seen(&mut self) {
+        let rooms = [Side::Client, Side::Upstream].map(|side| {
+            (
+                self.session.read_room(side),
+                self.session.passthrough_room(side),
+            )
+        });
+        let deadline = self.session.poll_timeout().map(|at| at - base());
+        self.seen.push(format!(
+            "sent {} to the client, {} upstream; next deadline {deadline:?}; read, pass rooms {rooms:?}",
+            self.sent[0].len(),
+            self.sent[1].len(),
+        ));
     }
 
     fn client_sends(&mut self, bytes: &[u8]) {
@@ -432,12 +473,42 @@ impl Harness {
                 self.from_upstream_total += n;
             }
         }
+        if self.read_passes {
+            return self.read_instead_of_passing(from, bytes);
+        }
         match to {
             Side::Client => self.to_client.extend_from_slice(&bytes),
             Side::Upstream => self.to_upstream.extend_from_slice(&bytes),
         }
+        self.sent[idx(to)].extend_from_slice(&bytes);
         self.unacked[idx(to)] += n;
         self.input(Input::Passed(from, n));
+    }
+
+    /// Bytes the session would let pass, fed as data: it must forward them to the
+    /// other side at once and as they came, and must take them in one read (they fit
+    /// in `read_room` when `pipe_size` is at most `buffer_size`).
+    fn read_instead_of_passing(&mut self, from: Side, bytes: Vec<u8>) {
+        let to = from.peer();
+        let room = self.session.read_room(from);
+        if bytes.len() > room && self.pipe_size <= BUFFER_SIZE {
+            self.fail(&format!(
+                "{} bytes from {from:?} could pass, but read_room is {room}",
+                bytes.len()
+            ));
+        }
+        let sent_before = self.sent[idx(to)].len();
+        self.input(Input::Data(from, Bytes::from(bytes.clone())));
+        // What the session queued behind the bytes (a Ping or a Close held until a
+        // frame ends) may follow them; the other run must send it too.
+        let forwarded = &self.sent[idx(to)][sent_before..];
+        if !forwarded.starts_with(&bytes) {
+            self.fail(&format!(
+                "{} bytes from {from:?} that could pass were read instead, and {to:?} got {}",
+                bytes.len(),
+                show(forwarded)
+            ));
+        }
     }
 
     fn drain(&mut self) {
@@ -466,6 +537,7 @@ impl Harness {
                         ));
                     }
                     self.unacked[idx(*to)] += bytes.len();
+                    self.sent[idx(*to)].extend_from_slice(bytes);
                     match to {
                         Side::Client => {
                             self.to_client.extend_from_slice(bytes);
@@ -516,6 +588,9 @@ impl Harness {
                 Output::Event(_) => {}
                 Output::Close => self.closed = true,
             }
+            if !matches!(output, Output::Send(..)) {
+                self.seen.push(describe(&output));
+            }
             self.log.push(format!("  -> {}", describe(&output)));
         }
     }
@@ -557,7 +632,7 @@ impl Harness {
                 continue;
             }
             // Outside a tunnel, only an exchange's bodies may pass.
-            if (self.tunnel.is_none() && !self.session.may_pass()) || room > PIPE_SIZE {
+            if (self.tunnel.is_none() && !self.session.may_pass()) || room > self.pipe_size {
                 self.fail(&format!(
                     "passthrough_room({from:?}) = {room} outside a tunnel or an exchange, or above pipe_size"
                 ));
@@ -720,4 +795,55 @@ pub fn check(data: &[u8]) {
         harness.step(op);
     }
     harness.check_terminates();
+    check_passing_is_unseen(&ops);
+}
+
+/// Runs `ops` twice with a `pipe_size` equal to `buffer_size` (so that what may pass
+/// may also be read in one piece): once passing every byte a `Pass` finds room for,
+/// once reading those bytes instead. Every output but the sends, the bytes each peer
+/// gets and when, the deadlines and the rooms must be the same: bytes that pass
+/// unseen are exactly bytes the session would have forwarded as they came, never a
+/// head, a chunk's framing, a WebSocket frame header or bytes past a body's end.
+pub fn check_passing_is_unseen(ops: &[Op]) {
+    let mut passing = Harness::with(BUFFER_SIZE, false);
+    let mut reading = Harness::with(BUFFER_SIZE, true);
+    let mut compared = 0;
+    for op in ops {
+        passing.step(op);
+        reading.step(op);
+        compare(&passing, &reading, &mut compared);
+    }
+    passing.check_terminates();
+    reading.check_terminates();
+    compare(&passing, &reading, &mut compared);
+    if passing.sent != reading.sent {
+        passing.fail(&format!(
+            "passing and reading sent different bytes:\n to the client {} and {}\n upstream {} and {}",
+            show(&passing.sent[0]),
+            show(&reading.sent[0]),
+            show(&passing.sent[1]),
+            show(&reading.sent[1])
+        ));
+    }
+}
+
+/// Fails at the first thing `passing` and `reading` were seen to do differently
+/// since the first `compared` entries of `seen`.
+fn compare(passing: &Harness, reading: &Harness, compared: &mut usize) {
+    let (a, b) = (&passing.seen[*compared..], &reading.seen[*compared..]);
+    let differs = a
+        .iter()
+        .zip(b)
+        .position(|(a, b)| a != b)
+        .or((a.len() != b.len()).then(|| a.len().min(b.len())))
+        .map(|at| *compared + at);
+    *compared = passing.seen.len();
+    if let Some(at) = differs {
+        passing.fail(&format!(
+            "passing bytes unseen changed what the peers see: passing {:?}, reading {:?}\n reading's run: {}",
+            passing.seen.get(at),
+            reading.seen.get(at),
+            reading.log.join("\n        ")
+        ));
+    }
 }
