@@ -5,7 +5,7 @@
 #   bash bench/run.sh --quick    # smoke run: 1 round, short windows, ~1 minute
 #
 # Options: --rounds N  --duration SECONDS  --warmup SECONDS  --tunnels N
-#          --rate MSGS_PER_S (ws-latency, 10000)
+#          --rate MSGS_PER_S (ws-latency, 10000)  --body-bytes N (http-body, 102400)
 #          --measures "http http-body ws-echo ws-latency ws-bulk idle"
 #          --targets "direct nginx haproxy relay switchyard"
 # Environment: BENCH_PORT_BASE (28000), BENCH_PROXY_CPU (0), BENCH_LOAD_CPU (1),
@@ -23,7 +23,7 @@ cd "$ROOT"
 export PATH="$PATH:/usr/sbin:/sbin"
 
 ROUNDS=3 DURATION=10 WARMUP=2 TUNNELS=8000 QUICK=0
-CONNS=64 BULK_CONNS=16 IN_FLIGHT=4 RATE=10000
+CONNS=64 BULK_CONNS=16 IN_FLIGHT=4 RATE=10000 BODY_BYTES=102400
 MEASURES="http http-body ws-echo ws-latency ws-bulk idle"
 TARGETS="direct nginx haproxy relay switchyard"
 while [ $# -gt 0 ]; do
@@ -34,6 +34,7 @@ while [ $# -gt 0 ]; do
     --warmup) WARMUP=$2; shift ;;
     --tunnels) TUNNELS=$2; shift ;;
     --rate) RATE=$2; shift ;;
+    --body-bytes) BODY_BYTES=$2; shift ;;
     --measures) MEASURES=$2; shift ;;
     --targets) TARGETS=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
@@ -83,7 +84,7 @@ run_one() {
   case "$measure" in
     http) "${PIN_LOAD[@]}" "$BENCH" http "${args[@]}" "${timing[@]}" --connections "$CONNS" ;;
     http-body) "${PIN_LOAD[@]}" "$BENCH" http "${args[@]}" "${timing[@]}" --connections "$CONNS" \
-                 --body-bytes 102400 ;;
+                 --body-bytes "$BODY_BYTES" ;;
     ws-echo) "${PIN_LOAD[@]}" "$BENCH" ws-echo "${args[@]}" "${timing[@]}" --connections "$CONNS" --size 32 ;;
     ws-latency) "${PIN_LOAD_RT[@]}" "$BENCH" ws-echo "${args[@]}" "${timing[@]}" --connections "$CONNS" --size 32 \
                   --rate "$RATE" ;;
@@ -129,7 +130,7 @@ cp "$RAW" "$RESULTS/raw.jsonl"
   echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(uname -srm), $CPUS cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))."
   echo "switchyard ${BENCH_REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')}, $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | head -1 | awk '{print $3}')."
   echo "Each proxy: 1 worker pinned to core $PROXY_CPU, access log off, 16 KiB buffers per direction, 60 s timeouts; backend and load generator pinned to core $LOAD_CPU; all at nice $NICE$([ "$RT" = 1 ] && echo ", and SCHED_FIFO for the fixed-rate echo")."
-  echo "Windows of ${DURATION} s after ${WARMUP} s warm-up; HTTP (13 B and 100 KiB bodies) and WebSocket echo: $CONNS connections, one request/message in flight each (closed loop), and for the fixed-rate echo $RATE messages/s over $CONNS connections; bulk: $BULK_CONNS connections × $IN_FLIGHT messages of 64 KiB in flight (MB/s counts each echoed payload once); idle: $TUNNELS tunnels, VmRSS growth ÷ tunnels."
+  echo "Windows of ${DURATION} s after ${WARMUP} s warm-up; HTTP (13 B and $BODY_BYTES B bodies) and WebSocket echo: $CONNS connections, one request/message in flight each (closed loop), and for the fixed-rate echo $RATE messages/s over $CONNS connections; bulk: $BULK_CONNS connections × $IN_FLIGHT messages of 64 KiB in flight (MB/s counts each echoed payload once); idle: $TUNNELS tunnels, VmRSS growth ÷ tunnels."
 } >"$WORK/notes.md"
 "$BENCH" report --input "$RAW" --markdown "$RESULTS/results.md" --csv "$RESULTS/results.csv" \
   --proxy-cpu "$PROXY_CPU" --notes "$WORK/notes.md"

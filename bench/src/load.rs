@@ -45,6 +45,9 @@ pub struct Record {
     pub p99_us: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p999_us: Option<f64>,
+    /// The response body size an `http-body` run asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kib_per_tunnel: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -259,6 +262,7 @@ pub async fn http(common: Common, timing: Timing, body_bytes: u64) -> io::Result
     let requests_per_s = shared.ops.load(Ordering::Relaxed) as f64 / record.duration_s;
     record.requests_per_s = Some(requests_per_s);
     if body_bytes > 0 {
+        record.body_bytes = Some(body_bytes);
         record.mb_per_s = Some(requests_per_s * body_bytes as f64 / 1e6);
     }
     record.latencies(&histogram);

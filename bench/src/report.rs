@@ -102,7 +102,7 @@ const METRICS: &[Metric] = &[
     ),
     m(
         "http-body",
-        "HTTP GET keep-alive, 100 KiB body (closed loop)",
+        "HTTP GET keep-alive, {body} body (closed loop)",
         "MB/s",
         true,
         Goal::None,
@@ -111,7 +111,7 @@ const METRICS: &[Metric] = &[
     ),
     m(
         "http-body",
-        "HTTP GET, 100 KiB body, per proxy CPU-second",
+        "HTTP GET, {body} body, per proxy CPU-second",
         "MB/CPU-s",
         true,
         Goal::None,
@@ -273,6 +273,33 @@ pub fn run(options: &Options) -> io::Result<String> {
     Ok(markdown)
 }
 
+/// The metric's label, with `{body}` replaced by the response body size its records
+/// asked for (as `bench/run.sh --body-bytes` set it), or "mixed" if they differ.
+fn label(metric: &Metric, records: &[Record]) -> String {
+    if !metric.label.contains("{body}") {
+        return metric.label.to_owned();
+    }
+    let mut sizes = records
+        .iter()
+        .filter(|r| r.measure == metric.measure)
+        .filter_map(|r| r.body_bytes);
+    let size = match sizes.next() {
+        Some(first) if sizes.all(|n| n == first) => byte_size(first),
+        Some(_) => "mixed-size".to_owned(),
+        None => "large".to_owned(),
+    };
+    metric.label.replace("{body}", &size)
+}
+
+/// `102400` as "100 KiB", `1048576` as "1 MiB", other sizes in bytes.
+fn byte_size(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} B"),
+    }
+}
+
 /// Values of one metric for one target, one per round.
 /// Runs with errors count too: the tables below list their errors.
 fn values(records: &[Record], metric: &Metric, target: &str) -> Vec<f64> {
@@ -343,7 +370,7 @@ fn render(records: &[Record], options: &Options) -> String {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} |",
-            metric.label,
+            label(metric, records),
             metric.unit,
             number(medians[0]),
             number(medians[1]),
@@ -451,7 +478,7 @@ fn render(records: &[Record], options: &Options) -> String {
             let _ = writeln!(
                 md,
                 "| {} | {} | {target} | {} |",
-                metric.label,
+                label(metric, records),
                 metric.unit,
                 list.join(" / ")
             );
@@ -511,7 +538,9 @@ fn csv(records: &[Record]) -> String {
             let _ = writeln!(
                 out,
                 "\"{}\",{},{},{target},{mid},{min},{max}",
-                metric.label, metric.unit, metric.higher_is_better
+                label(metric, records),
+                metric.unit,
+                metric.higher_is_better
             );
         }
     }
@@ -537,6 +566,33 @@ mod tests {
         let direct = Record::default();
         assert_eq!(cpu_per_unit(kernel_cpu(&direct), Some(1.0)), None);
         assert_eq!(cpu_per_unit(Some(0.5), Some(0.0)), None);
+    }
+
+    #[test]
+    fn the_body_size_in_a_label_comes_from_the_records() {
+        let body = METRICS.iter().find(|m| m.measure == "http-body").unwrap();
+        let run = |measure: &str, body_bytes| Record {
+            measure: measure.to_owned(),
+            body_bytes,
+            ..Record::default()
+        };
+        let small = [run("http", None), run("http-body", Some(102_400))];
+        assert_eq!(
+            label(body, &small),
+            "HTTP GET keep-alive, 100 KiB body (closed loop)"
+        );
+        let large = [
+            run("http-body", Some(1 << 20)),
+            run("http-body", Some(1 << 20)),
+        ];
+        assert!(label(body, &large).contains(", 1 MiB body"));
+        let mixed = [
+            run("http-body", Some(1 << 20)),
+            run("http-body", Some(1000)),
+        ];
+        assert!(label(body, &mixed).contains("mixed-size body"));
+        assert_eq!(byte_size(1000), "1000 B");
+        assert_eq!(label(&METRICS[0], &small), METRICS[0].label);
     }
 
     #[test]
