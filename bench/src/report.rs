@@ -274,7 +274,7 @@ pub fn run(options: &Options) -> io::Result<String> {
 }
 
 /// The metric's label, with `{body}` replaced by the response body size its records
-/// asked for (as `bench/run.sh --body-bytes` set it), or "mixed" if they differ.
+/// asked for (as `bench/run.sh --body-bytes` set it), or "mixed-size" if they differ.
 fn label(metric: &Metric, records: &[Record]) -> String {
     if !metric.label.contains("{body}") {
         return metric.label.to_owned();
