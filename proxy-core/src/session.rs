@@ -321,12 +321,6 @@ impl Session {
         &self.client
     }
 
-    /// Whether the session relays a tunnel (after a `101`).
-    #[inline]
-    pub fn is_tunnel(&self) -> bool {
-        matches!(self.state, State::Tunnel(_))
-    }
-
     /// Whether bytes may pass unseen ([`passthrough_room`](Self::passthrough_room))
     /// in this state at all: in a tunnel, or during a request's exchange (its bodies).
     /// A runtime can skip asking otherwise.
