@@ -42,6 +42,11 @@ pub struct Settings {
     pub listen: Vec<ListenSettings>,
     /// Worker threads (tokio workers, smol executor threads); `None` means one per core.
     pub threads: Option<usize>,
+    /// Whether worker threads share one scheduler that moves tasks to idle threads
+    /// (`true`, tokio's multi-threaded runtime), or each thread runs its own event
+    /// loop over its own `SO_REUSEPORT` listeners (`false`: a connection never
+    /// leaves the thread that accepted it). The `switchyard` binary's; see the README.
+    pub work_stealing: bool,
     /// Whether request and tunnel lines are logged (`[log] access`).
     pub access_log: bool,
     /// Where `GET /metrics` is served (`[admin] listen`), if anywhere.
@@ -106,6 +111,7 @@ impl Default for Settings {
         Settings {
             listen: vec![ListenSettings::http(address)],
             threads: None,
+            work_stealing: true,
             access_log: true,
             admin: None,
             upstream_tls: BTreeMap::new(),
@@ -272,6 +278,7 @@ struct FileConfig {
     routes: Vec<Route>,
     admin: Admin,
     threads: Option<usize>,
+    work_stealing: Option<bool>,
     buffer_size: Option<usize>,
     pipe_size: Option<usize>,
     limits: Limits,
@@ -637,6 +644,7 @@ impl FileConfig {
         Ok(Settings {
             listen,
             threads: self.threads,
+            work_stealing: self.work_stealing.unwrap_or(defaults.work_stealing),
             access_log: self.log.access,
             admin,
             upstream_tls,
@@ -749,6 +757,10 @@ pub fn reload<R: crate::Runtime>(
     }
     for (key, changed) in [
         ("threads", settings.threads != running.threads),
+        (
+            "work_stealing",
+            settings.work_stealing != running.work_stealing,
+        ),
         ("admin.listen", settings.admin != running.admin),
     ] {
         if changed {
@@ -880,6 +892,7 @@ mod tests {
             listen = ["127.0.0.1:1", "[::1]:2"]
             upstream = "backend:80"
             threads = 3
+            work_stealing = false
             buffer_size = 2048
             pipe_size = 0
             [limits]
@@ -903,6 +916,7 @@ mod tests {
         assert_eq!(settings.listen[1].address, "[::1]:2".parse().unwrap());
         assert_eq!(settings.core.upstream, "backend:80");
         assert_eq!(settings.threads, Some(3));
+        assert!(!settings.work_stealing);
         assert_eq!(settings.core.buffer_size, 2048);
         assert_eq!(settings.core.pipe_size, 0);
         assert_eq!(settings.core.limits.max_headers, 7);

@@ -13,6 +13,7 @@ use crate::drive::drive;
 use crate::metrics::{Gauges, Metrics};
 use crate::pool::Pool;
 use crate::runtime::{sleep, Runtime, Transport};
+use crate::serve::AcceptErrors;
 use crate::setup::{ListenMode, Setup};
 use crate::signal::{Registration, Signal};
 use proxy_core::{ClientInfo, Config, Proxy, WallClock};
@@ -45,6 +46,8 @@ pub struct Context<R: Runtime> {
     /// task that starts with the first session (see [`tick_wall_clock`]).
     clock: WallClock,
     clock_ticking: AtomicBool,
+    /// Throttles accept-error lines over every thread's accept loops.
+    pub(crate) accept_errors: Mutex<AcceptErrors>,
 }
 
 /// One configuration and what its sessions share.
@@ -123,6 +126,7 @@ impl<R: Runtime> Context<R> {
             metrics: Arc::default(),
             clock,
             clock_ticking: AtomicBool::new(false),
+            accept_errors: Mutex::default(),
         }
     }
 

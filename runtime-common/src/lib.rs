@@ -10,12 +10,12 @@
 //! | the last bytes before a FIN sent in its segment ([`send_before_fin`]) | `fin.rs` |
 //! | the upstream keep-alive [`pool`] and its sweeper | `pool.rs` |
 //! | the [`Context`]: the current configuration (a [`Generation`]: the core's `Proxy`, the [`Setup`], a pool), [`reload`](Context::reload), graceful [`drain`](Context::drain), count of live connections | `context.rs` |
-//! | the accept loop with back-off and rate-limited error log ([`Context::serve_all`]): per listener HTTP or layer 4 ([`ListenMode`]), TLS handshakes bounded by `client_head` | `serve.rs` |
+//! | the accept loop with back-off and rate-limited error log ([`Context::serve_all`], and [`Context::serve_alongside`] on further threads with event loops of their own): per listener HTTP or layer 4 ([`ListenMode`]), TLS handshakes bounded by `client_head` | `serve.rs` |
 //! | rustls configurations: certificates picked by SNI, upstream roots ([`tls`]) | `tls.rs` |
 //! | Prometheus [`metrics`] and the admin listener ([`Context::serve_admin`]) | `metrics.rs`, `admin.rs` |
 //! | the [`access_log`] and the `switchyard.toml` [`config_file`] (and its [`reload`](config_file::reload)) | |
 //! | raising the open-file limit at start ([`raise_open_file_limit`]) | `open_files.rs` |
-//! | listeners with an accept queue of 4,096 ([`bind_listener`], [`bind_listener_for`] a mode) | `listen.rs` |
+//! | listeners with an accept queue of 4,096 ([`bind_listener`], [`bind_listener_for`] a mode, [`bind_listeners_for`] one per thread in an `SO_REUSEPORT` group) | `listen.rs` |
 //! | the ACK of a connection's first request sent with the response | `acks.rs` |
 //! | the binaries' log: stderr, written off the proxy's threads ([`init_logging`]) | `logging.rs` |
 //!
@@ -72,7 +72,7 @@ pub use acks::acknowledge_now;
 pub use context::{Context, Generation};
 pub use drive::MAX_READ;
 pub use fin::send_before_fin;
-pub use listen::{bind_listener, bind_listener_for, LISTEN_BACKLOG};
+pub use listen::{bind_listener, bind_listener_for, bind_listeners_for, LISTEN_BACKLOG};
 pub use logging::{flush_logs, init_logging};
 pub use open_files::{raise_open_file_limit, raise_open_file_limit_and_log};
 pub use runtime::{sleep, timeout, Conn, Listener, Pipe, Runtime, Transport, Upstream};

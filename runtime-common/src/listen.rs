@@ -27,10 +27,50 @@ pub fn bind_listener_for(address: SocketAddr, mode: &ListenMode) -> io::Result<T
     Ok(listener)
 }
 
+/// `count` listeners on `address` for `mode`, one per worker thread, in one
+/// `SO_REUSEPORT` group: the kernel spreads new connections over them by a hash of
+/// each connection's addresses, so every thread gets its share whichever is busy (a
+/// listener shared by all threads goes to whichever wakes first, in bursts: the one
+/// that accepted the last connection). One listener (`count` 1) is a plain one.
+///
+/// Binding `address` without `SO_REUSEPORT` first keeps a second proxy started on
+/// the same address failing with "address in use" rather than quietly taking a share
+/// of the connections: a group admits only sockets that ask to join it.
+pub fn bind_listeners_for(
+    address: SocketAddr,
+    mode: &ListenMode,
+    count: usize,
+) -> io::Result<Vec<TcpListener>> {
+    if count <= 1 {
+        return bind_listener_for(address, mode).map(|listener| vec![listener]);
+    }
+    if address.port() != 0 {
+        let probe = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+        #[cfg(unix)]
+        probe.set_reuse_address(true)?;
+        probe.bind(&address.into())?; // bound, never listening: it takes no connection
+    }
+    let first = bind(address, true)?;
+    let address = first.local_addr()?; // the port picked, if asked for port 0
+    let mut listeners = vec![first];
+    for _ in 1..count {
+        listeners.push(bind(address, true)?);
+    }
+    if *mode == ListenMode::Http {
+        listeners.iter().for_each(crate::acks::defer_acks);
+    }
+    Ok(listeners)
+}
+
 /// Binds `address` (with `SO_REUSEADDR` on Unix, as `TcpListener::bind` does) and
 /// listens with [`LISTEN_BACKLOG`]. The listener is non-blocking, ready for a
 /// runtime's `from_std`.
 pub fn bind_listener(address: SocketAddr) -> io::Result<TcpListener> {
+    bind(address, false)
+}
+
+/// [`bind_listener`], joining `address`'s `SO_REUSEPORT` group if `reuse_port`.
+fn bind(address: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::STREAM,
@@ -38,6 +78,10 @@ pub fn bind_listener(address: SocketAddr) -> io::Result<TcpListener> {
     )?;
     #[cfg(unix)]
     socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.bind(&address.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     socket.set_nonblocking(true)?;
@@ -70,6 +114,39 @@ mod tests {
             })
             .collect();
         assert_eq!(held.len(), burst);
+    }
+
+    /// Three listeners in one group share a port: 60 connections each land on one of
+    /// them, and every listener gets some (by hash: one left out has odds of about
+    /// 3 × (2/3)^60, 10^-10). A second group or a plain listener there is refused.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_listener_group_spreads_connections_and_keeps_its_address() {
+        let group =
+            bind_listeners_for("127.0.0.1:0".parse().unwrap(), &ListenMode::Http, 3).unwrap();
+        let address = group[0].local_addr().unwrap();
+        assert!(group.iter().all(|l| l.local_addr().unwrap() == address));
+        let clients: Vec<TcpStream> = (0..60)
+            .map(|_| TcpStream::connect(address).unwrap())
+            .collect();
+        let mut accepted = [0; 3];
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while accepted.iter().sum::<usize>() < clients.len() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "accepted {accepted:?}"
+            );
+            for (listener, count) in group.iter().zip(&mut accepted) {
+                while listener.accept().is_ok() {
+                    *count += 1;
+                }
+            }
+        }
+        assert!(accepted.iter().all(|&n| n > 0), "accepted {accepted:?}");
+        let in_use = |e: io::Error| e.kind() == io::ErrorKind::AddrInUse;
+        assert!(bind_listeners_for(address, &ListenMode::Http, 2).is_err_and(in_use));
+        assert!(bind_listeners_for(address, &ListenMode::Http, 1).is_err_and(in_use));
+        assert!(bind_listener(address).is_err_and(in_use));
     }
 
     /// Whether a connection accepted from `listener` starts in quick-ACK mode.

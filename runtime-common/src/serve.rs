@@ -4,6 +4,7 @@ use crate::context::{Context, Generation, LiveGuard};
 use crate::drive::drive;
 use crate::runtime::{sleep, timeout, Listener, Runtime};
 use crate::setup::ListenMode;
+use crate::signal::Registration;
 use proxy_core::ClientInfo;
 use std::future::{poll_fn, Future};
 use std::io;
@@ -33,30 +34,49 @@ impl<R: Runtime> Context<R> {
         listeners: Vec<L>,
         shutdown: impl Future<Output = ()>,
     ) {
-        {
-            let mut accepting: Vec<Pin<Box<dyn Future<Output = ()> + Send>>> = listeners
-                .into_iter()
-                .map(|listener| Box::pin(accept_loop(listener, self.clone())) as _)
-                .collect();
-            let mut shutdown = pin!(shutdown);
-            poll_fn(|cx| {
-                for accept in &mut accepting {
-                    let _ = accept.as_mut().poll(cx); // never ends
-                }
-                shutdown.as_mut().poll(cx)
-            })
-            .await;
-        } // the listeners drop here: no new connections from now on
+        self.accept_until(listeners, shutdown).await;
         info!(
             live = self.live_connections(),
             "shutting down: draining connections"
         );
         self.drain().await;
     }
+
+    /// What each further worker thread runs beside [`serve_all`](Self::serve_all):
+    /// accepts on its own copies of the same listeners until a drain starts, then
+    /// waits for it like `serve_all`. A connection is served on the thread that
+    /// accepted it, so its task never moves: one event loop per thread, as nginx's
+    /// workers have, with no work-stealing queues or cross-thread wake-ups per
+    /// request. An idle thread tends to win the race for the next connection.
+    pub async fn serve_alongside<L: Listener<R>>(self: &Arc<Self>, listeners: Vec<L>) {
+        let mut registration = Registration::default();
+        let draining = poll_fn(|cx| self.poll_drain(&mut registration, cx).map(drop));
+        self.accept_until(listeners, draining).await;
+        self.drain().await;
+    }
+
+    /// Accepts on every listener until `shutdown` completes; the listeners drop then.
+    async fn accept_until<L: Listener<R>>(
+        self: &Arc<Self>,
+        listeners: Vec<L>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let mut accepting: Vec<Pin<Box<dyn Future<Output = ()> + Send>>> = listeners
+            .into_iter()
+            .map(|listener| Box::pin(accept_loop(listener, self.clone())) as _)
+            .collect();
+        let mut shutdown = pin!(shutdown);
+        poll_fn(|cx| {
+            for accept in &mut accepting {
+                let _ = accept.as_mut().poll(cx); // never ends
+            }
+            shutdown.as_mut().poll(cx)
+        })
+        .await;
+    }
 }
 
 async fn accept_loop<R: Runtime, L: Listener<R>>(listener: L, ctx: Arc<Context<R>>) {
-    let mut errors = ErrorLog::default();
     let local = listener.local_addr().ok();
     loop {
         match listener.accept().await {
@@ -89,7 +109,11 @@ async fn accept_loop<R: Runtime, L: Listener<R>>(listener: L, ctx: Arc<Context<R
             Err(e) if is_connection_error(&e) => debug!(error = %e, "accept: connection lost"),
             // EMFILE and friends: give the system a moment; never spin.
             Err(e) => {
-                errors.failed(&e, ctx.runtime().now());
+                let now = ctx.runtime().now();
+                // (Poisoned only if a log line panicked; the count is still good.)
+                (ctx.accept_errors.lock())
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .failed(&e, now);
                 sleep(ctx.runtime(), ACCEPT_BACKOFF).await;
             }
         }
@@ -129,14 +153,15 @@ async fn serve_tls<R: Runtime>(
 }
 
 /// Logs the first accept error of a burst, then at most one line per
-/// [`ACCEPT_ERROR_LOG_INTERVAL`] with the count of those not logged.
+/// [`ACCEPT_ERROR_LOG_INTERVAL`] with the count of those not logged: one for every
+/// thread's accept loops, which hit the same limit at once.
 #[derive(Default)]
-struct ErrorLog {
+pub(crate) struct AcceptErrors {
     quiet_until: Option<Instant>,
     unlogged: u64,
 }
 
-impl ErrorLog {
+impl AcceptErrors {
     fn failed(&mut self, e: &io::Error, now: Instant) {
         if self.quiet_until.is_some_and(|until| now < until) {
             self.unlogged += 1;

@@ -40,6 +40,10 @@ fn main() -> ExitCode {
     let threads = settings
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if !settings.work_stealing {
+        // One executor serves every thread here; only `switchyard` (tokio) has both.
+        warn!("work_stealing = false is for the switchyard binary; ignored here");
+    }
     let executor = Arc::new(Executor::new());
     for _ in 1..threads {
         let executor = executor.clone();

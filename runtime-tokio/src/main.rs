@@ -119,26 +119,66 @@ fn main() -> ExitCode {
     runtime_common::init_logging();
     runtime_common::raise_open_file_limit_and_log();
 
-    // One thread: tokio's current-thread scheduler runs every task on this thread,
-    // with no work-stealing queues or cross-thread wake-ups to pay for.
-    let mut runtime = match settings.threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(threads) => {
+    let threads = settings
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get));
+    // With work stealing, the scheduler's threads serve one set of listeners; without,
+    // this thread and each further one serve their own.
+    let (runtime, event_loops) = match (settings.work_stealing, threads) {
+        (true, 2..) => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(threads);
-            builder
+            builder.worker_threads(threads).enable_all();
+            (builder.build(), 1)
         }
-        None => tokio::runtime::Builder::new_multi_thread(),
+        _ => (current_thread_runtime(), threads),
     };
-    let code = match runtime.enable_all().build() {
-        Ok(runtime) => runtime.block_on(run(settings, cli)),
+    let (code, workers) = match runtime {
+        Ok(runtime) => runtime.block_on(run(settings, cli, event_loops)),
         Err(e) => {
             eprintln!("error: cannot start the tokio runtime: {e}");
-            ExitCode::FAILURE
+            (ExitCode::FAILURE, Vec::new())
         }
     };
+    // Their drain ended with this thread's: it waited for the same connections.
+    for worker in workers {
+        let _ = worker.join();
+    }
     runtime_common::flush_logs();
     code
+}
+
+/// tokio's current-thread scheduler: every task stays on the thread that spawned it,
+/// with no work-stealing queues or cross-thread wake-ups to pay for (one thread, or
+/// each thread's own with `work_stealing = false`: README, "Worker threads").
+fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// Starts worker thread `number` (the main thread is worker 0), accepting on
+/// `listeners` (its own sockets of each listening address) beside the main thread
+/// until the drain.
+fn start_worker(
+    number: usize,
+    listeners: Vec<std::net::TcpListener>,
+    ctx: &Arc<Context>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = current_thread_runtime()?;
+    let ctx = ctx.clone();
+    std::thread::Builder::new()
+        .name(format!("switchyard-{number}"))
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listeners = (listeners.into_iter())
+                    .map(tokio::net::TcpListener::from_std)
+                    .collect::<std::io::Result<Vec<_>>>();
+                match listeners {
+                    Ok(listeners) => ctx.serve_alongside(listeners).await,
+                    Err(e) => warn!(worker = number, error = %e, "worker thread cannot accept"),
+                }
+            })
+        })
 }
 
 /// A listener on `address` for `mode`, with an accept queue of 4,096 (tokio's own
@@ -147,21 +187,30 @@ fn listen_on(address: SocketAddr, mode: &ListenMode) -> std::io::Result<tokio::n
     tokio::net::TcpListener::from_std(runtime_common::bind_listener_for(address, mode)?)
 }
 
-async fn run(settings: Settings, cli: Cli) -> ExitCode {
+/// Serves until shut down; returns the exit code and the threads started beside this
+/// one to run event loops of their own (`event_loops` in all), to be joined once this
+/// returns.
+async fn run(
+    settings: Settings,
+    cli: Cli,
+    event_loops: usize,
+) -> (ExitCode, Vec<std::thread::JoinHandle<()>>) {
+    let failed = |code| (code, Vec::new());
     let setup = match settings.setup() {
         Ok(setup) => setup,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return failed(ExitCode::from(2));
         }
     };
-    let mut listeners = Vec::new();
+    // listeners[thread][i]: the thread's socket for `settings.listen[i]`.
+    let mut listeners: Vec<Vec<_>> = (0..event_loops).map(|_| Vec::new()).collect();
     for listen in &settings.listen {
-        match listen_on(listen.address, &listen.mode) {
-            Ok(listener) => listeners.push(listener),
+        match runtime_common::bind_listeners_for(listen.address, &listen.mode, event_loops) {
+            Ok(group) => (listeners.iter_mut().zip(group)).for_each(|(mine, l)| mine.push(l)),
             Err(e) => {
                 eprintln!("error: cannot listen on {}: {e}", listen.address);
-                return ExitCode::FAILURE;
+                return failed(ExitCode::FAILURE);
             }
         }
     }
@@ -171,11 +220,33 @@ async fn run(settings: Settings, cli: Cli) -> ExitCode {
             Ok(listener) => Some(listener),
             Err(e) => {
                 eprintln!("error: cannot listen on {address} ([admin] listen): {e}");
-                return ExitCode::FAILURE;
+                return failed(ExitCode::FAILURE);
             }
         },
     };
     let ctx = Arc::new(Context::with_setup(setup, Tokio));
+    let mut workers = Vec::new();
+    let mut listeners = listeners.into_iter();
+    let main_listeners = listeners.next().unwrap_or_default();
+    for (number, theirs) in (1..).zip(listeners) {
+        match start_worker(number, theirs, &ctx) {
+            Ok(worker) => workers.push(worker),
+            // Its listeners close: the kernel sends their connections to the others.
+            Err(e) => warn!(worker = number, error = %e, "cannot start a worker thread"),
+        }
+    }
+    let listeners = match (main_listeners.into_iter())
+        .map(tokio::net::TcpListener::from_std)
+        .collect::<std::io::Result<Vec<_>>>()
+    {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            // The workers accept meanwhile; this drain stops them too.
+            eprintln!("error: cannot register the listeners: {e}");
+            ctx.drain().await;
+            return (ExitCode::FAILURE, workers);
+        }
+    };
     if let Some(admin) = admin {
         let ctx = ctx.clone();
         tokio::spawn(async move { ctx.serve_admin(admin).await });
@@ -191,13 +262,14 @@ async fn run(settings: Settings, cli: Cli) -> ExitCode {
             }
         })
         .collect();
-    info!(?listen, admin = ?settings.admin, upstream = %settings.core.upstream, "switchyard is up");
+    let event_loops = workers.len() + 1;
+    info!(?listen, admin = ?settings.admin, upstream = %settings.core.upstream, event_loops, "switchyard is up");
     if let Some(path) = cli.config.clone() {
         tokio::spawn(reload_on_sighup(ctx.clone(), path, settings, cli.overrides));
     }
     ctx.serve_all(listeners, shutdown_requested()).await;
     info!("bye");
-    ExitCode::SUCCESS
+    (ExitCode::SUCCESS, workers)
 }
 
 /// Re-reads the configuration file on every SIGHUP.

@@ -357,6 +357,80 @@ pub async fn config_file_proxies_then_sigterm_exits_0(exe: &Path) {
     );
 }
 
+/// `work_stealing = false`, `threads = 3`: the main thread and two more, each with an
+/// event loop and listener of its own, serve WebSockets and requests on fresh
+/// connections (the kernel spreads them over the three listeners); a second instance
+/// on the same address is refused with exit 1 rather than joining the listener group;
+/// SIGTERM drains every thread's connections and exits 0.
+pub async fn own_event_loop_per_thread_serves_and_a_second_instance_is_refused(exe: &Path) {
+    let backend = Backend::http_and_websocket().await;
+    let listen = free_addr();
+    let file = config_file(listen, backend.addr, "2s");
+    let text = std::fs::read_to_string(file.path()).unwrap();
+    write_file(
+        &file,
+        &format!("threads = 3\nwork_stealing = false\n{text}"),
+    );
+    let args = ["--config".to_string(), file.path().display().to_string()];
+    let mut proc = Process::spawn(exe, &args, listen).await;
+    let pid = proc.pid().expect("running");
+    let names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .map(|name| name.trim().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if cfg!(target_os = "linux") {
+        for worker in ["switchyard-1", "switchyard-2"] {
+            assert!(
+                names.iter().any(|n| n == worker),
+                "no {worker} in {names:?}"
+            );
+        }
+    }
+    let mut tunnels = Vec::new();
+    for i in 0..12 {
+        tunnels.push(websocket_roundtrip(listen).await);
+        assert_eq!(
+            get_text(listen, &format!("/n{i}")).await,
+            format!("GET /n{i}")
+        );
+    }
+    let mut second = Process::spawn(exe, &args, listen).await;
+    let status = second.wait_exit(Duration::from_secs(3)).await.unwrap();
+    let output = second.output();
+    assert_eq!(status.code(), Some(1), "the second instance: {output}");
+    assert!(
+        output.contains(&format!("cannot listen on {listen}")) && output.contains("in use"),
+        "{output}"
+    );
+    for (i, t) in tunnels.iter_mut().enumerate() {
+        let text = format!("after the second instance {i}");
+        t.send(Message::text(text.clone())).await.unwrap();
+        assert_eq!(
+            ws::next(t, Duration::from_secs(3)).await,
+            Some(Ok(Message::text(text))),
+            "tunnel {i}"
+        );
+    }
+    proc.sigterm();
+    let status = proc.wait_exit(Duration::from_secs(5)).await.unwrap();
+    assert!(
+        status.success(),
+        "exit {status}; output:\n{}",
+        proc.output()
+    );
+    for (i, t) in tunnels.iter_mut().enumerate() {
+        assert_eq!(
+            ws::wait_end(t, Duration::from_secs(1)).await,
+            Ok(ws::End::Close(Some((1001, "going away".into())))),
+            "tunnel {i}, drained"
+        );
+    }
+}
+
 /// `switchyard --listen ADDR --upstream ADDR`: proxies; a kept-alive idle client does
 /// not delay SIGTERM (idle connections close at once, whatever the deadline): exit 0
 /// within 2 s, and the client sees its connection closed.

@@ -133,6 +133,17 @@ mod binary {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn binary_own_event_loop_per_thread_serves_and_a_second_instance_is_refused() {
+        let exe = exe();
+        switchyard_e2e::run_scenario(
+            "binary_own_event_loop_per_thread_serves_and_a_second_instance_is_refused",
+            "switchyard",
+            binary::own_event_loop_per_thread_serves_and_a_second_instance_is_refused(&exe),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn binary_bad_config_is_refused_naming_the_key() {
         let exe = exe();
         switchyard_e2e::run_scenario(
