@@ -44,8 +44,9 @@ pub struct Settings {
     pub threads: Option<usize>,
     /// Whether worker threads share one scheduler that moves tasks to idle threads
     /// (`true`, tokio's multi-threaded runtime), or each thread runs its own event
-    /// loop over its own `SO_REUSEPORT` listeners (`false`: a connection never
-    /// leaves the thread that accepted it). The `switchyard` binary's; see the README.
+    /// loop over its own `SO_REUSEPORT` listeners, bound to a CPU of its own while
+    /// there are enough (`false`: a connection never leaves the thread that accepted
+    /// it). The `switchyard` binary's; see the README.
     pub work_stealing: bool,
     /// Whether request and tunnel lines are logged (`[log] access`).
     pub access_log: bool,

@@ -17,6 +17,7 @@
 //! | raising the open-file limit at start ([`raise_open_file_limit`]) | `open_files.rs` |
 //! | listeners with an accept queue of 4,096 ([`bind_listener`], [`bind_listener_for`] a mode, [`bind_listeners_for`] one per thread in an `SO_REUSEPORT` group) | `listen.rs` |
 //! | the ACK of a connection's first request sent with the response | `acks.rs` |
+//! | binding each event-loop thread to a CPU of its own ([`allowed_cpus`], [`bind_this_thread`]) | `cpu_affinity.rs` |
 //! | the binaries' log: stderr, written off the proxy's threads ([`init_logging`]) | `logging.rs` |
 //!
 //! Like the adapters, this crate makes no protocol decision: the session makes them
@@ -50,6 +51,7 @@ mod acks;
 mod admin;
 pub mod config_file;
 mod context;
+mod cpu_affinity;
 mod drive;
 mod fin;
 mod listen;
@@ -70,6 +72,7 @@ mod write_queue;
 
 pub use acks::acknowledge_now;
 pub use context::{Context, Generation};
+pub use cpu_affinity::{allowed_cpus, bind_this_thread};
 pub use drive::MAX_READ;
 pub use fin::send_before_fin;
 pub use listen::{bind_listener, bind_listener_for, bind_listeners_for, LISTEN_BACKLOG};

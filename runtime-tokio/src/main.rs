@@ -158,10 +158,11 @@ fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Starts worker thread `number` (the main thread is worker 0), accepting on
 /// `listeners` (its own sockets of each listening address) beside the main thread
-/// until the drain.
+/// until the drain; bound to `cpu` if given.
 fn start_worker(
     number: usize,
     listeners: Vec<std::net::TcpListener>,
+    cpu: Option<usize>,
     ctx: &Arc<Context>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let runtime = current_thread_runtime()?;
@@ -169,6 +170,7 @@ fn start_worker(
     std::thread::Builder::new()
         .name(format!("switchyard-{number}"))
         .spawn(move || {
+            bind_to(cpu, number);
             runtime.block_on(async move {
                 let listeners = (listeners.into_iter())
                     .map(tokio::net::TcpListener::from_std)
@@ -185,6 +187,16 @@ fn start_worker(
 /// asks for 128).
 fn listen_on(address: SocketAddr, mode: &ListenMode) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::from_std(runtime_common::bind_listener_for(address, mode)?)
+}
+
+/// Binds the calling thread (event loop `number`) to `cpu`, if given; a failure is
+/// logged and leaves the thread unbound.
+fn bind_to(cpu: Option<usize>, number: usize) {
+    if let Some(cpu) = cpu {
+        if let Err(e) = runtime_common::bind_this_thread(cpu) {
+            warn!(worker = number, cpu, error = %e, "cannot bind the thread to its CPU");
+        }
+    }
 }
 
 /// Serves until shut down; returns the exit code and the threads started beside this
@@ -225,16 +237,21 @@ async fn run(
         },
     };
     let ctx = Arc::new(Context::with_setup(setup, Tokio));
+    // Several event loops get a CPU each while there are enough for all of them.
+    let cpus = runtime_common::allowed_cpus();
+    let cpu_of =
+        |number: usize| (event_loops > 1 && event_loops <= cpus.len()).then(|| cpus[number]);
     let mut workers = Vec::new();
     let mut listeners = listeners.into_iter();
     let main_listeners = listeners.next().unwrap_or_default();
     for (number, theirs) in (1..).zip(listeners) {
-        match start_worker(number, theirs, &ctx) {
+        match start_worker(number, theirs, cpu_of(number), &ctx) {
             Ok(worker) => workers.push(worker),
             // Its listeners close: the kernel sends their connections to the others.
             Err(e) => warn!(worker = number, error = %e, "cannot start a worker thread"),
         }
     }
+    bind_to(cpu_of(0), 0); // after the others started: they do not inherit it
     let listeners = match (main_listeners.into_iter())
         .map(tokio::net::TcpListener::from_std)
         .collect::<std::io::Result<Vec<_>>>()

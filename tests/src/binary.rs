@@ -358,8 +358,9 @@ pub async fn config_file_proxies_then_sigterm_exits_0(exe: &Path) {
 }
 
 /// `work_stealing = false`, `threads = 3`: the main thread and two more, each with an
-/// event loop and listener of its own, serve WebSockets and requests on fresh
-/// connections (the kernel spreads them over the three listeners); a second instance
+/// event loop and listener of its own (and a CPU of its own if there are 3), serve
+/// WebSockets and requests on fresh connections (the kernel spreads them over the
+/// three listeners); a second instance
 /// on the same address is refused with exit 1 rather than joining the listener group;
 /// SIGTERM drains every thread's connections and exits 0.
 pub async fn own_event_loop_per_thread_serves_and_a_second_instance_is_refused(exe: &Path) {
@@ -374,20 +375,44 @@ pub async fn own_event_loop_per_thread_serves_and_a_second_instance_is_refused(e
     let args = ["--config".to_string(), file.path().display().to_string()];
     let mut proc = Process::spawn(exe, &args, listen).await;
     let pid = proc.pid().expect("running");
-    let names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|tasks| {
-            tasks
-                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-                .map(|name| name.trim().to_owned())
-                .collect()
-        })
-        .unwrap_or_default();
     if cfg!(target_os = "linux") {
-        for worker in ["switchyard-1", "switchyard-2"] {
+        // Each thread's name and the CPUs it may run on.
+        let threads: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|t| {
+                let path = t.ok()?.path();
+                let name = std::fs::read_to_string(path.join("comm")).ok()?;
+                let status = std::fs::read_to_string(path.join("status")).ok()?;
+                let cpus = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+                Some((name.trim().to_owned(), cpus.trim().to_owned()))
+            })
+            .collect();
+        let cpus_of = |name: &str| {
+            let found = threads.iter().find(|(n, _)| n == name);
+            found
+                .unwrap_or_else(|| panic!("no thread {name} in {threads:?}"))
+                .1
+                .clone()
+        };
+        let loops = [
+            cpus_of("switchyard"),
+            cpus_of("switchyard-1"),
+            cpus_of("switchyard-2"),
+        ];
+        let allowed = cpus_of("switchyard-log"); // never bound
+        let cpu_count = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpu_count >= 3 {
+            // A CPU each: one number, all different.
             assert!(
-                names.iter().any(|n| n == worker),
-                "no {worker} in {names:?}"
+                loops.iter().all(|c| c.parse::<usize>().is_ok()),
+                "{threads:?}"
             );
+            assert!(loops[0] != loops[1] && loops[1] != loops[2] && loops[0] != loops[2]);
+        } else {
+            // Fewer CPUs than threads: none is bound.
+            assert!(loops.iter().all(|c| *c == allowed), "{threads:?}");
         }
     }
     let mut tunnels = Vec::new();
