@@ -865,6 +865,18 @@ fn accept_failures(output: &str) -> usize {
 /// close, new connections (HTTP and WebSocket) are served again without any help;
 /// SIGTERM still exits 0.
 pub async fn fd_exhaustion_logs_rarely_keeps_tunnels_and_recovers(exe: &Path) {
+    fd_exhaustion_with(exe, "").await;
+}
+
+/// [`fd_exhaustion_logs_rarely_keeps_tunnels_and_recovers`] with three event loops of
+/// their own (`work_stealing = false`), each accepting on its own listener: they all
+/// hit the limit at once, and still log at most one line a second between them.
+pub async fn fd_exhaustion_with_own_event_loops_logs_rarely_and_recovers(exe: &Path) {
+    fd_exhaustion_with(exe, "threads = 3\nwork_stealing = false\n").await;
+}
+
+/// The fd-exhaustion scenario with `settings` (top-level keys) added to its file.
+async fn fd_exhaustion_with(exe: &Path, settings: &str) {
     const NOFILE: u32 = 64;
     const EXTRA: usize = 100;
     const WINDOW: Duration = Duration::from_millis(2500);
@@ -878,7 +890,7 @@ pub async fn fd_exhaustion_logs_rarely_keeps_tunnels_and_recovers(exe: &Path) {
     write_file(
         &file,
         &format!(
-            "listen = \"{listen}\"\nupstream = \"{}\"\n[timeouts]\nclient_head = \"30s\"\n\
+            "{settings}listen = \"{listen}\"\nupstream = \"{}\"\n[timeouts]\nclient_head = \"30s\"\n\
              keepalive_idle = \"30s\"\nlinger = \"300ms\"\nshutdown = \"1s\"\n",
             backend.addr
         ),
@@ -899,6 +911,7 @@ pub async fn fd_exhaustion_logs_rarely_keeps_tunnels_and_recovers(exe: &Path) {
                 .unwrap_or_else(|e| panic!("extra connection {i}: {e}")),
         );
     }
+    let extra_connected = Instant::now(); // the first failure is logged after this
     proc.wait_output("accept failed", Duration::from_secs(3))
         .await
         .expect("the descriptors ran out: an accept failure is logged");
@@ -918,6 +931,11 @@ pub async fn fd_exhaustion_logs_rarely_keeps_tunnels_and_recovers(exe: &Path) {
     let window = start.elapsed();
     let output = proc.output();
     let lines = accept_failures(&output) - lines_before;
+    // Every thread's accept loop failed meanwhile; within the 5 s a line covers, they
+    // logged one line between them.
+    if extra_connected.elapsed() < Duration::from_millis(4500) {
+        assert_eq!(accept_failures(&output), 1, "output:\n{output}");
+    }
     let cpu = cpu_before
         .zip(cpu_time(pid))
         .map(|(before, after)| after.saturating_sub(before));

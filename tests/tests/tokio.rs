@@ -177,6 +177,17 @@ mod binary {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn binary_fd_exhaustion_with_own_event_loops_logs_rarely_and_recovers() {
+        let exe = exe();
+        switchyard_e2e::run_scenario(
+            "binary_fd_exhaustion_with_own_event_loops_logs_rarely_and_recovers",
+            "switchyard",
+            binary::fd_exhaustion_with_own_event_loops_logs_rarely_and_recovers(&exe),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn binary_fd_exhaustion_logs_rarely_keeps_tunnels_and_recovers() {
         let exe = exe();
         switchyard_e2e::run_scenario(
