@@ -255,7 +255,8 @@ launch_proxy() {
   LAUNCHED_MEASURE_PIDS=$LAUNCHED_PID
   if [ "$target" = nginx ]; then
     # The worker holds the connections; the master only supervises.
-    LAUNCHED_MEASURE_PIDS=$(children_of "$LAUNCHED_PID" | head -1)
+    # (head may close the pipe before children_of is done: not a failure.)
+    LAUNCHED_MEASURE_PIDS=$(children_of "$LAUNCHED_PID" | head -1) || true
   fi
 }
 
