@@ -24,7 +24,7 @@ impl<R: Runtime> Context<R> {
     /// `shutdown` completes. Each listener serves as the current configuration's
     /// [`ListenerSetup`](crate::ListenerSetup) for its address says (HTTP or layer 4,
     /// TLS or not; plain HTTP if none), looked up per connection so a reload applies
-    /// to the next one. Then it then stops accepting (the listeners are dropped), sends
+    /// to the next one. Then it stops accepting (the listeners are dropped), sends
     /// every live session `Input::Drain { deadline: now + config.timeouts.shutdown }`,
     /// and waits for all sessions to end (at most until the deadline + 1s).
     ///

@@ -19,6 +19,8 @@
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+mod event_loops;
+
 use clap::{Parser, Subcommand};
 use runtime_tokio::config_file::{self, ListenSettings, Settings};
 use runtime_tokio::{Context, ListenMode, Tokio};
@@ -124,16 +126,15 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get));
     // With work stealing, the scheduler's threads serve one set of listeners; without,
     // this thread and each further one serve their own.
-    let (runtime, event_loops) = match (settings.work_stealing, threads) {
-        (true, 2..) => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(threads).enable_all();
-            (builder.build(), 1)
-        }
-        _ => (current_thread_runtime(), threads),
+    let runtime = match (settings.work_stealing, threads) {
+        (true, 2..) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build(),
+        _ => event_loops::current_thread_runtime(),
     };
     let (code, workers) = match runtime {
-        Ok(runtime) => runtime.block_on(run(settings, cli, event_loops)),
+        Ok(runtime) => runtime.block_on(run(settings, cli, threads)),
         Err(e) => {
             eprintln!("error: cannot start the tokio runtime: {e}");
             (ExitCode::FAILURE, Vec::new())
@@ -147,67 +148,24 @@ fn main() -> ExitCode {
     code
 }
 
-/// tokio's current-thread scheduler: every task stays on the thread that spawned it,
-/// with no work-stealing queues or cross-thread wake-ups to pay for (one thread, or
-/// each thread's own with `work_stealing = false`: README, "Worker threads").
-fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-}
-
-/// Starts worker thread `number` (the main thread is worker 0), accepting on
-/// `listeners` (its own sockets of each listening address) beside the main thread
-/// until the drain; bound to `cpu` if given.
-fn start_worker(
-    number: usize,
-    listeners: Vec<std::net::TcpListener>,
-    cpu: Option<usize>,
-    ctx: &Arc<Context>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let runtime = current_thread_runtime()?;
-    let ctx = ctx.clone();
-    std::thread::Builder::new()
-        .name(format!("switchyard-{number}"))
-        .spawn(move || {
-            bind_to(cpu, number);
-            runtime.block_on(async move {
-                let listeners = (listeners.into_iter())
-                    .map(tokio::net::TcpListener::from_std)
-                    .collect::<std::io::Result<Vec<_>>>();
-                match listeners {
-                    Ok(listeners) => ctx.serve_alongside(listeners).await,
-                    Err(e) => warn!(worker = number, error = %e, "worker thread cannot accept"),
-                }
-            })
-        })
-}
-
 /// A listener on `address` for `mode`, with an accept queue of 4,096 (tokio's own
 /// asks for 128).
 fn listen_on(address: SocketAddr, mode: &ListenMode) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::from_std(runtime_common::bind_listener_for(address, mode)?)
 }
 
-/// Binds the calling thread (event loop `number`) to `cpu`, if given; a failure is
-/// logged and leaves the thread unbound.
-fn bind_to(cpu: Option<usize>, number: usize) {
-    if let Some(cpu) = cpu {
-        if let Err(e) = runtime_common::bind_this_thread(cpu) {
-            warn!(worker = number, cpu, error = %e, "cannot bind the thread to its CPU");
-        }
-    }
-}
-
-/// Serves until shut down; returns the exit code and the threads started beside this
-/// one to run event loops of their own (`event_loops` in all), to be joined once this
-/// returns.
+/// Serves until shut down with `threads` threads; returns the exit code and the
+/// threads it started beside this one to run event loops of their own (without work
+/// stealing), to be joined once this returns.
 async fn run(
     settings: Settings,
     cli: Cli,
-    event_loops: usize,
+    threads: usize,
 ) -> (ExitCode, Vec<std::thread::JoinHandle<()>>) {
     let failed = |code| (code, Vec::new());
+    // With work stealing, the scheduler's threads serve one set of listeners; without,
+    // this thread and each further one serve their own.
+    let event_loops = if settings.work_stealing { 1 } else { threads };
     let setup = match settings.setup() {
         Ok(setup) => setup,
         Err(e) => {
@@ -245,13 +203,13 @@ async fn run(
     let mut listeners = listeners.into_iter();
     let main_listeners = listeners.next().unwrap_or_default();
     for (number, theirs) in (1..).zip(listeners) {
-        match start_worker(number, theirs, cpu_of(number), &ctx) {
+        match event_loops::start_worker(number, theirs, cpu_of(number), &ctx) {
             Ok(worker) => workers.push(worker),
             // Its listeners close: the kernel sends their connections to the others.
             Err(e) => warn!(worker = number, error = %e, "cannot start a worker thread"),
         }
     }
-    bind_to(cpu_of(0), 0); // after the others started: they do not inherit it
+    event_loops::bind_to(cpu_of(0), 0); // after the others started: they do not inherit it
     let listeners = match (main_listeners.into_iter())
         .map(tokio::net::TcpListener::from_std)
         .collect::<std::io::Result<Vec<_>>>()
@@ -279,8 +237,11 @@ async fn run(
             }
         })
         .collect();
-    let event_loops = workers.len() + 1;
-    info!(?listen, admin = ?settings.admin, upstream = %settings.core.upstream, event_loops, "switchyard is up");
+    let (work_stealing, threads) = match settings.work_stealing {
+        true => (true, threads),
+        false => (false, workers.len() + 1),
+    };
+    info!(?listen, admin = ?settings.admin, upstream = %settings.core.upstream, threads, work_stealing, "switchyard is up");
     if let Some(path) = cli.config.clone() {
         tokio::spawn(reload_on_sighup(ctx.clone(), path, settings, cli.overrides));
     }
