@@ -81,3 +81,4 @@ pub use open_files::{raise_open_file_limit, raise_open_file_limit_and_log};
 pub use runtime::{sleep, timeout, Conn, Listener, Pipe, Runtime, Transport, Upstream};
 pub use rustls;
 pub use setup::{ListenMode, ListenerSetup, Setup, UpstreamTls};
+pub use thread_shard::take_from_own_shard_only;

@@ -22,6 +22,8 @@
 //! own shard and takes from it first, then from the others, so that a connection idle
 //! anywhere is used before a new one is dialled; threads no longer contend for one lock
 //! twice per request. `max_idle` bounds the connections to an address over all shards.
+//! A thread with an event loop of its own (`work_stealing = false`) takes only from
+//! its own shard: a connection is driven by the event loop that dialled it.
 
 use crate::runtime::{sleep, Conn, Runtime, Upstream};
 use crate::thread_shard;
@@ -102,7 +104,8 @@ impl<R: Runtime> Pool<R> {
 
     /// [`Pool::take`], with the peer address the connection was pooled with; `now` is
     /// the caller's reading of the runtime's clock. This thread's shard first, then
-    /// the others.
+    /// the others (unless this thread takes from its own shard only:
+    /// [`take_from_own_shard_only`](crate::take_from_own_shard_only)).
     pub fn take_with_peer(
         &self,
         address: &str,
@@ -114,6 +117,9 @@ impl<R: Runtime> Pool<R> {
         let own = self.own_shard();
         if let Some(found) = self.take_from(own, address, now) {
             return Some(found);
+        }
+        if thread_shard::own_shard_only() {
+            return None;
         }
         let n = self.shards.len(); // a power of two
         (1..n)

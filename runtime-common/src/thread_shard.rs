@@ -42,6 +42,22 @@ pub(crate) fn this_thread(shards: usize) -> usize {
     number & (shards - 1)
 }
 
+thread_local!(static OWN_SHARD_ONLY: Cell<bool> = const { Cell::new(false) });
+
+/// Marks the calling thread as running an event loop of its own: from now on it
+/// takes pooled connections only from its own shard. A connection stays registered
+/// with the event loop of the thread that dialled it, so on another thread each of
+/// its reads would be a wake-up from that thread; such a thread dials instead.
+pub fn take_from_own_shard_only() {
+    OWN_SHARD_ONLY.with(|only| only.set(true));
+}
+
+/// Whether [`take_from_own_shard_only`] was called on this thread.
+#[inline]
+pub(crate) fn own_shard_only() -> bool {
+    OWN_SHARD_ONLY.with(Cell::get)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

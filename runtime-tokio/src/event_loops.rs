@@ -29,7 +29,7 @@ pub(crate) fn start_worker(
     std::thread::Builder::new()
         .name(format!("switchyard-{number}"))
         .spawn(move || {
-            bind_to(cpu, number);
+            settle_here(number, cpu);
             runtime.block_on(async move {
                 let listeners = (listeners.into_iter())
                     .map(tokio::net::TcpListener::from_std)
@@ -42,9 +42,11 @@ pub(crate) fn start_worker(
         })
 }
 
-/// Binds the calling thread (event loop `number`) to `cpu`, if given; a failure is
-/// logged and leaves the thread unbound.
-pub(crate) fn bind_to(cpu: Option<usize>, number: usize) {
+/// Makes the calling thread event loop `number`: bound to `cpu` if given (a failure
+/// is logged and leaves it unbound), and taking pooled upstream connections only
+/// from its own shard, which holds the connections its own event loop drives.
+pub(crate) fn settle_here(number: usize, cpu: Option<usize>) {
+    runtime_common::take_from_own_shard_only();
     if let Some(cpu) = cpu {
         if let Err(e) = runtime_common::bind_this_thread(cpu) {
             warn!(worker = number, cpu, error = %e, "cannot bind the thread to its CPU");

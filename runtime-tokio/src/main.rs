@@ -209,7 +209,9 @@ async fn run(
             Err(e) => warn!(worker = number, error = %e, "cannot start a worker thread"),
         }
     }
-    event_loops::bind_to(cpu_of(0), 0); // after the others started: they do not inherit it
+    if event_loops > 1 {
+        event_loops::settle_here(0, cpu_of(0)); // after the others started: not inherited
+    }
     let listeners = match (main_listeners.into_iter())
         .map(tokio::net::TcpListener::from_std)
         .collect::<std::io::Result<Vec<_>>>()

@@ -187,6 +187,36 @@ mod tests {
         assert!(!again, "handed out once");
     }
 
+    /// A thread with an event loop of its own takes only from its own shard: another
+    /// thread's connection is driven by that thread's event loop, so it dials instead.
+    /// It still takes back what it pooled itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_event_loop_thread_takes_only_what_it_pooled_itself() {
+        let (pool, ours, _theirs) = sharded(4, Duration::from_secs(60), 2).await;
+        let runtime = tokio::runtime::Handle::current();
+        let mut ours = ours.into_iter();
+        let (theirs, mine) = (ours.next().unwrap(), ours.next().unwrap());
+        let put = {
+            let (pool, runtime) = (pool.clone(), runtime.clone());
+            std::thread::spawn(move || {
+                let _entered = runtime.enter();
+                pool.put("up:1", Conn::Plain(theirs));
+            })
+        };
+        put.join().unwrap();
+        let own_loop = std::thread::spawn(move || {
+            let _entered = runtime.enter();
+            runtime_common::take_from_own_shard_only();
+            let from_another = pool.take("up:1").is_some();
+            pool.put("up:1", Conn::Plain(mine));
+            (from_another, pool.take("up:1").is_some(), pool.idle_count())
+        });
+        let (from_another, own_again, left) = own_loop.join().unwrap();
+        assert!(!from_another, "took another thread's connection");
+        assert!(own_again, "its own connection, pooled and taken back");
+        assert_eq!(left, 1, "the other thread's connection stays pooled");
+    }
+
     /// `max_idle` counts an address's connections over every shard: two threads'
     /// shards of two each are trimmed to two in all, the oldest closed first.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
