@@ -45,10 +45,8 @@ pub fn bind_listeners_for(
         return bind_listener_for(address, mode).map(|listener| vec![listener]);
     }
     if address.port() != 0 {
-        let probe = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
-        #[cfg(unix)]
-        probe.set_reuse_address(true)?;
-        probe.bind(&address.into())?; // bound, never listening: it takes no connection
+        // Bound, never listening: it takes no connection.
+        socket_for(address)?.bind(&address.into())?;
     }
     let first = bind(address, true)?;
     let address = first.local_addr()?; // the port picked, if asked for port 0
@@ -71,13 +69,7 @@ pub fn bind_listener(address: SocketAddr) -> io::Result<TcpListener> {
 
 /// [`bind_listener`], joining `address`'s `SO_REUSEPORT` group if `reuse_port`.
 fn bind(address: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    #[cfg(unix)]
-    socket.set_reuse_address(true)?;
+    let socket = socket_for(address)?;
     #[cfg(unix)]
     if reuse_port {
         socket.set_reuse_port(true)?;
@@ -86,6 +78,18 @@ fn bind(address: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
+}
+
+/// A TCP socket for `address`, with `SO_REUSEADDR` on Unix (as `TcpListener::bind`).
+fn socket_for(address: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    Ok(socket)
 }
 
 #[cfg(test)]

@@ -43,11 +43,12 @@ impl<R: Runtime> Context<R> {
     }
 
     /// What each further worker thread runs beside [`serve_all`](Self::serve_all):
-    /// accepts on its own copies of the same listeners until a drain starts, then
+    /// accepts on its own listeners (its sockets of the same addresses, from
+    /// [`bind_listeners_for`](crate::bind_listeners_for)) until a drain starts, then
     /// waits for it like `serve_all`. A connection is served on the thread that
     /// accepted it, so its task never moves: one event loop per thread, as nginx's
     /// workers have, with no work-stealing queues or cross-thread wake-ups per
-    /// request. An idle thread tends to win the race for the next connection.
+    /// request.
     pub async fn serve_alongside<L: Listener<R>>(self: &Arc<Self>, listeners: Vec<L>) {
         let mut registration = Registration::default();
         let draining = poll_fn(|cx| self.poll_drain(&mut registration, cx).map(drop));

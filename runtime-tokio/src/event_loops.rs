@@ -31,15 +31,21 @@ pub(crate) fn start_worker(
         .spawn(move || {
             settle_here(number, cpu);
             runtime.block_on(async move {
-                let listeners = (listeners.into_iter())
-                    .map(tokio::net::TcpListener::from_std)
-                    .collect::<std::io::Result<Vec<_>>>();
-                match listeners {
+                match registered(listeners) {
                     Ok(listeners) => ctx.serve_alongside(listeners).await,
                     Err(e) => warn!(worker = number, error = %e, "worker thread cannot accept"),
                 }
             })
         })
+}
+
+/// `listeners` registered with the calling thread's runtime.
+pub(crate) fn registered(
+    listeners: Vec<std::net::TcpListener>,
+) -> std::io::Result<Vec<tokio::net::TcpListener>> {
+    (listeners.into_iter())
+        .map(tokio::net::TcpListener::from_std)
+        .collect()
 }
 
 /// Makes the calling thread event loop `number`: bound to `cpu` if given (a failure

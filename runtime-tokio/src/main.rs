@@ -212,10 +212,7 @@ async fn run(
     if event_loops > 1 {
         event_loops::settle_here(0, cpu_of(0)); // after the others started: not inherited
     }
-    let listeners = match (main_listeners.into_iter())
-        .map(tokio::net::TcpListener::from_std)
-        .collect::<std::io::Result<Vec<_>>>()
-    {
+    let listeners = match event_loops::registered(main_listeners) {
         Ok(listeners) => listeners,
         Err(e) => {
             // The workers accept meanwhile; this drain stops them too.
@@ -239,9 +236,11 @@ async fn run(
             }
         })
         .collect();
-    let (work_stealing, threads) = match settings.work_stealing {
-        true => (true, threads),
-        false => (false, workers.len() + 1),
+    let work_stealing = settings.work_stealing;
+    let threads = if work_stealing {
+        threads
+    } else {
+        workers.len() + 1
     };
     info!(?listen, admin = ?settings.admin, upstream = %settings.core.upstream, threads, work_stealing, "switchyard is up");
     if let Some(path) = cli.config.clone() {
