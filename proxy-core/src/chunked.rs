@@ -10,7 +10,9 @@
 //!   smuggling lever, so it is refused);
 //! - chunk data is followed by CRLF exactly;
 //! - every line ends with CRLF, never a bare LF; no control characters in extensions
-//!   or trailers; extensions and trailers are bounded in size.
+//!   or trailers; extensions and trailers are bounded in size;
+//! - a trailer line is a field line, `token ":" value` (RFC 9112 §7.1.2, §5): no
+//!   line without a colon, no whitespace before it, no obs-fold.
 //!
 //! Trailer fields are checked for syntax and dropped (RFC 9110 §6.5.1 lets a recipient
 //! that removes the chunked coding discard them; merging them is how trailers smuggle).
@@ -18,6 +20,7 @@
 use bytes::Bytes;
 
 use crate::error::ProxyError;
+use crate::head::is_tchar;
 
 /// Longest chunk extension, and largest trailer section, accepted.
 const MAX_METADATA: usize = 16 * 1024;
@@ -44,7 +47,8 @@ enum State {
     DataCr,
     DataLf,
     TrailerLineStart,
-    TrailerLine,
+    TrailerName,
+    TrailerValue,
     TrailerLf,
     LastLf,
     Done,
@@ -155,14 +159,19 @@ impl ChunkedDecoder {
             }
             DataCr | DataLf => return Err(ProxyError::MissingChunkDataCrlf),
             TrailerLineStart if byte == b'\r' => self.state = LastLf,
-            TrailerLineStart | TrailerLine => match byte {
-                b'\r' if self.state == TrailerLine => self.state = TrailerLf,
-                b if is_metadata_byte(b) => {
-                    self.count_metadata()?;
-                    self.state = TrailerLine;
-                }
-                _ => return Err(ProxyError::InvalidChunkMetadata),
-            },
+            TrailerLineStart | TrailerName if is_tchar(byte) => {
+                self.count_metadata()?;
+                self.state = TrailerName;
+            }
+            TrailerName if byte == b':' => {
+                self.count_metadata()?;
+                self.state = TrailerValue;
+            }
+            TrailerValue if byte == b'\r' => self.state = TrailerLf,
+            TrailerValue if is_metadata_byte(byte) => self.count_metadata()?,
+            TrailerLineStart | TrailerName | TrailerValue => {
+                return Err(ProxyError::InvalidChunkMetadata)
+            }
             TrailerLf if byte == b'\n' => self.state = TrailerLineStart,
             LastLf if byte == b'\n' => {
                 self.state = Done;

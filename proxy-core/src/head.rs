@@ -484,7 +484,12 @@ pub(crate) fn headers_up_to<'a, 'b>(
 
 /// Whether `s` is a non-empty token (RFC 9110 §5.6.2).
 pub(crate) fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&b| TCHAR[usize::from(b)])
+    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
+}
+
+/// Whether `b` may appear in a token (RFC 9110 §5.6.2).
+pub(crate) fn is_tchar(b: u8) -> bool {
+    TCHAR[usize::from(b)]
 }
 
 /// `tchar` (RFC 9110 §5.6.2) as a table: one load per byte.

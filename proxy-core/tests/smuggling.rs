@@ -298,6 +298,29 @@ fn bare_lf_in_chunked_metadata_is_400() {
 }
 
 #[test]
+fn a_trailer_line_that_is_not_a_field_line_is_400() {
+    for trailer in [
+        "bad",
+        "X y",
+        "X : y",
+        ": y",
+        " X: y",
+        "X: y\r\n folded",
+        "X\u{7f}: y",
+    ] {
+        assert_rejected(
+            format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n{trailer}\r\n\r\n").as_bytes(),
+            400,
+        );
+    }
+    // Field lines, an empty value among them, end the body as before.
+    let sim = connected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-A: 1\r\nx-b:\r\n\r\n",
+    );
+    assert!(sim.upstream_received_str().ends_with("\r\n\r\n0\r\n\r\n"));
+}
+
+#[test]
 fn http11_without_host_is_400() {
     assert_rejected(b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", 400);
 }
