@@ -171,20 +171,40 @@ pub fn chunked_model(input: &[u8]) -> ChunkModel {
                 end: ChunkEnd::Done { consumed: i },
             };
         }
+        // A trailer line is a field line: a token, a colon, then the value.
+        let mut in_name = true;
         loop {
             let b = byte!();
-            if b == b'\r' {
+            if b == b'\r' && !in_name {
                 break;
             }
             metadata += 1;
-            if !is_metadata_byte(b) || metadata > MAX_METADATA {
+            let allowed = if in_name {
+                is_tchar(b) || (b == b':' && !at_line_start(input, i))
+            } else {
+                is_metadata_byte(b)
+            };
+            if !allowed || metadata > MAX_METADATA {
                 fail!();
+            }
+            if b == b':' {
+                in_name = false;
             }
             i += 1;
         }
         i += 1;
         expect!(b'\n');
     }
+}
+
+/// Whether `input[i]` starts a line (the byte before it is the LF ending the last).
+fn at_line_start(input: &[u8], i: usize) -> bool {
+    i == 0 || input[i - 1] == b'\n'
+}
+
+/// `tchar` (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// The body bytes of a chunked model's events.
