@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::chunked::{self, Chunk, ChunkedDecoder};
 use crate::error::ProxyError;
 use crate::field_name::FieldName;
-use crate::head::{is_token, Fields};
+use crate::head::Fields;
 
 /// How a message's body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,7 +25,9 @@ pub enum BodyKind {
     UntilClose,
 }
 
-/// Transfer codings a request may carry (RFC 9110 §8.4.1, RFC 9112 §7).
+/// Transfer codings a message may carry (RFC 9110 §8.4.1, RFC 9112 §7). Any other name
+/// is refused both ways: it is most often `chunked` misspelt to be read two ways
+/// (`chunk`, `ch1unked`), and a peer could not decode it anyway.
 const KNOWN_CODINGS: [&str; 6] = [
     "chunked",
     "gzip",
@@ -51,10 +53,7 @@ pub(crate) fn request_body(fields: &Fields, http10: bool) -> Result<BodyKind, Pr
         }
         let mut codings = 0;
         for coding in fields.list(FieldName::TransferEncoding) {
-            if !KNOWN_CODINGS
-                .iter()
-                .any(|k| coding.eq_ignore_ascii_case(k.as_bytes()))
-            {
+            if !is_known_coding(coding) {
                 return Err(ProxyError::UnknownTransferCoding);
             }
             codings += 1;
@@ -72,10 +71,16 @@ pub(crate) fn request_body(fields: &Fields, http10: bool) -> Result<BodyKind, Pr
     })
 }
 
+fn is_known_coding(coding: &[u8]) -> bool {
+    KNOWN_CODINGS
+        .iter()
+        .any(|known| coding.eq_ignore_ascii_case(known.as_bytes()))
+}
+
 /// The framing of a response, RFC 9112 §6.3: no body after HEAD, for 1xx, 204 and 304;
 /// else a final `chunked`, else `Content-Length`, else until the upstream closes.
-/// Contradictory fields are an error (the proxy does not pick a winner), and so is
-/// `Transfer-Encoding` in HTTP/1.0, as in a request (§6.1: its sender knows no transfer
+/// Contradictory fields are an error (the proxy does not pick a winner), and so are an
+/// unknown transfer coding and `Transfer-Encoding` in HTTP/1.0, as in a request (§6.1: its sender knows no transfer
 /// codings, so part of what follows may be another message; §6.3: a proxy answers
 /// faulty response framing with 502).
 pub(crate) fn response_body(
@@ -95,7 +100,7 @@ pub(crate) fn response_body(
         if length.is_some()
             || fields
                 .list(FieldName::TransferEncoding)
-                .any(|c| !is_token(c))
+                .any(|c| !is_known_coding(c))
             || count_chunked(fields) > 1
         {
             return Err(ProxyError::InvalidResponseFraming);

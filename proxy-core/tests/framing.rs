@@ -307,6 +307,32 @@ fn a_coding_beyond_chunked_is_502_for_http10_clients() {
 }
 
 #[test]
+fn a_response_in_an_unknown_transfer_coding_is_502() {
+    // Close-delimited by the letter of RFC 9112 §6.3, but a name no peer can decode,
+    // and most often `chunked` misspelt so that two readers disagree.
+    for coding in ["hunked", "ch1unked", "chunk", "gzip, br", "x-chunked"] {
+        let mut sim = connected(GET);
+        let head = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {coding}\r\n\r\n");
+        sim.upstream_sends(head.as_bytes());
+        sim.upstream_sends(b"3\r\nabc\r\n0\r\n\r\n");
+        let client = sim.client_received_str();
+        assert!(client.starts_with("HTTP/1.1 502 "), "{coding}: {client}");
+        assert!(!client.contains("abc"), "{coding}: {client}");
+        assert_eq!(sim.releases(), &[false], "{coding}");
+    }
+    // A known coding, not chunked, is read until the close and passed on with its field.
+    let mut sim = connected(GET);
+    sim.upstream_sends(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: GZIP\r\n\r\nabc");
+    let client = sim.client_received_str();
+    assert!(client.starts_with("HTTP/1.1 200 "), "{client}");
+    assert!(
+        client.contains("\r\nTransfer-Encoding: GZIP\r\n"),
+        "{client}"
+    );
+    assert!(client.ends_with("\r\n\r\nabc"), "{client}");
+}
+
+#[test]
 fn no_transfer_encoding_reaches_the_client_in_a_1xx_or_204() {
     // RFC 9112 §6.1: a server must not send it there (the status alone says there is
     // no body); a lenient intermediary in front could otherwise wait for chunks.
