@@ -108,7 +108,10 @@ pub(crate) fn response_body(
         let codings = fields.list(FieldName::TransferEncoding).count();
         match chunked_position(fields) {
             Some(position) if position + 1 == codings => true,
+            // Chunked not last; or a field with no coding at all, which readers take
+            // as no field or refuse.
             Some(_) => return Err(ProxyError::InvalidResponseFraming),
+            None if codings == 0 => return Err(ProxyError::InvalidResponseFraming),
             None => false,
         }
     } else {

@@ -307,10 +307,19 @@ fn a_coding_beyond_chunked_is_502_for_http10_clients() {
 }
 
 #[test]
-fn a_response_in_an_unknown_transfer_coding_is_502() {
+fn a_response_in_an_unknown_transfer_coding_or_none_is_502() {
     // Close-delimited by the letter of RFC 9112 §6.3, but a name no peer can decode,
-    // and most often `chunked` misspelt so that two readers disagree.
-    for coding in ["hunked", "ch1unked", "chunk", "gzip, br", "x-chunked"] {
+    // and most often `chunked` misspelt so that two readers disagree; an empty field
+    // is read as none by some and refused by others.
+    for coding in [
+        "hunked",
+        "ch1unked",
+        "chunk",
+        "gzip, br",
+        "x-chunked",
+        "",
+        " , ",
+    ] {
         let mut sim = connected(GET);
         let head = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {coding}\r\n\r\n");
         sim.upstream_sends(head.as_bytes());
