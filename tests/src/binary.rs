@@ -377,32 +377,47 @@ pub async fn own_event_loop_per_thread_serves_and_a_second_instance_is_refused(e
     let pid = proc.pid().expect("running");
     if cfg!(target_os = "linux") {
         // Each thread's name and the CPUs it may run on.
-        let threads: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .unwrap()
-            .filter_map(|t| {
-                let path = t.ok()?.path();
-                let name = std::fs::read_to_string(path.join("comm")).ok()?;
-                let status = std::fs::read_to_string(path.join("status")).ok()?;
-                let cpus = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
-                Some((name.trim().to_owned(), cpus.trim().to_owned()))
-            })
-            .collect();
-        let cpus_of = |name: &str| {
-            let found = threads.iter().find(|(n, _)| n == name);
-            found
-                .unwrap_or_else(|| panic!("no thread {name} in {threads:?}"))
-                .1
-                .clone()
+        let threads_of = || -> Vec<(String, String)> {
+            std::fs::read_dir(format!("/proc/{pid}/task"))
+                .unwrap()
+                .filter_map(|t| {
+                    let path = t.ok()?.path();
+                    let name = std::fs::read_to_string(path.join("comm")).ok()?;
+                    let status = std::fs::read_to_string(path.join("status")).ok()?;
+                    let cpus = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+                    Some((name.trim().to_owned(), cpus.trim().to_owned()))
+                })
+                .collect()
         };
-        let loops = [
-            cpus_of("switchyard"),
-            cpus_of("switchyard-1"),
-            cpus_of("switchyard-2"),
-        ];
-        let allowed = cpus_of("switchyard-log"); // never bound
         let cpu_count = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let names = ["switchyard", "switchyard-1", "switchyard-2"];
+        let find = |threads: &[(String, String)], name: &str| {
+            threads
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, cpus)| cpus.clone())
+        };
+        // The port answers once the main thread listens; the other threads start, and
+        // bind themselves to a CPU, meanwhile: wait for that (a bounded while).
+        let settled = |threads: &[(String, String)]| {
+            names.iter().all(|name| {
+                find(threads, name)
+                    .is_some_and(|cpus| cpu_count < 3 || cpus.parse::<usize>().is_ok())
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut threads = threads_of();
+        while !settled(&threads) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            threads = threads_of();
+        }
+        let cpus_of = |name: &str| {
+            find(&threads, name).unwrap_or_else(|| panic!("no thread {name} in {threads:?}"))
+        };
+        let loops = names.map(cpus_of);
+        let allowed = cpus_of("switchyard-log"); // never bound
         if cpu_count >= 3 {
             // A CPU each: one number, all different.
             assert!(
