@@ -71,6 +71,7 @@ pub(crate) fn request_body(fields: &Fields, http10: bool) -> Result<BodyKind, Pr
     })
 }
 
+/// Whether `coding` is one of `KNOWN_CODINGS`, in any case.
 fn is_known_coding(coding: &[u8]) -> bool {
     KNOWN_CODINGS
         .iter()
@@ -80,9 +81,9 @@ fn is_known_coding(coding: &[u8]) -> bool {
 /// The framing of a response, RFC 9112 §6.3: no body after HEAD, for 1xx, 204 and 304;
 /// else a final `chunked`, else `Content-Length`, else until the upstream closes.
 /// Contradictory fields are an error (the proxy does not pick a winner), and so are an
-/// unknown transfer coding and `Transfer-Encoding` in HTTP/1.0, as in a request (§6.1: its sender knows no transfer
-/// codings, so part of what follows may be another message; §6.3: a proxy answers
-/// faulty response framing with 502).
+/// unknown or missing transfer coding and `Transfer-Encoding` in HTTP/1.0, as in a
+/// request (§6.1: its sender knows no transfer codings, so part of what follows may be
+/// another message; §6.3: a proxy answers faulty response framing with 502).
 pub(crate) fn response_body(
     fields: &Fields,
     status: u16,
@@ -108,9 +109,9 @@ pub(crate) fn response_body(
         let codings = fields.list(FieldName::TransferEncoding).count();
         match chunked_position(fields) {
             Some(position) if position + 1 == codings => true,
-            // Chunked not last; or a field with no coding at all, which readers take
-            // as no field or refuse.
+            // Chunked, but not last.
             Some(_) => return Err(ProxyError::InvalidResponseFraming),
+            // A field with no coding in it, which readers take as no field or refuse.
             None if codings == 0 => return Err(ProxyError::InvalidResponseFraming),
             None => false,
         }
