@@ -81,6 +81,8 @@ def mutate(rng, data, tokens=None):
 
 # ---------------------------------------------------------------- upstream
 def backend(port, log_path):
+    """Reads each connection with h11 and answers every request it completes with 200
+    (an upgrade is thereby refused); logs the connection's bytes when it ends."""
     log = open(log_path, "a", buffering=1)
     lock = threading.Lock()
 
@@ -110,8 +112,6 @@ def backend(port, log_path):
                         if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                             raise EOFError
                         conn.start_next_cycle()
-                if conn.their_state is h11.MIGHT_SWITCH_PROTOCOL:
-                    break
         except EOFError:
             pass
         except socket.timeout:
