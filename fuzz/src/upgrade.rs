@@ -1,4 +1,4 @@
-//! Invariant: a request and an upstream response (101 or another status), both near-valid with fuzz-chosen mutations, open a tunnel exactly when an independent model of RFC 9110 §7.8 / RFC 6455 §4 says so (HTTP/1.1 request with `Upgrade` offering a protocol other than `h2c` and `Connection: upgrade`; a 101 with `Connection: upgrade` naming exactly one offered protocol, versions matching when given; for WebSocket, the accept of the single key; the request body complete), else a refused 101 gets 502 and the upstream is dropped; a request offering WebSocket without exactly one key of 16 bytes in base64 gets 400 and nothing goes upstream; bytes the client sent after the request are never forwarded before the tunnel opens, then forwarded exactly once, in order, and after another final response are only ever forwarded as a parsed (rewritten) next request.
+//! Invariant: a request and an upstream response (101 or another status), both near-valid with fuzz-chosen mutations, open a tunnel exactly when an independent model of RFC 9110 §7.8 / RFC 6455 §4 says so (HTTP/1.1 request with `Upgrade` offering a protocol other than `h2c` and `Connection: upgrade`; a 101 with `Connection: upgrade` naming exactly one offered protocol, versions matching when given; for WebSocket, the accept of the single key; the request body complete), else a refused 101 gets 502 and the upstream is dropped; a request offering WebSocket without exactly one key of 16 bytes in base64, or whose `Upgrade` lists anything but protocols (`token ["/" token]`), gets 400 and nothing goes upstream; bytes the client sent after the request are never forwarded before the tunnel opens, then forwarded exactly once, in order, and after another final response are only ever forwarded as a parsed (rewritten) next request.
 //!
 //! Input: a description of a request, a response, the client's bytes after the request
 //! and a schedule, read by [`Case::read`] (zeros everywhere give a valid WebSocket
@@ -595,6 +595,17 @@ fn protocol_parts(p: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// `name` or `name/version`, both tokens (RFC 9110 §5.6.2, §7.8).
+fn is_protocol(element: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    let (name, version) = protocol_parts(element);
+    token(name) && version.is_none_or(token)
+}
+
 /// The protocols an upgrade attempt offers upstream, or why `request` is none.
 fn offered_protocols(request: &Head) -> Result<Vec<String>, &'static str> {
     if request.version != 1 {
@@ -621,6 +632,14 @@ fn offered_protocols(request: &Head) -> Result<Vec<String>, &'static str> {
 /// exactly one `Sec-WebSocket-Key` of 16 bytes in base64 (RFC 6455 §4.1, §11.3.1) is
 /// the client's fault, refused with 400 before anything goes upstream.
 pub fn refuses_request(request: &Head) -> bool {
+    // So is one whose Upgrade lists anything but protocols, `token ["/" token]` (RFC
+    // 9110 §7.8): a looser reader could find one the proxy did not see.
+    let attempt = request.version == 1
+        && elements(request, "connection").iter().any(|c| c == "upgrade")
+        && request.values("upgrade").next().is_some();
+    if attempt && !elements(request, "upgrade").iter().all(|o| is_protocol(o)) {
+        return true;
+    }
     let Ok(offered) = offered_protocols(request) else {
         return false;
     };
@@ -888,7 +907,7 @@ pub fn check_case(case: &Case) {
         assert!(
             got == Some(Some(400)) && out.upstream.is_empty() && out.releases.is_empty(),
             "{}",
-            say("a WebSocket upgrade without one valid key was not refused with 400 alone")
+            say("an upgrade attempt with a malformed Upgrade, or offering WebSocket without one valid key, was not refused with 400 alone")
         );
         return;
     }

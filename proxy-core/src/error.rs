@@ -51,6 +51,10 @@ pub enum ProxyError {
     /// base64 of 16 bytes (400, RFC 6455 §4.1, §11.3.1): no upstream could answer it with
     /// an accept the client would take.
     InvalidWebSocketKey,
+    /// An upgrade attempt whose `Upgrade` lists something that is not a protocol,
+    /// `token ["/" token]` (400, RFC 9110 §7.8): an upstream reading it more loosely
+    /// could find a protocol the proxy did not (`" h2c`, `; h2c`).
+    InvalidUpgrade,
     /// Both `Content-Length` and `Transfer-Encoding` (400, RFC 9112 §6.1).
     ContentLengthWithTransferEncoding,
     /// A `Content-Length` that is not a decimal number or does not fit 64 bits (400).
@@ -199,6 +203,7 @@ impl ProxyError {
             DotSegmentInPath => "dot-segment in the path",
             ConnectNotSupported => "CONNECT is not supported",
             InvalidWebSocketKey => "missing, repeated or malformed Sec-WebSocket-Key",
+            InvalidUpgrade => "malformed Upgrade",
             ContentLengthWithTransferEncoding => "both Content-Length and Transfer-Encoding",
             InvalidContentLength => "invalid Content-Length",
             ConflictingContentLength => "conflicting Content-Length values",

@@ -11,7 +11,7 @@ use base64::Engine as _;
 
 use crate::error::ProxyError;
 use crate::field_name::FieldName;
-use crate::head::Fields;
+use crate::head::{is_token, Fields};
 
 /// The GUID RFC 6455 §1.3 appends to the client's key.
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -33,6 +33,10 @@ pub struct UpgradeOffer {
 /// `X-Forwarded-For`): the "h2c smuggling" attack. RFC 9113 §3.1 deprecates that
 /// upgrade; a client that offers it gets HTTP/1.1, as from a server that declines.
 ///
+/// Every element of `Upgrade` must be a protocol, `token ["/" token]`, or the request
+/// is `400`: an upstream reading a malformed list more loosely could find a protocol
+/// (`h2c` in `" h2c`) the proxy never saw.
+///
 /// An attempt that offers WebSocket must carry exactly one `Sec-WebSocket-Key`, the
 /// base64 of 16 bytes (RFC 6455 §4.1, §11.3.1); otherwise it is the client's fault, and
 /// it gets `400` (as from Node's `ws` or Go's gorilla) rather than a `502` for the accept
@@ -40,6 +44,9 @@ pub struct UpgradeOffer {
 pub(crate) fn offer(fields: &Fields, http10: bool) -> Result<Option<UpgradeOffer>, ProxyError> {
     if http10 || !fields.connection.upgrade || !fields.has(FieldName::Upgrade) {
         return Ok(None);
+    }
+    if !fields.list(FieldName::Upgrade).all(is_protocol) {
+        return Err(ProxyError::InvalidUpgrade);
     }
     let protocols: Vec<String> = fields
         .list(FieldName::Upgrade)
@@ -149,6 +156,14 @@ pub(crate) fn negotiates_extension(response: &Fields) -> bool {
 fn extension_name(extension: &[u8]) -> &[u8] {
     let name = extension.split(|&b| b == b';').next().unwrap_or_default();
     crate::head::trim_ows(name)
+}
+
+/// Whether `element` is a protocol as RFC 9110 §7.8 writes it: `name` or
+/// `name/version`, both tokens.
+fn is_protocol(element: &[u8]) -> bool {
+    let mut parts = element.splitn(2, |&b| b == b'/');
+    let name = parts.next().unwrap_or_default();
+    is_token(name) && parts.next().is_none_or(is_token)
 }
 
 /// Whether a protocol (`name` or `name/version`) is WebSocket, whatever its version:

@@ -251,6 +251,48 @@ fn other_protocols_switch_without_a_websocket_check() {
 }
 
 #[test]
+fn an_upgrade_list_with_something_not_a_protocol_is_400() {
+    // A looser reader (split on spaces, or on `;`) would find `h2c` in these, which
+    // the proxy would not have dropped: refused, nothing forwarded.
+    for upgrade in [
+        "\" h2c",
+        "; h2c",
+        "foo bar",
+        "websocket/",
+        "/1",
+        "web socket",
+        "a/b/c",
+    ] {
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: {upgrade}\r\nConnection: Upgrade\r\n\r\n"
+        );
+        let mut sim = sim();
+        sim.client_sends(request.as_bytes());
+        assert!(
+            !sim.has_pending_connect(),
+            "{upgrade}: no upstream is dialled"
+        );
+        let client = sim.client_received_str();
+        assert!(client.starts_with("HTTP/1.1 400 "), "{upgrade}: {client}");
+        assert!(client.contains("malformed Upgrade"), "{upgrade}: {client}");
+    }
+    // Protocols with versions, any case, spaced as lists may be, still go through.
+    let sim = connected(
+        b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: foo/1.0 ,  Bar\r\nConnection: upgrade\r\n\r\n",
+    );
+    let upstream = sim.upstream_received_str();
+    assert!(
+        upstream.contains("\r\nUpgrade: foo/1.0 ,  Bar\r\n"),
+        "{upstream}"
+    );
+    // Without `Connection: upgrade` the field is no offer and is dropped, malformed or not.
+    let sim = connected(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: \" h2c\r\n\r\n");
+    let upstream = sim.upstream_received_str();
+    assert!(upstream.starts_with("GET / HTTP/1.1\r\n"), "{upstream}");
+    assert!(!upstream.contains("h2c"), "{upstream}");
+}
+
+#[test]
 fn h2c_is_never_offered_upstream() {
     // h2c smuggling: a switch to cleartext HTTP/2 would take the client past routing
     // and every check of the proxy. RFC 9113 §3.1 deprecates the upgrade; the request
