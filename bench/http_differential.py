@@ -43,6 +43,12 @@ SEEDS = [
     b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab",
     b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Foo\r\nX-Foo: 1\r\nTE: trailers\r\n\r\n",
     b"OPTIONS * HTTP/1.1\r\nHost: a:80\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n",
+    # Upgrades the upstream refuses (it answers 200): what follows is the next request.
+    b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+    b"HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\nPOST /after HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok",
 ]
 
 TOKENS = [
@@ -490,6 +496,22 @@ def response_report(work, targets):
     return lines, bad_switchyard
 
 
+# `Upgrade` fields, for the count of requests offering cleartext HTTP/2 upstream: a
+# server that switches takes the client past every rule of the proxy ("h2c smuggling").
+UPGRADE_FIELD = re.compile(r"(?im)^upgrade:([^\r\n]*)")
+
+
+def h2c_offers(raw):
+    """How many `Upgrade` fields in `raw` offer `h2c` (or `h2c/version`) as a loose
+    reader sees them: split on commas, semicolons, quotes and whitespace."""
+    count = 0
+    for value in UPGRADE_FIELD.findall(raw):
+        pieces = re.split(r"[,;\"\s]+", value)
+        if any(p.split("/")[0].lower() == "h2c" for p in pieces):
+            count += 1
+    return count
+
+
 def distinct(bad, count=8):
     """Up to `count` examples, one per kind of problem (the start of its description)."""
     seen, chosen = set(), []
@@ -512,8 +534,8 @@ def report(work, targets, out_path):
         "### Requests: mutated requests from clients, what reached the upstream",
         "",
         "| target | inputs | answered 2xx | 400 | other | upstream connections | requests upstream |"
-        " read two ways | refused by one parser | by both |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        " read two ways | refused by one parser | by both | `h2c` offered upstream |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     examples = {}
     bad_switchyard = 0
@@ -528,19 +550,20 @@ def report(work, targets, out_path):
             m = re.match(r"HTTP/1\.[01] (\d)(\d\d)", c["out"])
             first["2xx" if m and m.group(1) == "2" else m.group(1) + m.group(2) if m else "none"] += 1
         upstream = [json.loads(line) for line in open(upstream_path)]
-        kinds, bad, requests = collections.Counter(), [], 0
+        kinds, bad, requests, h2c = collections.Counter(), [], 0, 0
         for record in upstream:
             kind, problem, n = judge(record)
             requests += n
+            h2c += h2c_offers(record["raw"])
             if kind:
                 kinds[kind] += 1
                 bad.append((kind, problem, record["raw"]))
         if target == "switchyard":
             bad_switchyard = len(bad)
         other = len(clients) - first["2xx"] - first["400"]
-        lines.append("| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d |" % (
+        lines.append("| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d |" % (
             target, len(clients), first["2xx"], first["400"], other, len(upstream), requests,
-            kinds["two ways"], kinds["refused by one"], kinds["refused by both"]))
+            kinds["two ways"], kinds["refused by one"], kinds["refused by both"], h2c))
         if bad:
             bad.sort(key=lambda b: ["two ways", "refused by one", "refused by both"].index(b[0]))
             examples[target] = distinct(bad)
