@@ -85,6 +85,39 @@ def mutate(rng, data, tokens=None):
     return bytes(b)
 
 
+# ---------------------------------------------------------------- sockets
+def serve_forever(port, serve):
+    """Accepts on 127.0.0.1:`port` and runs `serve(sock)` for each connection in a
+    thread of its own."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(1024)
+    while True:
+        sock, _ = listener.accept()
+        threading.Thread(target=serve, args=(sock,), daemon=True).start()
+
+
+def exchange(addr, data):
+    """Sends `data` on a fresh connection to `addr` (HOST:PORT) and returns what comes
+    back until the proxy closes or is silent for 0.6 s."""
+    host, port = addr.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)))
+    sock.settimeout(0.6)
+    out = b""
+    try:
+        sock.sendall(data)
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except OSError:
+        pass
+    sock.close()
+    return out
+
+
 # ---------------------------------------------------------------- upstream
 def backend(port, log_path):
     """Reads each connection with h11 and answers every request it completes with 200
@@ -130,35 +163,16 @@ def backend(port, log_path):
             log.write(json.dumps({"raw": raw.decode("latin1"), "err": err}) + "\n")
         sock.close()
 
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen(1024)
-    while True:
-        sock, _ = listener.accept()
-        threading.Thread(target=serve, args=(sock,), daemon=True).start()
+    serve_forever(port, serve)
 
 
 # ---------------------------------------------------------------- clients
 def drive(addr, seed, count, out_path):
-    host, port = addr.rsplit(":", 1)
     rng = random.Random(seed)
     inputs = [mutate(rng, rng.choice(SEEDS)) for _ in range(count)]
 
     def one(data):
-        sock = socket.create_connection((host, int(port)))
-        sock.settimeout(0.6)
-        out = b""
-        try:
-            sock.sendall(data)
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
-        except OSError:
-            pass
-        sock.close()
+        out = exchange(addr, data)
         return {"in": data.decode("latin1"), "out": out.decode("latin1")}
 
     with concurrent.futures.ThreadPoolExecutor(64) as pool:
@@ -320,33 +334,14 @@ def response_backend(port, seed, log_path):
         finally:
             sock.close()
 
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", port))
-    listener.listen(1024)
-    while True:
-        sock, _ = listener.accept()
-        threading.Thread(target=serve, args=(sock,), daemon=True).start()
+    serve_forever(port, serve)
 
 
 def response_drive(addr, count, out_path):
     """`count` clients, each sends one GET for its own id and keeps what comes back."""
-    host, port = addr.rsplit(":", 1)
 
     def one(ident):
-        sock = socket.create_connection((host, int(port)))
-        sock.settimeout(0.6)
-        out = b""
-        try:
-            sock.sendall(b"GET /%s HTTP/1.1\r\nHost: a\r\n\r\n" % ident.encode())
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
-        except OSError:
-            pass
-        sock.close()
+        out = exchange(addr, b"GET /%s HTTP/1.1\r\nHost: a\r\n\r\n" % ident.encode())
         return {"id": ident, "out": out.decode("latin1")}
 
     # Ids that no mutation of one turns into another: eight letters each.
