@@ -55,6 +55,10 @@ pub enum ProxyError {
     /// `token ["/" token]` (400, RFC 9110 §7.8): an upstream reading it more loosely
     /// could find a protocol the proxy did not (`" h2c`, `; h2c`).
     InvalidUpgrade,
+    /// An upgrade attempt with a body (400): RFC 9110 §7.8 switches after the body,
+    /// llhttp (Node.js) right after the head, so a server that declines could read the
+    /// body as the next request. No browser or WebSocket client sends one.
+    UpgradeWithBody,
     /// Both `Content-Length` and `Transfer-Encoding` (400, RFC 9112 §6.1).
     ContentLengthWithTransferEncoding,
     /// A `Content-Length` that is not a decimal number or does not fit 64 bits (400).
@@ -204,6 +208,7 @@ impl ProxyError {
             ConnectNotSupported => "CONNECT is not supported",
             InvalidWebSocketKey => "missing, repeated or malformed Sec-WebSocket-Key",
             InvalidUpgrade => "malformed Upgrade",
+            UpgradeWithBody => "upgrade request with a body",
             ContentLengthWithTransferEncoding => "both Content-Length and Transfer-Encoding",
             InvalidContentLength => "invalid Content-Length",
             ConflictingContentLength => "conflicting Content-Length values",

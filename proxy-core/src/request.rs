@@ -95,6 +95,11 @@ impl RequestHead {
             !connection.close
         };
         let upgrade = upgrade::offer(&fields, http10)?.map(Box::new);
+        if upgrade.is_some() && body != BodyKind::Empty {
+            // Readers disagree on where the switch comes (RFC 9110 §7.8: after the body;
+            // llhttp: after the head), so the body could be read as the next request.
+            return Err(ProxyError::UpgradeWithBody);
+        }
         let max_forwards = match method_bytes {
             b"TRACE" | b"OPTIONS" => max_forwards(&fields)?,
             _ => None,

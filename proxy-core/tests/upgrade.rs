@@ -293,6 +293,48 @@ fn an_upgrade_list_with_something_not_a_protocol_is_400() {
 }
 
 #[test]
+fn an_upgrade_attempt_with_a_body_is_400() {
+    // RFC 9110 §7.8 switches after the body, llhttp right after the head: a server that
+    // declined could read the body (here a whole request) as the next request.
+    let smuggled = "GET /admin HTTP/1.1\r\nHost: internal\r\n\r\n";
+    let bodies = [
+        format!("Content-Length: {}\r\n\r\n{smuggled}", smuggled.len()),
+        format!(
+            "Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{smuggled}\r\n0\r\n\r\n",
+            smuggled.len()
+        ),
+    ];
+    for protocol in ["websocket", "foo"] {
+        for body in &bodies {
+            let request = format!(
+                "POST /up HTTP/1.1\r\nHost: a\r\nUpgrade: {protocol}\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\n{body}"
+            );
+            let mut sim = sim();
+            sim.client_sends(request.as_bytes());
+            assert!(
+                !sim.has_pending_connect(),
+                "{protocol}: no upstream is dialled"
+            );
+            let client = sim.client_received_str();
+            assert!(client.starts_with("HTTP/1.1 400 "), "{protocol}: {client}");
+            assert!(client.contains("upgrade request with a body"), "{client}");
+        }
+    }
+    // `Content-Length: 0` is no body; without `Connection: upgrade` it is no attempt.
+    let request = format!("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\nContent-Length: 0\r\n\r\n");
+    let sim = connected(request.as_bytes());
+    assert!(sim
+        .upstream_received_str()
+        .contains("\r\nUpgrade: websocket\r\n"));
+    let sim = connected(
+        b"POST / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nContent-Length: 2\r\n\r\nok",
+    );
+    let upstream = sim.upstream_received_str();
+    assert!(!upstream.contains("Upgrade"), "{upstream}");
+    assert!(upstream.ends_with("\r\n\r\nok"), "{upstream}");
+}
+
+#[test]
 fn h2c_is_never_offered_upstream() {
     // h2c smuggling: a switch to cleartext HTTP/2 would take the client past routing
     // and every check of the proxy. RFC 9113 §3.1 deprecates the upgrade; the request
