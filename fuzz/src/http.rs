@@ -203,7 +203,7 @@ fn at_line_start(input: &[u8], i: usize) -> bool {
 }
 
 /// `tchar` (RFC 9110 §5.6.2).
-fn is_tchar(b: u8) -> bool {
+pub fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 

@@ -16,7 +16,9 @@ use base64::Engine as _;
 use proxy_core::sim::Sim;
 use proxy_core::Config;
 
-use crate::http::{chunked_model, parse_request, parse_response, ChunkEnd, Head, Parsed};
+use crate::http::{
+    chunked_model, is_tchar, parse_request, parse_response, ChunkEnd, Head, Parsed,
+};
 use crate::input::{show, Reader};
 use crate::tunnel::check_relay;
 
@@ -597,11 +599,7 @@ fn protocol_parts(p: &str) -> (&str, Option<&str>) {
 
 /// `name` or `name/version`, both tokens (RFC 9110 §5.6.2, §7.8).
 fn is_protocol(element: &str) -> bool {
-    let token = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-    };
+    let token = |s: &str| !s.is_empty() && s.bytes().all(is_tchar);
     let (name, version) = protocol_parts(element);
     token(name) && version.is_none_or(token)
 }

@@ -250,6 +250,21 @@ fn other_protocols_switch_without_a_websocket_check() {
     assert!(sim.upstream_received_str().ends_with("raw"));
 }
 
+/// `request` gets a `400` naming `reason`, and nothing goes upstream.
+fn assert_refused_with_400(request: &str, reason: &str) {
+    let mut sim = sim();
+    sim.client_sends(request.as_bytes());
+    let response = sim.client_received_str();
+    assert!(
+        response.starts_with("HTTP/1.1 400 ") && response.contains(reason),
+        "{request:?} got {response:?}"
+    );
+    assert!(
+        !sim.has_pending_connect() && sim.upstream_connections() == 0,
+        "{request:?} must not go upstream"
+    );
+}
+
 #[test]
 fn an_upgrade_list_with_something_not_a_protocol_is_400() {
     // A looser reader (split on spaces, or on `;`) would find `h2c` in these, which
@@ -266,15 +281,7 @@ fn an_upgrade_list_with_something_not_a_protocol_is_400() {
         let request = format!(
             "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: {upgrade}\r\nConnection: Upgrade\r\n\r\n"
         );
-        let mut sim = sim();
-        sim.client_sends(request.as_bytes());
-        assert!(
-            !sim.has_pending_connect(),
-            "{upgrade}: no upstream is dialled"
-        );
-        let client = sim.client_received_str();
-        assert!(client.starts_with("HTTP/1.1 400 "), "{upgrade}: {client}");
-        assert!(client.contains("malformed Upgrade"), "{upgrade}: {client}");
+        assert_refused_with_400(&request, "malformed Upgrade");
     }
     // Protocols with versions, any case, spaced as lists may be, still go through.
     let sim = connected(
@@ -309,15 +316,7 @@ fn an_upgrade_attempt_with_a_body_is_400() {
             let request = format!(
                 "POST /up HTTP/1.1\r\nHost: a\r\nUpgrade: {protocol}\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\n{body}"
             );
-            let mut sim = sim();
-            sim.client_sends(request.as_bytes());
-            assert!(
-                !sim.has_pending_connect(),
-                "{protocol}: no upstream is dialled"
-            );
-            let client = sim.client_received_str();
-            assert!(client.starts_with("HTTP/1.1 400 "), "{protocol}: {client}");
-            assert!(client.contains("upgrade request with a body"), "{client}");
+            assert_refused_with_400(&request, "upgrade request with a body");
         }
     }
     // `Content-Length: 0` is no body; without `Connection: upgrade` it is no attempt.
@@ -442,17 +441,7 @@ fn a_websocket_upgrade_without_exactly_one_valid_key_is_400() {
         format!("{head}Upgrade: foo, WebSocket/13\r\nSec-WebSocket-Key: \r\n\r\n"),
     ];
     for request in refused {
-        let mut sim = sim();
-        sim.client_sends(request.as_bytes());
-        let response = sim.client_received_str();
-        assert!(
-            response.starts_with("HTTP/1.1 400 ") && response.contains("Sec-WebSocket-Key"),
-            "{request:?} got {response:?}"
-        );
-        assert!(
-            !sim.has_pending_connect() && sim.upstream_connections() == 0,
-            "{request:?} must not go upstream"
-        );
+        assert_refused_with_400(&request, "Sec-WebSocket-Key");
     }
     // A valid key passes; another protocol alone needs none.
     for request in [
