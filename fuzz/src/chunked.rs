@@ -9,7 +9,9 @@
 use bytes::Bytes;
 use proxy_core::chunked::{encode_chunk_start, Chunk, ChunkedDecoder, CHUNK_END, LAST_CHUNK};
 
-use crate::http::{body_of, chunked_model, push_event, ChunkEnd, ChunkEvent, ChunkModel};
+use crate::http::{
+    body_of, chunked_model, is_tchar, push_event, ChunkEnd, ChunkEvent, ChunkModel,
+};
 use crate::input::{piece_lengths, show, split, Reader};
 
 /// What the decoder under test did with some pieces.
@@ -213,18 +215,44 @@ pub fn generate(reader: &mut Reader<'_>) -> (Vec<u8>, Vec<u8>, Vec<u64>, usize) 
         };
         "0".repeat(usize::from((style >> 1) % 4)) + &digits
     };
+    // 0 to 3 extensions: `;` [blanks] name [ [blanks] `=` [blanks] token-or-quoted ].
     let extension = |reader: &mut Reader<'_>, out: &mut Vec<u8>| {
-        let len = usize::from(reader.u8() % 24);
-        if len > 0 {
-            out.push(b';');
-            for _ in 1..len {
-                let b = reader.u8();
-                out.push(if b == b'\t' || (b >= 0x20 && b != 0x7f) {
-                    b
-                } else {
-                    b'x'
-                });
+        let blanks = |reader: &mut Reader<'_>, out: &mut Vec<u8>| {
+            for _ in 0..(reader.u8() % 3) {
+                out.push(if reader.u8() & 1 == 0 { b' ' } else { b'\t' });
             }
+        };
+        let token = |reader: &mut Reader<'_>, out: &mut Vec<u8>| {
+            for _ in 0..=(reader.u8() % 8) {
+                let b = reader.u8();
+                out.push(if is_tchar(b) { b } else { b'e' });
+            }
+        };
+        for _ in 0..(reader.u8() % 4) {
+            out.push(b';');
+            blanks(reader, out);
+            token(reader, out);
+            // A name alone, `= token`, or `= "quoted"`.
+            let shape = reader.u8() % 3;
+            if shape == 0 {
+                continue;
+            }
+            blanks(reader, out);
+            out.push(b'=');
+            blanks(reader, out);
+            if shape == 1 {
+                token(reader, out);
+                continue;
+            }
+            out.push(b'"');
+            for _ in 0..(reader.u8() % 12) {
+                match reader.u8() {
+                    b @ (b'"' | b'\\') => out.extend_from_slice(&[b'\\', b]),
+                    b if b == b'\t' || (b >= 0x20 && b != 0x7f) => out.push(b),
+                    _ => out.push(b'q'),
+                }
+            }
+            out.push(b'"');
         }
     };
     for _ in 0..chunks {

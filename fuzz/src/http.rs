@@ -66,10 +66,11 @@ fn hex_value(b: u8) -> Option<u64> {
 ///
 /// ```text
 /// body       = *chunk last-chunk trailers CRLF
-/// chunk      = size [ ";" meta ] CRLF data CRLF       ; size = 1*HEXDIG, > 0, fits u64
-/// last-chunk = 1*"0" [ ";" meta ] CRLF
-/// trailers   = *( 1*metabyte CRLF )                   ; checked bytewise, then dropped
-/// meta       = *metabyte                              ; HTAB / %x20-7E / %x80-FF
+/// chunk      = size [ ext ] CRLF data CRLF            ; size = 1*HEXDIG, > 0, fits u64
+/// last-chunk = 1*"0" [ ext ] CRLF
+/// ext        = 1*( ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )
+/// trailers   = *( token ":" *metabyte CRLF )          ; checked bytewise, then dropped
+/// metabyte   = HTAB / %x20-7E / %x80-FF               ; also qdtext and quoted-pair
 /// ```
 /// Extensions are bounded per size line and the trailer section as a whole, both
 /// by [`MAX_METADATA`]. No whitespace between the size and `;` or CRLF, no bare LF.
@@ -125,19 +126,75 @@ pub fn chunked_model(input: &[u8]) -> ChunkModel {
         if digits == 0 {
             fail!();
         }
-        if b == b';' {
-            i += 1;
-            let mut metadata = 0usize;
-            loop {
+        // Extensions: `*( ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] BWS? )`
+        // where the BWS after a name or value must be followed by `=` or `;`.
+        let start = i;
+        macro_rules! meta {
+            () => {{
                 let b = byte!();
-                if b == b'\r' {
-                    break;
-                }
-                metadata += 1;
-                if !is_metadata_byte(b) || metadata > MAX_METADATA {
+                if i - start > MAX_METADATA && b != b'\r' {
                     fail!();
                 }
+                b
+            }};
+        }
+        macro_rules! blanks {
+            () => {{
+                let mut any = false;
+                while matches!(meta!(), b' ' | b'\t') {
+                    i += 1;
+                    any = true;
+                }
+                any
+            }};
+        }
+        macro_rules! token {
+            () => {{
+                if !is_tchar(meta!()) {
+                    fail!();
+                }
+                while is_tchar(meta!()) {
+                    i += 1;
+                }
+            }};
+        }
+        if b == b';' {
+            loop {
+                // At a `;`.
                 i += 1;
+                blanks!();
+                token!();
+                let mut spaced = blanks!();
+                if meta!() == b'=' {
+                    i += 1;
+                    blanks!();
+                    if meta!() == b'"' {
+                        i += 1;
+                        loop {
+                            match meta!() {
+                                b'"' => break,
+                                b'\\' => {
+                                    i += 1;
+                                    if !is_metadata_byte(meta!()) {
+                                        fail!();
+                                    }
+                                }
+                                b if is_metadata_byte(b) => {}
+                                _ => fail!(),
+                            }
+                            i += 1;
+                        }
+                        i += 1;
+                    } else {
+                        token!();
+                    }
+                    spaced = blanks!();
+                }
+                match meta!() {
+                    b';' => continue,
+                    b'\r' if !spaced => break,
+                    _ => fail!(),
+                }
             }
         }
         expect!(b'\r');

@@ -9,6 +9,10 @@
 //! - after the size only `;` (an extension) or CRLF; no whitespace (BWS is a known
 //!   smuggling lever, so it is refused);
 //! - chunk data is followed by CRLF exactly;
+//! - an extension is `";" BWS name [ BWS "=" BWS value ]`, the name a token and the
+//!   value a token or a quoted-string (RFC 9112 §7.1.1): a bare `;`, a name with a
+//!   `@` in it or an unclosed quote is an error, not a byte run skipped to the CR
+//!   (readers that skip differently disagree on where the size line ends);
 //! - every line ends with CRLF, never a bare LF; no control characters in extensions
 //!   or trailers; extensions and trailers are bounded in size;
 //! - a trailer line is a field line, `token ":" value` (RFC 9112 §7.1.2, §5): no
@@ -41,7 +45,7 @@ pub enum Chunk {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Size { digits: u8, value: u64 },
-    Extension { value: u64 },
+    Extension { value: u64, at: Ext },
     SizeLf { value: u64 },
     Data { remaining: u64 },
     DataCr,
@@ -52,6 +56,30 @@ enum State {
     TrailerLf,
     LastLf,
     Done,
+}
+
+/// Where in a chunk extension (RFC 9112 §7.1.1) the decoder is:
+/// `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ext {
+    /// After `;`: whitespace, then the name.
+    BeforeName,
+    /// In the name (a token).
+    Name,
+    /// Whitespace after the name: `=` or `;` must follow.
+    AfterName,
+    /// After `=`: whitespace, then the value.
+    BeforeValue,
+    /// In a token value.
+    Token,
+    /// In a quoted-string value.
+    Quoted,
+    /// After a backslash in a quoted-string.
+    QuotedPair,
+    /// Right after a quoted-string's closing quote.
+    Closed,
+    /// Whitespace after the value: `;` must follow.
+    AfterValue,
 }
 
 /// Streaming, allocation-free chunked decoder.
@@ -128,15 +156,24 @@ impl ChunkedDecoder {
                         value,
                     };
                 }
-                None if digits > 0 && byte == b';' => self.state = Extension { value },
+                None if digits > 0 && byte == b';' => {
+                    self.state = Extension {
+                        value,
+                        at: Ext::BeforeName,
+                    }
+                }
                 None if digits > 0 && byte == b'\r' => self.state = SizeLf { value },
                 None => return Err(ProxyError::InvalidChunkSize),
             },
-            Extension { value } => match byte {
-                b'\r' => self.state = SizeLf { value },
-                b if is_metadata_byte(b) => self.count_metadata()?,
-                _ => return Err(ProxyError::InvalidChunkMetadata),
-            },
+            Extension { value, at } => {
+                if byte == b'\r' && matches!(at, Ext::Name | Ext::Token | Ext::Closed) {
+                    self.state = SizeLf { value };
+                    return Ok(None);
+                }
+                self.count_metadata()?;
+                let at = extension_step(at, byte).ok_or(ProxyError::InvalidChunkMetadata)?;
+                self.state = Extension { value, at };
+            }
             SizeLf { value } => {
                 if byte != b'\n' {
                     return Err(ProxyError::InvalidChunkSize);
@@ -191,6 +228,30 @@ impl ChunkedDecoder {
         }
         Ok(())
     }
+}
+
+/// The extension state after `byte`, or `None` where the grammar has no place for it.
+/// A CR that ends the line is handled by the caller.
+fn extension_step(at: Ext, byte: u8) -> Option<Ext> {
+    let blank = byte == b' ' || byte == b'\t';
+    Some(match at {
+        Ext::BeforeName | Ext::Name if is_tchar(byte) => Ext::Name,
+        Ext::BeforeName if blank => Ext::BeforeName,
+        Ext::Name | Ext::AfterName if blank => Ext::AfterName,
+        Ext::Name | Ext::AfterName if byte == b'=' => Ext::BeforeValue,
+        Ext::BeforeValue if blank => Ext::BeforeValue,
+        Ext::BeforeValue if byte == b'"' => Ext::Quoted,
+        Ext::BeforeValue | Ext::Token if is_tchar(byte) => Ext::Token,
+        Ext::Quoted if byte == b'"' => Ext::Closed,
+        Ext::Quoted if byte == b'\\' => Ext::QuotedPair,
+        // qdtext and quoted-pair: HTAB, SP, visible ASCII, obs-text.
+        Ext::Quoted | Ext::QuotedPair if is_metadata_byte(byte) => Ext::Quoted,
+        Ext::Token | Ext::Closed | Ext::AfterValue if blank => Ext::AfterValue,
+        Ext::Name | Ext::AfterName | Ext::Token | Ext::Closed | Ext::AfterValue if byte == b';' => {
+            Ext::BeforeName
+        }
+        _ => return None,
+    })
 }
 
 /// Bytes allowed in extensions and trailer lines: no controls but HTAB.
