@@ -479,10 +479,11 @@ fn version_token(line: &[u8]) -> Option<&[u8]> {
 }
 
 /// `HTTP/x.y` at the end of a well-formed request line, with x.y other than 1.0 and 1.1.
+/// A version without its minor digit (`HTTP/1`, `HTTP/3`) is not the syntax of any
+/// (RFC 9112 §2.3): a malformed request line, not an unsupported version.
 fn is_other_http_version(line: &[u8]) -> bool {
     let version = version_token(line).unwrap_or_default();
     matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit())
-        || matches!(version, [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit())
 }
 
 /// A copy of a head whose request line says `HTTP/1.2` to `HTTP/1.9`, saying
@@ -581,14 +582,17 @@ fn is_credential(name: &[u8]) -> bool {
 }
 
 /// RFC 9112 §3.2: HTTP/1.1 requires exactly one `Host`; HTTP/1.0 at most one. Its value
-/// must be a `uri-host [ ":" port ]` (or empty), whatever the target's form.
+/// must be a `uri-host [ ":" port ]`, whatever the target's form. An empty one names no
+/// host, and an `http` URI with an empty host is invalid (RFC 9110 §4.2.1), so it is
+/// refused unless an absolute-form target (whose authority replaces it) names one.
 fn check_host(fields: &Fields, http10: bool, absolute_form: bool) -> Result<(), ProxyError> {
     let mut hosts = fields.values(FieldName::Host);
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => Err(ProxyError::DuplicateHost),
         (None, _) if !http10 && !absolute_form => Err(ProxyError::MissingHost),
         (None, _) => Ok(()),
-        (Some(host), None) if host.is_empty() || is_valid_authority(host) => Ok(()),
+        (Some(b""), None) if absolute_form => Ok(()),
+        (Some(host), None) if is_valid_authority(host) => Ok(()),
         (Some(_), None) => Err(ProxyError::InvalidHost),
     }
 }

@@ -321,6 +321,49 @@ fn a_trailer_line_that_is_not_a_field_line_is_400() {
 }
 
 #[test]
+fn a_chunk_extension_outside_the_grammar_is_400() {
+    // RFC 9112 §7.1.1: `;` BWS token [ BWS "=" BWS ( token / quoted-string ) ].
+    for extension in [
+        ";",
+        ";;a",
+        "; ",
+        ";a=",
+        ";=b",
+        ";@=b",
+        ";a@b",
+        ";a=b@c",
+        ";a=\"b",
+        ";a=\"b\"c",
+        ";a ",
+        ";a=b ",
+        ";a b",
+        ";a=\"b\" \"c\"",
+    ] {
+        assert_rejected(
+            format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1{extension}\r\nx\r\n0\r\n\r\n").as_bytes(),
+            400,
+        );
+    }
+    // Within the grammar: the body is read, the extensions are not forwarded.
+    for extension in [
+        ";a",
+        ";a=b",
+        "; a = b ;c",
+        ";a=\"b; c=\\\"d\\\"\"",
+        ";a=\"\"\t;b\t=\tc",
+    ] {
+        let sim = connected(
+            format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1{extension}\r\nx\r\n0{extension}\r\n\r\n").as_bytes(),
+        );
+        let upstream = sim.upstream_received_str();
+        assert!(
+            upstream.ends_with("\r\n\r\n1\r\nx\r\n0\r\n\r\n"),
+            "{extension}: {upstream}"
+        );
+    }
+}
+
+#[test]
 fn http11_without_host_is_400() {
     assert_rejected(b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", 400);
 }
@@ -334,6 +377,16 @@ fn two_host_fields_are_400() {
 fn invalid_host_is_400() {
     assert_rejected(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400);
     assert_rejected(b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400);
+    // An empty Host names no host: `http:///` is an invalid URI (RFC 9110 §4.2.1).
+    assert_rejected(b"GET / HTTP/1.1\r\nHost: \r\n\r\n", 400);
+    assert_rejected(b"GET / HTTP/1.0\r\nHost:\r\n\r\n", 400);
+    // Unless an absolute-form target, whose authority replaces it, names one.
+    let sim = connected(b"GET http://a.example/x HTTP/1.1\r\nHost: \r\n\r\n");
+    let upstream = sim.upstream_received_str();
+    assert!(
+        upstream.starts_with("GET /x HTTP/1.1\r\nHost: a.example\r\n"),
+        "{upstream}"
+    );
 }
 
 #[test]
@@ -346,13 +399,16 @@ fn malformed_request_lines_are_400() {
     assert_rejected(b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400);
     // HTTP-version is one digit, a dot, one digit (RFC 9112 §2.3).
     assert_rejected(b"GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400);
+    // ... so a version without its minor digit is no version at all.
+    assert_rejected(b"GET / HTTP/1\r\nHost: a\r\n\r\n", 400);
+    assert_rejected(b"GET / HTTP/3\r\nHost: a\r\n\r\n", 400);
 }
 
 #[test]
 fn other_major_versions_are_505() {
     assert_rejected(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505);
     assert_rejected(b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505);
-    assert_rejected(b"GET / HTTP/3\r\nHost: a\r\n\r\n", 505);
+    assert_rejected(b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505);
 }
 
 #[test]
