@@ -82,21 +82,48 @@ fn host_rank(pattern: Option<&str>, host: Option<&[u8]>) -> Option<(u8, usize)> 
 /// when a reference is resolved, so a client never needs to send one; a server behind
 /// the proxy that resolves them would serve another path than the one routed on
 /// (`/public/../admin`). Where routes decide by path, such a request is refused.
+/// Segments end at `/` and also at what some servers read as one: `\` (IIS, and any
+/// Windows file server) and their percent-encoded forms (`%2f`, `%5c`), which servers
+/// that decode before resolving turn into separators (`/public/..%2fadmin`).
 pub fn has_dot_segment(target: &[u8]) -> bool {
     let path = target.split(|&b| b == b'?').next().unwrap_or_default();
-    path.split(|&b| b == b'/').any(|segment| {
-        let mut dots = 0;
-        let mut rest = segment;
-        while !rest.is_empty() {
-            match rest {
-                [b'.', tail @ ..] => rest = tail,
-                [b'%', b'2', b'e' | b'E', tail @ ..] => rest = tail,
-                _ => return false,
-            }
-            dots += 1;
+    let mut rest = path;
+    loop {
+        let (dots, after) = leading_dots(rest);
+        if matches!(dots, 1 | 2) && (after.is_empty() || separator_len(after) > 0) {
+            return true;
         }
-        matches!(dots, 1 | 2)
-    })
+        // On to the next segment, past the next separator.
+        let next = (0..rest.len()).find_map(|i| match separator_len(&rest[i..]) {
+            0 => None,
+            n => Some(i + n),
+        });
+        let Some(next) = next else {
+            return false;
+        };
+        rest = &rest[next..];
+    }
+}
+
+/// How many dots (`.` or `%2e`) `segment` starts with, and what follows them.
+fn leading_dots(mut segment: &[u8]) -> (usize, &[u8]) {
+    let mut dots = 0;
+    loop {
+        match segment {
+            [b'.', tail @ ..] | [b'%', b'2', b'e' | b'E', tail @ ..] => segment = tail,
+            _ => return (dots, segment),
+        }
+        dots += 1;
+    }
+}
+
+/// The length of the path separator `path` starts with (`/`, `\`, `%2f`, `%5c`), or 0.
+fn separator_len(path: &[u8]) -> usize {
+    match path {
+        [b'/' | b'\\', ..] => 1,
+        [b'%', b'2', b'f' | b'F', ..] | [b'%', b'5', b'c' | b'C', ..] => 3,
+        _ => 0,
+    }
 }
 
 fn prefix_matches(prefix: &[u8], target: &[u8]) -> bool {
@@ -176,6 +203,11 @@ mod tests {
             "/a/%2E",
             "/..",
             "/a/..?x",
+            "/public\\..\\admin",
+            "/public/..\\admin",
+            "/public/..%2fadmin",
+            "/public/%2e%2e%5Cadmin",
+            "/public%2f..%2Fadmin",
         ] {
             assert!(has_dot_segment(target.as_bytes()), "{target}");
         }
@@ -187,6 +219,9 @@ mod tests {
             "/a..b/",
             "/a?x=/../",
             "/%2e%2e%2e",
+            "/a\\b",
+            "/a..%2fb",
+            "/...\\",
         ] {
             assert!(!has_dot_segment(target.as_bytes()), "{target}");
         }
