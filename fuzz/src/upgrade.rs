@@ -1,4 +1,4 @@
-//! Invariant: a request and an upstream response (101 or another status), both near-valid with fuzz-chosen mutations, open a tunnel exactly when an independent model of RFC 9110 §7.8 / RFC 6455 §4 says so (HTTP/1.1 request with `Upgrade` offering a protocol other than `h2c` and `Connection: upgrade`; a 101 with `Connection: upgrade` naming exactly one offered protocol, versions matching when given; for WebSocket, the accept of the single key; the request body complete), else a refused 101 gets 502 and the upstream is dropped; a request offering WebSocket without exactly one key of 16 bytes in base64, or whose `Upgrade` lists anything but protocols (`token ["/" token]`), or with a body, gets 400 and nothing goes upstream; bytes the client sent after the request are never forwarded before the tunnel opens, then forwarded exactly once, in order, and after another final response are only ever forwarded as a parsed (rewritten) next request.
+//! Invariant: a request and an upstream response (101 or another status), both near-valid with fuzz-chosen mutations, open a tunnel exactly when an independent model of RFC 9110 §7.8 / RFC 6455 §4 says so (HTTP/1.1 request with `Upgrade` offering a protocol other than `h2c` and `Connection: upgrade`; a 101 with `Connection: upgrade` naming exactly one offered protocol, versions matching when given; for WebSocket, the accept of the single key; the request body complete), else a refused 101 gets 502 and the upstream is dropped; a request offering WebSocket without exactly one key of 16 bytes in base64, or whose `Upgrade` lists anything but protocols (`token ["/" token]`), or with a body, gets 400, and one offering WebSocket with a valid key but a `Sec-WebSocket-Version` other than 13 gets 426 naming `websocket` and 13, and nothing goes upstream; bytes the client sent after the request are never forwarded before the tunnel opens, then forwarded exactly once, in order, and after another final response are only ever forwarded as a parsed (rewritten) next request.
 //!
 //! Input: a description of a request, a response, the client's bytes after the request
 //! and a schedule, read by [`Case::read`] (zeros everywhere give a valid WebSocket
@@ -247,7 +247,11 @@ impl Case {
                 field(&mut head, "Sec-WebSocket-Key", key.as_bytes());
             }
         }
-        field(&mut head, "Sec-WebSocket-Version", b"13");
+        match (keys >> 4) & 3 {
+            2 => {}
+            3 => field(&mut head, "Sec-WebSocket-Version", b"8"),
+            _ => field(&mut head, "Sec-WebSocket-Version", b"13"),
+        }
         if let Some((name, value)) = &extra_request {
             field(&mut head, name, value);
         }
@@ -465,7 +469,8 @@ pub struct Knobs {
     pub protocols: Vec<u8>,
     /// Index into [`CONNECTIONS`] for the request.
     pub connection: u8,
-    /// Bits 0–1: the key (index into [`KEYS`]); bits 2–3: which other key.
+    /// Bits 0–1: the key (index into [`KEYS`]); bits 2–3: which other key; bits 4–5:
+    /// `Sec-WebSocket-Version` 13 (0, 1), none (2), 8 (3).
     pub keys: u8,
     /// An extra request field: index into [`EXTRA_REQUEST_FIELDS`] and its value
     /// (under 24 bytes; only printable ASCII, SP and HTAB are kept).
@@ -626,38 +631,42 @@ fn offered_protocols(request: &Head) -> Result<Vec<String>, &'static str> {
     }
 }
 
-/// The model of the request alone: an upgrade attempt that offers WebSocket without
-/// exactly one `Sec-WebSocket-Key` of 16 bytes in base64 (RFC 6455 §4.1, §11.3.1) is
-/// the client's fault, refused with 400 before anything goes upstream.
-pub fn refuses_request(request: &Head) -> bool {
+/// The model of the request alone: the status it is refused with before anything goes
+/// upstream, if it is. An upgrade attempt that offers WebSocket without exactly one
+/// `Sec-WebSocket-Key` of 16 bytes in base64 (RFC 6455 §4.1, §11.3.1) is the client's
+/// fault: 400; with one, but a `Sec-WebSocket-Version` other than a single 13, it gets
+/// 426 (RFC 6455 §4.2.2).
+pub fn refuses_request(request: &Head) -> Option<u16> {
     // So is one whose Upgrade lists anything but protocols, `token ["/" token]` (RFC
     // 9110 §7.8): a looser reader could find one the proxy did not see.
     let attempt = request.version == 1
         && elements(request, "connection").iter().any(|c| c == "upgrade")
         && request.values("upgrade").next().is_some();
     if attempt && !elements(request, "upgrade").iter().all(|o| is_protocol(o)) {
-        return true;
+        return Some(400);
     }
-    let Ok(offered) = offered_protocols(request) else {
-        return false;
-    };
+    let offered = offered_protocols(request).ok()?;
+    if offered.iter().any(|o| protocol_parts(o).0 == "websocket") {
+        let is_key = |key: &Vec<u8>| {
+            key.len() == 24
+                && base64::engine::general_purpose::STANDARD
+                    .decode(key)
+                    .is_ok_and(|bytes| bytes.len() == 16)
+        };
+        if !only_value(request, "sec-websocket-key").is_some_and(|key| is_key(&key)) {
+            return Some(400);
+        }
+        if only_value(request, "sec-websocket-version").as_deref() != Some(b"13") {
+            return Some(426);
+        }
+    }
     // And so is an attempt with a body: RFC 9110 §7.8 switches after it, llhttp after
     // the head, so a server that declined could read the body as the next request.
     let has_body = request.values("transfer-encoding").next().is_some()
         || request
             .values("content-length")
             .any(|v| v.iter().any(|&b| b.is_ascii_digit() && b != b'0'));
-    if has_body {
-        return true;
-    }
-    let is_key = |key: &Vec<u8>| {
-        key.len() == 24
-            && base64::engine::general_purpose::STANDARD
-                .decode(key)
-                .is_ok_and(|bytes| bytes.len() == 16)
-    };
-    offered.iter().any(|o| protocol_parts(o).0 == "websocket")
-        && !only_value(request, "sec-websocket-key").is_some_and(|key| is_key(&key))
+    has_body.then_some(400)
 }
 
 /// The model: whether a 101 with head `response`, answering `request`, opens a
@@ -827,7 +836,7 @@ pub fn run(case: &Case) -> Outcome {
         );
     };
     sim.client_sends(&case.first_read());
-    if matches!(parse_request(&case.head), Parsed::Complete(request) if refuses_request(&request)) {
+    if matches!(parse_request(&case.head), Parsed::Complete(request) if refuses_request(&request).is_some()) {
         return outcome(&sim);
     }
     assert!(
@@ -909,13 +918,25 @@ pub fn check_case(case: &Case) {
     let Parsed::Complete(request) = parse_request(&case.head) else {
         panic!("{}", say("the generated request does not parse"))
     };
-    if refuses_request(&request) {
-        let got = final_response(&out.client).map(|(head, _)| head.status);
+    if let Some(status) = refuses_request(&request) {
+        let got = final_response(&out.client);
         assert!(
-            got == Some(Some(400)) && out.upstream.is_empty() && out.releases.is_empty(),
+            got.as_ref().map(|(head, _)| head.status) == Some(Some(status))
+                && out.upstream.is_empty()
+                && out.releases.is_empty(),
             "{}",
-            say("an upgrade attempt with a malformed Upgrade or a body, or offering WebSocket without one valid key, was not refused with 400 alone")
+            say(&format!("an upgrade attempt with a malformed Upgrade or a body, or offering WebSocket without one valid key (400) or version (426), was not refused with {status} alone"))
         );
+        if status == 426 {
+            let (head, _) = got.expect("checked above");
+            assert!(
+                only_value(&head, "sec-websocket-version").as_deref() == Some(b"13")
+                    && elements(&head, "upgrade") == ["websocket"]
+                    && elements(&head, "connection").iter().any(|c| c == "upgrade"),
+                "{}",
+                say("a 426 does not name websocket and version 13")
+            );
+        }
         return;
     }
     let (final_start, final_end) = case.final_head;

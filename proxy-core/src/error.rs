@@ -51,6 +51,10 @@ pub enum ProxyError {
     /// base64 of 16 bytes (400, RFC 6455 §4.1, §11.3.1): no upstream could answer it with
     /// an accept the client would take.
     InvalidWebSocketKey,
+    /// An upgrade to WebSocket whose `Sec-WebSocket-Version` is not a single `13` (426,
+    /// RFC 6455 §4.2.2, with `Sec-WebSocket-Version: 13`): the proxy follows the frames
+    /// of RFC 6455's version alone, and every browser and client library sends it.
+    UnsupportedWebSocketVersion,
     /// An upgrade attempt whose `Upgrade` lists something that is not a protocol,
     /// `token ["/" token]` (400, RFC 9110 §7.8): an upstream reading it more loosely
     /// could find a protocol the proxy did not (`" h2c`, `; h2c`).
@@ -158,6 +162,7 @@ impl ProxyError {
         match self {
             RequestHeadTooLarge | TooManyRequestFields => 431,
             RequestTargetTooLong => 414,
+            UnsupportedWebSocketVersion => 426,
             UnsupportedVersion => 505,
             ConnectNotSupported | MethodTooLong => 501,
             ClientHeadTimeout | ClientBodyTimeout => 408,
@@ -207,6 +212,7 @@ impl ProxyError {
             DotSegmentInPath => "dot-segment in the path",
             ConnectNotSupported => "CONNECT is not supported",
             InvalidWebSocketKey => "missing, repeated or malformed Sec-WebSocket-Key",
+            UnsupportedWebSocketVersion => "Sec-WebSocket-Version must be 13",
             InvalidUpgrade => "malformed Upgrade",
             UpgradeWithBody => "upgrade request with a body",
             ContentLengthWithTransferEncoding => "both Content-Length and Transfer-Encoding",
@@ -265,6 +271,7 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
         404 => "Not Found",
         408 => "Request Timeout",
         414 => "URI Too Long",
+        426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
         502 => "Bad Gateway",
@@ -291,12 +298,23 @@ pub(crate) fn error_response(
         error.message()
     );
     let date = date.map(|date| format!("Date: {}\r\n", String::from_utf8_lossy(&date)));
+    // A 426 names the protocol to use (RFC 9110 §15.5.22), and a WebSocket one the
+    // version (RFC 6455 §4.2.2); `Upgrade` goes with its connection option (§7.8).
+    let (upgrade, connection) = match error {
+        ProxyError::UnsupportedWebSocketVersion => (
+            "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
+            "upgrade, close",
+        ),
+        _ => ("", "close"),
+    };
     bytes::Bytes::from(format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n{}",
+        "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{}{}Connection: {}\r\n\r\n{}",
         status,
         reason_phrase(status),
         body.len(),
         date.as_deref().unwrap_or_default(),
+        upgrade,
+        connection,
         if head_request { "" } else { &body }
     ))
 }

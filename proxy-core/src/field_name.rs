@@ -20,6 +20,7 @@ pub(crate) enum FieldName {
     SecWebSocketAccept,
     SecWebSocketExtensions,
     SecWebSocketProtocol,
+    SecWebSocketVersion,
     XForwardedFor,
     XForwardedProto,
     Via,
@@ -30,7 +31,7 @@ pub(crate) enum FieldName {
 }
 
 /// Every name recognised, as spelled in lowercase.
-const NAMES: [(FieldName, &str); 19] = [
+const NAMES: [(FieldName, &str); 20] = [
     (FieldName::Host, "host"),
     (FieldName::ContentLength, "content-length"),
     (FieldName::TransferEncoding, "transfer-encoding"),
@@ -48,6 +49,7 @@ const NAMES: [(FieldName, &str); 19] = [
         "sec-websocket-extensions",
     ),
     (FieldName::SecWebSocketProtocol, "sec-websocket-protocol"),
+    (FieldName::SecWebSocketVersion, "sec-websocket-version"),
     (FieldName::XForwardedFor, "x-forwarded-for"),
     (FieldName::XForwardedProto, "x-forwarded-proto"),
     (FieldName::Via, "via"),

@@ -40,7 +40,8 @@ pub struct UpgradeOffer {
 /// An attempt that offers WebSocket must carry exactly one `Sec-WebSocket-Key`, the
 /// base64 of 16 bytes (RFC 6455 §4.1, §11.3.1); otherwise it is the client's fault, and
 /// it gets `400` (as from Node's `ws` or Go's gorilla) rather than a `502` for the accept
-/// no upstream could get right.
+/// no upstream could get right. Then its `Sec-WebSocket-Version` must be `13`, the
+/// framing the proxy follows, else `426` naming it (RFC 6455 §4.2.2).
 pub(crate) fn offer(fields: &Fields, http10: bool) -> Result<Option<UpgradeOffer>, ProxyError> {
     if http10 || !fields.connection.upgrade || !fields.has(FieldName::Upgrade) {
         return Ok(None);
@@ -63,8 +64,14 @@ pub(crate) fn offer(fields: &Fields, http10: bool) -> Result<Option<UpgradeOffer
         }
         _ => None,
     };
-    if websocket_key.is_none() && protocols.iter().any(|p| is_websocket(p.as_bytes())) {
-        return Err(ProxyError::InvalidWebSocketKey);
+    if protocols.iter().any(|p| is_websocket(p.as_bytes())) {
+        if websocket_key.is_none() {
+            return Err(ProxyError::InvalidWebSocketKey);
+        }
+        let mut versions = fields.values(FieldName::SecWebSocketVersion);
+        if !matches!((versions.next(), versions.next()), (Some(b"13"), None)) {
+            return Err(ProxyError::UnsupportedWebSocketVersion);
+        }
     }
     Ok(Some(UpgradeOffer {
         protocols,

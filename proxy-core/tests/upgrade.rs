@@ -8,7 +8,7 @@ use proxy_core::{Event, Side};
 
 #[test]
 fn upgrade_request_forwards_upgrade_verbatim_and_connection_upgrade() {
-    let request = format!("GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: keep-alive, UPGRADE\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n");
+    let request = format!("GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: keep-alive, UPGRADE\r\nSec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n");
     let sim = connected(request.as_bytes());
     let upstream = sim.upstream_received_str();
     assert!(
@@ -314,13 +314,13 @@ fn an_upgrade_attempt_with_a_body_is_400() {
     for protocol in ["websocket", "foo"] {
         for body in &bodies {
             let request = format!(
-                "POST /up HTTP/1.1\r\nHost: a\r\nUpgrade: {protocol}\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\n{body}"
+                "POST /up HTTP/1.1\r\nHost: a\r\nUpgrade: {protocol}\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n{body}"
             );
             assert_refused_with_400(&request, "upgrade request with a body");
         }
     }
     // `Content-Length: 0` is no body; without `Connection: upgrade` it is no attempt.
-    let request = format!("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\nContent-Length: 0\r\n\r\n");
+    let request = format!("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n");
     let sim = connected(request.as_bytes());
     assert!(sim
         .upstream_received_str()
@@ -414,7 +414,7 @@ fn the_101_is_logged_with_its_status() {
 
 #[test]
 fn a_versioned_websocket_switch_still_needs_the_right_accept() {
-    let request = format!("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket/13\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n");
+    let request = format!("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket/13\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n");
     assert_502(
         request.as_bytes(),
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket/13\r\nConnection: Upgrade\r\n\r\n",
@@ -426,7 +426,8 @@ fn a_versioned_websocket_switch_still_needs_the_right_accept() {
 /// nothing goes upstream.
 #[test]
 fn a_websocket_upgrade_without_exactly_one_valid_key_is_400() {
-    let head = "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n";
+    let head =
+        "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n";
     let refused = [
         format!("{head}Upgrade: websocket\r\n\r\n"),
         format!("{head}Upgrade: websocket\r\nSec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Key: {WS_KEY}\r\n\r\n"),
@@ -454,4 +455,43 @@ fn a_websocket_upgrade_without_exactly_one_valid_key_is_400() {
             "{request:?}"
         );
     }
+}
+
+/// RFC 6455 §4.2.2: a WebSocket handshake of a version the server does not speak gets
+/// `426` naming the one it does. The proxy follows version 13's framing alone (every
+/// browser and library sends 13), so it answers so itself and dials nothing.
+#[test]
+fn a_websocket_version_other_than_13_is_426_naming_13() {
+    let head = format!(
+        "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: {WS_KEY}\r\n"
+    );
+    for version in [
+        "",
+        "Sec-WebSocket-Version: 8\r\n",
+        "Sec-WebSocket-Version: 99\r\n",
+        "Sec-WebSocket-Version: 13, 8\r\n",
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 13\r\n",
+        "Sec-WebSocket-Version: 013\r\n",
+    ] {
+        let mut sim = sim();
+        sim.client_sends(format!("{head}{version}\r\n").as_bytes());
+        let client = sim.client_received_str();
+        assert!(
+            client.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
+            "{version:?}: {client}"
+        );
+        for field in [
+            "\r\nUpgrade: websocket\r\n",
+            "\r\nSec-WebSocket-Version: 13\r\n",
+            "\r\nConnection: upgrade, close\r\n",
+        ] {
+            assert!(client.contains(field), "{version:?}: {client}");
+        }
+        assert!(!sim.has_pending_connect(), "{version:?}: dialled");
+        assert_eq!(sim.upstream_connections(), 0);
+        assert_eq!(sim.shutdowns(), &[Side::Client]);
+    }
+    // 13 passes, with whitespace around it as any field value may have.
+    let sim = connected(format!("{head}Sec-WebSocket-Version:  13 \r\n\r\n").as_bytes());
+    assert!(sim.upstream_received_str().starts_with("GET /chat "));
 }
