@@ -471,8 +471,22 @@ impl Session {
             return;
         }
         let i = side.index();
+        let limit = self.config.buffer_size;
+        let was_full = self.unacked[i] >= limit;
         self.unacked[i] = self.unacked[i].saturating_sub(n);
         self.send_progress_at[i] = self.now;
+        // Flow control held the other side's body unread (see `read_room`) and lets it
+        // be read again: its silence counts from now. Counted from its last read, a
+        // slow reader or writer on this side would end a healthy body on the other the
+        // moment the room came back.
+        if was_full && self.unacked[i] < limit {
+            if let State::Exchange(x) = &mut self.state {
+                match side {
+                    Side::Client => x.response_read_at = self.now,
+                    Side::Upstream => x.request_read_at = self.now,
+                }
+            }
+        }
     }
 
     fn on_reset(&mut self, side: Side) {

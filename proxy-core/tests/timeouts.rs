@@ -320,3 +320,47 @@ fn retire_still_answers_the_first_request_of_a_new_connection() {
         "{client}"
     );
 }
+
+/// `slow` drains what the proxy writes to it at 1,000 bytes every 30 s (progress within
+/// the send timeout), after the proxy took 20,000 bytes of a body from the other side,
+/// more than `buffer_size`: flow control then keeps the other side unread for longer
+/// than `body_read` (60 s) at a time. That side is not at fault (the wait is flow
+/// control's, not its silence): it sends again as soon as it may, and the body goes on.
+fn drain_slowly(mut sim: proxy_core::sim::Sim, slow: Side) {
+    let other = slow.peer();
+    sim.set_auto_ack(false);
+    let send = |sim: &mut proxy_core::sim::Sim, bytes: &[u8]| match other {
+        Side::Client => sim.client_sends(bytes),
+        Side::Upstream => sim.upstream_sends(bytes),
+    };
+    if other == Side::Upstream {
+        sim.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+    }
+    send(&mut sim, &[0; 20000]);
+    assert!(!sim.session().wants_read(other));
+    for step in 1..=8 {
+        sim.advance(secs(30));
+        sim.ack(slow, 1000);
+        // A runtime asks for the deadline after every input.
+        sim.advance(Duration::ZERO);
+        assert!(
+            !sim.is_closed(),
+            "{other:?}'s body ended after {} s",
+            step * 30
+        );
+        if sim.session().wants_read(other) {
+            send(&mut sim, &[0; 1000]);
+        }
+    }
+}
+
+#[test]
+fn a_slow_reader_s_response_outlives_body_read_while_its_writes_progress() {
+    drain_slowly(connected(GET), Side::Client);
+}
+
+#[test]
+fn an_upload_to_a_slow_upstream_outlives_body_read_while_its_writes_progress() {
+    let request = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n";
+    drain_slowly(connected(request), Side::Upstream);
+}
