@@ -403,7 +403,10 @@ impl Session {
             }
             State::Tunnel(tunnel) => {
                 let ws = tunnel.websocket.as_deref();
-                if let Some((at, timer)) = ws.and_then(|ws| ws.next_timer(&self.config)) {
+                // A side flow control holds unread is not silent, and cannot be heard.
+                let held = [Side::Client, Side::Upstream]
+                    .map(|side| self.unacked[side.peer().index()] >= self.config.buffer_size);
+                if let Some((at, timer)) = ws.and_then(|ws| ws.next_timer(&self.config, held)) {
                     consider(at, timer);
                 }
                 if ws.is_none_or(|ws| ws.closing().is_none()) {
@@ -475,16 +478,28 @@ impl Session {
         let was_full = self.unacked[i] >= limit;
         self.unacked[i] = self.unacked[i].saturating_sub(n);
         self.send_progress_at[i] = self.now;
-        // Flow control held the other side's body unread (see `read_room`) and lets it
-        // be read again: its silence counts from now. Counted from its last read, a
-        // slow reader or writer on this side would end a healthy body on the other the
-        // moment the room came back.
+        let now = self.now;
+        // Bytes moving out are a tunnel's activity as much as bytes coming in: a tunnel
+        // streaming to a slow reader reads nothing while it waits, and is not idle.
+        if let State::Tunnel(tunnel) = &mut self.state {
+            tunnel.last_activity = now;
+        }
         if was_full && self.unacked[i] < limit {
-            if let State::Exchange(x) = &mut self.state {
-                match side {
-                    Side::Client => x.response_read_at = self.now,
-                    Side::Upstream => x.request_read_at = self.now,
+            // Flow control held the other side unread (see `read_room`) and lets it be
+            // read again: its silence counts from now. Counted from its last read, a
+            // slow reader or writer on this side would end a healthy body, or declare a
+            // live WebSocket peer dead, the moment the room came back.
+            match &mut self.state {
+                State::Exchange(x) => match side {
+                    Side::Client => x.response_read_at = now,
+                    Side::Upstream => x.request_read_at = now,
+                },
+                State::Tunnel(tunnel) => {
+                    if let Some(ws) = tunnel.websocket.as_deref_mut() {
+                        ws.reading_resumed(side.peer(), now);
+                    }
                 }
+                _ => {}
             }
         }
     }

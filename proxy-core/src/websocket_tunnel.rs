@@ -280,8 +280,20 @@ impl WebSocketTunnel {
         }
     }
 
-    /// The next of the tunnel's own deadlines.
-    pub(crate) fn next_timer(&self, config: &Config) -> Option<(Instant, Timer)> {
+    /// Reading `side` resumes after flow control held it (its peer drained below
+    /// `buffer_size`): what it sent meanwhile sat unread, a Pong among it maybe, so its
+    /// silence and the wait for its Pong count from now.
+    pub(crate) fn reading_resumed(&mut self, side: Side, now: Instant) {
+        let i = side.index();
+        self.heard_at[i] = now;
+        if let Some((_, Some(sent))) = &mut self.ping[i] {
+            *sent = now;
+        }
+    }
+
+    /// The next of the tunnel's own deadlines. A side in `held` (flow control does not
+    /// read it) gets no Ping and no Pong deadline: its silence is the proxy's doing.
+    pub(crate) fn next_timer(&self, config: &Config, held: [bool; 2]) -> Option<(Instant, Timer)> {
         let mut next: Option<(Instant, Timer)> = None;
         let mut consider = |at: Instant, timer: Timer| {
             if next.is_none_or(|(best, _)| at < best) {
@@ -301,6 +313,9 @@ impl WebSocketTunnel {
         let mut quietest: Option<(Instant, Side)> = None;
         for side in [Side::Client, Side::Upstream] {
             let i = side.index();
+            if held[i] {
+                continue;
+            }
             match self.ping[i] {
                 Some((_, Some(sent))) => consider(
                     sent + config.websocket.pong_timeout,

@@ -364,3 +364,40 @@ fn an_upload_to_a_slow_upstream_outlives_body_read_while_its_writes_progress() {
     let request = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n";
     drain_slowly(connected(request), Side::Upstream);
 }
+
+/// Like [`drain_slowly`], in a tunnel: the upstream streams a large message to a client
+/// that drains 1,000 bytes every 20 s, so the proxy does not read the upstream for
+/// longer than `tunnel_idle` (60 s), `ping_interval` (30 s) and `pong_timeout` (10 s)
+/// at a time. Both peers are alive and the bytes flow: the tunnel stays open.
+fn stream_to_a_slow_client(mut sim: proxy_core::sim::Sim, first: &[u8]) {
+    sim.set_auto_ack(false);
+    sim.upstream_sends(first);
+    sim.upstream_sends(&[0; 20000]);
+    assert!(!sim.session().wants_read(Side::Upstream));
+    for step in 1..=12 {
+        sim.advance(secs(20));
+        sim.ack(Side::Client, 1000);
+        sim.advance(Duration::ZERO);
+        assert!(!sim.is_closed(), "closed after {} s", step * 20);
+        if sim.session().wants_read(Side::Upstream) {
+            sim.upstream_sends(&[0; 1000]);
+        }
+    }
+    assert!(
+        !sim.client_received().windows(2).any(|w| w == [0x88, 0x02]),
+        "a Close reached the client"
+    );
+}
+
+#[test]
+fn a_websocket_streaming_to_a_slow_client_stays_open() {
+    // One binary frame of 1 MB, unmasked (server to client).
+    let mut header = vec![0x82, 127];
+    header.extend_from_slice(&1_000_000u64.to_be_bytes());
+    stream_to_a_slow_client(common::websocket_tunnel(Config::default()), &header);
+}
+
+#[test]
+fn a_raw_tunnel_streaming_to_a_slow_client_stays_open() {
+    stream_to_a_slow_client(common::tunnel(Config::default()), b"");
+}
