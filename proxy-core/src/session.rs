@@ -481,8 +481,12 @@ impl Session {
         let now = self.now;
         // Bytes moving out are a tunnel's activity as much as bytes coming in: a tunnel
         // streaming to a slow reader reads nothing while it waits, and is not idle.
-        if let State::Tunnel(tunnel) = &mut self.state {
-            tunnel.last_activity = now;
+        // Likewise the request reaching the upstream: the wait for its answer counts
+        // once it has the whole request, not while it still reads it.
+        match &mut self.state {
+            State::Tunnel(tunnel) => tunnel.last_activity = now,
+            State::Exchange(x) if side == Side::Upstream => x.upstream_activity = now,
+            _ => {}
         }
         if was_full && self.unacked[i] < limit {
             // Flow control held the other side unread (see `read_room`) and lets it be

@@ -401,3 +401,31 @@ fn a_websocket_streaming_to_a_slow_client_stays_open() {
 fn a_raw_tunnel_streaming_to_a_slow_client_stays_open() {
     stream_to_a_slow_client(common::tunnel(Config::default()), b"");
 }
+
+#[test]
+fn the_wait_for_a_response_head_starts_when_the_upstream_has_the_request() {
+    // The upstream reads the body slowly (500 bytes every 30 s, within the send
+    // timeout): it is still reading the request, not keeping its answer back.
+    let mut sim = sim();
+    sim.set_auto_ack(false);
+    sim.client_sends(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4000\r\n\r\n");
+    sim.client_sends(&[b'x'; 4000]);
+    sim.expect_connect();
+    sim.upstream_connected();
+    while sim.unacked(Side::Upstream) > 0 {
+        sim.advance(secs(30));
+        let n = sim.unacked(Side::Upstream).min(500);
+        sim.ack(Side::Upstream, n);
+        sim.advance(Duration::ZERO);
+        assert!(
+            sim.client_received().is_empty(),
+            "answered while the upstream read the body: {}",
+            sim.client_received_str()
+        );
+    }
+    // From the last byte written, the upstream has `upstream_response_head` (60 s).
+    sim.advance(secs(59));
+    assert!(sim.client_received().is_empty());
+    sim.advance(secs(1));
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 504 "));
+}
