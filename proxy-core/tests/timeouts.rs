@@ -429,3 +429,26 @@ fn the_wait_for_a_response_head_starts_when_the_upstream_has_the_request() {
     sim.advance(secs(1));
     assert!(sim.client_received_str().starts_with("HTTP/1.1 504 "));
 }
+
+#[test]
+fn a_pipelined_head_is_timed_from_when_it_is_read_not_from_when_it_came() {
+    let mut sim = connected(GET);
+    sim.client_sends(GET);
+    sim.upstream_sends(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n");
+    for _ in 0..3 {
+        // The response comes slowly (each piece within body_read).
+        sim.advance(secs(50));
+        sim.upstream_sends(b"x");
+    }
+    assert!(sim.client_received_str().ends_with("xxx"));
+    assert!(
+        !sim.client_received_str().contains(" 408 "),
+        "{}",
+        sim.client_received_str()
+    );
+    // The second request goes on once the first is answered (on a pooled connection).
+    assert_eq!(sim.releases(), &[true]);
+    sim.expect_connect();
+    sim.upstream_connected_pooled();
+    assert_eq!(sim.upstream_received_str().matches("GET ").count(), 2);
+}
