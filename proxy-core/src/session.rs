@@ -404,8 +404,7 @@ impl Session {
             State::Tunnel(tunnel) => {
                 let ws = tunnel.websocket.as_deref();
                 // A side flow control holds unread is not silent, and cannot be heard.
-                let held = [Side::Client, Side::Upstream]
-                    .map(|side| self.unacked[side.peer().index()] >= self.config.buffer_size);
+                let held = [Side::Client, Side::Upstream].map(|side| self.is_full(side.peer()));
                 if let Some((at, timer)) = ws.and_then(|ws| ws.next_timer(&self.config, held)) {
                     consider(at, timer);
                 }
@@ -474,38 +473,45 @@ impl Session {
             return;
         }
         let i = side.index();
-        let limit = self.config.buffer_size;
-        let was_full = self.unacked[i] >= limit;
+        let was_full = self.is_full(side);
         self.unacked[i] = self.unacked[i].saturating_sub(n);
         self.send_progress_at[i] = self.now;
+        // Flow control held the other side unread and lets it be read again: its
+        // silence counts from now. Counted from its last read, a slow reader or writer
+        // on this side would end a healthy body, or declare a live WebSocket peer dead,
+        // the moment the room came back.
+        let resumed = was_full && !self.is_full(side);
         let now = self.now;
-        // Bytes moving out are a tunnel's activity as much as bytes coming in: a tunnel
-        // streaming to a slow reader reads nothing while it waits, and is not idle.
-        // Likewise the request reaching the upstream: the wait for its answer counts
-        // once it has the whole request, not while it still reads it.
         match &mut self.state {
-            State::Tunnel(tunnel) => tunnel.last_activity = now,
-            State::Exchange(x) if side == Side::Upstream => x.upstream_activity = now,
-            _ => {}
-        }
-        if was_full && self.unacked[i] < limit {
-            // Flow control held the other side unread (see `read_room`) and lets it be
-            // read again: its silence counts from now. Counted from its last read, a
-            // slow reader or writer on this side would end a healthy body, or declare a
-            // live WebSocket peer dead, the moment the room came back.
-            match &mut self.state {
-                State::Exchange(x) => match side {
-                    Side::Client => x.response_read_at = now,
-                    Side::Upstream => x.request_read_at = now,
-                },
-                State::Tunnel(tunnel) => {
-                    if let Some(ws) = tunnel.websocket.as_deref_mut() {
-                        ws.reading_resumed(side.peer(), now);
+            State::Exchange(x) => {
+                // The wait for the answer counts once the upstream has the whole
+                // request, not while it still reads it.
+                if side == Side::Upstream {
+                    x.upstream_activity = now;
+                }
+                if resumed {
+                    match side {
+                        Side::Client => x.response_read_at = now,
+                        Side::Upstream => x.request_read_at = now,
                     }
                 }
-                _ => {}
             }
+            State::Tunnel(tunnel) => {
+                // Bytes moving out are activity as much as bytes coming in: a tunnel
+                // streaming to a slow reader reads nothing while it waits.
+                tunnel.last_activity = now;
+                if let Some(ws) = tunnel.websocket.as_deref_mut().filter(|_| resumed) {
+                    ws.reading_resumed(side.peer(), now);
+                }
+            }
+            _ => {}
         }
+    }
+
+    /// Whether the bytes sent `towards` a side and not yet written fill `buffer_size`:
+    /// then flow control holds the other side unread (see [`read_room`](Self::read_room)).
+    fn is_full(&self, towards: Side) -> bool {
+        self.unacked[towards.index()] >= self.config.buffer_size
     }
 
     fn on_reset(&mut self, side: Side) {
