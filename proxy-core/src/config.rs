@@ -118,11 +118,13 @@ pub struct Timeouts {
     /// for a new connection); expiry → 408 and close. nginx: `client_header_timeout`.
     #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
     pub client_head: Duration,
-    /// Upstream silent while the response head is awaited; expiry → 504.
+    /// Upstream silent while the response head is awaited, counted from the last
+    /// byte of the request it took (or sent); expiry → 504.
     /// nginx: `proxy_read_timeout` (before the head).
     #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
     pub upstream_response_head: Duration,
-    /// Between two reads of a body, either direction; expiry → close.
+    /// Between two reads of a body, either direction, counted only while the proxy
+    /// may read it (a side flow control holds back is not silent); expiry → close.
     /// nginx: `client_body_timeout`, `proxy_read_timeout`.
     #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
     pub body_read: Duration,
@@ -133,8 +135,8 @@ pub struct Timeouts {
     /// A write that makes no progress; expiry → close. nginx: `send_timeout`.
     #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
     pub send: Duration,
-    /// A tunnel with no bytes either way; expiry → close. nginx has none of its own
-    /// (tunnels fall under `proxy_read_timeout`).
+    /// A tunnel with no bytes moving either way, read or written; expiry → close.
+    /// nginx has none of its own (tunnels fall under `proxy_read_timeout`).
     #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
     pub tunnel_idle: Duration,
     /// After the first EOF of a tunnel, how long the other direction may still run.
@@ -328,7 +330,8 @@ pub struct WebSocket {
     /// equivalent: idle sockets there die at `proxy_read_timeout`, healthy or not.
     #[cfg_attr(feature = "serde", serde(with = "crate::config::optional_duration"))]
     pub ping_interval: Option<Duration>,
-    /// How long a pinged peer has to answer before it is declared dead.
+    /// How long a pinged peer has to answer before it is declared dead. A peer the
+    /// proxy does not read (flow control) is neither pinged nor timed meanwhile.
     #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
     pub pong_timeout: Duration,
 }
