@@ -34,7 +34,7 @@
 //! is done; if the request body was not, the connection cannot be reused and closes.
 //! Body bytes that go on exactly as they came (a `Content-Length` or close-delimited
 //! body, never a chunked one) may pass a runtime's kernel pipe unseen
-//! ([`Exchange::verbatim_ahead`]); the body's state counts them as if read.
+//! (`Exchange::verbatim_ahead`); the body's state counts them as if read.
 
 use std::time::Instant;
 
