@@ -24,7 +24,7 @@
 use bytes::Bytes;
 
 use crate::error::ProxyError;
-use crate::head::is_tchar;
+use crate::head::{is_ows, is_tchar};
 
 /// Longest chunk extension, and largest trailer section, accepted.
 const MAX_METADATA: usize = 16 * 1024;
@@ -233,7 +233,7 @@ impl ChunkedDecoder {
 /// The extension state after `byte`, or `None` where the grammar has no place for it.
 /// A CR that ends the line is handled by the caller.
 fn extension_step(at: Ext, byte: u8) -> Option<Ext> {
-    let blank = byte == b' ' || byte == b'\t';
+    let blank = is_ows(byte);
     Some(match at {
         Ext::BeforeName | Ext::Name if is_tchar(byte) => Ext::Name,
         Ext::BeforeName if blank => Ext::BeforeName,

@@ -446,13 +446,17 @@ pub(crate) fn trim_ows(s: &[u8]) -> &[u8] {
 
 /// [`trim_ows`] when there is something to trim.
 fn trim_ows_slowly(s: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = s.iter().position(|b| !is_ows(b)).unwrap_or(s.len());
+    let start = s.iter().position(|&b| !is_ows(b)).unwrap_or(s.len());
     let end = s
         .iter()
-        .rposition(|b| !is_ows(b))
+        .rposition(|&b| !is_ows(b))
         .map_or(start, |last| last + 1);
     s.get(start..end).unwrap_or_default()
+}
+
+/// Whether `b` is optional whitespace, SP or HTAB (RFC 9110 §5.6.3; BWS is the same).
+pub(crate) fn is_ows(b: u8) -> bool {
+    b == b' ' || b == b'\t'
 }
 
 /// Up to this many headers are parsed into room on the stack: a head costs no
