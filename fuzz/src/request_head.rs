@@ -281,6 +281,16 @@ pub fn check_forwarded_request(received: &[u8], client: Option<&Head>) {
             if structural || PROTECTED.contains(&option.as_str()) {
                 continue;
             }
+            if option == "via" {
+                // The client's `Via` is dropped; the proxy adds its own (RFC 9110 §7.6.3).
+                assert_eq!(
+                    head.values("via").collect::<Vec<_>>(),
+                    [&b"1.1 switchyard"[..]],
+                    "{}",
+                    say("forwards the client's Via, which its Connection named")
+                );
+                continue;
+            }
             assert_eq!(
                 head.count(&option),
                 0,
