@@ -37,6 +37,15 @@ pub struct Config {
     /// capacity (64 KiB on Linux, the default) instead of `buffer_size`. 0: nothing
     /// passes, every byte is read. HAProxy: `tune.pipesize`.
     pub pipe_size: usize,
+    /// Wait for a request's body, up to `buffer_size` of it, before dialling the
+    /// upstream: a client that sends its body slowly (a slow POST) then holds only
+    /// its own connection to the proxy, never one of the upstream's, and a body the
+    /// proxy refuses (bad chunk framing, a timeout) never reaches the upstream. Not
+    /// for a request with `Expect: 100-continue` (its client waits for the upstream's
+    /// `100`) or an upgrade. Off: dial as soon as the head is read, for a client that
+    /// streams a request while it reads the response. nginx: `proxy_request_buffering`
+    /// (which buffers the whole body, to disk if need be).
+    pub request_buffering: bool,
     /// Size limits on request and response heads.
     pub limits: Limits,
     /// Every deadline the session keeps.
@@ -57,6 +66,7 @@ impl Default for Config {
             routes: Vec::new(),
             buffer_size: 16 * 1024,
             pipe_size: 64 * 1024,
+            request_buffering: true,
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             forwarded: Forwarded::default(),

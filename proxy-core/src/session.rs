@@ -370,7 +370,7 @@ impl Session {
             (Side::Client, Timer::SendClient),
             (Side::Upstream, Timer::SendUpstream),
         ] {
-            if self.unacked[side.index()] > 0 {
+            if self.unacked[side.index()] > 0 && self.may_write(side) {
                 consider(self.send_progress_at[side.index()] + t.send, timer);
             }
         }
@@ -552,6 +552,8 @@ impl Session {
             return;
         };
         x.upstream = UpstreamLink::Connected { reused };
+        // Bytes kept for the upstream until now are written from now.
+        self.send_progress_at[Side::Upstream.index()] = now;
         x.upstream_activity = now;
         x.request_read_at = now;
         let head = x.forwarded_head.clone();
@@ -798,13 +800,23 @@ impl Session {
             .map_or(&b""[..], |s| s.address.as_bytes());
         let forwarded_head = request.forward(&self.config, &self.client, host);
         let request_body = BodyReader::new(request.body(), true);
+        // The upstream is dialled once the body is here (see
+        // `Config::request_buffering`); a client waiting for `100 Continue` sends it
+        // only once the upstream asks.
+        let gather = self.config.request_buffering
+            && !request_body.is_done()
+            && !request.expects_continue()
+            && request.upgrade().is_none();
         self.state = State::Exchange(Box::new(Exchange {
             started: self.head_started.unwrap_or(now),
             request,
             forwarded_head,
             request_body,
             request_body_bytes: 0,
-            upstream: UpstreamLink::Connecting { since: now },
+            upstream: match gather {
+                true => UpstreamLink::AwaitingBody,
+                false => UpstreamLink::Connecting { since: now },
+            },
             pending_upstream: Vec::new(),
             response: ResponsePhase::ExpectHead(HeadReader::for_responses()),
             status: None,
@@ -818,7 +830,25 @@ impl Session {
             response_read_at: now,
         }));
         self.head_started = None;
+        if !gather {
+            self.connect(true);
+        }
+    }
+
+    /// Dials the upstream for a request whose body was gathered first, once the body
+    /// is whole or fills `buffer_size` (then flow control stops reading it).
+    fn dial_when_gathered(&mut self) -> bool {
+        let full = self.is_full(Side::Upstream);
+        let now = self.now;
+        let State::Exchange(x) = &mut self.state else {
+            return false;
+        };
+        if x.upstream != UpstreamLink::AwaitingBody || !(full || x.request_body.is_done()) {
+            return false;
+        }
+        x.upstream = UpstreamLink::Connecting { since: now };
         self.connect(true);
+        true
     }
 
     /// Picks the next server of the current group not tried yet (the group's policy
@@ -841,6 +871,17 @@ impl Session {
             address: server.address.clone(),
             allow_pooled,
         }));
+    }
+
+    /// Whether what is sent towards `side` can be written now: not the request bytes
+    /// kept until the upstream is connected, whose wait other deadlines bound.
+    fn may_write(&self, side: Side) -> bool {
+        match (&self.state, side) {
+            (State::Exchange(x), Side::Upstream) => {
+                matches!(x.upstream, UpstreamLink::Connected { .. })
+            }
+            _ => true,
+        }
     }
 
     fn is_connecting(&self) -> bool {
@@ -914,6 +955,7 @@ impl Session {
 
     fn step_exchange(&mut self) -> bool {
         let mut progressed = self.step_request_body();
+        progressed |= self.dial_when_gathered();
         progressed |= self.step_response();
         let State::Exchange(x) = &self.state else {
             return true;
@@ -1453,9 +1495,14 @@ impl Session {
         }
     }
 
-    /// Gives the upstream connection back (or drops it, or cancels its dial).
+    /// Gives the upstream connection back (or drops it, or cancels its dial; nothing to
+    /// say if none was asked for).
     fn drop_connection(&mut self, reusable: bool) {
-        self.outputs.push_back(Output::ReleaseUpstream { reusable });
+        let dialled =
+            !matches!(&self.state, State::Exchange(x) if x.upstream == UpstreamLink::AwaitingBody);
+        if dialled {
+            self.outputs.push_back(Output::ReleaseUpstream { reusable });
+        }
         let i = Side::Upstream.index();
         self.unacked[i] = 0;
         self.eof[i] = false;

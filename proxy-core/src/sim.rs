@@ -24,6 +24,7 @@ pub struct Sim {
     session: Session,
     now: Instant,
     auto_ack: bool,
+    auto_connect: bool,
     received: [Vec<u8>; 2],
     unacked: [usize; 2],
     connects: VecDeque<Target>,
@@ -91,6 +92,7 @@ impl Sim {
             session,
             now,
             auto_ack: true,
+            auto_connect: false,
             received: [Vec::new(), Vec::new()],
             unacked: [0; 2],
             connects: VecDeque::new(),
@@ -119,6 +121,12 @@ impl Sim {
     /// Report writes as complete as soon as they are emitted (the default), or not.
     pub fn set_auto_ack(&mut self, on: bool) {
         self.auto_ack = on;
+    }
+
+    /// Answer every `Connect` with a freshly dialled connection as soon as it is
+    /// emitted, or (the default) keep it for [`expect_connect`](Self::expect_connect).
+    pub fn set_auto_connect(&mut self, on: bool) {
+        self.auto_connect = on;
     }
 
     /// Feeds one input at the current virtual time and carries out the outputs.
@@ -328,11 +336,13 @@ impl Sim {
     fn drain_outputs(&mut self) {
         loop {
             let mut acks = Vec::new();
+            let mut dialled = false;
             while let Some(output) = self.session.poll_output() {
                 if self.closed {
                     self.outputs_after_close += 1;
                 }
                 match output {
+                    Output::Connect(_) if self.auto_connect => dialled = true,
                     Output::Connect(target) => self.connects.push_back(target),
                     Output::Send(side, bytes) => {
                         self.received[side.index()].extend_from_slice(&bytes);
@@ -353,11 +363,16 @@ impl Sim {
                     Output::Close => self.closed = true,
                 }
             }
-            if acks.is_empty() {
+            if acks.is_empty() && !dialled {
                 break;
             }
             for (side, n) in acks {
                 self.session.handle_input(self.now, Input::Written(side, n));
+            }
+            if dialled {
+                self.connected = true;
+                self.upstream_connections += 1;
+                (self.session).handle_input(self.now, Input::UpstreamConnected { reused: false });
             }
         }
     }

@@ -146,6 +146,9 @@ impl Exchange {
 /// The exchange's upstream connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum UpstreamLink {
+    /// Not dialled yet: the request body is gathered first
+    /// ([`Config::request_buffering`](crate::Config::request_buffering)).
+    AwaitingBody,
     /// `Connect` was emitted at this time.
     Connecting { since: Instant },
     /// Ready; `reused` if it came from the keep-alive pool.

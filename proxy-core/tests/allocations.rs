@@ -115,6 +115,11 @@ fn content_length_body_chunks_are_forwarded_without_allocating() {
             Bytes::from_static(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000000\r\n\r\n"),
         ),
     );
+    // The first `buffer_size` of the body is gathered before the upstream is dialled.
+    session.handle_input(
+        now,
+        Input::Data(Side::Client, Bytes::from(vec![0u8; 16384])),
+    );
     session.handle_input(now, Input::UpstreamConnected { reused: false });
     allocations_forwarding(
         &mut session,

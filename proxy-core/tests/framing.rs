@@ -105,7 +105,8 @@ fn a_method_past_the_head_limit_is_501_and_a_long_head_431() {
 
 #[test]
 fn content_length_body_is_forwarded_exactly_and_in_pieces() {
-    let mut sim = connected(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123");
+    let mut sim = streaming(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123");
+    assert!(sim.upstream_received_str().ends_with("\r\n\r\n0123"));
     sim.client_sends(b"456789GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
     let upstream = sim.upstream_received_str();
     assert!(upstream.ends_with("\r\n\r\n0123456789"), "{upstream}");
@@ -419,7 +420,7 @@ fn interim_responses_are_not_sent_to_http10_clients() {
 
 #[test]
 fn early_response_before_the_request_body_ends_closes_both() {
-    let mut sim = connected(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\npartial");
+    let mut sim = streaming(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\npartial");
     sim.upstream_sends(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n");
     let client = sim.client_received_str();
     assert!(client.starts_with("HTTP/1.1 413 "));
@@ -455,10 +456,11 @@ fn body_bytes_are_not_copied() {
             Bytes::from_static(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 8\r\n\r\n"),
         ),
     );
-    session.handle_input(now, Input::UpstreamConnected { reused: false });
     let body = Bytes::from(vec![7u8; 8]);
     let pointer = body.as_ptr();
+    // Gathered until it is whole, then sent behind the head once connected.
     session.handle_input(now, Input::Data(Side::Client, body));
+    session.handle_input(now, Input::UpstreamConnected { reused: false });
     let sent: Vec<Bytes> = std::iter::from_fn(|| session.poll_output())
         .filter_map(|o| match o {
             Output::Send(Side::Upstream, b) => Some(b),
@@ -551,11 +553,11 @@ fn the_session_awaits_the_client_only_part_way_through_a_request() {
     sim.client_sends(b"POST /upload HTTP/1.1\r\nHost: example.com\r\n");
     assert!(sim.session().awaits_client());
     sim.client_sends(b"Content-Length: 10\r\n\r\n01234");
-    sim.expect_connect();
-    sim.upstream_connected();
     assert!(sim.session().awaits_client());
     sim.client_sends(b"56789");
     assert!(!sim.session().awaits_client());
+    sim.expect_connect();
+    sim.upstream_connected();
     sim.upstream_sends(OK);
     assert!(sim.client_received_str().ends_with("hello"));
     assert!(!sim.session().awaits_client());

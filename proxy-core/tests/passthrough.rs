@@ -99,22 +99,15 @@ fn a_body_never_passes_beyond_its_end_so_what_follows_is_read() {
     assert_eq!(sim.session().passthrough_room(Side::Upstream), 0);
     assert_eq!(response_log(&sim), [(200, 0, 30_000)]);
     // A pipelined request's body stops at its length: the next head is read.
-    let mut sim = sim_with(Config::default());
-    sim.client_sends(b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n");
-    sim.expect_connect();
-    sim.upstream_connected();
+    let mut sim = streaming(b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n");
     assert_eq!(sim.session().passthrough_room(Side::Client), 5000);
     sim.input(Input::Passed(Side::Client, 5000));
     assert_eq!(sim.session().passthrough_room(Side::Client), 0);
 }
 
-fn sim_with(config: Config) -> Sim {
-    Sim::new(config)
-}
-
 #[test]
 fn a_chunked_body_never_passes() {
-    let mut sim = connected(b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let mut sim = streaming(b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
     assert_eq!(sim.session().passthrough_room(Side::Client), 0);
     let chunked_request = b"5\r\nhello\r\n0\r\n\r\n";
     assert_eq!(sim.sends_passing_through(Side::Client, chunked_request), 0);
@@ -146,7 +139,10 @@ fn a_close_delimited_body_passes_until_the_upstream_closes() {
 
 #[test]
 fn a_request_body_passes_only_once_the_upstream_is_connected() {
-    let mut sim = Sim::new(small_buffers());
+    let mut sim = Sim::new(Config {
+        request_buffering: false,
+        ..small_buffers()
+    });
     let content = body(50_000);
     sim.client_sends(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 50000\r\n\r\nabc");
     sim.expect_connect();
@@ -161,6 +157,36 @@ fn a_request_body_passes_only_once_the_upstream_is_connected() {
     );
     let upstream = sim.take_upstream_received();
     assert!(upstream.ends_with(&content[3..]));
+    sim.upstream_sends(OK);
+    assert_eq!(response_log(&sim), [(200, 50_000, 5)]);
+}
+
+#[test]
+fn a_request_body_gathered_before_dialling_passes_once_connected() {
+    let mut sim = Sim::new(small_buffers());
+    let content = body(50_000);
+    sim.client_sends(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 50000\r\n\r\n");
+    // The first `buffer_size` of the body is read and kept before dialling.
+    assert_eq!(sim.session().passthrough_room(Side::Client), 0);
+    sim.client_sends(&content[..4000]);
+    assert!(!sim.has_pending_connect());
+    assert_eq!(sim.session().read_room(Side::Client), 96);
+    sim.client_sends(&content[4000..4096]);
+    sim.expect_connect();
+    assert_eq!(
+        sim.session().read_room(Side::Client),
+        0,
+        "full until dialled"
+    );
+    assert_eq!(sim.session().passthrough_room(Side::Client), 0);
+    assert!(sim.upstream_received().is_empty());
+    sim.upstream_connected();
+    assert!(sim.upstream_received().ends_with(&content[..4096]));
+    assert_eq!(
+        sim.sends_passing_through(Side::Client, &content[4096..]),
+        50_000 - 4096
+    );
+    assert!(sim.take_upstream_received().ends_with(&content));
     sim.upstream_sends(OK);
     assert_eq!(response_log(&sim), [(200, 50_000, 5)]);
 }
@@ -461,9 +487,9 @@ fn exchange(
     let (field, mut request_body) = frame(request.0, request.1);
     // A pipelined request follows the body: it must be held, not passed with it.
     request_body.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    // Dialled at the head, or once the body fills `buffer_size` or ends.
+    sim.set_auto_connect(true);
     sim.client_sends(format!("POST /p HTTP/1.1\r\nHost: a\r\n{field}\r\n").as_bytes());
-    sim.expect_connect();
-    sim.upstream_connected();
     let (field, response_body) = frame(response.0, response.1);
     let mut response_bytes = format!("HTTP/1.1 200 OK\r\n{field}\r\n").into_bytes();
     response_bytes.extend_from_slice(&response_body);
@@ -509,8 +535,9 @@ proptest! {
         piece in 1usize..20_000,
         buffer_size in 1024usize..20_000,
         pipe_size in prop_oneof![Just(0usize), 1usize..100_000],
+        request_buffering in any::<bool>(),
     ) {
-        let config = Config { buffer_size, pipe_size, ..Config::default() };
+        let config = Config { buffer_size, pipe_size, request_buffering, ..Config::default() };
         let read = exchange(&config, request, response, piece.min(buffer_size), false);
         let passed = exchange(&config, request, response, piece, true);
         prop_assert_eq!(&read.0, &passed.0, "what the client received");

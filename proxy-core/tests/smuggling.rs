@@ -255,7 +255,7 @@ fn content_length_past_i64_max_is_400() {
     );
     // The largest accepted is forwarded as is.
     let sim =
-        connected(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\nx");
+        streaming(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\nx");
     assert!(sim
         .upstream_received_str()
         .contains("\r\nContent-Length: 9223372036854775807\r\n"));
@@ -263,7 +263,7 @@ fn content_length_past_i64_max_is_400() {
 
 #[test]
 fn a_chunk_size_of_i64_max_is_forwarded() {
-    let sim = connected(
+    let sim = streaming(
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n7fffffffffffffff\r\nxyz",
     );
     let upstream = sim.upstream_received_str();

@@ -150,7 +150,25 @@ fn response_body_read_timeout_closes_the_client() {
 
 #[test]
 fn request_body_read_timeout_is_408() {
-    let mut sim = connected(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
+    const REQUEST: &[u8] = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc";
+    // The body is gathered before dialling: the upstream never hears of it.
+    let mut sim = sim();
+    sim.client_sends(REQUEST);
+    assert_eq!(next_timer(&sim), Some(Timer::RequestBodyRead));
+    sim.advance(secs(30));
+    sim.client_sends(b"de");
+    sim.advance(secs(59));
+    assert!(
+        sim.client_received().is_empty(),
+        "counted from the last read"
+    );
+    sim.advance(secs(1));
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 408 "));
+    assert!(!sim.has_pending_connect());
+    assert_eq!(sim.upstream_connections(), 0);
+    assert!(sim.releases().is_empty(), "nothing to release");
+    // Streamed to an upstream dialled at the head: its connection is dropped.
+    let mut sim = streaming(REQUEST);
     assert_eq!(next_timer(&sim), Some(Timer::RequestBodyRead));
     sim.advance(secs(60));
     assert!(sim.client_received_str().starts_with("HTTP/1.1 408 "));
@@ -362,7 +380,12 @@ fn a_slow_reader_s_response_outlives_body_read_while_its_writes_progress() {
 #[test]
 fn an_upload_to_a_slow_upstream_outlives_body_read_while_its_writes_progress() {
     let request = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n";
-    drain_slowly(connected(request), Side::Upstream);
+    // Dialled once the body fills `buffer_size`.
+    let mut gathering = sim();
+    gathering.set_auto_connect(true);
+    gathering.client_sends(request);
+    drain_slowly(gathering, Side::Upstream);
+    drain_slowly(streaming(request), Side::Upstream);
 }
 
 /// Like [`drain_slowly`], in a tunnel: the upstream streams a large message to a client

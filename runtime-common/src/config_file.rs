@@ -282,6 +282,7 @@ struct FileConfig {
     work_stealing: Option<bool>,
     buffer_size: Option<usize>,
     pipe_size: Option<usize>,
+    request_buffering: Option<bool>,
     limits: Limits,
     timeouts: Timeouts,
     forwarded: Forwarded,
@@ -624,6 +625,7 @@ impl FileConfig {
             routes: self.routes,
             buffer_size,
             pipe_size: self.pipe_size.unwrap_or(defaults.core.pipe_size),
+            request_buffering: (self.request_buffering).unwrap_or(defaults.core.request_buffering),
             limits: self.limits,
             timeouts: self.timeouts,
             forwarded: self.forwarded,
@@ -896,6 +898,7 @@ mod tests {
             work_stealing = false
             buffer_size = 2048
             pipe_size = 0
+            request_buffering = false
             [limits]
             max_headers = 7
             [timeouts]
@@ -920,6 +923,7 @@ mod tests {
         assert!(!settings.work_stealing);
         assert_eq!(settings.core.buffer_size, 2048);
         assert_eq!(settings.core.pipe_size, 0);
+        assert!(!settings.core.request_buffering);
         assert_eq!(settings.core.limits.max_headers, 7);
         assert_eq!(
             settings.core.limits.max_head_size,

@@ -15,7 +15,21 @@ pub fn sim() -> Sim {
 
 /// A session whose client sent `request` in one read and whose upstream is connected.
 pub fn connected(request: &[u8]) -> Sim {
-    let mut sim = sim();
+    connected_with(Config::default(), request)
+}
+
+/// [`connected`] with `request_buffering` off: the upstream is dialled at the head,
+/// and a body that has not all come yet streams to it.
+pub fn streaming(request: &[u8]) -> Sim {
+    let config = Config {
+        request_buffering: false,
+        ..Config::default()
+    };
+    connected_with(config, request)
+}
+
+fn connected_with(config: Config, request: &[u8]) -> Sim {
+    let mut sim = Sim::new(config);
     sim.client_sends(request);
     sim.expect_connect();
     sim.upstream_connected();

@@ -196,11 +196,26 @@ pub async fn idle_keepalive_client_closed_after_keepalive_idle(p: &dyn ProxyUnde
 }
 
 /// A request body that stops arriving for `body_read = 500ms` → 408 (no response had
-/// started), and the upstream connection is dropped, not pooled.
+/// started). The body is gathered before dialling (`request_buffering`, the default),
+/// so the backend never hears of it; streamed (`request_buffering = false`), the
+/// upstream connection is dropped, not pooled.
 pub async fn stalled_request_body_is_408(p: &dyn ProxyUnderTest) {
+    for request_buffering in [true, false] {
+        let backend = stalled_request_body(p, request_buffering).await;
+        let dialled = backend.connections().len();
+        assert_eq!(
+            dialled,
+            usize::from(!request_buffering),
+            "request_buffering = {request_buffering}: {dialled} upstream connections"
+        );
+    }
+}
+
+async fn stalled_request_body(p: &dyn ProxyUnderTest, request_buffering: bool) -> Backend {
     let backend = Backend::echo_body().await;
     let proxy = start_with(p, backend.addr, |c| {
-        c.timeouts.body_read = Duration::from_millis(500)
+        c.timeouts.body_read = Duration::from_millis(500);
+        c.request_buffering = request_buffering;
     })
     .await;
     let mut c = client(&proxy).await;
@@ -223,6 +238,31 @@ pub async fn stalled_request_body_is_408(p: &dyn ProxyUnderTest) {
         backend.requests().is_empty(),
         "the backend got a complete request"
     );
+    backend
+}
+
+/// A body sent in pieces, 200 ms apart: the backend is dialled only once it is whole
+/// (`request_buffering`), and gets the head and the body together.
+pub async fn a_slow_request_body_is_gathered_before_the_backend_is_dialled(p: &dyn ProxyUnderTest) {
+    let backend = Backend::echo_body().await;
+    let proxy = start_with(p, backend.addr, |_| {}).await;
+    let mut c = client(&proxy).await;
+    c.write(b"POST /form HTTP/1.1\r\nHost: example.test\r\nContent-Length: 11\r\n\r\n")
+        .await
+        .unwrap();
+    for piece in [&b"hello"[..], b" "] {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        c.write(piece).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        backend.connections().is_empty(),
+        "the backend was dialled before the body was whole"
+    );
+    c.write(b"world").await.unwrap();
+    let r = response(&mut c, "POST", "gathered body").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "hello world"));
+    assert_eq!(backend.requests().len(), 1);
 }
 
 /// A response body that stops arriving for `body_read = 500ms` after the head was
