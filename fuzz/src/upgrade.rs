@@ -812,7 +812,15 @@ fn final_response(client: &[u8]) -> Option<(Head, usize)> {
 /// Drives a case through the sim, checking that nothing the client sent after the
 /// request reaches the upstream while no final response has reached the client.
 pub fn run(case: &Case) -> Outcome {
-    let mut sim = Sim::new(Config::default());
+    // Dialled at the head, so that the upstream's answer can come at any point of
+    // the body: a request that is no upgrade after all (its fields mutated) would
+    // otherwise wait for its body before the upstream is dialled. An upgrade is
+    // dialled at its head either way.
+    let config = Config {
+        request_buffering: false,
+        ..Config::default()
+    };
+    let mut sim = Sim::new(config);
     let say = |sim: &Sim, what: &str| {
         format!(
             "{what}\n case {}\n client got {}\n upstream got {}",
