@@ -289,6 +289,8 @@ impl Harness {
             ..Config::default()
         };
         config.limits.max_head_size = 2048;
+        // Slow enough that the harness's clock steps reach it.
+        config.limits.min_request_body_rate = 100;
         config.websocket.ping_interval = Some(Duration::from_secs(20));
         let now = base();
         let client = ClientInfo {

@@ -100,6 +100,14 @@ pub struct Limits {
     /// New connections per second allowed from one IP address, with bursts of as many
     /// (0: no limit); the excess gets 503. nginx: `limit_req` (for connections).
     pub new_connections_per_ip_per_second: u32,
+    /// Bytes per second a request body must average while the proxy reads it, after
+    /// a grace of `timeouts.body_read` (0: no minimum); slower → 408. `body_read`
+    /// alone lets a client that sends a byte now and then keep its connection, and,
+    /// once its body passed `buffer_size` (see `request_buffering`), its upstream
+    /// connection, for as long as it likes. Time while flow control stops the body
+    /// being read does not count: the count restarts, with its grace, when reading
+    /// resumes. Apache: `mod_reqtimeout` `MinRate`.
+    pub min_request_body_rate: u32,
 }
 
 impl Default for Limits {
@@ -112,6 +120,7 @@ impl Default for Limits {
             max_connections_per_ip: 0,
             max_tunnels: 0,
             new_connections_per_ip_per_second: 0,
+            min_request_body_rate: 0,
         }
     }
 }

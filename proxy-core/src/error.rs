@@ -93,6 +93,8 @@ pub enum ProxyError {
     ClientHeadTimeout,
     /// The request body stalled for `timeouts.body_read` (408).
     ClientBodyTimeout,
+    /// The request body came slower than `limits.min_request_body_rate` (408).
+    ClientBodyTooSlow,
     /// A new upgrade attempt while the proxy drains (503).
     UpgradeWhileDraining,
     /// No route matches the request's host and path (404).
@@ -165,7 +167,7 @@ impl ProxyError {
             UnsupportedWebSocketVersion => 426,
             UnsupportedVersion => 505,
             ConnectNotSupported | MethodTooLong => 501,
-            ClientHeadTimeout | ClientBodyTimeout => 408,
+            ClientHeadTimeout | ClientBodyTimeout | ClientBodyTooSlow => 408,
             UpgradeWhileDraining | TooManyConnections | RateLimited | TooManyTunnels
             | OutOfResources => 503,
             NoRoute => 404,
@@ -228,6 +230,7 @@ impl ProxyError {
             InvalidChunkMetadata => "invalid chunk extension or trailer",
             ClientHeadTimeout => "request head timeout",
             ClientBodyTimeout => "request body timeout",
+            ClientBodyTooSlow => "request body too slow",
             UpgradeWhileDraining => "shutting down",
             NoRoute => "no route for this host and path",
             TooManyConnections => "too many connections",

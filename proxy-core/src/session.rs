@@ -396,6 +396,10 @@ impl Session {
                 }
                 if !x.request_body.is_done() && self.wants_read(Side::Client) {
                     consider(x.request_read_at + t.body_read, Timer::RequestBodyRead);
+                    let rate = self.config.limits.min_request_body_rate;
+                    if let Some(at) = x.body_rate_deadline(t.body_read, rate) {
+                        consider(at, Timer::RequestBodyRate);
+                    }
                 }
             }
             State::ExpectTcpUpstream { since } => {
@@ -492,7 +496,10 @@ impl Session {
                 if resumed {
                     match side {
                         Side::Client => x.response_read_at = now,
-                        Side::Upstream => x.request_read_at = now,
+                        Side::Upstream => {
+                            x.request_read_at = now;
+                            x.body_rate_from = (now, x.request_body_bytes);
+                        }
                     }
                 }
             }
@@ -631,6 +638,7 @@ impl Session {
             }
             Timer::UpstreamResponseHead => self.fail(ProxyError::UpstreamResponseTimeout),
             Timer::RequestBodyRead => self.fail(ProxyError::ClientBodyTimeout),
+            Timer::RequestBodyRate => self.fail(ProxyError::ClientBodyTooSlow),
             Timer::ResponseBodyRead => self.fail(ProxyError::UpstreamBodyTimeout),
             Timer::SendClient | Timer::SendUpstream => match self.state {
                 State::Tunnel(_) => self.end_tunnel(TunnelEnd::SendTimeout),
@@ -827,6 +835,7 @@ impl Session {
             retried: false,
             upstream_activity: now,
             request_read_at: now,
+            body_rate_from: (now, 0),
             response_read_at: now,
         }));
         self.head_started = None;

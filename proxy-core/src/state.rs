@@ -36,7 +36,7 @@
 //! body, never a chunked one) may pass a runtime's kernel pipe unseen
 //! (`Exchange::verbatim_ahead`); the body's state counts them as if read.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -98,6 +98,9 @@ pub(crate) struct Exchange {
     pub(crate) upstream_activity: Instant,
     /// Last time request body bytes arrived.
     pub(crate) request_read_at: Instant,
+    /// Where the request body's rate is counted from: when reading it began or last
+    /// resumed after flow control, and the body bytes read by then.
+    pub(crate) body_rate_from: (Instant, u64),
     /// Last time response body bytes arrived.
     pub(crate) response_read_at: Instant,
 }
@@ -140,6 +143,23 @@ impl Exchange {
             }
         }
         self.upstream_activity = now;
+    }
+
+    /// When the request body, counted from `body_rate_from` after `grace`, falls
+    /// below `rate` bytes per second on average; `None` for no minimum (`rate` 0).
+    pub(crate) fn body_rate_deadline(&self, grace: Duration, rate: u32) -> Option<Instant> {
+        if rate == 0 {
+            return None;
+        }
+        let (from, base) = self.body_rate_from;
+        let (bytes, rate) = (
+            self.request_body_bytes.saturating_sub(base),
+            u64::from(rate),
+        );
+        // The remainder is below `rate` (< 2^32): times 10^9 it fits in 64 bits.
+        let earned = Duration::from_secs(bytes / rate)
+            .saturating_add(Duration::from_nanos(bytes % rate * 1_000_000_000 / rate));
+        from.checked_add(grace.saturating_add(earned))
     }
 }
 

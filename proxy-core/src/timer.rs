@@ -19,6 +19,9 @@ pub enum Timer {
     UpstreamResponseHead,
     /// The next bytes of the request body → 408, or close if a response began.
     RequestBodyRead,
+    /// The request body's average rate fell below `limits.min_request_body_rate`
+    /// → 408, or close if a response began.
+    RequestBodyRate,
     /// The next bytes of the response body → close.
     ResponseBodyRead,
     /// A write towards the client making progress → close.

@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use proxy_core::sim::Sim;
 use proxy_core::timer::Timer;
 use proxy_core::{Config, Event, Input, Side};
 use std::time::Duration;
@@ -386,6 +387,68 @@ fn an_upload_to_a_slow_upstream_outlives_body_read_while_its_writes_progress() {
     gathering.client_sends(request);
     drain_slowly(gathering, Side::Upstream);
     drain_slowly(streaming(request), Side::Upstream);
+}
+
+/// A configuration with `min_request_body_rate` and a `body_read` (its grace) of 10 s.
+fn min_rate(bytes_per_second: u32) -> Config {
+    let mut config = Config::default();
+    config.limits.min_request_body_rate = bytes_per_second;
+    config.timeouts.body_read = secs(10);
+    config
+}
+
+#[test]
+fn a_request_body_slower_than_min_request_body_rate_is_408() {
+    // 100 B/s after 10 s of grace: the body is due 10 s + (bytes read) / 100 after it
+    // began. 50 bytes every 5 s is 10 B/s, within `body_read` between reads.
+    let mut sim = Sim::new(min_rate(100));
+    sim.client_sends(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n");
+    for _ in 0..2 {
+        sim.advance(secs(5));
+        sim.client_sends(&[b'x'; 50]);
+    }
+    // 100 bytes at 10 s: due at 11 s.
+    assert_eq!(next_timer(&sim), Some(Timer::RequestBodyRate));
+    sim.advance(Duration::from_millis(999));
+    assert!(sim.client_received().is_empty());
+    sim.advance(Duration::from_millis(1));
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 408 "));
+    assert_eq!(sim.upstream_connections(), 0, "gathered: never dialled");
+    let logged = sim
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Request(log) if log.error == Some("request body too slow")));
+    assert!(logged, "{:?}", sim.events());
+}
+
+#[test]
+fn a_request_body_at_min_request_body_rate_goes_through() {
+    let mut sim = Sim::new(min_rate(100));
+    sim.set_auto_connect(true);
+    sim.client_sends(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 20000\r\n\r\n");
+    // 120 B/s for 166 s, past `buffer_size` (dialled) and to the end.
+    for _ in 0..166 {
+        sim.advance(secs(1));
+        sim.client_sends(&[b'x'; 120]);
+        assert!(!sim.is_closed());
+    }
+    sim.client_sends(&[b'x'; 80]);
+    assert!(!sim.session().awaits_client());
+    sim.upstream_sends(OK);
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 200 OK"));
+}
+
+#[test]
+fn flow_control_s_wait_is_not_counted_against_min_request_body_rate() {
+    // The client sends 1,000 bytes whenever the slow upstream makes room (every
+    // 30 s): 33 B/s overall, but never slow while the proxy reads it.
+    let request = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n";
+    let mut config = Config::default();
+    config.limits.min_request_body_rate = 500;
+    let mut sim = Sim::new(config);
+    sim.set_auto_connect(true);
+    sim.client_sends(request);
+    drain_slowly(sim, Side::Upstream);
 }
 
 /// Like [`drain_slowly`], in a tunnel: the upstream streams a large message to a client

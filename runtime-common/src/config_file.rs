@@ -901,6 +901,7 @@ mod tests {
             request_buffering = false
             [limits]
             max_headers = 7
+            min_request_body_rate = 500
             [timeouts]
             client_head = "500ms"
             tunnel_idle = "2m"
@@ -925,6 +926,7 @@ mod tests {
         assert_eq!(settings.core.pipe_size, 0);
         assert!(!settings.core.request_buffering);
         assert_eq!(settings.core.limits.max_headers, 7);
+        assert_eq!(settings.core.limits.min_request_body_rate, 500);
         assert_eq!(
             settings.core.limits.max_head_size,
             Limits::default().max_head_size

@@ -265,6 +265,38 @@ pub async fn a_slow_request_body_is_gathered_before_the_backend_is_dialled(p: &d
     assert_eq!(backend.requests().len(), 1);
 }
 
+/// A body trickled at 100 B/s, 10 bytes every 100 ms (never silent for `body_read =
+/// 500ms`), with `min_request_body_rate = 1000`: `408` while the client still sends,
+/// once the grace (`body_read`) and what was sent are used up (about 0.55 s), and the
+/// backend never hears of it.
+pub async fn a_request_body_below_min_request_body_rate_is_408(p: &dyn ProxyUnderTest) {
+    let backend = Backend::echo_body().await;
+    let proxy = start_with(p, backend.addr, |c| {
+        c.timeouts.body_read = Duration::from_millis(500);
+        c.limits.min_request_body_rate = 1000;
+    })
+    .await;
+    let mut c = client(&proxy).await;
+    let start = Instant::now();
+    c.write(b"POST /slow HTTP/1.1\r\nHost: example.test\r\nContent-Length: 100000\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answered = false;
+    for _ in 0..50 {
+        c.write(b"0123456789").await.unwrap();
+        if let Ok(read) = tokio::time::timeout(Duration::from_millis(100), c.fill()).await {
+            answered = read.unwrap() > 0;
+            break;
+        }
+    }
+    assert!(answered, "no answer while the body trickled for 5 s");
+    let r = response(&mut c, "POST", "a body below the minimum rate").await;
+    let took = start.elapsed();
+    assert_eq!(r.status, 408);
+    assert!(took >= Duration::from_millis(450), "408 after {took:?}");
+    assert!(backend.connections().is_empty(), "the backend was dialled");
+}
+
 /// A response body that stops arriving for `body_read = 500ms` after the head was
 /// forwarded: the client gets the head and the bytes so far, then the connection closes
 /// (the body is visibly truncated).
