@@ -149,3 +149,17 @@ fn requests_without_a_body_or_whose_body_came_with_the_head_dial_at_once() {
         sim.expect_connect();
     }
 }
+
+#[test]
+fn a_client_that_half_closes_after_its_body_still_gets_the_answer() {
+    let mut sim = sim();
+    sim.client_sends(HEAD);
+    sim.client_sends(b"hello world");
+    sim.eof(Side::Client);
+    sim.expect_connect();
+    sim.upstream_connected();
+    assert!(sim.upstream_received_str().ends_with("\r\n\r\nhello world"));
+    sim.upstream_sends(OK);
+    assert!(sim.client_received_str().starts_with("HTTP/1.1 200 OK"));
+    assert!(sim.client_received_str().ends_with("hello"));
+}
