@@ -433,7 +433,7 @@ impl Session {
         }
         let has_upstream = matches!(
             &self.state,
-            State::Exchange(x) if matches!(x.upstream, UpstreamLink::Connected { .. })
+            State::Exchange(x) if x.upstream.is_connected()
         ) || matches!(self.state, State::Tunnel(_));
         if side == Side::Upstream && !has_upstream {
             return;
@@ -886,9 +886,7 @@ impl Session {
     /// kept until the upstream is connected, whose wait other deadlines bound.
     fn may_write(&self, side: Side) -> bool {
         match (&self.state, side) {
-            (State::Exchange(x), Side::Upstream) => {
-                matches!(x.upstream, UpstreamLink::Connected { .. })
-            }
+            (State::Exchange(x), Side::Upstream) => x.upstream.is_connected(),
             _ => true,
         }
     }
@@ -992,7 +990,7 @@ impl Session {
         if x.request_body.is_done() || input.is_empty() {
             return false;
         }
-        let connected = matches!(x.upstream, UpstreamLink::Connected { .. });
+        let connected = x.upstream.is_connected();
         let mut sent = 0usize;
         let outputs = &mut self.outputs;
         let pending = &mut x.pending_upstream;
@@ -1020,7 +1018,7 @@ impl Session {
         let State::Exchange(x) = &mut self.state else {
             return false;
         };
-        if !matches!(x.upstream, UpstreamLink::Connected { .. }) {
+        if !x.upstream.is_connected() {
             return false;
         }
         let input = &mut self.unread[Side::Upstream.index()];

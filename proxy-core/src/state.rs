@@ -110,7 +110,7 @@ impl Exchange {
     /// (see [`BodyReader::verbatim_ahead`]): 0 until the upstream connection is
     /// ready, while request bytes still wait for it, and outside a body.
     pub(crate) fn verbatim_ahead(&self, from: Side) -> u64 {
-        if !matches!(self.upstream, UpstreamLink::Connected { .. }) {
+        if !self.upstream.is_connected() {
             return 0;
         }
         match (from, &self.response) {
@@ -173,6 +173,14 @@ pub(crate) enum UpstreamLink {
     Connecting { since: Instant },
     /// Ready; `reused` if it came from the keep-alive pool.
     Connected { reused: bool },
+}
+
+impl UpstreamLink {
+    /// Whether the connection is ready: bytes for the upstream can be written, and
+    /// what it sends read.
+    pub(crate) fn is_connected(self) -> bool {
+        matches!(self, UpstreamLink::Connected { .. })
+    }
 }
 
 /// The response direction of an exchange.
