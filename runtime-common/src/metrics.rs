@@ -76,6 +76,8 @@ pub struct Metrics {
 struct Counters {
     accepted: AtomicU64,
     tls_handshake_failures: AtomicU64,
+    /// Finished client handshakes: `[full, resumed]`.
+    tls_handshakes: [AtomicU64; 2],
     /// By status, inline like every counter here (see [`MAX_BUCKETS`]).
     requests: [AtomicU64; STATUSES],
     refused: [AtomicU64; REFUSALS.len()],
@@ -133,6 +135,7 @@ impl Default for Counters {
         Counters {
             accepted: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
+            tls_handshakes: Default::default(),
             requests: std::array::from_fn(|_| AtomicU64::new(0)),
             refused: Default::default(),
             tunnels_closed: Default::default(),
@@ -175,6 +178,11 @@ impl Metrics {
     /// A client's TLS handshake failed or timed out.
     pub fn tls_handshake_failed(&self) {
         self.own().tls_handshake_failures.fetch_add(1, Relaxed);
+    }
+
+    /// A client's TLS handshake finished, resuming an earlier session or not.
+    pub fn tls_handshake_done(&self, resumed: bool) {
+        self.own().tls_handshakes[usize::from(resumed)].fetch_add(1, Relaxed);
     }
 
     /// Dialling an upstream failed.
@@ -273,6 +281,19 @@ impl Metrics {
             "",
             self.sum(|c| &c.tls_handshake_failures),
         );
+        counter_head(
+            o,
+            "switchyard_tls_handshakes_total",
+            "Client TLS handshakes finished, by kind (resumed: from a session ticket or ID).",
+        );
+        for (i, kind) in ["full", "resumed"].into_iter().enumerate() {
+            line(
+                o,
+                "switchyard_tls_handshakes_total",
+                &format!("kind=\"{kind}\""),
+                self.sum(|c| &c.tls_handshakes[i]),
+            );
+        }
         counter_head(
             o,
             "switchyard_requests_total",

@@ -51,6 +51,8 @@ pub trait Runtime: Clone + Send + Sync + Sized + 'static {
         tcp: Self::Tcp,
         config: Arc<ServerConfig>,
     ) -> impl Future<Output = io::Result<Self::TlsServer>> + Send;
+    /// Whether a client's finished handshake resumed an earlier session.
+    fn tls_resumed(tls: &Self::TlsServer) -> bool;
     /// Runs the client side of a TLS handshake on `tcp`, for server `name`. The
     /// caller bounds its time.
     fn tls_connect(

@@ -134,7 +134,10 @@ async fn serve_tls<R: Runtime>(
     let rt = ctx.runtime();
     let deadline = rt.now() + generation.setup.config.timeouts.client_head;
     let stream = match timeout(rt, deadline, rt.tls_accept(tcp, config)).await {
-        Some(Ok(stream)) => stream,
+        Some(Ok(stream)) => {
+            ctx.metrics().tls_handshake_done(R::tls_resumed(&stream));
+            stream
+        }
         Some(Err(e)) => {
             ctx.metrics().tls_handshake_failed();
             debug!(client = %addr, error = %e, "TLS handshake failed");

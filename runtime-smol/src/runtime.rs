@@ -4,7 +4,7 @@
 use crate::transport::{Shared, TcpIo};
 use futures_rustls::{client, server, TlsAcceptor, TlsConnector};
 use runtime_common::rustls::pki_types::ServerName;
-use runtime_common::rustls::{ClientConfig, ServerConfig};
+use runtime_common::rustls::{ClientConfig, HandshakeKind, ServerConfig};
 use runtime_common::{Listener, Runtime};
 use smol::{Async, Executor};
 use std::fmt;
@@ -138,6 +138,10 @@ impl Runtime for Smol {
     ) -> io::Result<TlsClient> {
         let stream = TlsConnector::from(config).connect(name, TcpIo(tcp)).await?;
         Ok(Shared::new(stream))
+    }
+
+    fn tls_resumed(tls: &TlsServer) -> bool {
+        tls.with(|stream| stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed))
     }
 
     fn peer_addr(tcp: &Tcp) -> Option<SocketAddr> {

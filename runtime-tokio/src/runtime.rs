@@ -3,7 +3,7 @@
 
 use crate::transport::Shared;
 use runtime_common::rustls::pki_types::ServerName;
-use runtime_common::rustls::{ClientConfig, ServerConfig};
+use runtime_common::rustls::{ClientConfig, HandshakeKind, ServerConfig};
 use runtime_common::{Listener, Runtime};
 use std::future::Future;
 use std::io;
@@ -76,6 +76,10 @@ impl Runtime for Tokio {
     ) -> io::Result<TlsClient> {
         let stream = TlsConnector::from(config).connect(name, tcp).await?;
         Ok(Shared::new(stream))
+    }
+
+    fn tls_resumed(tls: &TlsServer) -> bool {
+        tls.with(|stream| stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed))
     }
 
     fn peer_addr(tcp: &TcpStream) -> Option<SocketAddr> {

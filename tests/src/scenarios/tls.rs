@@ -5,9 +5,11 @@ use super::routing::labelled;
 use crate::backend::{Backend, Reply};
 use crate::tls::{self, Pki, TlsBackend};
 use crate::{http, test_config, Config, ListenMode, ListenerSetup, ProxyUnderTest, Setup};
+use futures_util::future::join_all;
 use futures_util::{SinkExt, StreamExt};
+use runtime_common::rustls::client::Resumption;
 use runtime_common::rustls::pki_types::ServerName;
-use runtime_common::rustls::ServerConfig;
+use runtime_common::rustls::{ClientConfig, HandshakeKind, ServerConfig};
 use runtime_common::UpstreamTls;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,6 +90,70 @@ pub async fn wss_through_a_tls_listener(p: &dyn ProxyUnderTest) {
         );
     }
     ws.close(None).await.unwrap();
+}
+
+/// Returning clients resume their TLS session (no key exchange to sign, the costly
+/// part of a handshake) however many they are, and after a reload: sessions live in
+/// stateless tickets. rustls' default, a cache of 256 sessions, resumed none of 200
+/// clients (two tickets each). The admin endpoint counts both kinds.
+pub async fn tls_sessions_resume_for_hundreds_of_clients_and_across_a_reload(
+    p: &dyn ProxyUnderTest,
+) {
+    const CLIENTS: usize = 200;
+    let backend = labelled("up").await;
+    let pki = Pki::new();
+    let cert = pki.cert("a", &["a.test"]);
+    let tls_setup = || {
+        setup_with(
+            test_config(backend.addr),
+            ListenMode::Http,
+            Some(pki.server(std::slice::from_ref(&cert))),
+        )
+    };
+    let Some(proxy) = p.start_setup(tls_setup()).await else {
+        return;
+    };
+    // Each client remembers its own sessions, as each browser does.
+    let clients: Vec<Arc<ClientConfig>> = (0..CLIENTS)
+        .map(|_| {
+            let mut config = (*pki.client()).clone();
+            config.resumption = Resumption::in_memory_sessions(4);
+            Arc::new(config)
+        })
+        .collect();
+    let addr = proxy.listen[0];
+    // One request over a new connection; whether its handshake was a resumption.
+    let visit = |config: Arc<ClientConfig>| async move {
+        let mut stream = tls::connect(addr, "a.test", config).await.unwrap();
+        let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+        let r = tls::get(&mut stream, "a.test", "/").await.unwrap();
+        assert_eq!(r.status, 200);
+        resumed
+    };
+    let resumed = |round: Vec<bool>| round.into_iter().filter(|r| *r).count();
+
+    let first = join_all(clients.iter().cloned().map(visit)).await;
+    assert_eq!(resumed(first), 0, "first visits are full handshakes");
+    let second = join_all(clients.iter().cloned().map(visit)).await;
+    assert_eq!(resumed(second), CLIENTS, "every returning client resumes");
+
+    proxy.reload(tls_setup()).expect("reload");
+    let after_reload = join_all(clients.iter().take(20).cloned().map(visit)).await;
+    assert_eq!(resumed(after_reload), 20, "sessions outlive a reload");
+
+    let (_, metrics) = super::metrics::scrape(proxy.admin).await;
+    for expected in [
+        format!("switchyard_tls_handshakes_total{{kind=\"full\"}} {CLIENTS}"),
+        format!(
+            "switchyard_tls_handshakes_total{{kind=\"resumed\"}} {}",
+            CLIENTS + 20
+        ),
+    ] {
+        assert!(
+            metrics.contains(&expected),
+            "no {expected:?} in:\n{metrics}"
+        );
+    }
 }
 
 /// Several certificates: SNI picks the one for the name asked (exact, or wildcard
