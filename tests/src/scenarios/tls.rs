@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 use futures_util::{SinkExt, StreamExt};
 use runtime_common::rustls::client::Resumption;
 use runtime_common::rustls::pki_types::ServerName;
-use runtime_common::rustls::{ClientConfig, HandshakeKind, ServerConfig};
+use runtime_common::rustls::{ClientConfig, HandshakeKind, NamedGroup, ServerConfig};
 use runtime_common::UpstreamTls;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,6 +54,9 @@ pub async fn https_through_a_tls_listener(p: &dyn ProxyUnderTest) {
         .await
         .unwrap();
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    // A client that offers the post-quantum hybrid (as Chrome and Firefox do) gets it.
+    let group = stream.get_ref().1.negotiated_key_exchange_group();
+    assert_eq!(group.map(|g| g.name()), Some(NamedGroup::X25519MLKEM768));
     for path in ["/one", "/two"] {
         let r = tls::get(&mut stream, "a.test", path).await.unwrap();
         assert_eq!((r.status, r.body), (200, format!("{path} proto=https")));
