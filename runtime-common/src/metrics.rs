@@ -64,7 +64,7 @@ const SIDES: [&str; 3] = ["", "client", "upstream"];
 const CONNECT_FAILURES: [&str; 5] = ["refused", "unreachable", "timeout", "tls", "other"];
 
 /// Every counter of one process (shared by all configurations across reloads), in
-/// shards: a thread adds to its own shard's counters (see [`crate::thread_shard`]), and
+/// shards: a thread adds to its own shard's counters (see `thread_shard.rs`), and
 /// a scrape sums them.
 pub struct Metrics {
     shards: Box<[Counters]>,

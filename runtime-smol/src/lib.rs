@@ -11,7 +11,7 @@
 //! through [`serve_connection`] and an executor of their choice ([`Smol::with_spawner`]).
 //!
 //! ## Serving
-//! [`serve`] is the whole proxy: accept, one task per connection on smol's global
+//! [`serve()`] is the whole proxy: accept, one task per connection on smol's global
 //! executor, graceful drain on shutdown.
 //!
 //! ```no_run

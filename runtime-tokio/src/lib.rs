@@ -6,7 +6,7 @@
 //! (CLI, TOML file, signals) is built on it.
 //!
 //! ## Serving
-//! [`serve`] is the whole proxy: accept, one task per connection, graceful drain on
+//! [`serve()`] is the whole proxy: accept, one task per connection, graceful drain on
 //! shutdown.
 //!
 //! ```no_run
