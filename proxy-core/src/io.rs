@@ -39,6 +39,10 @@ pub struct ClientInfo {
     pub addr: Option<SocketAddr>,
     /// Whether the client connection is TLS, for `X-Forwarded-Proto`.
     pub tls: bool,
+    /// Whether it came to a listener that sends everything to https: every request is
+    /// answered by the proxy with `308 Permanent Redirect` to `https://` the same host
+    /// and target, and nothing goes upstream.
+    pub redirect_to_https: bool,
 }
 
 /// Why dialling the upstream failed; all of them give the client a 502.

@@ -84,6 +84,7 @@ pub mod hop_by_hop;
 mod io;
 mod outputs;
 mod proxy;
+mod redirect;
 pub mod request;
 pub mod response;
 pub mod routing;

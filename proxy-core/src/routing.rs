@@ -51,7 +51,7 @@ pub fn route<'c>(config: &'c Config, host: Option<&[u8]>, target: &[u8]) -> Opti
 }
 
 /// The host without its port or a trailing dot.
-fn host_name(authority: &[u8]) -> &[u8] {
+pub(crate) fn host_name(authority: &[u8]) -> &[u8] {
     let host = match authority.iter().rposition(|&b| b == b':') {
         Some(colon) if !authority[colon..].contains(&b']') => &authority[..colon],
         _ => authority,

@@ -17,6 +17,7 @@ use crate::io::{
 };
 use crate::outputs::Outputs;
 use crate::proxy::Proxy;
+use crate::redirect;
 use crate::request::RequestHead;
 use crate::response::{ClientFraming, ResponseHead};
 use crate::routing;
@@ -776,7 +777,14 @@ impl Session {
             return self.fail(ProxyError::UpgradeWhileDraining);
         }
         if request.answer_here() {
-            return self.answer_here(&request);
+            let answer = request.answer(self.proxy.wall_clock().date());
+            return self.answer_as_proxy(&request, answer, 200);
+        }
+        if self.client.redirect_to_https {
+            return match redirect::to_https(&request, self.proxy.wall_clock().date()) {
+                Some(redirect) => self.answer_as_proxy(&request, redirect, 308),
+                None => self.fail(ProxyError::MissingHost),
+            };
         }
         if !self.config.routes.is_empty() && routing::has_dot_segment(request.forward_target()) {
             return self.fail(ProxyError::DotSegmentInPath);
@@ -1400,13 +1408,13 @@ impl Session {
         self.linger();
     }
 
-    /// Answers `request` as its final recipient (see [`RequestHead::answer_here`]),
-    /// then closes as after an error, so that a body it may carry is never read as
-    /// the next request.
-    fn answer_here(&mut self, request: &RequestHead) {
+    /// Sends `response` (with `status`), the proxy's own answer to `request` (as its
+    /// final recipient, see [`RequestHead::answer_here`], or a redirect), then closes
+    /// as after an error, so that a body it may carry is never read as the next request.
+    fn answer_as_proxy(&mut self, request: &RequestHead, response: Bytes, status: u16) {
         self.release_tunnel_slot();
-        self.send(Side::Client, request.answer(self.proxy.wall_clock().date()));
-        let log = self.log_of_proxy_answer(Some(request), 200, None);
+        self.send(Side::Client, response);
+        let log = self.log_of_proxy_answer(Some(request), status, None);
         self.outputs
             .push_back(Output::Event(Event::Request(Box::new(log))));
         self.linger();

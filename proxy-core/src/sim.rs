@@ -48,6 +48,7 @@ impl Sim {
             ClientInfo {
                 addr: Some(CLIENT_ADDR),
                 tls: false,
+                redirect_to_https: false,
             },
         )
     }
@@ -72,6 +73,7 @@ impl Sim {
         let client = ClientInfo {
             addr: Some(CLIENT_ADDR),
             tls: false,
+            redirect_to_https: false,
         };
         Sim::from_session(proxy.session(client, now), now)
     }
@@ -83,6 +85,7 @@ impl Sim {
         let client = ClientInfo {
             addr: Some(CLIENT_ADDR),
             tls: false,
+            redirect_to_https: false,
         };
         Sim::from_session(proxy.tcp_session(client, group, now), now)
     }

@@ -222,7 +222,7 @@ impl Settings {
             let tls = match listen.tls.is_empty() {
                 true => None,
                 false => {
-                    let http = listen.mode == ListenMode::Http;
+                    let http = listen.mode.is_http();
                     let config =
                         tls::server_config(&listen.tls, http).map_err(|message| Invalid {
                             key: format!("{}.tls", listen.key),
@@ -392,6 +392,7 @@ enum Mode {
     #[default]
     Http,
     Tcp,
+    RedirectHttps,
 }
 
 /// One certificate table, or a list of them (SNI).
@@ -676,7 +677,14 @@ fn listen_entry(
     let address = parse_listen(&table.address).map_err(invalid(format!("{key}.address")))?;
     let mode = match (table.mode, table.upstream) {
         (Mode::Http, None) => ListenMode::Http,
-        (Mode::Http, Some(_)) => {
+        (Mode::RedirectHttps, None) if table.tls.is_some() => {
+            return Err(Invalid {
+                key: format!("{key}.tls"),
+                message: "a redirect_https listener is the plain-HTTP port; TLS belongs on the listener it redirects to".into(),
+            })
+        }
+        (Mode::RedirectHttps, None) => ListenMode::RedirectHttps,
+        (Mode::Http | Mode::RedirectHttps, Some(_)) => {
             return Err(Invalid {
                 key: format!("{key}.upstream"),
                 message: "only for mode = \"tcp\" (HTTP listeners go by [[routes]])".into(),
@@ -1123,6 +1131,29 @@ mod tests {
         assert!(
             message
                 .starts_with("switchyard.toml:2: listen.upstream: no upstream group named \"db\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_redirect_https_listener_is_read_and_takes_no_tls_or_upstream() {
+        let settings =
+            parse("listen = [{ address = \"127.0.0.1:8080\", mode = \"redirect_https\" }]\n")
+                .unwrap();
+        assert_eq!(settings.listen[0].mode, ListenMode::RedirectHttps);
+        let message = error(
+            "listen = [{ address = \"127.0.0.1:1\", mode = \"redirect_https\", \
+             tls = { cert = \"a.pem\", key = \"a.key\" } }]\n",
+        );
+        assert!(
+            message.starts_with("switchyard.toml:1: listen[0].tls: a redirect_https listener"),
+            "{message}"
+        );
+        let message = error(
+            "listen = [{ address = \"127.0.0.1:1\", mode = \"redirect_https\", upstream = \"x\" }]\n",
+        );
+        assert!(
+            message.starts_with("switchyard.toml:1: listen[0].upstream: only for mode"),
             "{message}"
         );
     }

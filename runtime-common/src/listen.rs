@@ -21,7 +21,7 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 /// client waits for an acknowledgement before it sends more.
 pub fn bind_listener_for(address: SocketAddr, mode: &ListenMode) -> io::Result<TcpListener> {
     let listener = bind_listener(address)?;
-    if *mode == ListenMode::Http {
+    if mode.is_http() {
         crate::acks::defer_acks(&listener);
     }
     Ok(listener)
@@ -54,7 +54,7 @@ pub fn bind_listeners_for(
     for _ in 1..count {
         listeners.push(bind(address, true)?);
     }
-    if *mode == ListenMode::Http {
+    if mode.is_http() {
         listeners.iter().for_each(crate::acks::defer_acks);
     }
     Ok(listeners)

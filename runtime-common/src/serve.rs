@@ -98,6 +98,7 @@ async fn accept_loop<R: Runtime, L: Listener<R>>(listener: L, ctx: Arc<Context<R
                         let client = ClientInfo {
                             addr: Some(addr),
                             tls: false,
+                            redirect_to_https: mode == ListenMode::RedirectHttps,
                         };
                         rt.spawn(drive(stream, client, task_ctx, generation, mode, live));
                     }
@@ -152,6 +153,7 @@ async fn serve_tls<R: Runtime>(
     let client = ClientInfo {
         addr: Some(addr),
         tls: true,
+        redirect_to_https: false,
     };
     drive(stream, client, ctx, generation, mode, live).await;
 }

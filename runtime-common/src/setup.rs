@@ -90,6 +90,17 @@ pub enum ListenMode {
         /// The group's name (a key of `upstreams`, or `default`).
         upstream: String,
     },
+    /// HTTP whose every request the core answers with `308` to `https://` the same
+    /// host and target (`ClientInfo::redirect_to_https`): the plain port in front of
+    /// a TLS listener.
+    RedirectHttps,
+}
+
+impl ListenMode {
+    /// Whether its connections speak HTTP (all but layer 4).
+    pub fn is_http(&self) -> bool {
+        !matches!(self, ListenMode::Tcp { .. })
+    }
 }
 
 /// TLS towards one upstream server.

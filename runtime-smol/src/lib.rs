@@ -72,7 +72,7 @@
 //!                 None => break,
 //!             };
 //!             // A TLS handshake would go here (then `tls: true`).
-//!             let client = ClientInfo { addr: Some(addr), tls: false };
+//!             let client = ClientInfo { addr: Some(addr), ..ClientInfo::default() };
 //!             let ctx = ctx.clone();
 //!             executor
 //!                 .spawn(async move { serve_connection(stream, client, &ctx).await })
@@ -110,7 +110,7 @@
 //!         let (stream, addr) = listener.accept().await?; // (a real loop backs off)
 //!         stream.set_nodelay(true)?;
 //!         let stream = OnClose::new(stream, |s: &mut TcpStream| s.shutdown(Shutdown::Write));
-//!         let client = ClientInfo { addr: Some(addr), tls: false };
+//!         let client = ClientInfo { addr: Some(addr), ..ClientInfo::default() };
 //!         let ctx = ctx.clone();
 //!         async_std::task::spawn(async move { serve_connection(stream, client, &ctx).await });
 //!     }

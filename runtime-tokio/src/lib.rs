@@ -55,7 +55,7 @@
 //!             _ = &mut shutdown => break,
 //!         };
 //!         // A TLS handshake would go here (then `tls: true`).
-//!         let client = ClientInfo { addr: Some(addr), tls: false };
+//!         let client = ClientInfo { addr: Some(addr), ..ClientInfo::default() };
 //!         let ctx = ctx.clone();
 //!         tokio::spawn(async move { serve_connection(stream, client, &ctx).await });
 //!     }

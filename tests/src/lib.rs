@@ -327,6 +327,7 @@ macro_rules! scenarios {
             wss_through_a_tls_listener,
             sni_picks_the_certificate_by_server_name,
             tls_sessions_resume_for_hundreds_of_clients_and_across_a_reload,
+            a_redirect_https_listener_sends_requests_to_the_tls_one,
             unfinished_tls_handshake_is_closed_after_client_head,
             upstream_tls_verified_with_a_ca_file,
             // layer 4 (needs start_setup)

@@ -159,6 +159,35 @@ pub async fn tls_sessions_resume_for_hundreds_of_clients_and_across_a_reload(
     }
 }
 
+/// A `redirect_https` listener in front of a TLS one: a request on the plain port gets
+/// `308` to `https://` the same host and target, and reaches no backend; the https
+/// port serves it.
+pub async fn a_redirect_https_listener_sends_requests_to_the_tls_one(p: &dyn ProxyUnderTest) {
+    let backend = labelled("up").await;
+    let pki = Pki::new();
+    let cert = pki.cert("a", &["a.test"]);
+    let mut setup = setup_with(test_config(backend.addr), ListenMode::RedirectHttps, None);
+    setup.listeners.push(ListenerSetup {
+        address: "127.0.0.1:0".parse().unwrap(),
+        mode: ListenMode::Http,
+        tls: Some(pki.server(&[cert])),
+    });
+    let Some(proxy) = p.start_setup(setup).await else {
+        return;
+    };
+    let request = b"POST /x?y=1 HTTP/1.1\r\nHost: a.test:80\r\nContent-Length: 2\r\n\r\nhi";
+    let r = super::exchange(&proxy.proxy, request, "POST").await;
+    assert_eq!(r.status, 308, "{}", r.text());
+    assert_eq!(r.header("location"), Some("https://a.test/x?y=1"));
+    assert!(backend.requests().is_empty(), "nothing reached the backend");
+
+    let mut stream = tls::connect(proxy.listen[1], "a.test", pki.client())
+        .await
+        .unwrap();
+    let r = tls::get(&mut stream, "a.test", "/x?y=1").await.unwrap();
+    assert_eq!((r.status, r.body), (200, "up GET /x?y=1".to_string()));
+}
+
 /// Several certificates: SNI picks the one for the name asked (exact, or wildcard
 /// from `names`); an unknown name gets the first.
 pub async fn sni_picks_the_certificate_by_server_name(p: &dyn ProxyUnderTest) {
