@@ -23,15 +23,23 @@ use_ports() {
   LOAD_CPU=${BENCH_LOAD_CPU:-1}
 }
 
+# ---------------------------------------------------------------- packages
+# Installs the Debian package $2 (default: $1) with apt-get when the command $1 is
+# missing (updating the package lists first if the install fails without).
+install_if_missing() {
+  command -v "$1" >/dev/null && return 0
+  local package=${2:-$1} sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  log "installing $package (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -qq "$package" >/dev/null ||
+    { $sudo apt-get update -qq && $sudo apt-get install -y -qq "$package" >/dev/null; }
+}
+
 # ---------------------------------------------------------------- nginx, HAProxy
 install_proxies() {
-  if ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null; then
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-    log "installing nginx and haproxy (apt-get)"
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get install -y -qq nginx haproxy >/dev/null ||
-      { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq nginx haproxy >/dev/null; }
-  fi
+  install_if_missing nginx
+  install_if_missing haproxy
   # Debian starts the packaged services where there is an init system; they listen on
   # other ports and do not matter here.
 }

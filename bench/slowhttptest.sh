@@ -42,13 +42,7 @@ LOG_TAG=slowhttptest
 . "$ROOT/bench/common.sh"
 use_ports 27100
 
-if ! command -v slowhttptest >/dev/null; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  log "installing slowhttptest (apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get install -y -qq slowhttptest >/dev/null ||
-    { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq slowhttptest >/dev/null; }
-fi
+install_if_missing slowhttptest
 install_proxies
 build_tools
 raise_nofile

@@ -43,15 +43,8 @@ LOG_TAG=tls
 . "$ROOT/bench/common.sh"
 use_ports 27200
 
-for tool in wrk openssl; do
-  if ! command -v $tool >/dev/null; then
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-    log "installing $tool (apt-get)"
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get install -y -qq $tool >/dev/null ||
-      { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $tool >/dev/null; }
-  fi
-done
+install_if_missing wrk
+install_if_missing openssl
 install_proxies
 build_tools
 raise_nofile

@@ -86,10 +86,10 @@ pub fn server_config(certs: &[CertFiles], http: bool) -> Result<Arc<ServerConfig
     Ok(Arc::new(config))
 }
 
-/// How a returning client skips the full handshake (its key exchange and the
-/// certificate's signature, the costly part): one state for the whole process, so
-/// that a session survives a reload and any listener can resume it (rustls resumes
-/// only for the server name the session was made for).
+/// How a returning client skips the costly part of a full handshake, the
+/// certificate's signature (and its own check of the chain): one state for the whole
+/// process, so that a session survives a reload and any listener can resume it
+/// (rustls resumes only for the server name the session was made for).
 struct Resumption {
     /// Stateless tickets (TLS 1.3, and TLS 1.2 clients that ask): the session is
     /// sealed in the ticket with a key that rotates every 6 hours, so any number of
