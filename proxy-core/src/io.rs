@@ -40,8 +40,8 @@ pub struct ClientInfo {
     /// Whether the client connection is TLS, for `X-Forwarded-Proto`.
     pub tls: bool,
     /// Whether it came to a listener that sends everything to https: every request is
-    /// answered by the proxy with `308 Permanent Redirect` to `https://` the same host
-    /// and target, and nothing goes upstream.
+    /// answered by the proxy with a permanent redirect (`301` for `GET` and `HEAD`,
+    /// else `308`) to `https://` the same host and target, and nothing goes upstream.
     pub redirect_to_https: bool,
 }
 

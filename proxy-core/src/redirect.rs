@@ -1,7 +1,8 @@
 //! Listeners that send every request to https ([`ClientInfo::redirect_to_https`]):
-//! the proxy answers itself with `308 Permanent Redirect` to the same host (without
-//! its port) and target, as nginx's `return 301 https://$host$request_uri` does. A 308
-//! keeps a `POST` a `POST` where a 301 lets the client turn it into a `GET`.
+//! the proxy answers itself with a permanent redirect to the same host (without its
+//! port) and target, as nginx's `return 301 https://$host$request_uri` does: `301`
+//! for `GET` and `HEAD`, which every client knows, and `308` for the other methods,
+//! since a 301 lets a client turn a `POST` into a `GET` (RFC 9110 §15.4.2, §15.4.9).
 //!
 //! [`ClientInfo::redirect_to_https`]: crate::ClientInfo::redirect_to_https
 
@@ -14,14 +15,19 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// The redirect for `request`, or `None` when it names no host (an HTTP/1.0 request
 /// without `Host`): there is nowhere to send it. The host and target were checked when
 /// the head was parsed (RFC 9112 §3.2, §3.3), so they are safe to repeat in `Location`.
-pub(crate) fn to_https(request: &RequestHead, date: Option<HttpDate>) -> Option<Bytes> {
+pub(crate) fn to_https(request: &RequestHead, date: Option<HttpDate>) -> Option<(Bytes, u16)> {
     let host = host_name(request.host()?);
     if host.is_empty() {
         return None;
     }
     let target = request.forward_target();
+    let (status, line): (u16, &[u8]) = match request.method() {
+        b"GET" | b"HEAD" => (301, b"HTTP/1.1 301 Moved Permanently\r\n"),
+        _ => (308, b"HTTP/1.1 308 Permanent Redirect\r\n"),
+    };
     let mut response = BytesMut::with_capacity(128 + host.len() + target.len());
-    response.put_slice(b"HTTP/1.1 308 Permanent Redirect\r\nLocation: https://");
+    response.put_slice(line);
+    response.put_slice(b"Location: https://");
     response.put_slice(host);
     response.put_slice(target);
     response.put_slice(b"\r\n");
@@ -29,5 +35,5 @@ pub(crate) fn to_https(request: &RequestHead, date: Option<HttpDate>) -> Option<
         head_writer::put_field(&mut response, b"Date", &date);
     }
     response.put_slice(b"Content-Length: 0\r\nConnection: close\r\n\r\n");
-    Some(response.freeze())
+    Some((response.freeze(), status))
 }

@@ -782,7 +782,7 @@ impl Session {
         }
         if self.client.redirect_to_https {
             return match redirect::to_https(&request, self.proxy.wall_clock().date()) {
-                Some(redirect) => self.answer_as_proxy(&request, redirect, 308),
+                Some((redirect, status)) => self.answer_as_proxy(&request, redirect, status),
                 None => self.fail(ProxyError::MissingHost),
             };
         }

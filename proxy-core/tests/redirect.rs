@@ -1,6 +1,6 @@
 //! Listeners that send everything to https (`ClientInfo::redirect_to_https`): the
-//! proxy answers `308` to `https://` the same host and target, and nothing goes
-//! upstream.
+//! proxy answers `301` (`GET`, `HEAD`) or `308` (other methods) to `https://` the same
+//! host and target, and nothing goes upstream.
 
 use proxy_core::sim::{Sim, CLIENT_ADDR};
 use proxy_core::{ClientInfo, Config, Event};
@@ -19,11 +19,11 @@ fn redirecting() -> Sim {
 }
 
 /// The `Location` of the one response the client got, after checking its status
-/// line, that it closes, and that nothing was dialled.
-fn location(sim: &Sim) -> String {
+/// line (`status`), that it closes, and that nothing was dialled.
+fn location_of(sim: &Sim, status: &str) -> String {
     let response = sim.client_received_str();
     assert!(
-        response.starts_with("HTTP/1.1 308 Permanent Redirect\r\n"),
+        response.starts_with(&format!("HTTP/1.1 {status}\r\n")),
         "{response}"
     );
     assert!(
@@ -39,6 +39,11 @@ fn location(sim: &Sim) -> String {
     line.to_string()
 }
 
+/// [`location_of`] a `301 Moved Permanently`, the answer to a `GET`.
+fn location(sim: &Sim) -> String {
+    location_of(sim, "301 Moved Permanently")
+}
+
 #[test]
 fn a_request_is_sent_to_https_on_the_same_host_and_target() {
     let mut sim = redirecting();
@@ -48,7 +53,21 @@ fn a_request_is_sent_to_https_on_the_same_host_and_target() {
         Event::Request(r) => Some((r.status, r.from_proxy)),
         _ => None,
     });
-    assert_eq!(logged, Some((308, true)));
+    assert_eq!(logged, Some((301, true)));
+}
+
+#[test]
+fn get_and_head_get_301_and_other_methods_308() {
+    for (method, status) in [
+        ("HEAD", "301 Moved Permanently"),
+        ("PUT", "308 Permanent Redirect"),
+        ("DELETE", "308 Permanent Redirect"),
+        ("OPTIONS", "308 Permanent Redirect"),
+    ] {
+        let mut sim = redirecting();
+        sim.client_sends(format!("{method} /r HTTP/1.1\r\nHost: a.example\r\n\r\n").as_bytes());
+        assert_eq!(location_of(&sim, status), "https://a.example/r", "{method}");
+    }
 }
 
 #[test]
@@ -68,7 +87,11 @@ fn a_post_with_a_body_is_redirected_and_its_body_never_read_as_a_request() {
         b"POST /form HTTP/1.1\r\nHost: a.example\r\nContent-Length: 40\r\n\r\n\
           GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
     );
-    assert_eq!(location(&sim), "https://a.example/form");
+    // A 308: a client may turn a POST that got a 301 into a GET.
+    assert_eq!(
+        location_of(&sim, "308 Permanent Redirect"),
+        "https://a.example/form"
+    );
     assert_eq!(
         sim.client_received_str().matches("HTTP/1.1").count(),
         1,
@@ -131,7 +154,7 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
 
     /// Whatever the client puts in `Host` and the target (controls, spaces, CR, LF,
-    /// non-ASCII, `@`, `#`), the answer is a `400` family refusal or a `308` whose one
+    /// non-ASCII, `@`, `#`), the answer is a `400` family refusal or a `301` whose one
     /// `Location` is `https://` plus exactly the host (port dropped) and target sent,
     /// all of it visible ASCII: nothing the client sends can add a field or a line.
     #[test]
@@ -148,7 +171,7 @@ proptest::proptest! {
         sim.client_sends(&request);
         let response = sim.client_received().to_vec();
         proptest::prop_assert_eq!(sim.upstream_connections(), 0);
-        if response.starts_with(b"HTTP/1.1 308 ") {
+        if response.starts_with(b"HTTP/1.1 301 ") {
             let text = String::from_utf8(response).expect("ASCII");
             let lines: Vec<&str> = text.split("\r\n").collect();
             proptest::prop_assert_eq!(lines.len(), 6, "{}", text);

@@ -90,7 +90,8 @@ pub enum ListenMode {
         /// The group's name (a key of `upstreams`, or `default`).
         upstream: String,
     },
-    /// HTTP whose every request the core answers with `308` to `https://` the same
+    /// HTTP whose every request the core answers with a permanent redirect (`301`,
+    /// or `308` for methods other than `GET` and `HEAD`) to `https://` the same
     /// host and target (`ClientInfo::redirect_to_https`): the plain port in front of
     /// a TLS listener.
     RedirectHttps,

@@ -160,7 +160,7 @@ pub async fn tls_sessions_resume_for_hundreds_of_clients_and_across_a_reload(
 }
 
 /// A `redirect_https` listener in front of a TLS one: a request on the plain port gets
-/// `308` to `https://` the same host and target, and reaches no backend; the https
+/// (a `POST`) `308` to `https://` the same host and target, and reaches no backend; the https
 /// port serves it.
 pub async fn a_redirect_https_listener_sends_requests_to_the_tls_one(p: &dyn ProxyUnderTest) {
     let backend = labelled("up").await;
