@@ -12,8 +12,8 @@ use crate::routing::host_name;
 use crate::HttpDate;
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// The redirect for `request`, or `None` when it names no host (an HTTP/1.0 request
-/// without `Host`): there is nowhere to send it. The host and target were checked when
+/// The redirect for `request` and its status, or `None` when it names no host (an
+/// HTTP/1.0 request without `Host`): there is nowhere to send it. The host and target were checked when
 /// the head was parsed (RFC 9112 §3.2, §3.3), so they are safe to repeat in `Location`.
 pub(crate) fn to_https(request: &RequestHead, date: Option<HttpDate>) -> Option<(Bytes, u16)> {
     let host = host_name(request.host()?);
