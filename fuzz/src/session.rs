@@ -296,7 +296,7 @@ impl Harness {
         let client = ClientInfo {
             addr: Some("192.0.2.1:40000".parse().unwrap()),
             tls: false,
-            redirect_to_https: false,
+            redirect_to_https: None,
         };
         Harness {
             session: Session::new(Arc::new(config), client, now),

@@ -60,7 +60,7 @@ fn client_info() -> ClientInfo {
             40000,
         )),
         tls: false,
-        redirect_to_https: false,
+        redirect_to_https: None,
     }
 }
 

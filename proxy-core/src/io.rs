@@ -39,10 +39,11 @@ pub struct ClientInfo {
     pub addr: Option<SocketAddr>,
     /// Whether the client connection is TLS, for `X-Forwarded-Proto`.
     pub tls: bool,
-    /// Whether it came to a listener that sends everything to https: every request is
-    /// answered by the proxy with a permanent redirect (`301` for `GET` and `HEAD`,
-    /// else `308`) to `https://` the same host and target, and nothing goes upstream.
-    pub redirect_to_https: bool,
+    /// `Some(port)` when it came to a listener that sends everything to https on
+    /// `port` (443 by default): every request is answered by the proxy with a
+    /// permanent redirect (`301` for `GET` and `HEAD`, else `308`) to `https://` the
+    /// same host and target, and nothing goes upstream.
+    pub redirect_to_https: Option<u16>,
 }
 
 /// Why dialling the upstream failed; all of them give the client a 502.

@@ -12,10 +12,15 @@ use crate::routing::host_name;
 use crate::HttpDate;
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// The redirect for `request` and its status, or `None` when it names no host (an
-/// HTTP/1.0 request without `Host`): there is nowhere to send it. The host and target were checked when
-/// the head was parsed (RFC 9112 §3.2, §3.3), so they are safe to repeat in `Location`.
-pub(crate) fn to_https(request: &RequestHead, date: Option<HttpDate>) -> Option<(Bytes, u16)> {
+/// The redirect for `request` to https on `port` (written only if not 443) and its
+/// status, or `None` when it names no host (an HTTP/1.0 request without `Host`):
+/// there is nowhere to send it. The host and target were checked when the head was
+/// parsed (RFC 9112 §3.2, §3.3), so they are safe to repeat in `Location`.
+pub(crate) fn to_https(
+    request: &RequestHead,
+    port: u16,
+    date: Option<HttpDate>,
+) -> Option<(Bytes, u16)> {
     let host = host_name(request.host()?);
     if host.is_empty() {
         return None;
@@ -29,6 +34,11 @@ pub(crate) fn to_https(request: &RequestHead, date: Option<HttpDate>) -> Option<
     response.put_slice(line);
     response.put_slice(b"Location: https://");
     response.put_slice(host);
+    if port != 443 {
+        let mut digits = [0u8; 20];
+        response.put_u8(b':');
+        response.put_slice(head_writer::decimal(u64::from(port), &mut digits));
+    }
     response.put_slice(target);
     response.put_slice(b"\r\n");
     if let Some(date) = date {

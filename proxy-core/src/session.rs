@@ -780,8 +780,8 @@ impl Session {
             let answer = request.answer(self.proxy.wall_clock().date());
             return self.answer_as_proxy(&request, answer, 200);
         }
-        if self.client.redirect_to_https {
-            return match redirect::to_https(&request, self.proxy.wall_clock().date()) {
+        if let Some(port) = self.client.redirect_to_https {
+            return match redirect::to_https(&request, port, self.proxy.wall_clock().date()) {
                 Some((redirect, status)) => self.answer_as_proxy(&request, redirect, status),
                 None => self.fail(ProxyError::MissingHost),
             };

@@ -48,7 +48,7 @@ impl Sim {
             ClientInfo {
                 addr: Some(CLIENT_ADDR),
                 tls: false,
-                redirect_to_https: false,
+                redirect_to_https: None,
             },
         )
     }
@@ -73,7 +73,7 @@ impl Sim {
         let client = ClientInfo {
             addr: Some(CLIENT_ADDR),
             tls: false,
-            redirect_to_https: false,
+            redirect_to_https: None,
         };
         Sim::from_session(proxy.session(client, now), now)
     }
@@ -85,7 +85,7 @@ impl Sim {
         let client = ClientInfo {
             addr: Some(CLIENT_ADDR),
             tls: false,
-            redirect_to_https: false,
+            redirect_to_https: None,
         };
         Sim::from_session(proxy.tcp_session(client, group, now), now)
     }

@@ -147,7 +147,7 @@ fn an_idle_websocket_tunnel_holds_about_a_kilobyte_of_heap() {
         let client = ClientInfo {
             addr: Some(CLIENT),
             tls: false,
-            redirect_to_https: false,
+            redirect_to_https: None,
         };
         let mut session = Box::new(proxy.session(client, now));
         for input in [
@@ -188,7 +188,7 @@ fn a_kept_alive_exchange_allocates_only_what_it_hands_out() {
     let client = ClientInfo {
         addr: Some(CLIENT),
         tls: false,
-        redirect_to_https: false,
+        redirect_to_https: None,
     };
     let mut session = proxy.session(client, now);
     let mut exchange = || {

@@ -91,7 +91,7 @@ fn x_forwarded_proto_is_set_by_the_proxy_not_the_client() {
         ClientInfo {
             addr: None,
             tls: true,
-            redirect_to_https: false,
+            redirect_to_https: None,
         },
     );
     sim.client_sends(b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: http\r\n\r\n");

@@ -6,12 +6,16 @@ use proxy_core::sim::{Sim, CLIENT_ADDR};
 use proxy_core::{ClientInfo, Config, Event};
 
 fn redirecting() -> Sim {
+    redirecting_to(443)
+}
+
+fn redirecting_to(port: u16) -> Sim {
     let mut sim = Sim::with_client(
         Config::default(),
         ClientInfo {
             addr: Some(CLIENT_ADDR),
             tls: false,
-            redirect_to_https: true,
+            redirect_to_https: Some(port),
         },
     );
     sim.set_auto_connect(true);
@@ -54,6 +58,16 @@ fn a_request_is_sent_to_https_on_the_same_host_and_target() {
         _ => None,
     });
     assert_eq!(logged, Some((301, true)));
+}
+
+#[test]
+fn an_https_port_other_than_443_is_named() {
+    let mut sim = redirecting_to(8443);
+    sim.client_sends(b"GET /a HTTP/1.1\r\nHost: a.example:8080\r\n\r\n");
+    assert_eq!(location(&sim), "https://a.example:8443/a");
+    let mut sim = redirecting_to(8443);
+    sim.client_sends(b"GET /a HTTP/1.1\r\nHost: [2001:db8::1]:8080\r\n\r\n");
+    assert_eq!(location(&sim), "https://[2001:db8::1]:8443/a");
 }
 
 #[test]

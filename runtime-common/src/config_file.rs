@@ -384,6 +384,8 @@ struct ListenTable {
     mode: Mode,
     upstream: Option<String>,
     tls: Option<Certs>,
+    /// For `mode = "redirect_https"`: the https port its redirects name.
+    https_port: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
@@ -675,6 +677,12 @@ fn listen_entry(
         ListenEntry::Table(table) => table,
     };
     let address = parse_listen(&table.address).map_err(invalid(format!("{key}.address")))?;
+    if table.https_port.is_some() && table.mode != Mode::RedirectHttps {
+        return Err(Invalid {
+            key: format!("{key}.https_port"),
+            message: "only for mode = \"redirect_https\"".into(),
+        });
+    }
     let mode = match (table.mode, table.upstream) {
         (Mode::Http, None) => ListenMode::Http,
         (Mode::RedirectHttps, None) if table.tls.is_some() => {
@@ -683,7 +691,9 @@ fn listen_entry(
                 message: "a redirect_https listener is the plain-HTTP port; TLS belongs on the listener it redirects to".into(),
             })
         }
-        (Mode::RedirectHttps, None) => ListenMode::RedirectHttps,
+        (Mode::RedirectHttps, None) => ListenMode::RedirectHttps {
+            port: table.https_port.unwrap_or(443),
+        },
         (Mode::Http | Mode::RedirectHttps, Some(_)) => {
             return Err(Invalid {
                 key: format!("{key}.upstream"),
@@ -1140,7 +1150,23 @@ mod tests {
         let settings =
             parse("listen = [{ address = \"127.0.0.1:8080\", mode = \"redirect_https\" }]\n")
                 .unwrap();
-        assert_eq!(settings.listen[0].mode, ListenMode::RedirectHttps);
+        assert_eq!(
+            settings.listen[0].mode,
+            ListenMode::RedirectHttps { port: 443 }
+        );
+        let settings = parse(
+            "listen = [{ address = \"127.0.0.1:8080\", mode = \"redirect_https\", https_port = 8443 }]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            settings.listen[0].mode,
+            ListenMode::RedirectHttps { port: 8443 }
+        );
+        let message = error("listen = [{ address = \"127.0.0.1:1\", https_port = 8443 }]\n");
+        assert!(
+            message.starts_with("switchyard.toml:1: listen[0].https_port: only for mode"),
+            "{message}"
+        );
         let message = error(
             "listen = [{ address = \"127.0.0.1:1\", mode = \"redirect_https\", \
              tls = { cert = \"a.pem\", key = \"a.key\" } }]\n",

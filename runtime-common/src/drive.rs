@@ -52,7 +52,7 @@ where
 {
     let now = ctx.runtime().now();
     let mut session = match &mode {
-        ListenMode::Http | ListenMode::RedirectHttps => generation.proxy.session(info, now),
+        ListenMode::Http | ListenMode::RedirectHttps { .. } => generation.proxy.session(info, now),
         ListenMode::Tcp { upstream } => generation.proxy.tcp_session(info, upstream, now),
     };
     let mut timer = Box::pin(ctx.runtime().timer(now));

@@ -98,7 +98,10 @@ async fn accept_loop<R: Runtime, L: Listener<R>>(listener: L, ctx: Arc<Context<R
                         let client = ClientInfo {
                             addr: Some(addr),
                             tls: false,
-                            redirect_to_https: mode == ListenMode::RedirectHttps,
+                            redirect_to_https: match mode {
+                                ListenMode::RedirectHttps { port } => Some(port),
+                                _ => None,
+                            },
                         };
                         rt.spawn(drive(stream, client, task_ctx, generation, mode, live));
                     }
@@ -153,7 +156,7 @@ async fn serve_tls<R: Runtime>(
     let client = ClientInfo {
         addr: Some(addr),
         tls: true,
-        redirect_to_https: false,
+        redirect_to_https: None,
     };
     drive(stream, client, ctx, generation, mode, live).await;
 }

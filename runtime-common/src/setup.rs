@@ -94,7 +94,10 @@ pub enum ListenMode {
     /// or `308` for methods other than `GET` and `HEAD`) to `https://` the same
     /// host and target (`ClientInfo::redirect_to_https`): the plain port in front of
     /// a TLS listener.
-    RedirectHttps,
+    RedirectHttps {
+        /// The https port the redirects name (443, the default, is left out of them).
+        port: u16,
+    },
 }
 
 impl ListenMode {

@@ -57,7 +57,7 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
     let client = ClientInfo {
         addr: Some(peer),
         tls: false,
-        redirect_to_https: false,
+        redirect_to_https: None,
     };
     ctx.serve_connection(Tcp::from(stream), client).await;
 }

@@ -230,7 +230,7 @@ async fn run(
             let tls = if l.tls.is_empty() { "" } else { " tls" };
             match &l.mode {
                 ListenMode::Http => format!("{}{tls}", l.address),
-                ListenMode::RedirectHttps => format!("{} →https", l.address),
+                ListenMode::RedirectHttps { port } => format!("{} →https:{port}", l.address),
                 ListenMode::Tcp { upstream } => {
                     format!("{}{tls} tcp→{upstream}", l.address)
                 }

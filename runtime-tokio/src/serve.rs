@@ -58,7 +58,7 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: &Context) {
     let client = ClientInfo {
         addr: Some(peer),
         tls: false,
-        redirect_to_https: false,
+        redirect_to_https: None,
     };
     ctx.serve_connection(stream, client).await;
 }

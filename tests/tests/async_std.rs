@@ -59,7 +59,7 @@ async fn accept_loop(listener: &TcpListener, ctx: &Arc<Context>) {
         let client = ClientInfo {
             addr: Some(addr),
             tls: false,
-            redirect_to_https: false,
+            redirect_to_https: None,
         };
         let ctx = ctx.clone();
         async_std::task::spawn(async move { serve_connection(stream, client, &ctx).await });

@@ -166,7 +166,8 @@ pub async fn a_redirect_https_listener_sends_requests_to_the_tls_one(p: &dyn Pro
     let backend = labelled("up").await;
     let pki = Pki::new();
     let cert = pki.cert("a", &["a.test"]);
-    let mut setup = setup_with(test_config(backend.addr), ListenMode::RedirectHttps, None);
+    let redirect = ListenMode::RedirectHttps { port: 8443 };
+    let mut setup = setup_with(test_config(backend.addr), redirect, None);
     setup.listeners.push(ListenerSetup {
         address: "127.0.0.1:0".parse().unwrap(),
         mode: ListenMode::Http,
@@ -178,7 +179,7 @@ pub async fn a_redirect_https_listener_sends_requests_to_the_tls_one(p: &dyn Pro
     let request = b"POST /x?y=1 HTTP/1.1\r\nHost: a.test:80\r\nContent-Length: 2\r\n\r\nhi";
     let r = super::exchange(&proxy.proxy, request, "POST").await;
     assert_eq!(r.status, 308, "{}", r.text());
-    assert_eq!(r.header("location"), Some("https://a.test/x?y=1"));
+    assert_eq!(r.header("location"), Some("https://a.test:8443/x?y=1"));
     assert!(backend.requests().is_empty(), "nothing reached the backend");
 
     let mut stream = tls::connect(proxy.listen[1], "a.test", pki.client())
