@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use std::net::SocketAddr;
+use std::num::NonZeroU16;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +44,7 @@ pub struct ClientInfo {
     /// `port` (443 by default): every request is answered by the proxy with a
     /// permanent redirect (`301` for `GET` and `HEAD`, else `308`) to `https://` the
     /// same host and target, and nothing goes upstream.
-    pub redirect_to_https: Option<u16>,
+    pub redirect_to_https: Option<NonZeroU16>,
 }
 
 /// Why dialling the upstream failed; all of them give the client a 502.

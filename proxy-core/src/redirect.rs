@@ -11,6 +11,7 @@ use crate::request::RequestHead;
 use crate::routing::host_name;
 use crate::HttpDate;
 use bytes::{BufMut, Bytes, BytesMut};
+use std::num::NonZeroU16;
 
 /// The redirect for `request` to https on `port` (written only if not 443) and its
 /// status, or `None` when it names no host (an HTTP/1.0 request without `Host`):
@@ -18,7 +19,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// parsed (RFC 9112 §3.2, §3.3), so they are safe to repeat in `Location`.
 pub(crate) fn to_https(
     request: &RequestHead,
-    port: u16,
+    port: NonZeroU16,
     date: Option<HttpDate>,
 ) -> Option<(Bytes, u16)> {
     let host = host_name(request.host()?);
@@ -34,10 +35,10 @@ pub(crate) fn to_https(
     response.put_slice(line);
     response.put_slice(b"Location: https://");
     response.put_slice(host);
-    if port != 443 {
+    if port.get() != 443 {
         let mut digits = [0u8; 20];
         response.put_u8(b':');
-        response.put_slice(head_writer::decimal(u64::from(port), &mut digits));
+        response.put_slice(head_writer::decimal(u64::from(port.get()), &mut digits));
     }
     response.put_slice(target);
     response.put_slice(b"\r\n");

@@ -4,6 +4,7 @@
 
 use proxy_core::sim::{Sim, CLIENT_ADDR};
 use proxy_core::{ClientInfo, Config, Event};
+use std::num::NonZeroU16;
 
 fn redirecting() -> Sim {
     redirecting_to(443)
@@ -15,7 +16,7 @@ fn redirecting_to(port: u16) -> Sim {
         ClientInfo {
             addr: Some(CLIENT_ADDR),
             tls: false,
-            redirect_to_https: Some(port),
+            redirect_to_https: NonZeroU16::new(port),
         },
     );
     sim.set_auto_connect(true);

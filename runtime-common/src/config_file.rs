@@ -24,6 +24,7 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU16;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -369,6 +370,9 @@ impl<'de> Deserialize<'de> for UpstreamTlsFile {
 #[derive(Debug)]
 struct Listen(Vec<ListenEntry>, bool);
 
+/// The https port a `redirect_https` listener names unless told otherwise.
+const HTTPS_PORT: NonZeroU16 = NonZeroU16::new(443).unwrap();
+
 /// `"addr"` or `{ address = "...", mode = "...", upstream = "...", tls = ... }`.
 #[derive(Debug)]
 enum ListenEntry {
@@ -385,7 +389,7 @@ struct ListenTable {
     upstream: Option<String>,
     tls: Option<Certs>,
     /// For `mode = "redirect_https"`: the https port its redirects name.
-    https_port: Option<u16>,
+    https_port: Option<NonZeroU16>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
@@ -692,7 +696,7 @@ fn listen_entry(
             })
         }
         (Mode::RedirectHttps, None) => ListenMode::RedirectHttps {
-            port: table.https_port.unwrap_or(443),
+            port: table.https_port.unwrap_or(HTTPS_PORT),
         },
         (Mode::Http | Mode::RedirectHttps, Some(_)) => {
             return Err(Invalid {
@@ -1152,7 +1156,7 @@ mod tests {
                 .unwrap();
         assert_eq!(
             settings.listen[0].mode,
-            ListenMode::RedirectHttps { port: 443 }
+            ListenMode::RedirectHttps { port: HTTPS_PORT }
         );
         let settings = parse(
             "listen = [{ address = \"127.0.0.1:8080\", mode = \"redirect_https\", https_port = 8443 }]\n",
@@ -1160,7 +1164,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             settings.listen[0].mode,
-            ListenMode::RedirectHttps { port: 8443 }
+            ListenMode::RedirectHttps {
+                port: NonZeroU16::new(8443).unwrap()
+            }
         );
         let message = error("listen = [{ address = \"127.0.0.1:1\", https_port = 8443 }]\n");
         assert!(

@@ -8,6 +8,7 @@ use rustls::{ClientConfig, ServerConfig};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU16;
 use std::sync::Arc;
 
 /// What one configuration gives the proxy. [`Setup::new`] is plain HTTP on every
@@ -96,7 +97,7 @@ pub enum ListenMode {
     /// a TLS listener.
     RedirectHttps {
         /// The https port the redirects name (443, the default, is left out of them).
-        port: u16,
+        port: NonZeroU16,
     },
 }
 

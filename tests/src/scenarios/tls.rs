@@ -166,7 +166,9 @@ pub async fn a_redirect_https_listener_sends_requests_to_the_tls_one(p: &dyn Pro
     let backend = labelled("up").await;
     let pki = Pki::new();
     let cert = pki.cert("a", &["a.test"]);
-    let redirect = ListenMode::RedirectHttps { port: 8443 };
+    let redirect = ListenMode::RedirectHttps {
+        port: std::num::NonZeroU16::new(8443).unwrap(),
+    };
     let mut setup = setup_with(test_config(backend.addr), redirect, None);
     setup.listeners.push(ListenerSetup {
         address: "127.0.0.1:0".parse().unwrap(),
