@@ -1168,6 +1168,13 @@ mod tests {
                 port: NonZeroU16::new(8443).unwrap()
             }
         );
+        let message = error(
+            "listen = [{ address = \"127.0.0.1:1\", mode = \"redirect_https\", https_port = 0 }]\n",
+        );
+        assert!(
+            message.starts_with("switchyard.toml:1: listen[0].https_port: invalid value"),
+            "{message}"
+        );
         let message = error("listen = [{ address = \"127.0.0.1:1\", https_port = 8443 }]\n");
         assert!(
             message.starts_with("switchyard.toml:1: listen[0].https_port: only for mode"),
