@@ -99,24 +99,28 @@ measure_full_handshakes() {
   record "full_handshake_us_$kind" "$target" "$round" "$(per_event_us "$before" "$after" "${n:-0}")"
 }
 
+# wrk for 6 s with the arguments after $3: records the rate as $1_per_s and the proxy's
+# CPU per request as $1_us.
+measure_wrk() {
+  local name=$1 target=$2 round=$3 before after rate
+  shift 3
+  before=$(cpu_ticks)
+  rate=$("${PIN_LOAD[@]}" wrk -t1 -d6s "$@" | awk '/Requests\/sec/ {print $2}')
+  after=$(cpu_ticks)
+  record "${name}_per_s" "$target" "$round" "$rate"
+  record "${name}_us" "$target" "$round" "$(per_event_us "$before" "$after" "$(awk -v r="$rate" 'BEGIN {print r * 6}')")"
+}
+
 measure_ecdsa_only() {
-  local target=$1 round=$2 port=${PORT[$1]} out before after rate
+  local target=$1 round=$2 port=${PORT[$1]} out
   out=$("${PIN_LOAD[@]}" python3 "$CLIENTS" idle-wss "$port" 2000 "${MEASURE_PIDS// /,}")
   record idle_wss_kib "$target" "$round" "${out#kib_per_tunnel=}"
   for version in 1.3 1.2; do
     out=$("${PIN_LOAD[@]}" python3 "$CLIENTS" resume "$port" 600 "$version")
     record "resumed_of_600_tls${version/./}" "$target" "$round" "$(echo "$out" | sed 's/resumed=\([0-9]*\) .*/\1/')"
   done
-  before=$(cpu_ticks)
-  rate=$("${PIN_LOAD[@]}" wrk -t1 -c32 -d6s -H "Connection: close" "https://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}')
-  after=$(cpu_ticks)
-  record resumed_conn_per_s "$target" "$round" "$rate"
-  record resumed_conn_us "$target" "$round" "$(per_event_us "$before" "$after" "$(awk -v r="$rate" 'BEGIN {print r * 6}')")"
-  before=$(cpu_ticks)
-  rate=$("${PIN_LOAD[@]}" wrk -t1 -c64 -d6s "https://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}')
-  after=$(cpu_ticks)
-  record keepalive_req_per_s "$target" "$round" "$rate"
-  record keepalive_req_us "$target" "$round" "$(per_event_us "$before" "$after" "$(awk -v r="$rate" 'BEGIN {print r * 6}')")"
+  measure_wrk resumed_conn "$target" "$round" -c32 -H "Connection: close" "https://127.0.0.1:$port/"
+  measure_wrk keepalive_req "$target" "$round" -c64 "https://127.0.0.1:$port/"
 }
 
 for kind in ecdsa rsa; do
