@@ -291,6 +291,8 @@ impl Harness {
         config.limits.max_head_size = 2048;
         // Slow enough that the harness's clock steps reach it.
         config.limits.min_request_body_rate = 100;
+        // Small enough that chunked and `Content-Length` bodies cross it.
+        config.limits.max_request_body = 1000;
         config.websocket.ping_interval = Some(Duration::from_secs(20));
         let now = base();
         let client = ClientInfo {

@@ -108,6 +108,14 @@ pub struct Limits {
     /// being read does not count: the count restarts, with its grace, when reading
     /// resumes. Apache: `mod_reqtimeout` `MinRate`.
     pub min_request_body_rate: u32,
+    /// Largest request body, in bytes (0: no limit); larger → 413. A `Content-Length`
+    /// over it is refused at the head, before any upstream is dialled; a chunked body
+    /// when the chunk that would cross it begins, so the upstream never receives a
+    /// byte past it (a connection it already had is closed, not reused). In files, a
+    /// number of bytes or a string such as `"10m"` (see [`parse_byte_size`]). nginx:
+    /// `client_max_body_size` (1 MiB by default there; no limit here, as in HAProxy).
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::byte_size"))]
+    pub max_request_body: u64,
 }
 
 impl Default for Limits {
@@ -121,6 +129,7 @@ impl Default for Limits {
             max_tunnels: 0,
             new_connections_per_ip_per_second: 0,
             min_request_body_rate: 0,
+            max_request_body: 0,
         }
     }
 }
@@ -389,6 +398,58 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .checked_mul(millis_per_unit)
         .map(Duration::from_millis)
         .ok_or_else(|| format!("duration {text:?} is too large"))
+}
+
+/// Parses a size in bytes: `"1048576"`, or a number with a binary unit, `"512k"`,
+/// `"10m"`, `"1g"` (nginx's spelling), also `"KiB"`, `"MiB"`, `"GiB"`.
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}: expected e.g. \"10m\", \"512k\" or bytes"))?;
+    let shift = match unit.trim() {
+        "" => 0,
+        "k" | "K" | "KiB" => 10,
+        "m" | "M" | "MiB" => 20,
+        "g" | "G" | "GiB" => 30,
+        other => {
+            return Err(format!(
+                "invalid size unit {other:?} in {text:?}: use k, m or g (KiB, MiB, GiB)"
+            ))
+        }
+    };
+    value
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+/// Serde glue: a size is a number of bytes or a string for [`parse_byte_size`].
+#[cfg(feature = "serde")]
+pub mod byte_size {
+    /// Deserializes `"10m"`-style strings or integers (bytes).
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = u64;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a size such as \"10m\", \"512k\" or a number of bytes")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+                Ok(v)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+                u64::try_from(v).map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
+                super::parse_byte_size(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// Serde glue: a duration is a string for [`parse_duration`] or whole seconds.

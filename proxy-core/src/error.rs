@@ -95,6 +95,8 @@ pub enum ProxyError {
     ClientBodyTimeout,
     /// The request body came slower than `limits.min_request_body_rate` (408).
     ClientBodyTooSlow,
+    /// A request body larger than `limits.max_request_body` (413, RFC 9110 §15.5.14).
+    RequestBodyTooLarge,
     /// A new upgrade attempt while the proxy drains (503).
     UpgradeWhileDraining,
     /// No route matches the request's host and path (404).
@@ -164,6 +166,7 @@ impl ProxyError {
         match self {
             RequestHeadTooLarge | TooManyRequestFields => 431,
             RequestTargetTooLong => 414,
+            RequestBodyTooLarge => 413,
             UnsupportedWebSocketVersion => 426,
             UnsupportedVersion => 505,
             ConnectNotSupported | MethodTooLong => 501,
@@ -231,6 +234,7 @@ impl ProxyError {
             ClientHeadTimeout => "request head timeout",
             ClientBodyTimeout => "request body timeout",
             ClientBodyTooSlow => "request body too slow",
+            RequestBodyTooLarge => "request body too large",
             UpgradeWhileDraining => "shutting down",
             NoRoute => "no route for this host and path",
             TooManyConnections => "too many connections",
@@ -273,6 +277,7 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
         400 => "Bad Request",
         404 => "Not Found",
         408 => "Request Timeout",
+        413 => "Content Too Large",
         414 => "URI Too Long",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",

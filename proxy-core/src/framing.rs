@@ -194,6 +194,9 @@ pub(crate) enum BodyReader {
     Chunked {
         decoder: ChunkedDecoder,
         reencode: bool,
+        /// Most payload bytes allowed (`u64::MAX`: no limit): a chunk that would go
+        /// past it is an error before any of it is forwarded.
+        limit: u64,
     },
     UntilClose,
     Done,
@@ -207,8 +210,30 @@ impl BodyReader {
             BodyKind::Chunked => BodyReader::Chunked {
                 decoder: ChunkedDecoder::new(),
                 reencode: reencode_chunked,
+                limit: u64::MAX,
             },
             BodyKind::UntilClose => BodyReader::UntilClose,
+        }
+    }
+
+    /// The reader of a request body of at most `max` bytes (0: no limit): a longer
+    /// `Content-Length` is refused here, a chunked body once a chunk would cross it
+    /// ([`ProxyError::RequestBodyTooLarge`] either way).
+    pub(crate) fn request(kind: BodyKind, max: u64) -> Result<Self, ProxyError> {
+        let limit = if max == 0 { u64::MAX } else { max };
+        match (BodyReader::new(kind, true), kind) {
+            (_, BodyKind::Length(n)) if n > limit => Err(ProxyError::RequestBodyTooLarge),
+            (
+                BodyReader::Chunked {
+                    decoder, reencode, ..
+                },
+                _,
+            ) => Ok(BodyReader::Chunked {
+                decoder,
+                reencode,
+                limit,
+            }),
+            (reader, _) => Ok(reader),
         }
     }
 
@@ -244,9 +269,16 @@ impl BodyReader {
                     forward(std::mem::take(input));
                 }
             }
-            BodyReader::Chunked { decoder, reencode } => {
+            BodyReader::Chunked {
+                decoder,
+                reencode,
+                limit,
+            } => {
                 while let Some(step) = decoder.decode(input)? {
                     match step {
+                        Chunk::Start(size) if size > limit.saturating_sub(*payload) => {
+                            return Err(ProxyError::RequestBodyTooLarge)
+                        }
                         Chunk::Start(size) if *reencode => {
                             forward(chunked::encode_chunk_start(size))
                         }

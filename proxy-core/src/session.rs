@@ -789,6 +789,11 @@ impl Session {
         if !self.config.routes.is_empty() && routing::has_dot_segment(request.forward_target()) {
             return self.fail(ProxyError::DotSegmentInPath);
         }
+        let request_body =
+            match BodyReader::request(request.body(), self.config.limits.max_request_body) {
+                Ok(reader) => reader,
+                Err(error) => return self.fail(error),
+            };
         let mut request = request;
         let Some(routed) = routing::route(&self.config, request.host(), request.forward_target())
         else {
@@ -815,7 +820,6 @@ impl Session {
             .as_ref()
             .map_or(&b""[..], |s| s.address.as_bytes());
         let forwarded_head = request.forward(&self.config, &self.client, host);
-        let request_body = BodyReader::new(request.body(), true);
         // The upstream is dialled once the body is here (see
         // `Config::request_buffering`); a client waiting for `100 Continue` sends it
         // only once the upstream asks.

@@ -924,6 +924,7 @@ mod tests {
             [limits]
             max_headers = 7
             min_request_body_rate = 500
+            max_request_body = "10m"
             [timeouts]
             client_head = "500ms"
             tunnel_idle = "2m"
@@ -949,6 +950,7 @@ mod tests {
         assert!(!settings.core.request_buffering);
         assert_eq!(settings.core.limits.max_headers, 7);
         assert_eq!(settings.core.limits.min_request_body_rate, 500);
+        assert_eq!(settings.core.limits.max_request_body, 10 << 20);
         assert_eq!(
             settings.core.limits.max_head_size,
             Limits::default().max_head_size
@@ -1003,6 +1005,32 @@ mod tests {
         let message = error("[timeouts]\nfin = \"30s\"\nlinger = \"5 parsecs\"\n");
         assert!(
             message.starts_with("switchyard.toml:3: timeouts.linger: invalid duration unit"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn sizes_read_as_bytes_or_with_a_binary_unit_and_a_bad_one_names_the_key() {
+        for (text, bytes) in [
+            ("1048576", 1 << 20),
+            ("\"512k\"", 512 << 10),
+            ("\"2GiB\"", 2 << 30),
+        ] {
+            let settings = parse(&format!("[limits]\nmax_request_body = {text}\n")).unwrap();
+            assert_eq!(settings.core.limits.max_request_body, bytes, "{text}");
+        }
+        let message = error("[limits]\nmax_headers = 10\nmax_request_body = \"10 MB\"\n");
+        assert!(
+            message.starts_with(
+                "switchyard.toml:3: limits.max_request_body: invalid size unit \"MB\""
+            ),
+            "{message}"
+        );
+        let message = error("[limits]\nmax_request_body = -1\n");
+        assert!(
+            message.starts_with(
+                "switchyard.toml:2: limits.max_request_body: a size cannot be negative"
+            ),
             "{message}"
         );
     }

@@ -308,6 +308,7 @@ macro_rules! scenarios {
             stalled_request_body_is_408,
             a_slow_request_body_is_gathered_before_the_backend_is_dialled,
             a_request_body_below_min_request_body_rate_is_408,
+            request_bodies_over_max_request_body_get_413,
             stalled_response_body_closes_client,
             client_not_reading_hits_send_timeout,
             upstream_invalid_content_length_is_502,

@@ -297,6 +297,52 @@ pub async fn a_request_body_below_min_request_body_rate_is_408(p: &dyn ProxyUnde
     assert!(backend.connections().is_empty(), "the backend was dialled");
 }
 
+/// `max_request_body = 64 KiB`: a `Content-Length` of 1 MiB gets `413` at its head, the
+/// backend never dialled; a chunked body of 48 KiB goes through whole; one of 96 KiB
+/// (16 KiB chunks) gets `413` once a chunk would cross the limit, and the backend,
+/// dialled once 16 KiB were gathered, never completes a request from it.
+pub async fn request_bodies_over_max_request_body_get_413(p: &dyn ProxyUnderTest) {
+    let backend = Backend::sha256_body().await;
+    let proxy = start_with(p, backend.addr, |c| c.limits.max_request_body = 64 << 10).await;
+    let mut c = client(&proxy).await;
+    c.write(b"POST /big HTTP/1.1\r\nHost: example.test\r\nContent-Length: 1048576\r\n\r\n")
+        .await
+        .unwrap();
+    let r = response(&mut c, "POST", "a Content-Length over the limit").await;
+    assert_eq!(r.status, 413);
+    assert!(backend.connections().is_empty(), "the backend was dialled");
+    let chunked = |chunks: usize| {
+        let mut request =
+            b"POST /up HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec();
+        for _ in 0..chunks {
+            request.extend(b"4000\r\n");
+            request.extend(std::iter::repeat_n(b'z', 16 << 10));
+            request.extend(b"\r\n");
+        }
+        request.extend(b"0\r\n\r\n");
+        request
+    };
+    let mut c = client(&proxy).await;
+    c.write(&chunked(3)).await.unwrap();
+    let r = response(&mut c, "POST", "a chunked body within the limit").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.text(),
+        crate::http::sha256_hex(&vec![b'z'; 48 << 10]),
+        "the backend got the whole body"
+    );
+    let mut c = client(&proxy).await;
+    c.write(&chunked(6)).await.unwrap();
+    let r = response(&mut c, "POST", "a chunked body over the limit").await;
+    assert_eq!(r.status, 413);
+    assert_eq!(
+        backend.requests().len(),
+        1,
+        "only the first chunked request reached it"
+    );
+}
+
 /// A response body that stops arriving for `body_read = 500ms` after the head was
 /// forwarded: the client gets the head and the bytes so far, then the connection closes
 /// (the body is visibly truncated).
