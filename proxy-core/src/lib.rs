@@ -67,7 +67,8 @@
 //! ## Module map
 //! The states and their transitions live in [`state`]; each protocol rule lives in
 //! the module named after it: [`request`], [`response`], [`framing`], [`chunked`],
-//! [`hop_by_hop`], [`upgrade`], [`timer`], [`error`].
+//! [`hop_by_hop`], [`upgrade`], [`timer`], [`error`]; [`proxy_protocol`] reads the
+//! header a load balancer in front may send before the client's first byte.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -84,6 +85,7 @@ pub mod hop_by_hop;
 mod io;
 mod outputs;
 mod proxy;
+pub mod proxy_protocol;
 mod redirect;
 pub mod request;
 pub mod response;

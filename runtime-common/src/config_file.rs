@@ -68,6 +68,8 @@ pub struct ListenSettings {
     pub mode: ListenMode,
     /// Certificates for TLS termination (the first is the default); empty: plain.
     pub tls: Vec<CertFiles>,
+    /// Connections start with a PROXY protocol header (see [`ListenerSetup`]).
+    pub proxy_protocol: bool,
     /// Its dotted key in the file (`listen[1]`), for errors.
     pub key: String,
 }
@@ -79,6 +81,7 @@ impl ListenSettings {
             address,
             mode: ListenMode::Http,
             tls: Vec::new(),
+            proxy_protocol: false,
             key: "listen".into(),
         }
     }
@@ -97,7 +100,8 @@ pub struct UpstreamTlsSettings {
 
 impl PartialEq for ListenSettings {
     fn eq(&self, other: &Self) -> bool {
-        (self.address, &self.mode, &self.tls) == (other.address, &other.mode, &other.tls)
+        (self.address, &self.mode, &self.tls, self.proxy_protocol)
+            == (other.address, &other.mode, &other.tls, other.proxy_protocol)
     }
 }
 
@@ -236,6 +240,7 @@ impl Settings {
                 address: listen.address,
                 mode: listen.mode.clone(),
                 tls,
+                proxy_protocol: listen.proxy_protocol,
             });
         }
         let mut upstream_tls = HashMap::new();
@@ -390,6 +395,9 @@ struct ListenTable {
     tls: Option<Certs>,
     /// For `mode = "redirect_https"`: the https port its redirects name.
     https_port: Option<NonZeroU16>,
+    /// Connections start with a PROXY protocol header.
+    #[serde(default)]
+    proxy_protocol: bool,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
@@ -739,6 +747,7 @@ fn listen_entry(
         address,
         mode,
         tls,
+        proxy_protocol: table.proxy_protocol,
         key,
     })
 }
@@ -1221,6 +1230,24 @@ mod tests {
         );
         assert!(
             message.starts_with("switchyard.toml:1: listen[0].upstream: only for mode"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn proxy_protocol_is_per_listener_and_off_by_default() {
+        let settings = parse(
+            "listen = [\"127.0.0.1:1\", { address = \"127.0.0.1:2\", proxy_protocol = true }, \
+             { address = \"127.0.0.1:3\", mode = \"redirect_https\", proxy_protocol = true }]\n",
+        )
+        .unwrap();
+        let on: Vec<bool> = settings.listen.iter().map(|l| l.proxy_protocol).collect();
+        assert_eq!(on, [false, true, true]);
+        let setup = settings.setup().unwrap();
+        assert!(setup.listeners[1].proxy_protocol);
+        let message = error("listen = [{ address = \"127.0.0.1:1\", proxy_protocol = \"v2\" }]\n");
+        assert!(
+            message.starts_with("switchyard.toml:1: listen[0].proxy_protocol: invalid type"),
             "{message}"
         );
     }

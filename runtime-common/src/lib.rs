@@ -62,6 +62,7 @@ mod peer;
 mod pipe;
 mod poll_clock;
 pub mod pool;
+mod proxy_header;
 pub mod runtime;
 mod serve;
 mod setup;

@@ -68,7 +68,8 @@ const CONNECT_FAILURES: [&str; 5] = ["refused", "unreachable", "timeout", "tls",
 /// a scrape sums them.
 pub struct Metrics {
     shards: Box<[Counters]>,
-    refusal_log: Mutex<RefusalLog>,
+    refusal_log: Mutex<LogThrottle>,
+    proxy_header_log: Mutex<LogThrottle>,
 }
 
 /// One shard's counters, aligned so that two shards never share a cache line.
@@ -78,6 +79,7 @@ struct Counters {
     tls_handshake_failures: AtomicU64,
     /// Finished client handshakes: `[full, resumed]`.
     tls_handshakes: [AtomicU64; 2],
+    proxy_header_failures: AtomicU64,
     /// By status, inline like every counter here (see [`MAX_BUCKETS`]).
     requests: [AtomicU64; STATUSES],
     refused: [AtomicU64; REFUSALS.len()],
@@ -136,6 +138,7 @@ impl Default for Counters {
             accepted: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
             tls_handshakes: Default::default(),
+            proxy_header_failures: AtomicU64::new(0),
             requests: std::array::from_fn(|_| AtomicU64::new(0)),
             refused: Default::default(),
             tunnels_closed: Default::default(),
@@ -157,6 +160,7 @@ impl Metrics {
                 .map(|_| Counters::default())
                 .collect(),
             refusal_log: Mutex::default(),
+            proxy_header_log: Mutex::default(),
         }
     }
 
@@ -232,21 +236,37 @@ impl Metrics {
 
     fn refusal_log(&self, i: usize, status: u16, client: Option<SocketAddr>, now: Instant) {
         let mut log = self.refusal_log.lock().unwrap_or_else(|e| e.into_inner());
-        if log.quiet_until.is_some_and(|until| now < until) {
-            log.unlogged += 1;
+        let Some(unlogged) = log.due(now, REFUSAL_LOG_INTERVAL) else {
             return;
-        }
+        };
         let (error, _, key) = REFUSALS[i];
         warn!(
             client = %client.map_or("-".to_string(), |c| c.to_string()),
             status,
             limit = key,
-            more_since_last_line = log.unlogged,
+            more_since_last_line = unlogged,
             "refused a client: {}",
             error.message()
         );
-        log.quiet_until = Some(now + REFUSAL_LOG_INTERVAL);
-        log.unlogged = 0;
+    }
+
+    /// A connection to a `proxy_protocol` listener was closed: its PROXY header was
+    /// missing, malformed or late. Counted, and logged like a refusal (at most one line
+    /// per 5 s): a load balancer that does not send the header is a setup error whose
+    /// every connection fails this way.
+    pub fn proxy_header_failed(&self, peer: SocketAddr, why: &dyn std::fmt::Display, now: Instant) {
+        self.own().proxy_header_failures.fetch_add(1, Relaxed);
+        let mut log = self
+            .proxy_header_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(unlogged) = log.due(now, REFUSAL_LOG_INTERVAL) {
+            warn!(
+                peer = %peer,
+                more_since_last_line = unlogged,
+                "closed a connection to a proxy_protocol listener: {why}"
+            );
+        }
     }
 
     /// Everything, in the Prometheus text exposition format (version 0.0.4).
@@ -294,6 +314,17 @@ impl Metrics {
                 self.sum(|c| &c.tls_handshakes[i]),
             );
         }
+        counter_head(
+            o,
+            "switchyard_proxy_protocol_failures_total",
+            "Connections to proxy_protocol listeners closed for a missing, malformed or late PROXY header.",
+        );
+        line(
+            o,
+            "switchyard_proxy_protocol_failures_total",
+            "",
+            self.sum(|c| &c.proxy_header_failures),
+        );
         counter_head(
             o,
             "switchyard_requests_total",
@@ -444,10 +475,24 @@ impl Metrics {
     }
 }
 
+/// Lets one log line through per interval, and counts those it held back.
 #[derive(Default)]
-struct RefusalLog {
+pub(crate) struct LogThrottle {
     quiet_until: Option<Instant>,
     unlogged: u64,
+}
+
+impl LogThrottle {
+    /// Whether a line is due at `now`: then how many were held back since the last
+    /// (and the next is due `interval` later); else `None`, and this one is counted.
+    pub(crate) fn due(&mut self, now: Instant, interval: Duration) -> Option<u64> {
+        if self.quiet_until.is_some_and(|until| now < until) {
+            self.unlogged += 1;
+            return None;
+        }
+        self.quiet_until = Some(now + interval);
+        Some(std::mem::take(&mut self.unlogged))
+    }
 }
 
 fn end_labels(end: TunnelEnd) -> (usize, usize) {

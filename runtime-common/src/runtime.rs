@@ -61,6 +61,13 @@ pub trait Runtime: Clone + Send + Sync + Sized + 'static {
         name: ServerName<'static>,
         config: Arc<ClientConfig>,
     ) -> impl Future<Output = io::Result<Self::TlsClient>> + Send;
+    /// Copies what `tcp` has received into `buf` without consuming it, waiting until
+    /// there is something (or EOF, 0). For the PROXY protocol header, which must be
+    /// read without taking a byte past it.
+    fn peek<'a>(
+        tcp: &'a Self::Tcp,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
     /// The address `tcp` is connected to, for log lines.
     fn peer_addr(tcp: &Self::Tcp) -> Option<SocketAddr>;
     /// Whether the peer of an idle connection has neither closed it nor sent anything

@@ -2,9 +2,12 @@
 
 use crate::context::{Context, Generation, LiveGuard};
 use crate::drive::drive;
+use crate::metrics::LogThrottle;
+use crate::proxy_header;
 use crate::runtime::{sleep, timeout, Listener, Runtime};
 use crate::setup::ListenMode;
 use crate::signal::Registration;
+use proxy_core::proxy_protocol::Source;
 use proxy_core::ClientInfo;
 use std::future::{poll_fn, Future};
 use std::io;
@@ -90,24 +93,24 @@ async fn accept_loop<R: Runtime, L: Listener<R>>(listener: L, ctx: Arc<Context<R
                 let listener = local.and_then(|local| generation.setup.listener(local));
                 let mode = listener.map_or(ListenMode::Http, |l| l.mode.clone());
                 let tls = listener.and_then(|l| l.tls.clone());
+                let proxy_protocol = listener.is_some_and(|l| l.proxy_protocol);
                 let (rt, task_ctx) = (ctx.runtime(), ctx.clone());
-                match tls {
+                match (tls, proxy_protocol) {
                     // The task is the drive loop itself: an idle connection costs
                     // no more than the loop's own state.
-                    None => {
-                        let client = ClientInfo {
-                            addr: Some(addr),
-                            tls: false,
-                            redirect_to_https: match mode {
-                                ListenMode::RedirectHttps { port } => Some(port),
-                                _ => None,
-                            },
-                        };
+                    (None, false) => {
+                        let client = plain_client(addr, &mode);
                         rt.spawn(drive(stream, client, task_ctx, generation, mode, live));
                     }
-                    Some(config) => rt.spawn(serve_tls(
-                        stream, addr, config, task_ctx, generation, mode, live,
+                    (tls, true) => rt.spawn(serve_proxied(
+                        stream, addr, tls, task_ctx, generation, mode, live,
                     )),
+                    (Some(config), false) => {
+                        let deadline = rt.now() + generation.setup.config.timeouts.client_head;
+                        rt.spawn(serve_tls(
+                            stream, addr, config, deadline, task_ctx, generation, mode, live,
+                        ))
+                    }
                 }
             }
             // The connection died in the backlog: nothing wrong with us.
@@ -125,11 +128,27 @@ async fn accept_loop<R: Runtime, L: Listener<R>>(listener: L, ctx: Arc<Context<R
     }
 }
 
-/// Runs the TLS handshake (bounded by `timeouts.client_head`), then the session.
-async fn serve_tls<R: Runtime>(
-    tcp: R::Tcp,
-    addr: SocketAddr,
-    config: Arc<rustls::ServerConfig>,
+/// Who a plain (not TLS) connection from `addr` is, on a listener of `mode`.
+fn plain_client(addr: SocketAddr, mode: &ListenMode) -> ClientInfo {
+    ClientInfo {
+        addr: Some(addr),
+        tls: false,
+        redirect_to_https: match mode {
+            ListenMode::RedirectHttps { port } => Some(*port),
+            _ => None,
+        },
+    }
+}
+
+/// Reads the PROXY protocol header (by `timeouts.client_head` from the accept), then
+/// serves the connection, TLS or not, as the client it names (the connection's own
+/// peer if it names none). A connection without a valid header is closed unanswered:
+/// it may not be the load balancer's, and a client must not pick its own address.
+#[allow(clippy::too_many_arguments)]
+async fn serve_proxied<R: Runtime>(
+    mut tcp: R::Tcp,
+    peer: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
     ctx: Arc<Context<R>>,
     generation: Arc<Generation<R>>,
     mode: ListenMode,
@@ -137,6 +156,38 @@ async fn serve_tls<R: Runtime>(
 ) {
     let rt = ctx.runtime();
     let deadline = rt.now() + generation.setup.config.timeouts.client_head;
+    let addr = match timeout(rt, deadline, proxy_header::read::<R>(&mut tcp)).await {
+        Some(Ok(Source::Client(client))) => client,
+        Some(Ok(Source::Unnamed)) => peer,
+        Some(Err(e)) => return ctx.metrics().proxy_header_failed(peer, &e, rt.now()),
+        None => {
+            let late = "no PROXY header within timeouts.client_head";
+            return ctx.metrics().proxy_header_failed(peer, &late, rt.now());
+        }
+    };
+    match tls {
+        Some(config) => serve_tls(tcp, addr, config, deadline, ctx, generation, mode, live).await,
+        None => {
+            let client = plain_client(addr, &mode);
+            drive(tcp, client, ctx, generation, mode, live).await
+        }
+    }
+}
+
+/// Runs the TLS handshake (to be done by `deadline`: `timeouts.client_head` after the
+/// accept), then the session.
+#[allow(clippy::too_many_arguments)]
+async fn serve_tls<R: Runtime>(
+    tcp: R::Tcp,
+    addr: SocketAddr,
+    config: Arc<rustls::ServerConfig>,
+    deadline: Instant,
+    ctx: Arc<Context<R>>,
+    generation: Arc<Generation<R>>,
+    mode: ListenMode,
+    live: LiveGuard,
+) {
+    let rt = ctx.runtime();
     let stream = match timeout(rt, deadline, rt.tls_accept(tcp, config)).await {
         Some(Ok(stream)) => {
             ctx.metrics().tls_handshake_done(R::tls_resumed(&stream));
@@ -165,20 +216,13 @@ async fn serve_tls<R: Runtime>(
 /// [`ACCEPT_ERROR_LOG_INTERVAL`] with the count of those not logged: one for every
 /// thread's accept loops, which hit the same limit at once.
 #[derive(Default)]
-pub(crate) struct AcceptErrors {
-    quiet_until: Option<Instant>,
-    unlogged: u64,
-}
+pub(crate) struct AcceptErrors(LogThrottle);
 
 impl AcceptErrors {
     fn failed(&mut self, e: &io::Error, now: Instant) {
-        if self.quiet_until.is_some_and(|until| now < until) {
-            self.unlogged += 1;
-            return;
+        if let Some(unlogged) = self.0.due(now, ACCEPT_ERROR_LOG_INTERVAL) {
+            warn!(error = %e, more_since_last_line = unlogged, "accept failed; backing off");
         }
-        warn!(error = %e, more_since_last_line = self.unlogged, "accept failed; backing off");
-        self.quiet_until = Some(now + ACCEPT_ERROR_LOG_INTERVAL);
-        self.unlogged = 0;
     }
 }
 

@@ -67,6 +67,10 @@ pub struct ListenerSetup {
     /// TLS termination: accepted connections handshake first (bounded by
     /// `timeouts.client_head`).
     pub tls: Option<Arc<ServerConfig>>,
+    /// Every connection starts with a PROXY protocol header (v1 or v2, before TLS),
+    /// read within `timeouts.client_head`; the client is the address it names. A
+    /// connection without a valid one is closed.
+    pub proxy_protocol: bool,
 }
 
 impl fmt::Debug for ListenerSetup {
@@ -75,6 +79,7 @@ impl fmt::Debug for ListenerSetup {
             .field("address", &self.address)
             .field("mode", &self.mode)
             .field("tls", &self.tls.is_some())
+            .field("proxy_protocol", &self.proxy_protocol)
             .finish()
     }
 }

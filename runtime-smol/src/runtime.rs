@@ -157,6 +157,10 @@ impl Runtime for Smol {
         })
     }
 
+    async fn peek(tcp: &Tcp, buf: &mut [u8]) -> io::Result<usize> {
+        tcp.peek(buf).await
+    }
+
     fn tls_peer_addr(tls: &TlsClient) -> Option<SocketAddr> {
         tls.with(|stream| Smol::peer_addr(&stream.get_ref().0 .0))
     }

@@ -95,6 +95,10 @@ impl Runtime for Tokio {
         })
     }
 
+    async fn peek(tcp: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        tcp.peek(buf).await
+    }
+
     fn tls_peer_addr(tls: &TlsClient) -> Option<SocketAddr> {
         tls.with(|stream| stream.get_ref().0.peer_addr().ok())
     }

@@ -330,6 +330,10 @@ macro_rules! scenarios {
             tls_sessions_resume_for_hundreds_of_clients_and_across_a_reload,
             a_redirect_https_listener_sends_requests_to_the_tls_one,
             unfinished_tls_handshake_is_closed_after_client_head,
+            // PROXY protocol listeners (needs start_setup)
+            proxy_protocol_headers_name_the_client,
+            a_connection_without_a_valid_proxy_header_is_closed,
+            proxy_protocol_comes_before_tls,
             upstream_tls_verified_with_a_ca_file,
             // layer 4 (needs start_setup)
             tcp_listener_relays_bytes_untouched_with_half_close,

@@ -91,6 +91,7 @@ pub async fn reload_with_an_invalid_config_is_refused_and_the_old_stays(p: &dyn 
                 address: "127.0.0.1:1".parse().unwrap(),
                 mode: ListenMode::Http,
                 tls: None,
+                proxy_protocol: false,
             },
         ],
         ..setup_with(test_config(a.addr), ListenMode::Http, None)

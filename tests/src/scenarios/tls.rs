@@ -28,6 +28,7 @@ pub(crate) fn setup_with(
             address: "127.0.0.1:0".parse().unwrap(),
             mode,
             tls,
+            proxy_protocol: false,
         }],
         ..Setup::new(Arc::new(config))
     }
@@ -174,6 +175,7 @@ pub async fn a_redirect_https_listener_sends_requests_to_the_tls_one(p: &dyn Pro
         address: "127.0.0.1:0".parse().unwrap(),
         mode: ListenMode::Http,
         tls: Some(pki.server(&[cert])),
+        proxy_protocol: false,
     });
     let Some(proxy) = p.start_setup(setup).await else {
         return;
