@@ -17,6 +17,7 @@ fn main() {
     write_seeds();
     write_upgrade_seeds();
     write_websocket_frames_seeds();
+    write_proxy_protocol_seeds();
     write_session_regression();
     write_upgrade_regression();
 }
@@ -905,4 +906,33 @@ fn write_upgrade_regression() {
     let dir = root().join("regressions").join("upgrade");
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("versioned_websocket_skips_accept"), knobs.encode()).unwrap();
+}
+
+fn write_proxy_protocol_seeds() {
+    // proxy_protocol: header byte (bit 0: generate; bit 1: v2; bit 2: IPv6), then bytes.
+    let pp = |name: &str, bytes: &[u8]| write("proxy_protocol", name, bytes);
+    pp(
+        "v1_tcp4",
+        b"\x00PROXY TCP4 192.0.2.7 10.0.0.1 56324 443\r\nGET / HTTP/1.1\r\n",
+    );
+    pp(
+        "v1_tcp6",
+        b"\x00PROXY TCP6 2001:db8::7 2001:db8::1 4000 443\r\n\x16\x03\x01",
+    );
+    pp("v1_unknown", b"\x00PROXY UNKNOWN\r\n");
+    pp(
+        "v1_bare_lf",
+        b"\x00PROXY TCP4 192.0.2.7 10.0.0.1 56324 443\nGET",
+    );
+    pp(
+        "v2_inet_tlv",
+        b"\x06\x21\x11\x00\x11\xc0\x00\x02\x07\x0a\x00\x00\x01\xdc\x04\x01\xbb\x04\x00\x02ab",
+    );
+    pp("v2_local", b"\x06\x20\x00\x00\x00GET / HTTP/1.1\r\n");
+    pp("generated_v1_v4", b"\x01\xc0\x00\x02\x07\x50\x00rest");
+    pp(
+        "generated_v2_v6",
+        b"\x07\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\x07\xa0\x0f\x05\x01\x02\x03",
+    );
+    pp("plain_request", b"\x00GET / HTTP/1.1\r\nHost: a\r\n\r\n");
 }

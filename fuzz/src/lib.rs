@@ -9,6 +9,7 @@
 pub mod chunked;
 pub mod http;
 pub mod input;
+pub mod proxy_protocol;
 pub mod request_head;
 pub mod response_head;
 pub mod session;

@@ -11,17 +11,20 @@ use std::fs;
 use std::panic;
 use std::path::{Path, PathBuf};
 
-use switchyard_fuzz::{chunked, request_head, response_head, session, upgrade, websocket_frames};
+use switchyard_fuzz::{
+    chunked, proxy_protocol, request_head, response_head, session, upgrade, websocket_frames,
+};
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 6] = [
+const TARGETS: [(&str, Check); 7] = [
     ("request_head", request_head::check),
     ("response_head", response_head::check),
     ("chunked", chunked::check),
     ("session", session::check),
     ("upgrade", upgrade::check),
     ("websocket_frames", websocket_frames::check),
+    ("proxy_protocol", proxy_protocol::check),
 ];
 
 fn root() -> PathBuf {
