@@ -13,10 +13,27 @@ use crate::HttpDate;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::num::NonZeroU16;
 
+/// Puts `target` with each byte outside visible ASCII percent-encoded: a raw UTF-8
+/// path (which httparse, like nginx, lets through to the upstream) becomes the URI a
+/// `Location` must hold (RFC 9110 §10.2.2, RFC 3986 §2.1), the same one a browser
+/// would have sent. Nothing else is touched, `%` included, so an encoded target stays
+/// as it came.
+fn put_percent_encoding_non_ascii(out: &mut BytesMut, target: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in target {
+        if b.is_ascii_graphic() {
+            out.put_u8(b);
+        } else {
+            out.put_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+}
+
 /// The redirect for `request` to https on `port` (written only if not 443) and its
 /// status, or `None` when it names no host (an HTTP/1.0 request without `Host`):
 /// there is nowhere to send it. The host and target were checked when the head was
-/// parsed (RFC 9112 §3.2, §3.3), so they are safe to repeat in `Location`.
+/// parsed (RFC 9112 §3.2, §3.3), so they are safe to repeat in `Location` (the
+/// target's non-ASCII bytes percent-encoded).
 pub(crate) fn to_https(
     request: &RequestHead,
     port: NonZeroU16,
@@ -40,7 +57,7 @@ pub(crate) fn to_https(
         response.put_u8(b':');
         response.put_slice(head_writer::decimal(u64::from(port.get()), &mut digits));
     }
-    response.put_slice(target);
+    put_percent_encoding_non_ascii(&mut response, target);
     response.put_slice(b"\r\n");
     if let Some(date) = date {
         head_writer::put_field(&mut response, b"Date", &date);

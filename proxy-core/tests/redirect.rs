@@ -115,6 +115,18 @@ fn a_post_with_a_body_is_redirected_and_its_body_never_read_as_a_request() {
 }
 
 #[test]
+fn a_raw_utf8_target_is_percent_encoded_in_location() {
+    let mut sim = redirecting();
+    sim.client_sends(
+        "GET /caf\u{e9}/%C3%A9?q=\u{fc} HTTP/1.1\r\nHost: a.example\r\n\r\n".as_bytes(),
+    );
+    assert_eq!(
+        location(&sim),
+        "https://a.example/caf%C3%A9/%C3%A9?q=%C3%BC"
+    );
+}
+
+#[test]
 fn an_upgrade_is_redirected_too() {
     let mut sim = redirecting();
     sim.client_sends(
@@ -200,7 +212,14 @@ proptest::proptest! {
                 _ => sent_host.clone(),
             };
             let name = name.strip_suffix('.').unwrap_or(&name).to_string();
-            let sent_target = format!("/{}", String::from_utf8(target.clone()).unwrap());
+            // Non-ASCII bytes (a raw UTF-8 path) come back percent-encoded.
+            let sent_target: String = std::iter::once(b'/')
+                .chain(target.iter().copied())
+                .map(|b| match b.is_ascii_graphic() {
+                    true => char::from(b).to_string(),
+                    false => format!("%{b:02X}"),
+                })
+                .collect();
             proptest::prop_assert_eq!(location, format!("{name}{sent_target}"));
         } else {
             proptest::prop_assert!(
