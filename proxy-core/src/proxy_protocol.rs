@@ -96,7 +96,7 @@ fn parse_v1(bytes: &[u8]) -> Result<Parsed, Invalid> {
         };
     };
     match bytes.get(cr..cr + 2) {
-        Some(b"\r\n") => {}
+        Some(b"\r\n") if cr + 2 <= V1_MAX => {}
         Some(_) => return Err(Invalid::MalformedV1), // a bare CR or LF
         None if bytes[cr] == b'\r' && cr + 2 <= V1_MAX => return Ok(Parsed::Partial),
         None => return Err(Invalid::MalformedV1),

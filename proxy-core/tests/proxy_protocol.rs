@@ -98,6 +98,25 @@ fn version_1_lines_that_break_the_grammar_are_refused() {
         Err(Invalid::MalformedV1),
         "no CRLF in 107 bytes"
     );
+    // 107 bytes with the CRLF is the longest line; one more is refused, also when its
+    // CR is the 107th byte (found by the fuzz target).
+    let line = |len: usize| {
+        let pad = len - b"PROXY UNKNOWN \r\n".len();
+        [b"PROXY UNKNOWN ".as_slice(), &vec![b'x'; pad], b"\r\n"].concat()
+    };
+    assert_eq!(
+        parse(&line(V1_MAX)),
+        Ok(Parsed::Header {
+            len: V1_MAX,
+            source: Source::Unnamed
+        })
+    );
+    for prefix in [V1_MAX, V1_MAX + 1] {
+        assert_eq!(
+            parse(&line(V1_MAX + 1)[..prefix]),
+            Err(Invalid::MalformedV1)
+        );
+    }
 }
 
 #[test]
