@@ -10,6 +10,7 @@
 //! pick is a scan and an increment, with no lock unless a server is down.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -146,10 +147,17 @@ impl Groups {
         self.by_name.get(name).copied()
     }
 
-    /// Chooses a server of `group` that is up and not in `tried`, and counts it in use.
-    /// Picks on several threads at once may start from the same cursor: the choice
-    /// spreads a little less evenly then, and each is still counted.
-    pub fn pick(&self, group: usize, tried: &[usize], now: Instant) -> Option<ServerId> {
+    /// Chooses a server of `group` that is up and not in `tried`, and counts it in use;
+    /// `client` is the address [`Balance::ClientIp`] keys by. Picks on several threads
+    /// at once may start from the same cursor: the choice spreads a little less evenly
+    /// then, and each is still counted.
+    pub fn pick(
+        &self,
+        group: usize,
+        tried: &[usize],
+        client: Option<IpAddr>,
+        now: Instant,
+    ) -> Option<ServerId> {
         let state = self.groups.get(group)?;
         let n = state.servers.len();
         let usable = |i: usize, s: &ServerState| {
@@ -157,14 +165,19 @@ impl Groups {
         };
         let cursor = state.cursor.load(Relaxed);
         let order = (0..n).map(|k| (cursor + k) % n);
-        let chosen = match state.balance {
-            Balance::RoundRobin => order.clone().find(|&i| usable(i, &state.servers[i])),
-            Balance::LeastConnections => order
+        let chosen = match (state.balance, client) {
+            (Balance::ClientIp, Some(client)) => order
+                .filter(|&i| usable(i, &state.servers[i]))
+                .max_by_key(|&i| rendezvous_score(client, &state.servers[i].address)),
+            (Balance::RoundRobin | Balance::ClientIp, _) => {
+                order.clone().find(|&i| usable(i, &state.servers[i]))
+            }
+            (Balance::LeastConnections, _) => order
                 .filter(|&i| usable(i, &state.servers[i]))
                 .min_by_key(|&i| state.servers[i].active.load(Relaxed)),
         }?;
         // With one server the cursor stays 0: no write to a line every thread reads.
-        if n > 1 {
+        if n > 1 && !(state.balance == Balance::ClientIp && client.is_some()) {
             state.cursor.store((chosen + 1) % n, Relaxed);
         }
         let server = &state.servers[chosen];
@@ -234,6 +247,25 @@ impl Groups {
     }
 }
 
+/// How much `client` prefers `server` (rendezvous hashing: each client takes the
+/// usable server of highest score). FNV-1a over both addresses, then splitmix64's
+/// finaliser so that neighbouring addresses spread; written out rather than std's
+/// hasher, whose output may change between Rust releases, so that every proxy
+/// agrees. An IPv4 client is hashed as its IPv4-mapped IPv6 address.
+fn rendezvous_score(client: IpAddr, server: &str) -> u64 {
+    let client = match client {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in client.iter().chain(server.as_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
 /// Counts one less in `count`, never below 0 (a release with no matching take
 /// changes nothing).
 pub(crate) fn count_down(count: &AtomicUsize) {
@@ -267,7 +299,7 @@ mod tests {
         let g = groups(Balance::RoundRobin, &["a:1", "b:1", "c:1"]);
         let now = clock();
         let picks: Vec<String> = (0..6)
-            .map(|_| g.pick(0, &[], now).unwrap().address.to_string())
+            .map(|_| g.pick(0, &[], None, now).unwrap().address.to_string())
             .collect();
         assert_eq!(picks, ["a:1", "b:1", "c:1", "a:1", "b:1", "c:1"]);
     }
@@ -276,12 +308,12 @@ mod tests {
     fn least_connections_takes_the_least_busy_server() {
         let g = groups(Balance::LeastConnections, &["a:1", "b:1"]);
         let now = clock();
-        let first = g.pick(0, &[], now).unwrap();
-        let second = g.pick(0, &[], now).unwrap();
+        let first = g.pick(0, &[], None, now).unwrap();
+        let second = g.pick(0, &[], None, now).unwrap();
         assert_ne!(first.server, second.server);
         g.release(&first);
         assert_eq!(
-            g.pick(0, &[], now).unwrap().server,
+            g.pick(0, &[], None, now).unwrap().server,
             first.server,
             "the one released"
         );
@@ -301,11 +333,11 @@ mod tests {
         g.failed(&a, now);
         assert!(g.status(now)[0].down);
         for _ in 0..4 {
-            assert_eq!(&*g.pick(0, &[], now).unwrap().address, "b:1");
+            assert_eq!(&*g.pick(0, &[], None, now).unwrap().address, "b:1");
         }
         let later = now + Duration::from_secs(10);
         let picks: Vec<String> = (0..2)
-            .map(|_| g.pick(0, &[], later).unwrap().address.to_string())
+            .map(|_| g.pick(0, &[], None, later).unwrap().address.to_string())
             .collect();
         assert!(
             picks.contains(&"a:1".to_string()),
@@ -321,7 +353,7 @@ mod tests {
             for _ in 0..4 {
                 scope.spawn(|| {
                     for _ in 0..5_000 {
-                        let id = g.pick(0, &[], now).expect("all servers are up");
+                        let id = g.pick(0, &[], None, now).expect("all servers are up");
                         g.release(&id);
                     }
                 });
@@ -338,13 +370,101 @@ mod tests {
         assert_eq!(g.status(now)[0].active, 0);
     }
 
+    fn ip(i: u32) -> IpAddr {
+        if i.is_multiple_of(2) {
+            IpAddr::from(std::net::Ipv4Addr::from(0xc000_0200 + i))
+        } else {
+            IpAddr::from(std::net::Ipv6Addr::from(
+                0x2001_0db8_u128 << 96 | u128::from(i),
+            ))
+        }
+    }
+
+    /// Which server each of `clients` client addresses gets (released at once).
+    fn placement(g: &Groups, clients: u32, tried: &[usize], now: Instant) -> Vec<String> {
+        (0..clients)
+            .map(|i| {
+                let id = g.pick(0, tried, Some(ip(i)), now).unwrap();
+                g.release(&id);
+                id.address.to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn client_ip_keeps_each_client_on_one_server_and_spreads_clients_evenly() {
+        let g = groups(Balance::ClientIp, &["a:1", "b:1", "c:1"]);
+        let now = clock();
+        let first = placement(&g, 3000, &[], now);
+        assert_eq!(placement(&g, 3000, &[], now), first, "the same again");
+        for server in ["a:1", "b:1", "c:1"] {
+            let share = first.iter().filter(|s| *s == server).count();
+            assert!((850..=1150).contains(&share), "{server}: {share} of 3000");
+        }
+        // Another proxy (another `Groups`) in front of the same servers agrees.
+        let other = groups(Balance::ClientIp, &["a:1", "b:1", "c:1"]);
+        assert_eq!(placement(&other, 3000, &[], now), first);
+    }
+
+    #[test]
+    fn client_ip_moves_only_the_clients_of_a_server_that_is_down_or_added() {
+        let g = groups(Balance::ClientIp, &["a:1", "b:1", "c:1"]);
+        let now = clock();
+        let before = placement(&g, 3000, &[], now);
+        let b = ServerId {
+            group: 0,
+            server: 1,
+            address: "b:1".into(),
+        };
+        g.failed(&b, now);
+        g.failed(&b, now);
+        let during = placement(&g, 3000, &[], now);
+        for (was, is) in before.iter().zip(&during) {
+            match was.as_str() {
+                "b:1" => assert_ne!(is, "b:1"),
+                _ => assert_eq!(was, is, "a client of a live server moved"),
+            }
+        }
+        // Tried (a failed connect of this request) moves only that client, the same way.
+        assert_eq!(placement(&g, 3000, &[1], now), during);
+        let after = placement(&g, 3000, &[], now + Duration::from_secs(10));
+        assert_eq!(after, before, "back on b once it is");
+        let grown = groups(Balance::ClientIp, &["a:1", "b:1", "c:1", "d:1"]);
+        let grown = placement(&grown, 3000, &[], now);
+        let moved: Vec<&String> = before
+            .iter()
+            .zip(&grown)
+            .filter(|(was, is)| was != is)
+            .map(|(_, is)| is)
+            .collect();
+        assert!(
+            moved.iter().all(|s| *s == "d:1"),
+            "moved only to the new server"
+        );
+        assert!(
+            (600..=900).contains(&moved.len()),
+            "{} of 3000 moved",
+            moved.len()
+        );
+    }
+
+    #[test]
+    fn client_ip_without_an_address_takes_servers_in_turn() {
+        let g = groups(Balance::ClientIp, &["a:1", "b:1"]);
+        let now = clock();
+        let picks: Vec<String> = (0..4)
+            .map(|_| g.pick(0, &[], None, now).unwrap().address.to_string())
+            .collect();
+        assert_eq!(picks, ["a:1", "b:1", "a:1", "b:1"]);
+    }
+
     #[test]
     fn tried_servers_are_not_picked_again_and_none_left_is_none() {
         let g = groups(Balance::RoundRobin, &["a:1", "b:1"]);
         let now = clock();
-        let first = g.pick(0, &[], now).unwrap();
-        let second = g.pick(0, &[first.server], now).unwrap();
+        let first = g.pick(0, &[], None, now).unwrap();
+        let second = g.pick(0, &[first.server], None, now).unwrap();
         assert_ne!(first.server, second.server);
-        assert_eq!(g.pick(0, &[first.server, second.server], now), None);
+        assert_eq!(g.pick(0, &[first.server, second.server], None, now), None);
     }
 }

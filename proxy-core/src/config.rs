@@ -282,6 +282,14 @@ pub enum Balance {
     RoundRobin,
     /// The server with the fewest connections in use (ties in turn). nginx: `least_conn`.
     LeastConnections,
+    /// The same client IP address gets the same server for as long as that server is
+    /// up: what long-polling fallbacks (Socket.IO, SockJS) and in-process sessions
+    /// need. A rendezvous hash of the client's address and each server's: when a
+    /// server is down (or was tried), its clients go to their next-ranked servers and
+    /// no one else moves; a server added takes only its share. The same in every
+    /// process, so several proxies in front of one group agree. With no client
+    /// address, in turn. nginx: `ip_hash` (which keys an IPv4 client by its /24).
+    ClientIp,
 }
 
 /// Where requests for a host and path prefix go.

@@ -194,8 +194,14 @@ impl Proxy {
         self.shared.groups.len(group)
     }
 
-    pub(crate) fn pick(&self, group: usize, tried: &[usize], now: Instant) -> Option<ServerId> {
-        self.shared.groups.pick(group, tried, now)
+    pub(crate) fn pick(
+        &self,
+        group: usize,
+        tried: &[usize],
+        client: Option<IpAddr>,
+        now: Instant,
+    ) -> Option<ServerId> {
+        self.shared.groups.pick(group, tried, client, now)
     }
 
     pub(crate) fn release_server(&self, id: &ServerId) {

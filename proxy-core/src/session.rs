@@ -879,7 +879,8 @@ impl Session {
             self.proxy.release_server(&previous);
         }
         let room = self.room.get_or_insert_with(Box::default);
-        self.server = self.proxy.pick(self.group, &room.tried, self.now);
+        let client = self.client.addr.map(|addr| addr.ip());
+        self.server = self.proxy.pick(self.group, &room.tried, client, self.now);
         if let Some(server) = &self.server {
             room.tried.push(server.server);
         }

@@ -1131,6 +1131,7 @@ mod tests {
             fail_timeout = "30s"
             [upstreams.api]
             servers = ["api:443"]
+            balance = "client_ip"
             tls = { server_name = "api.internal" }
             [[routes]]
             host = "*.example.com"
@@ -1154,6 +1155,7 @@ mod tests {
         assert_eq!(db.balance, Balance::LeastConnections);
         assert_eq!(db.fail_timeout, Duration::from_secs(30));
         assert_eq!(db.max_fails, UpstreamGroup::default().max_fails);
+        assert_eq!(settings.core.upstreams["api"].balance, Balance::ClientIp);
         assert_eq!(settings.core.routes[0].upstream, "api");
         assert!(settings.core.routes[0].strip_prefix);
         let tls = &settings.upstream_tls["api:443"];

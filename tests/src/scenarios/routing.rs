@@ -59,6 +59,42 @@ pub async fn round_robin_alternates_between_two_backends(p: &dyn ProxyUnderTest)
     );
 }
 
+/// `balance = "client_ip"`: each client address (127.0.0.2 to 127.0.0.9, each on three
+/// connections of its own) stays on one server, and the eight spread over both.
+pub async fn client_ip_balance_keeps_each_client_on_one_server(p: &dyn ProxyUnderTest) {
+    let (a, b) = (labelled("a").await, labelled("b").await);
+    let proxy = start_with(p, a.addr, |c| {
+        let mut g = group(&[a.addr, b.addr]);
+        g.balance = proxy_core::Balance::ClientIp;
+        c.upstreams.insert("default".into(), g);
+    })
+    .await;
+    let mut servers = std::collections::BTreeSet::new();
+    for host in 2..10u8 {
+        let mut served = Vec::new();
+        for i in 0..3 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket
+                .bind(SocketAddr::from(([127, 0, 0, host], 0)))
+                .unwrap();
+            let stream = socket.connect(proxy.addr).await.unwrap();
+            let mut c = http::Conn::new(stream);
+            c.write(&request("example.test", &format!("/{i}")))
+                .await
+                .unwrap();
+            let r = super::response(&mut c, "GET", "client_ip balance").await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            served.push(r.text().split(' ').next().unwrap_or_default().to_string());
+        }
+        assert!(
+            served.iter().all(|s| *s == served[0]),
+            "127.0.0.{host}: {served:?}"
+        );
+        servers.insert(served[0].clone());
+    }
+    assert_eq!(servers.len(), 2, "eight clients all on {servers:?}");
+}
+
 /// A server that refuses connections is skipped: the request is retried on the next
 /// server (nothing was sent yet), so every client gets its answer.
 pub async fn dead_backend_is_skipped_and_the_request_retried_on_the_next(p: &dyn ProxyUnderTest) {
