@@ -199,3 +199,50 @@ fn check_v2_version(version_command: u8) -> Result<(), Invalid> {
         _ => Err(Invalid::MalformedV2),
     }
 }
+
+/// Which version of the header to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// The text line (`PROXY TCP4 ...`), which every receiver reads.
+    V1,
+    /// The binary header.
+    V2,
+}
+
+/// The header that says a TCP connection from `source` to `destination` is relayed.
+/// Both are written in one family: IPv4 when both are IPv4 (an IPv4-mapped IPv6
+/// address counts as IPv4), else IPv6 (an IPv4 one mapped).
+pub fn encode(version: Version, source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
+    let (src, dst) = (source.ip().to_canonical(), destination.ip().to_canonical());
+    let v4 = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => Some((s, d)),
+        _ => None,
+    };
+    let v6 = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    };
+    let (sport, dport) = (source.port(), destination.port());
+    match version {
+        Version::V1 => match v4 {
+            Some((s, d)) => format!("PROXY TCP4 {s} {d} {sport} {dport}\r\n"),
+            None => format!("PROXY TCP6 {} {} {sport} {dport}\r\n", v6(src), v6(dst)),
+        }
+        .into_bytes(),
+        Version::V2 => {
+            let mut header = V2_SIGNATURE.to_vec();
+            let addresses = match v4 {
+                Some((s, d)) => [&s.octets()[..], &d.octets()].concat(),
+                None => [&v6(src).octets()[..], &v6(dst).octets()].concat(),
+            };
+            let family = if v4.is_some() { 0x11 } else { 0x21 };
+            // Version 2, PROXY; TCP over the family; the length of what follows.
+            header.extend([0x21, family]);
+            header.extend((addresses.len() as u16 + 4).to_be_bytes());
+            header.extend(addresses);
+            header.extend(sport.to_be_bytes());
+            header.extend(dport.to_be_bytes());
+            header
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! refusal of anything else.
 
 use proptest::prelude::*;
-use proxy_core::proxy_protocol::{parse, Invalid, Parsed, Source, V1_MAX};
+use proxy_core::proxy_protocol::{encode, parse, Invalid, Parsed, Source, Version, V1_MAX};
 use std::net::SocketAddr;
 
 const V2_SIGNATURE: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
@@ -272,5 +272,58 @@ proptest! {
             prop_assert!(len <= input.len());
             prop_assert!(len <= proxy_core::proxy_protocol::V2_MAX);
         }
+    }
+}
+
+#[test]
+fn encoded_headers_are_the_specifications_own_examples() {
+    let (src, dst) = (
+        "192.0.2.7:56324".parse().unwrap(),
+        "10.0.0.1:443".parse().unwrap(),
+    );
+    assert_eq!(
+        encode(Version::V1, src, dst),
+        b"PROXY TCP4 192.0.2.7 10.0.0.1 56324 443\r\n"
+    );
+    let v2 = encode(Version::V2, src, dst);
+    assert_eq!(v2[..16], *b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c");
+    assert_eq!(
+        v2[16..],
+        [192, 0, 2, 7, 10, 0, 0, 1, 0xdc, 0x04, 0x01, 0xbb]
+    );
+    // An IPv4 client on a dual-stack listener arrives IPv4-mapped: written as IPv4.
+    let mapped = "[::ffff:192.0.2.7]:56324".parse().unwrap();
+    let any6 = "[::ffff:10.0.0.1]:443".parse().unwrap();
+    assert_eq!(
+        encode(Version::V1, mapped, any6),
+        encode(Version::V1, src, dst)
+    );
+    // Mixed families are written as IPv6.
+    let v6 = "[2001:db8::1]:443".parse().unwrap();
+    assert_eq!(
+        encode(Version::V1, src, v6),
+        b"PROXY TCP6 ::ffff:192.0.2.7 2001:db8::1 56324 443\r\n"
+    );
+}
+
+proptest! {
+    /// What is encoded parses back to its source, whole and at its exact length.
+    #[test]
+    fn encoded_headers_parse_back_to_their_source(
+        src in any::<SocketAddr>(),
+        dst in any::<SocketAddr>(),
+        v2 in any::<bool>(),
+        after in prop::collection::vec(any::<u8>(), 0..16),
+    ) {
+        let version = if v2 { Version::V2 } else { Version::V1 };
+        let header = encode(version, src, dst);
+        let parsed = parse(&[&header[..], &after].concat());
+        let expected = SocketAddr::new(src.ip().to_canonical(), src.port());
+        let named = match parsed {
+            Ok(Parsed::Header { len, source: Source::Client(named) }) if len == header.len() => named,
+            other => return Err(TestCaseError::fail(format!("{other:?} for {header:?}"))),
+        };
+        // An IPv4 source with an IPv6 destination comes back IPv4-mapped.
+        prop_assert_eq!(SocketAddr::new(named.ip().to_canonical(), named.port()), expected);
     }
 }

@@ -398,6 +398,16 @@ struct ListenTable {
     /// Connections start with a PROXY protocol header.
     #[serde(default)]
     proxy_protocol: bool,
+    /// For `mode = "tcp"`: upstream connections start with a PROXY header, `"v1"` or `"v2"`.
+    send_proxy_protocol: Option<ProxyVersion>,
+}
+
+/// `send_proxy_protocol`'s values.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum ProxyVersion {
+    V1,
+    V2,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
@@ -689,6 +699,13 @@ fn listen_entry(
         ListenEntry::Table(table) => table,
     };
     let address = parse_listen(&table.address).map_err(invalid(format!("{key}.address")))?;
+    if table.send_proxy_protocol.is_some() && table.mode != Mode::Tcp {
+        return Err(Invalid {
+            key: format!("{key}.send_proxy_protocol"),
+            message: "only for mode = \"tcp\" (HTTP upstreams get the client in X-Forwarded-For)"
+                .into(),
+        });
+    }
     if table.https_port.is_some() && table.mode != Mode::RedirectHttps {
         return Err(Invalid {
             key: format!("{key}.https_port"),
@@ -724,7 +741,13 @@ fn listen_entry(
                 &format!("{key}.upstream"),
                 || format!("no upstream group named {group:?} (define [upstreams.{group}])"),
             )?;
-            ListenMode::Tcp { upstream: group }
+            ListenMode::Tcp {
+                upstream: group,
+                send_proxy: table.send_proxy_protocol.map(|v| match v {
+                    ProxyVersion::V1 => proxy_core::proxy_protocol::Version::V1,
+                    ProxyVersion::V2 => proxy_core::proxy_protocol::Version::V2,
+                }),
+            }
         }
     };
     let wants_tls = table.tls.is_some();
@@ -1147,7 +1170,8 @@ mod tests {
         assert_eq!(
             settings.listen[1].mode,
             ListenMode::Tcp {
-                upstream: "db".into()
+                upstream: "db".into(),
+                send_proxy: None,
             }
         );
         assert_eq!(settings.admin, Some("127.0.0.1:9901".parse().unwrap()));
@@ -1247,6 +1271,33 @@ mod tests {
         assert_eq!(on, [false, true, true]);
         let setup = settings.setup().unwrap();
         assert!(setup.listeners[1].proxy_protocol);
+        let settings = parse(
+            "listen = [{ address = \"127.0.0.1:1\", mode = \"tcp\", upstream = \"default\", \
+             send_proxy_protocol = \"v2\" }]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            settings.listen[0].mode,
+            ListenMode::Tcp {
+                upstream: "default".into(),
+                send_proxy: Some(proxy_core::proxy_protocol::Version::V2),
+            }
+        );
+        let message =
+            error("listen = [{ address = \"127.0.0.1:1\", send_proxy_protocol = \"v1\" }]\n");
+        assert!(
+            message.starts_with("switchyard.toml:1: listen[0].send_proxy_protocol: only for mode"),
+            "{message}"
+        );
+        let message = error(
+            "listen = [{ address = \"127.0.0.1:1\", mode = \"tcp\", upstream = \"default\", \
+             send_proxy_protocol = \"v3\" }]\n",
+        );
+        assert!(
+            message
+                .starts_with("switchyard.toml:1: listen[0].send_proxy_protocol: unknown variant"),
+            "{message}"
+        );
         let message = error("listen = [{ address = \"127.0.0.1:1\", proxy_protocol = \"v2\" }]\n");
         assert!(
             message.starts_with("switchyard.toml:1: listen[0].proxy_protocol: invalid type"),

@@ -43,6 +43,7 @@ pub(crate) fn drive<R, C, Ctx>(
     ctx: Ctx,
     generation: Arc<Generation<R>>,
     mode: ListenMode,
+    proxy_header: Option<Bytes>,
     live: LiveGuard,
 ) -> impl Future<Output = ()>
 where
@@ -53,10 +54,10 @@ where
     let now = ctx.runtime().now();
     let mut session = match &mode {
         ListenMode::Http | ListenMode::RedirectHttps { .. } => generation.proxy.session(info, now),
-        ListenMode::Tcp { upstream } => generation.proxy.tcp_session(info, upstream, now),
+        ListenMode::Tcp { upstream, .. } => generation.proxy.tcp_session(info, upstream, now),
     };
     let mut timer = Box::pin(ctx.runtime().timer(now));
-    let mut io = Sockets::new(client, ctx, generation);
+    let mut io = Sockets::new(client, ctx, generation, proxy_header);
     async move {
         'session: loop {
             while let Some(output) = session.poll_output() {
@@ -150,6 +151,9 @@ struct Sockets<R: Runtime, C, Ctx: Deref<Target = Context<R>>> {
     /// The session has not changed since its deadline was last worked out, and the
     /// timer is armed for it (or earlier): until the timer fires, no deadline has come.
     deadline_current: bool,
+    /// A PROXY protocol header each upstream connection starts with (a layer-4
+    /// listener's `send_proxy_protocol`).
+    proxy_header: Option<Bytes>,
 }
 
 struct Upstream<T> {
@@ -171,7 +175,12 @@ struct Dialing<R: Runtime> {
 }
 
 impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C, Ctx> {
-    fn new(client: C, ctx: Ctx, generation: Arc<Generation<R>>) -> Self {
+    fn new(
+        client: C,
+        ctx: Ctx,
+        generation: Arc<Generation<R>>,
+        proxy_header: Option<Bytes>,
+    ) -> Self {
         Sockets {
             ctx,
             generation,
@@ -189,6 +198,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             sent_short: false,
             open_pipe: false,
             deadline_current: false,
+            proxy_header,
         }
     }
 
@@ -245,7 +255,13 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                 let key = tls_key.unwrap_or_else(|| target.address.clone());
                 let rt = self.ctx.runtime().clone();
                 self.connecting = Some(Box::pin(Dialing {
-                    future: Box::pin(connect(rt, self.generation.clone(), target, key)),
+                    future: Box::pin(connect(
+                        rt,
+                        self.generation.clone(),
+                        target,
+                        key,
+                        self.proxy_header.clone(),
+                    )),
                 }));
             }
             Output::ReleaseUpstream { reusable } => {
@@ -744,12 +760,19 @@ async fn connect<R: Runtime>(
     generation: Arc<Generation<R>>,
     target: Target,
     key: Arc<str>,
+    proxy_header: Option<Bytes>,
 ) -> Connected<UpstreamConn<R>> {
     let tls = generation.setup.upstream_tls.get(&*target.address);
-    let (tcp, peer) = match dial(&rt, &target.address).await {
+    let (mut tcp, peer) = match dial(&rt, &target.address).await {
         Ok(dialled) => dialled,
         Err(e) => return (key, Err(e)),
     };
+    // First on the wire, before TLS: a fresh socket takes it whole at once.
+    if let Some(header) = proxy_header {
+        if let Err(e) = write_all::<R>(&mut tcp, &header).await {
+            return (key, Err(connect_error(e)));
+        }
+    }
     let Some(tls) = tls else {
         return (key, Ok((Conn::Plain(tcp), false, peer)));
     };
@@ -758,6 +781,20 @@ async fn connect<R: Runtime>(
         Ok(stream) => (key, Ok((Conn::Tls(Box::new(stream)), false, peer))),
         Err(e) => (key, Err(ConnectError::Other(format!("tls: {e}")))),
     }
+}
+
+/// Writes all of `bytes` to `tcp`. (`&mut` so that the future is `Send` without the
+/// stream being `Sync`.)
+async fn write_all<R: Runtime>(tcp: &mut R::Tcp, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let (t, b) = (&mut *tcp, bytes);
+        let n = poll_fn(move |cx| t.poll_write(cx, &[io::IoSlice::new(b)])).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n..];
+    }
+    Ok(())
 }
 
 /// Tries every address `address` resolves to, in order; returns the connection and

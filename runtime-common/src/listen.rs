@@ -174,6 +174,7 @@ mod tests {
         assert!(!accepted_in_quick_ack_mode(http));
         let layer_4 = ListenMode::Tcp {
             upstream: "default".into(),
+            send_proxy: None,
         };
         assert!(accepted_in_quick_ack_mode(
             bind_listener_for(address, &layer_4).unwrap()

@@ -70,6 +70,8 @@ pub trait Runtime: Clone + Send + Sync + Sized + 'static {
     ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
     /// The address `tcp` is connected to, for log lines.
     fn peer_addr(tcp: &Self::Tcp) -> Option<SocketAddr>;
+    /// The proxy's own address of `tcp` (an accepted connection's destination).
+    fn local_addr(tcp: &Self::Tcp) -> Option<SocketAddr>;
     /// Whether the peer of an idle connection has neither closed it nor sent anything
     /// (a non-blocking one-byte peek would block): the pool's liveness check.
     fn is_quiet(tcp: &Self::Tcp) -> bool;

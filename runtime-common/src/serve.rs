@@ -4,10 +4,11 @@ use crate::context::{Context, Generation, LiveGuard};
 use crate::drive::drive;
 use crate::metrics::LogThrottle;
 use crate::proxy_header;
-use crate::runtime::{sleep, timeout, Listener, Runtime};
+use crate::runtime::{sleep, timeout, Listener, Runtime, Transport};
 use crate::setup::ListenMode;
 use crate::signal::Registration;
-use proxy_core::proxy_protocol::Source;
+use bytes::Bytes;
+use proxy_core::proxy_protocol::{self, Source};
 use proxy_core::ClientInfo;
 use std::future::{poll_fn, Future};
 use std::io;
@@ -94,22 +95,33 @@ async fn accept_loop<R: Runtime, L: Listener<R>>(listener: L, ctx: Arc<Context<R
                 let mode = listener.map_or(ListenMode::Http, |l| l.mode.clone());
                 let tls = listener.and_then(|l| l.tls.clone());
                 let proxy_protocol = listener.is_some_and(|l| l.proxy_protocol);
-                let (rt, task_ctx) = (ctx.runtime(), ctx.clone());
+                let rt = ctx.runtime();
+                // Named in the header sent upstream, for a layer-4 listener that sends one.
+                let local = match &mode {
+                    ListenMode::Tcp {
+                        send_proxy: Some(_),
+                        ..
+                    } => R::local_addr(&stream),
+                    _ => None,
+                };
+                let deadline = rt.now() + generation.setup.config.timeouts.client_head;
+                let accepted = Accepted {
+                    ctx: ctx.clone(),
+                    generation,
+                    mode,
+                    local,
+                    live,
+                };
                 match (tls, proxy_protocol) {
                     // The task is the drive loop itself: an idle connection costs
                     // no more than the loop's own state.
                     (None, false) => {
-                        let client = plain_client(addr, &mode);
-                        rt.spawn(drive(stream, client, task_ctx, generation, mode, live));
+                        let client = plain_client(addr, &accepted.mode);
+                        rt.spawn(accepted.drive(stream, client));
                     }
-                    (tls, true) => rt.spawn(serve_proxied(
-                        stream, addr, tls, task_ctx, generation, mode, live,
-                    )),
+                    (tls, true) => rt.spawn(serve_proxied(stream, addr, tls, deadline, accepted)),
                     (Some(config), false) => {
-                        let deadline = rt.now() + generation.setup.config.timeouts.client_head;
-                        rt.spawn(serve_tls(
-                            stream, addr, config, deadline, task_ctx, generation, mode, live,
-                        ))
+                        rt.spawn(serve_tls(stream, addr, config, deadline, accepted))
                     }
                 }
             }
@@ -140,66 +152,95 @@ fn plain_client(addr: SocketAddr, mode: &ListenMode) -> ClientInfo {
     }
 }
 
-/// Reads the PROXY protocol header (by `timeouts.client_head` from the accept), then
-/// serves the connection, TLS or not, as the client it names (the connection's own
-/// peer if it names none). A connection without a valid header is closed unanswered:
-/// it may not be the load balancer's, and a client must not pick its own address.
-#[allow(clippy::too_many_arguments)]
+/// An accepted connection and how its listener serves it, until its session starts.
+struct Accepted<R: Runtime> {
+    ctx: Arc<Context<R>>,
+    /// The configuration it is served with (the current one when it was accepted).
+    generation: Arc<Generation<R>>,
+    mode: ListenMode,
+    /// Its own address at the proxy, for the PROXY header a layer-4 listener sends
+    /// upstream (`None` for any other).
+    local: Option<SocketAddr>,
+    live: LiveGuard,
+}
+
+impl<R: Runtime> Accepted<R> {
+    /// Runs the session over `stream` for `client`.
+    fn drive<C: Transport<R>>(self, stream: C, client: ClientInfo) -> impl Future<Output = ()> {
+        let proxy_header = match &self.mode {
+            ListenMode::Tcp {
+                send_proxy: Some(version),
+                ..
+            } => (client.addr.zip(self.local))
+                .map(|(from, to)| Bytes::from(proxy_protocol::encode(*version, from, to))),
+            _ => None,
+        };
+        let (ctx, generation, mode) = (self.ctx, self.generation, self.mode);
+        drive(
+            stream,
+            client,
+            ctx,
+            generation,
+            mode,
+            proxy_header,
+            self.live,
+        )
+    }
+}
+
+/// Reads the PROXY protocol header (by `deadline`: `timeouts.client_head` after the
+/// accept), then serves the connection, TLS or not, as the client it names (the
+/// connection's own peer if it names none). A connection without a valid header is
+/// closed unanswered: it may not be the load balancer's, and a client must not pick
+/// its own address.
 async fn serve_proxied<R: Runtime>(
     mut tcp: R::Tcp,
     peer: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
-    ctx: Arc<Context<R>>,
-    generation: Arc<Generation<R>>,
-    mode: ListenMode,
-    live: LiveGuard,
+    deadline: Instant,
+    accepted: Accepted<R>,
 ) {
-    let rt = ctx.runtime();
-    let deadline = rt.now() + generation.setup.config.timeouts.client_head;
+    let (rt, metrics) = (accepted.ctx.runtime(), accepted.ctx.metrics());
     let addr = match timeout(rt, deadline, proxy_header::read::<R>(&mut tcp)).await {
         Some(Ok(Source::Client(client))) => client,
         Some(Ok(Source::Unnamed)) => peer,
-        Some(Err(e)) => return ctx.metrics().proxy_header_failed(peer, &e, rt.now()),
+        Some(Err(e)) => return metrics.proxy_header_failed(peer, &e, rt.now()),
         None => {
             let late = "no PROXY header within timeouts.client_head";
-            return ctx.metrics().proxy_header_failed(peer, &late, rt.now());
+            return metrics.proxy_header_failed(peer, &late, rt.now());
         }
     };
     match tls {
-        Some(config) => serve_tls(tcp, addr, config, deadline, ctx, generation, mode, live).await,
+        Some(config) => serve_tls(tcp, addr, config, deadline, accepted).await,
         None => {
-            let client = plain_client(addr, &mode);
-            drive(tcp, client, ctx, generation, mode, live).await
+            let client = plain_client(addr, &accepted.mode);
+            accepted.drive(tcp, client).await
         }
     }
 }
 
 /// Runs the TLS handshake (to be done by `deadline`: `timeouts.client_head` after the
 /// accept), then the session.
-#[allow(clippy::too_many_arguments)]
 async fn serve_tls<R: Runtime>(
     tcp: R::Tcp,
     addr: SocketAddr,
     config: Arc<rustls::ServerConfig>,
     deadline: Instant,
-    ctx: Arc<Context<R>>,
-    generation: Arc<Generation<R>>,
-    mode: ListenMode,
-    live: LiveGuard,
+    accepted: Accepted<R>,
 ) {
-    let rt = ctx.runtime();
+    let (rt, metrics) = (accepted.ctx.runtime(), accepted.ctx.metrics());
     let stream = match timeout(rt, deadline, rt.tls_accept(tcp, config)).await {
         Some(Ok(stream)) => {
-            ctx.metrics().tls_handshake_done(R::tls_resumed(&stream));
+            metrics.tls_handshake_done(R::tls_resumed(&stream));
             stream
         }
         Some(Err(e)) => {
-            ctx.metrics().tls_handshake_failed();
+            metrics.tls_handshake_failed();
             debug!(client = %addr, error = %e, "TLS handshake failed");
             return;
         }
         None => {
-            ctx.metrics().tls_handshake_failed();
+            metrics.tls_handshake_failed();
             debug!(client = %addr, "TLS handshake not done within timeouts.client_head; closed");
             return;
         }
@@ -209,7 +250,7 @@ async fn serve_tls<R: Runtime>(
         tls: true,
         redirect_to_https: None,
     };
-    drive(stream, client, ctx, generation, mode, live).await;
+    accepted.drive(stream, client).await;
 }
 
 /// Logs the first accept error of a burst, then at most one line per

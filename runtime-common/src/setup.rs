@@ -95,6 +95,9 @@ pub enum ListenMode {
     Tcp {
         /// The group's name (a key of `upstreams`, or `default`).
         upstream: String,
+        /// Each upstream connection starts with a PROXY protocol header of this
+        /// version naming the client (before TLS to the upstream, if any).
+        send_proxy: Option<proxy_core::proxy_protocol::Version>,
     },
     /// HTTP whose every request the core answers with a permanent redirect (`301`,
     /// or `308` for methods other than `GET` and `HEAD`) to `https://` the same

@@ -144,6 +144,10 @@ impl Runtime for Smol {
         tls.with(|stream| stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed))
     }
 
+    fn local_addr(tcp: &Tcp) -> Option<SocketAddr> {
+        tcp.get_ref().local_addr().ok()
+    }
+
     fn peer_addr(tcp: &Tcp) -> Option<SocketAddr> {
         tcp.get_ref().peer_addr().ok()
     }

@@ -231,7 +231,7 @@ async fn run(
             match &l.mode {
                 ListenMode::Http => format!("{}{tls}", l.address),
                 ListenMode::RedirectHttps { port } => format!("{} →https:{port}", l.address),
-                ListenMode::Tcp { upstream } => {
+                ListenMode::Tcp { upstream, .. } => {
                     format!("{}{tls} tcp→{upstream}", l.address)
                 }
             }

@@ -82,6 +82,10 @@ impl Runtime for Tokio {
         tls.with(|stream| stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed))
     }
 
+    fn local_addr(tcp: &TcpStream) -> Option<SocketAddr> {
+        tcp.local_addr().ok()
+    }
+
     fn peer_addr(tcp: &TcpStream) -> Option<SocketAddr> {
         tcp.peer_addr().ok()
     }

@@ -338,6 +338,7 @@ macro_rules! scenarios {
             upstream_tls_verified_with_a_ca_file,
             // layer 4 (needs start_setup)
             tcp_listener_relays_bytes_untouched_with_half_close,
+            tcp_listener_sends_a_proxy_header_upstream,
             tcp_listener_passes_tls_through_intact,
             tcp_listener_idle_timeout_closes_both,
             // metrics and reload (need start_setup)

@@ -14,6 +14,59 @@ use tokio_tungstenite::tungstenite::Message;
 fn tcp(upstream: &str) -> ListenMode {
     ListenMode::Tcp {
         upstream: upstream.into(),
+        send_proxy: None,
+    }
+}
+
+/// `send_proxy_protocol`: the upstream gets a PROXY header naming the client and the
+/// proxy's address (v1 and v2), exactly once, then the client's bytes untouched.
+pub async fn tcp_listener_sends_a_proxy_header_upstream(p: &dyn ProxyUnderTest) {
+    use proxy_core::proxy_protocol::{parse, Parsed, Source, Version};
+    let backend = Backend::start(|mut c| async move {
+        let got = c.drain_to_eof().await;
+        c.write(&got).await?;
+        c.conn.shutdown_write().await
+    })
+    .await;
+    for version in [Version::V1, Version::V2] {
+        let mut config = test_config(backend.addr);
+        config
+            .upstreams
+            .insert("raw".into(), group(&[backend.addr]));
+        let mode = ListenMode::Tcp {
+            upstream: "raw".into(),
+            send_proxy: Some(version),
+        };
+        let Some(proxy) = p.start_setup(setup_with(config, mode, None)).await else {
+            return;
+        };
+        let mut client = tokio::net::TcpStream::connect(proxy.listen[0])
+            .await
+            .unwrap();
+        let me = client.local_addr().unwrap();
+        client
+            .write_all(b"PROXY not from the client")
+            .await
+            .unwrap();
+        client.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut got))
+            .await
+            .expect("the echo within 5 s")
+            .unwrap();
+        let Ok(Parsed::Header { len, source }) = parse(&got) else {
+            panic!(
+                "{version:?}: no header in {:?}",
+                String::from_utf8_lossy(&got)
+            );
+        };
+        assert_eq!(source, Source::Client(me), "{version:?}");
+        assert_eq!(&got[len..], b"PROXY not from the client", "{version:?}");
+        if version == Version::V1 {
+            let port = proxy.listen[0].port();
+            let line = format!("PROXY TCP4 127.0.0.1 127.0.0.1 {} {port}\r\n", me.port());
+            assert_eq!(&got[..len], line.as_bytes());
+        }
     }
 }
 
