@@ -185,16 +185,7 @@ impl<R: Runtime> Context<R> {
     pub async fn serve_connection<C: Transport<R>>(&self, stream: C, client: ClientInfo) {
         let live = self.enter();
         let generation = self.current();
-        drive(
-            stream,
-            client,
-            self,
-            generation,
-            ListenMode::Http,
-            None,
-            live,
-        )
-        .await;
+        drive(stream, client, self, generation, ListenMode::Http, (), live).await;
     }
 
     /// Swaps in a new configuration: new connections get it; sessions already running

@@ -37,19 +37,20 @@ pub const MAX_READ: usize = 64 * 1024;
 /// works on them in place: an `async fn` would hold its arguments and a moved copy
 /// of each, so an idle connection's task would be twice the size of its state. The
 /// timer is boxed for the same reason (pinning it in the future would copy it).
-pub(crate) fn drive<R, C, Ctx>(
+pub(crate) fn drive<R, C, Ctx, P>(
     client: C,
     info: ClientInfo,
     ctx: Ctx,
     generation: Arc<Generation<R>>,
     mode: ListenMode,
-    proxy_header: Option<Bytes>,
+    preamble: P,
     live: LiveGuard,
 ) -> impl Future<Output = ()>
 where
     R: Runtime,
     C: Transport<R>,
     Ctx: Deref<Target = Context<R>>,
+    P: Preamble,
 {
     let now = ctx.runtime().now();
     let mut session = match &mode {
@@ -57,7 +58,7 @@ where
         ListenMode::Tcp { upstream, .. } => generation.proxy.tcp_session(info, upstream, now),
     };
     let mut timer = Box::pin(ctx.runtime().timer(now));
-    let mut io = Sockets::new(client, ctx, generation, proxy_header);
+    let mut io = Sockets::new(client, ctx, generation, preamble);
     async move {
         'session: loop {
             while let Some(output) = session.poll_output() {
@@ -113,7 +114,7 @@ enum Wake {
 }
 
 /// The sockets of one session and what is in flight on them.
-struct Sockets<R: Runtime, C, Ctx: Deref<Target = Context<R>>> {
+struct Sockets<R: Runtime, C, Ctx: Deref<Target = Context<R>>, P> {
     ctx: Ctx,
     /// The configuration the session started with.
     generation: Arc<Generation<R>>,
@@ -151,9 +152,28 @@ struct Sockets<R: Runtime, C, Ctx: Deref<Target = Context<R>>> {
     /// The session has not changed since its deadline was last worked out, and the
     /// timer is armed for it (or earlier): until the timer fires, no deadline has come.
     deadline_current: bool,
-    /// A PROXY protocol header each upstream connection starts with (a layer-4
-    /// listener's `send_proxy_protocol`).
-    proxy_header: Option<Bytes>,
+    /// What each upstream connection starts with.
+    preamble: P,
+}
+
+/// Bytes every upstream connection of a session starts with, before any of the
+/// session's: none (`()`, which takes no room in the task of every other connection),
+/// or a PROXY protocol header (a layer-4 listener's `send_proxy_protocol`).
+pub(crate) trait Preamble: Send + 'static {
+    /// The bytes, if any.
+    fn bytes(&self) -> Option<Bytes>;
+}
+
+impl Preamble for () {
+    fn bytes(&self) -> Option<Bytes> {
+        None
+    }
+}
+
+impl Preamble for Bytes {
+    fn bytes(&self) -> Option<Bytes> {
+        Some(self.clone())
+    }
 }
 
 struct Upstream<T> {
@@ -174,13 +194,10 @@ struct Dialing<R: Runtime> {
     future: Pin<Box<dyn Future<Output = Connected<UpstreamConn<R>>> + Send>>,
 }
 
-impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C, Ctx> {
-    fn new(
-        client: C,
-        ctx: Ctx,
-        generation: Arc<Generation<R>>,
-        proxy_header: Option<Bytes>,
-    ) -> Self {
+impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>, P: Preamble>
+    Sockets<R, C, Ctx, P>
+{
+    fn new(client: C, ctx: Ctx, generation: Arc<Generation<R>>, preamble: P) -> Self {
         Sockets {
             ctx,
             generation,
@@ -198,7 +215,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
             sent_short: false,
             open_pipe: false,
             deadline_current: false,
-            proxy_header,
+            preamble,
         }
     }
 
@@ -260,7 +277,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
                         self.generation.clone(),
                         target,
                         key,
-                        self.proxy_header.clone(),
+                        self.preamble.bytes(),
                     )),
                 }));
             }
@@ -716,7 +733,7 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>> Sockets<R, C,
     }
 }
 
-impl<R: Runtime, C, Ctx: Deref<Target = Context<R>>> Drop for Sockets<R, C, Ctx> {
+impl<R: Runtime, C, Ctx: Deref<Target = Context<R>>, P> Drop for Sockets<R, C, Ctx, P> {
     /// A session that ends no longer waits for the drain or retirement signal.
     fn drop(&mut self) {
         self.ctx.cancel_signal(&mut self.signal);

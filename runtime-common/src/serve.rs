@@ -117,7 +117,7 @@ async fn accept_loop<R: Runtime, L: Listener<R>>(listener: L, ctx: Arc<Context<R
                     // no more than the loop's own state.
                     (None, false) => {
                         let client = plain_client(addr, &accepted.mode);
-                        rt.spawn(accepted.drive(stream, client));
+                        accepted.spawn(stream, client);
                     }
                     (tls, true) => rt.spawn(serve_proxied(stream, addr, tls, deadline, accepted)),
                     (Some(config), false) => {
@@ -165,26 +165,27 @@ struct Accepted<R: Runtime> {
 }
 
 impl<R: Runtime> Accepted<R> {
-    /// Runs the session over `stream` for `client`.
-    fn drive<C: Transport<R>>(self, stream: C, client: ClientInfo) -> impl Future<Output = ()> {
-        let proxy_header = match &self.mode {
-            ListenMode::Tcp {
-                send_proxy: Some(version),
-                ..
-            } => (client.addr.zip(self.local))
-                .map(|(from, to)| Bytes::from(proxy_protocol::encode(*version, from, to))),
-            _ => None,
-        };
+    /// Runs the session over `stream` for `client` as a task of its own. (The task
+    /// of a connection whose session starts after a TLS handshake or a PROXY header
+    /// ends here, so that the session's task does not carry their state too.)
+    fn spawn<C: Transport<R> + 'static>(self, stream: C, client: ClientInfo) {
+        let rt = self.ctx.runtime().clone();
         let (ctx, generation, mode) = (self.ctx, self.generation, self.mode);
-        drive(
-            stream,
-            client,
-            ctx,
-            generation,
-            mode,
-            proxy_header,
-            self.live,
-        )
+        match (&mode, client.addr.zip(self.local)) {
+            (
+                ListenMode::Tcp {
+                    send_proxy: Some(version),
+                    ..
+                },
+                Some((from, to)),
+            ) => {
+                let header = Bytes::from(proxy_protocol::encode(*version, from, to));
+                rt.spawn(drive(
+                    stream, client, ctx, generation, mode, header, self.live,
+                ))
+            }
+            _ => rt.spawn(drive(stream, client, ctx, generation, mode, (), self.live)),
+        }
     }
 }
 
@@ -214,7 +215,7 @@ async fn serve_proxied<R: Runtime>(
         Some(config) => serve_tls(tcp, addr, config, deadline, accepted).await,
         None => {
             let client = plain_client(addr, &accepted.mode);
-            accepted.drive(tcp, client).await
+            accepted.spawn(tcp, client)
         }
     }
 }
@@ -250,7 +251,7 @@ async fn serve_tls<R: Runtime>(
         tls: true,
         redirect_to_https: None,
     };
-    accepted.drive(stream, client).await;
+    accepted.spawn(stream, client);
 }
 
 /// Logs the first accept error of a burst, then at most one line per
