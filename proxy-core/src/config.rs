@@ -384,14 +384,10 @@ impl Default for WebSocket {
 /// Parses a human duration: `"250ms"`, `"60s"`, `"2m"`, `"1h"`, or whole seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let value: u64 = digits.parse().map_err(|_| {
+    let (value, unit) = number_and_unit(text).ok_or_else(|| {
         format!("invalid duration {text:?}: expected e.g. \"60s\", \"500ms\", \"2m\"")
     })?;
-    let millis_per_unit = match unit.trim() {
+    let millis_per_unit = match unit {
         "ms" => 1,
         "" | "s" => 1_000,
         "m" => 60_000,
@@ -408,18 +404,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("duration {text:?} is too large"))
 }
 
-/// Parses a size in bytes: `"1048576"`, or a number with a binary unit, `"512k"`,
-/// `"10m"`, `"1g"` (nginx's spelling), also `"KiB"`, `"MiB"`, `"GiB"`.
-pub fn parse_byte_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
+/// A whole number and the unit after it (spaces between allowed), as in `"60s"` or
+/// `"10 m"`; `None` if it does not start with a number that fits 64 bits.
+fn number_and_unit(text: &str) -> Option<(u64, &str)> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}: expected e.g. \"10m\", \"512k\" or bytes"))?;
-    let shift = match unit.trim() {
+    Some((digits.parse().ok()?, unit.trim()))
+}
+
+/// Parses a size in bytes: `"1048576"`, or a number with a binary unit, `"512k"`,
+/// `"10m"`, `"1g"` (nginx's spelling), also `"KiB"`, `"MiB"`, `"GiB"`.
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (value, unit) = number_and_unit(text).ok_or_else(|| {
+        format!("invalid size {text:?}: expected e.g. \"10m\", \"512k\" or bytes")
+    })?;
+    let shift = match unit {
         "" => 0,
         "k" | "K" | "KiB" => 10,
         "m" | "M" | "MiB" => 20,
@@ -440,23 +442,13 @@ pub fn parse_byte_size(text: &str) -> Result<u64, String> {
 pub mod byte_size {
     /// Deserializes `"10m"`-style strings or integers (bytes).
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = u64;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a size such as \"10m\", \"512k\" or a number of bytes")
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
-                Ok(v)
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
-                u64::try_from(v).map_err(|_| E::custom("a size cannot be negative"))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
-                super::parse_byte_size(v).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(Visitor)
+        super::number_or_string(
+            d,
+            "a size such as \"10m\", \"512k\" or a number of bytes",
+            "a size cannot be negative",
+            |bytes| bytes,
+            super::parse_byte_size,
+        )
     }
 }
 
@@ -467,26 +459,54 @@ pub mod duration {
 
     /// Deserializes `"60s"`-style strings or integers (seconds).
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Duration;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a duration such as \"60s\", \"500ms\", \"2m\" or whole seconds")
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
-                Ok(Duration::from_secs(v))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
-                u64::try_from(v)
-                    .map(Duration::from_secs)
-                    .map_err(|_| E::custom("a duration cannot be negative"))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
-                super::parse_duration(v).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(Visitor)
+        super::number_or_string(
+            d,
+            "a duration such as \"60s\", \"500ms\", \"2m\" or whole seconds",
+            "a duration cannot be negative",
+            Duration::from_secs,
+            super::parse_duration,
+        )
     }
+}
+
+/// What durations and sizes share in files: a whole number (`from_int`), never
+/// negative, or a string with a unit (`from_str`).
+#[cfg(feature = "serde")]
+fn number_or_string<'de, D: serde::Deserializer<'de>, T>(
+    d: D,
+    expecting: &'static str,
+    negative: &'static str,
+    from_int: fn(u64) -> T,
+    from_str: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    struct Visitor<T> {
+        expecting: &'static str,
+        negative: &'static str,
+        from_int: fn(u64) -> T,
+        from_str: fn(&str) -> Result<T, String>,
+    }
+    impl<T> serde::de::Visitor<'_> for Visitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<T, E> {
+            Ok((self.from_int)(v))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<T, E> {
+            let v = u64::try_from(v).map_err(|_| E::custom(self.negative))?;
+            Ok((self.from_int)(v))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+            (self.from_str)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(Visitor {
+        expecting,
+        negative,
+        from_int,
+        from_str,
+    })
 }
 
 /// Serde glue: an optional duration, `"off"` (or `false`) for none.
