@@ -1,6 +1,6 @@
 //! # Switchyard end-to-end scenarios
 //!
-//! Every scenario is written once, in [`scenarios`], against the runtime-neutral
+//! Every scenario is written once, in [`scenarios`](mod@scenarios), against the runtime-neutral
 //! [`ProxyUnderTest`]: "start a proxy with this [`Config`] on 127.0.0.1, tell me its
 //! address, and stop it when I say so". A runtime's test file implements that trait
 //! and expands the whole list with [`scenarios!`], one `#[tokio::test]` per scenario:
@@ -198,7 +198,7 @@ pub async fn run_scenario<F: std::future::Future<Output = ()>>(name: &str, runti
     }
 }
 
-/// Expands every scenario in [`scenarios`] into a `#[tokio::test]` for the
+/// Expands every scenario in [`scenarios`](mod@scenarios) into a `#[tokio::test]` for the
 /// [`ProxyUnderTest`] value given, e.g. `scenarios!(Tokio)`. Test names are the
 /// scenario names.
 #[macro_export]
