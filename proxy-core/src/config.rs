@@ -307,6 +307,14 @@ pub struct Route {
     pub upstream: String,
     /// Remove `path_prefix` from the path before forwarding (`/api/x` → `/x`).
     pub strip_prefix: bool,
+    /// This route's `limits.max_request_body` (0: no limit), in place of the global
+    /// one: an upload path may take more, or an API less. nginx: `client_max_body_size`
+    /// in a `location`.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::config::byte_size::deserialize_some")
+    )]
+    pub max_request_body: Option<u64>,
 }
 
 impl Default for Route {
@@ -316,6 +324,7 @@ impl Default for Route {
             path_prefix: "/".into(),
             upstream: "default".into(),
             strip_prefix: false,
+            max_request_body: None,
         }
     }
 }
@@ -449,6 +458,13 @@ pub mod byte_size {
             |bytes| bytes,
             super::parse_byte_size,
         )
+    }
+
+    /// [`deserialize`] for an optional key (absent: `None`, with `serde(default)`).
+    pub fn deserialize_some<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<u64>, D::Error> {
+        deserialize(d).map(Some)
     }
 }
 

@@ -14,6 +14,8 @@ pub struct Routed<'c> {
     pub group: &'c str,
     /// Bytes to strip from the front of the path (`strip_prefix`), else 0.
     pub strip: usize,
+    /// The route's own `max_request_body`, if it has one.
+    pub max_request_body: Option<u64>,
 }
 
 /// Picks the route for a request to `host` (the `Host` value or the absolute-form
@@ -24,6 +26,7 @@ pub fn route<'c>(config: &'c Config, host: Option<&[u8]>, target: &[u8]) -> Opti
         return Some(Routed {
             group: "default",
             strip: 0,
+            max_request_body: None,
         });
     }
     let host = host.map(host_name);
@@ -47,6 +50,7 @@ pub fn route<'c>(config: &'c Config, host: Option<&[u8]>, target: &[u8]) -> Opti
         } else {
             0
         },
+        max_request_body: route.max_request_body,
     })
 }
 
@@ -146,6 +150,7 @@ mod tests {
                     path_prefix: prefix.into(),
                     upstream: upstream.into(),
                     strip_prefix: strip,
+                    max_request_body: None,
                 })
                 .collect(),
             ..Config::default()

@@ -789,15 +789,15 @@ impl Session {
         if !self.config.routes.is_empty() && routing::has_dot_segment(request.forward_target()) {
             return self.fail(ProxyError::DotSegmentInPath);
         }
-        let request_body =
-            match BodyReader::request(request.body(), self.config.limits.max_request_body) {
-                Ok(reader) => reader,
-                Err(error) => return self.fail(error),
-            };
         let mut request = request;
         let Some(routed) = routing::route(&self.config, request.host(), request.forward_target())
         else {
             return self.fail(ProxyError::NoRoute);
+        };
+        let max_body = (routed.max_request_body).unwrap_or(self.config.limits.max_request_body);
+        let request_body = match BodyReader::request(request.body(), max_body) {
+            Ok(reader) => reader,
+            Err(error) => return self.fail(error),
         };
         request.strip_prefix(routed.strip);
         let Some(group) = self.proxy.find_group(routed.group) else {

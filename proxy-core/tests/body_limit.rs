@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use proxy_core::sim::Sim;
-use proxy_core::{Config, Event};
+use proxy_core::{Config, Event, Route};
 
 fn limited(max: u64, request_buffering: bool) -> Sim {
     let mut config = Config {
@@ -85,6 +85,38 @@ fn no_limit_by_default() {
     let mut sim = limited(0, false);
     sim.client_sends(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000000\r\n\r\n");
     sim.expect_connect();
+}
+
+#[test]
+fn a_route_s_own_limit_takes_the_place_of_the_global_one() {
+    let mut config = Config::default();
+    config.limits.max_request_body = 10;
+    config.routes = vec![
+        Route::default(),
+        Route {
+            path_prefix: "/upload".into(),
+            max_request_body: Some(100),
+            ..Route::default()
+        },
+        Route {
+            path_prefix: "/bulk".into(),
+            max_request_body: Some(0), // no limit
+            ..Route::default()
+        },
+    ];
+    let post = |path: &str, n: usize| {
+        let mut sim = Sim::new(config.clone());
+        let mut request =
+            format!("POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: {n}\r\n\r\n").into_bytes();
+        request.extend(std::iter::repeat_n(b'x', n));
+        sim.client_sends(&request);
+        let status = sim.client_received_str().get(9..12).map(str::to_owned);
+        (status, sim.has_pending_connect())
+    };
+    assert_eq!(post("/api", 50), (Some("413".into()), false));
+    assert_eq!(post("/upload/a", 50), (None, true));
+    assert_eq!(post("/upload/a", 101), (Some("413".into()), false));
+    assert_eq!(post("/bulk", 100_000), (None, true));
 }
 
 #[test]

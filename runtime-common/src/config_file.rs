@@ -1058,6 +1058,14 @@ mod tests {
             ),
             "{message}"
         );
+        let routes = parse("[[routes]]\npath_prefix = \"/\"\n")
+            .unwrap()
+            .core
+            .routes;
+        assert_eq!(
+            routes[0].max_request_body, None,
+            "a route without one has none"
+        );
         let message = error("[limits]\nmax_request_body = -1\n");
         assert!(
             message.starts_with(
@@ -1161,6 +1169,7 @@ mod tests {
             path_prefix = "/api"
             upstream = "api"
             strip_prefix = true
+            max_request_body = "100m"
             [limits]
             max_connections = 1000
             max_tunnels = 10
@@ -1182,6 +1191,7 @@ mod tests {
         assert_eq!(settings.core.upstreams["api"].balance, Balance::ClientIp);
         assert_eq!(settings.core.routes[0].upstream, "api");
         assert!(settings.core.routes[0].strip_prefix);
+        assert_eq!(settings.core.routes[0].max_request_body, Some(100 << 20));
         let tls = &settings.upstream_tls["api:443"];
         assert_eq!(tls.server_name.as_deref(), Some("api.internal"));
         assert_eq!(
