@@ -256,8 +256,10 @@ impl<R: Runtime, C: Transport<R>, Ctx: Deref<Target = Context<R>>, P: Preamble>
                 self.upstream = None;
                 self.abandon_dial();
                 // A pooled connection is handed over at once: no dial task to build.
+                // (Never one to a session whose connections start with a preamble: it
+                // was another client's.)
                 let tls_key = tls_pool_key(&self.generation, &target.address);
-                if target.allow_pooled {
+                if target.allow_pooled && self.preamble.bytes().is_none() {
                     let now = self.now();
                     let key = tls_key.as_deref().unwrap_or(&target.address);
                     if let Some((stream, peer)) = self.generation.pool.take_with_peer(key, now) {
