@@ -220,21 +220,15 @@ impl BodyReader {
     /// `Content-Length` is refused here, a chunked body once a chunk would cross it
     /// ([`ProxyError::RequestBodyTooLarge`] either way).
     pub(crate) fn request(kind: BodyKind, max: u64) -> Result<Self, ProxyError> {
-        let limit = if max == 0 { u64::MAX } else { max };
-        match (BodyReader::new(kind, true), kind) {
-            (_, BodyKind::Length(n)) if n > limit => Err(ProxyError::RequestBodyTooLarge),
-            (
-                BodyReader::Chunked {
-                    decoder, reencode, ..
-                },
-                _,
-            ) => Ok(BodyReader::Chunked {
-                decoder,
-                reencode,
-                limit,
-            }),
-            (reader, _) => Ok(reader),
+        let max = if max == 0 { u64::MAX } else { max };
+        if matches!(kind, BodyKind::Length(n) if n > max) {
+            return Err(ProxyError::RequestBodyTooLarge);
         }
+        let mut reader = BodyReader::new(kind, true);
+        if let BodyReader::Chunked { limit, .. } = &mut reader {
+            *limit = max;
+        }
+        Ok(reader)
     }
 
     pub(crate) fn is_done(&self) -> bool {
