@@ -892,6 +892,21 @@ fn write_websocket_frames_seeds() {
         &[20],
         &[1, 0xC0, 0, 6, 10, 0, 3, 1, 240, 0, 0, 246],
     );
+    // The last byte sets the message limit (× 8): 80 bytes, and the message's second
+    // 63-byte fragment takes it past; 96 bytes, and the masked message of 60 + 62
+    // bytes crosses it, with a Ping between its fragments.
+    ws(
+        "generated_message_over_the_limit",
+        GENERATED,
+        &[],
+        &[6, 63, 0, 7, 63, 0, 2, 63, 10],
+    );
+    ws(
+        "generated_masked_message_over_the_limit_split",
+        GENERATED | MASKED | BYTEWISE,
+        &[5, 7],
+        &[6, 60, 0, 3, 4, 0, 2, 62, 0, 1, 40, 12],
+    );
 }
 
 /// The upgrade regression: the request offers `websocket/13` (no key), the 101 names

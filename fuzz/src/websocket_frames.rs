@@ -6,19 +6,22 @@
 //! the payload drives a generator of mostly valid frame streams ([`generate`]) instead
 //! of being the stream itself; `header & 0x80`: also feed the stream a byte at a time
 //! (streams up to 1 KiB).
-//! The stream is always also fed in one piece.
+//! The stream is always also fed in one piece. Every run is made twice: with no
+//! message size limit, and with a limit of 8 × the input's last byte (so 0–2,040
+//! bytes, which the generated frames' lengths straddle).
 //!
 //! The reference decoder ([`decode`]) reads the whole stream at once, frame by frame,
 //! and lists every rule a header breaks: reserved opcode (3–7, 11–15), RSV bits with
 //! no extension, a control frame (8–10) longer than 125 bytes or not final, a mask
 //! bit that does not match the direction, a 64-bit length with its most significant
 //! bit set, a continuation with no message open or a new text/binary frame inside
-//! one. RFC 6455 gives no order among them, so the relay may report any one of the
+//! one, a data frame that takes its message's payload (all its frames so far) past
+//! the size limit. RFC 6455 gives no order among them, so the relay may report any one of the
 //! rules broken. Not checked here, as the relay leaves them to the endpoints: minimal
 //! length encoding, close codes and UTF-8 in text frames.
 
 use bytes::Bytes;
-use proxy_core::websocket::{FrameError, FrameRelay, Step};
+use proxy_core::websocket::{FrameError, FrameRelay, Step, NO_MESSAGE_LIMIT};
 
 use crate::input::{piece_lengths, show, split, Reader};
 
@@ -130,11 +133,12 @@ impl Reference {
 
 /// Reads `stream` as a whole, frame by frame: the reference the relay is judged by.
 /// `masked`: frames must carry a mask (client to server); `extensions`: RSV bits
-/// are allowed.
-pub fn decode(stream: &[u8], masked: bool, extensions: bool) -> Reference {
+/// are allowed; `max_message`: the most payload bytes a message may carry.
+pub fn decode(stream: &[u8], masked: bool, extensions: bool, max_message: u64) -> Reference {
     let mut frames = Vec::new();
     let mut at = 0usize;
     let mut in_message = false;
+    let mut message_len = 0u64;
     loop {
         let rest = &stream[at..];
         if rest.len() < 2 {
@@ -188,6 +192,13 @@ pub fn decode(stream: &[u8], masked: bool, extensions: bool) -> Reference {
         if (opcode == 0 && !in_message) || (matches!(opcode, 1 | 2) && in_message) {
             errors.push(FrameError::BadFragmentation);
         }
+        let message_so_far = match opcode {
+            0 => message_len.saturating_add(length),
+            _ => length,
+        };
+        if is_data && message_so_far > max_message {
+            errors.push(FrameError::MessageTooBig);
+        }
         let header_end = at + header_len;
         if !errors.is_empty() {
             return Reference {
@@ -222,6 +233,7 @@ pub fn decode(stream: &[u8], masked: bool, extensions: bool) -> Reference {
             at = end;
         } else {
             in_message = !fin;
+            message_len = message_so_far;
             let end = header_end as u64 + length;
             frames.push(Frame::Data {
                 start: at,
@@ -257,11 +269,12 @@ pub fn relay_pieces(
     pieces: &[&[u8]],
     masked: bool,
     extensions: bool,
+    max_message: u64,
     reference: &Reference,
 ) -> Relayed {
     let context = || {
         format!(
-            "masked {masked}, extensions {extensions}\n stream {}\n pieces {:?}\n reference {:?}",
+            "masked {masked}, extensions {extensions}, max_message {max_message}\n stream {}\n pieces {:?}\n reference {:?}",
             show(stream),
             pieces.iter().map(|p| show(p)).collect::<Vec<_>>(),
             reference
@@ -283,7 +296,7 @@ pub fn relay_pieces(
                 context()
             );
             let at = emitted.len();
-            let step = match relay.next(&mut input) {
+            let step = match relay.next(&mut input, max_message) {
                 Ok(Some(step)) => step,
                 Ok(None) => {
                     assert!(
@@ -420,12 +433,18 @@ pub fn relay_pieces(
 }
 
 /// Runs the relay over `pieces` and compares the whole outcome with the reference.
-pub fn check_pieces(stream: &[u8], pieces: &[&[u8]], masked: bool, extensions: bool) {
-    let reference = decode(stream, masked, extensions);
-    let relayed = relay_pieces(stream, pieces, masked, extensions, &reference);
+pub fn check_pieces(
+    stream: &[u8],
+    pieces: &[&[u8]],
+    masked: bool,
+    extensions: bool,
+    max_message: u64,
+) {
+    let reference = decode(stream, masked, extensions, max_message);
+    let relayed = relay_pieces(stream, pieces, masked, extensions, max_message, &reference);
     let context = || {
         format!(
-            "masked {masked}, extensions {extensions}\n stream {}\n pieces {:?}\n reference {:?}\n relay passed on {} then {:?}",
+            "masked {masked}, extensions {extensions}, max_message {max_message}\n stream {}\n pieces {:?}\n reference {:?}\n relay passed on {} then {:?}",
             show(stream),
             pieces.iter().map(|p| show(p)).collect::<Vec<_>>(),
             reference,
@@ -594,12 +613,16 @@ pub fn check(data: &[u8]) {
     } else {
         payload
     };
-    check_pieces(stream, &[stream], masked, extensions);
-    if !lengths.is_empty() {
-        check_pieces(stream, &split(stream, &lengths), masked, extensions);
-    }
-    if header & 0x80 != 0 && stream.len() <= 1024 {
-        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
-        check_pieces(stream, &bytes, masked, extensions);
+    let limit = data.last().map_or(NO_MESSAGE_LIMIT, |&b| u64::from(b) * 8);
+    for max_message in [NO_MESSAGE_LIMIT, limit] {
+        check_pieces(stream, &[stream], masked, extensions, max_message);
+        if !lengths.is_empty() {
+            let pieces = split(stream, &lengths);
+            check_pieces(stream, &pieces, masked, extensions, max_message);
+        }
+        if header & 0x80 != 0 && stream.len() <= 1024 {
+            let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+            check_pieces(stream, &bytes, masked, extensions, max_message);
+        }
     }
 }

@@ -379,6 +379,16 @@ pub struct WebSocket {
     /// proxy does not read (flow control) is neither pinged nor timed meanwhile.
     #[cfg_attr(feature = "serde", serde(with = "crate::config::duration"))]
     pub pong_timeout: Duration,
+    /// Largest message a client may send, in payload bytes (0: no limit), counting
+    /// every frame of a fragmented message as it crosses the wire (compressed, with
+    /// `permessage-deflate`). A data frame that would take a message past it is not
+    /// forwarded: the upstream gets Close 1001, then the client Close 1009 "message
+    /// too big" (RFC 6455 §7.4.1). A backend that buffers whole messages is otherwise
+    /// one frame header away from an allocation of any size. In files, bytes or a
+    /// string such as `"1m"` (see [`parse_byte_size`]). nginx and HAProxy relay frames
+    /// unread and have no equivalent.
+    #[cfg_attr(feature = "serde", serde(with = "crate::config::byte_size"))]
+    pub max_message_size: u64,
 }
 
 impl Default for WebSocket {
@@ -386,6 +396,7 @@ impl Default for WebSocket {
         WebSocket {
             ping_interval: Some(Duration::from_secs(30)),
             pong_timeout: Duration::from_secs(10),
+            max_message_size: 0,
         }
     }
 }

@@ -199,8 +199,11 @@ pub enum TunnelEnd {
     PeerGone(Side),
     /// That side did not answer the proxy's WebSocket Ping.
     PingTimeout(Side),
-    /// That side sent a frame breaking RFC 6455 (Close 1002 to both).
+    /// That side sent a frame breaking RFC 6455 (Close 1002 to it).
     ProtocolError(Side),
+    /// That side began a message larger than `websocket.max_message_size` (Close 1009
+    /// to it).
+    MessageTooBig(Side),
     /// A layer-4 tunnel found no upstream server to connect to.
     UpstreamUnavailable,
     /// A layer-4 connection over a limit (connections, rate, tunnels) was closed at once.

@@ -1309,7 +1309,7 @@ impl Session {
             let input = std::mem::take(&mut self.unread[from.index()]);
             if !input.is_empty() {
                 tunnel.last_activity = now;
-                ws.relay(from, input, now, &mut sends);
+                ws.relay(from, input, &self.config, now, &mut sends);
             }
             if self.eof[from.index()]
                 && !tunnel.shut[to.index()]

@@ -15,6 +15,9 @@ pub const PROTOCOL_ERROR: u16 = 1002;
 /// Close code 1007: data that is not what its type says (a Close reason that is
 /// not UTF-8).
 pub const INVALID_PAYLOAD: u16 = 1007;
+/// Close code 1009: a message larger than the proxy accepts
+/// (`websocket.max_message_size`).
+pub const MESSAGE_TOO_BIG: u16 = 1009;
 /// Close code 1011: the server (here, the upstream) failed.
 pub const INTERNAL_ERROR: u16 = 1011;
 /// Close code 1014: bad gateway, the upstream vanished.
@@ -51,6 +54,19 @@ pub enum FrameError {
     LengthTooLarge,
     /// A continuation with no message to continue, or a new message inside one.
     BadFragmentation,
+    /// A data frame that would take its message past the size limit given to
+    /// [`FrameRelay::next`] (Close 1009, not 1002: the frame is valid, but too big).
+    MessageTooBig,
+}
+
+impl FrameError {
+    /// The close code a connection failed for this error gets (RFC 6455 §7.4.1).
+    pub fn close_code(self) -> u16 {
+        match self {
+            FrameError::MessageTooBig => MESSAGE_TOO_BIG,
+            _ => PROTOCOL_ERROR,
+        }
+    }
 }
 
 /// A control frame, held whole.
@@ -81,7 +97,9 @@ enum State {
     Payload { remaining: u64 },
     /// Holding a control frame until `need` more bytes arrive.
     Control {
-        frame: BytesMut,
+        /// A `Vec`, not a `BytesMut`: 8 bytes less in every tunnel's two relays, which
+        /// keeps an idle tunnel's WebSocket state in a 256-byte allocation.
+        frame: Vec<u8>,
         need: u8,
         opcode: u8,
         mask: Option<[u8; 4]>,
@@ -100,7 +118,13 @@ pub struct FrameRelay {
     in_message: bool,
     /// The last data frame's payload was large: the next is likely large too.
     last_large: bool,
+    /// Payload bytes of the data message in progress (or the last one), every frame
+    /// of it so far included.
+    message_len: u64,
 }
+
+/// The `max_message` that sets no limit.
+pub const NO_MESSAGE_LIMIT: u64 = u64::MAX;
 
 impl FrameRelay {
     /// A relay for frames sent by a client (`masked`) or by a server.
@@ -114,6 +138,7 @@ impl FrameRelay {
             extensions,
             in_message: false,
             last_large: false,
+            message_len: 0,
         }
     }
 
@@ -156,11 +181,17 @@ impl FrameRelay {
     }
 
     /// Consumes bytes from the front of `input` and returns the next step, or `None`
-    /// once `input` is used up.
-    pub fn next(&mut self, input: &mut Bytes) -> Result<Option<Step>, FrameError> {
+    /// once `input` is used up. A data frame that would take its message's payload
+    /// past `max_message` bytes is [`FrameError::MessageTooBig`] once its header is
+    /// read, before any of it is forwarded ([`NO_MESSAGE_LIMIT`] for none).
+    pub fn next(
+        &mut self,
+        input: &mut Bytes,
+        max_message: u64,
+    ) -> Result<Option<Step>, FrameError> {
         loop {
             if matches!(self.state, State::Header { have: 0, .. }) {
-                let whole = self.take_whole_data_frames(input);
+                let whole = self.take_whole_data_frames(input, max_message);
                 if whole > 0 {
                     return Ok(Some(Step::Forward(input.split_to(whole))));
                 }
@@ -172,7 +203,8 @@ impl FrameRelay {
                     opcode,
                     mask,
                 } => {
-                    let control = control_frame(*opcode, std::mem::take(frame).freeze(), *mask);
+                    let raw = Bytes::from(std::mem::take(frame));
+                    let control = control_frame(*opcode, raw, *mask);
                     self.state = State::Header {
                         header: [0; 14],
                         have: 0,
@@ -211,7 +243,7 @@ impl FrameRelay {
                         }
                         Bytes::copy_from_slice(&header[..*have])
                     };
-                    if let Some(step) = self.start_frame(header_bytes)? {
+                    if let Some(step) = self.start_frame(header_bytes, max_message)? {
                         return Ok(Some(step));
                     }
                 }
@@ -224,7 +256,7 @@ impl FrameRelay {
     /// one slice, however many there are (a small message is one send, not a header
     /// and a payload). Stops before anything else (a control frame, a partial frame,
     /// a bad header), which is then taken frame by frame.
-    fn take_whole_data_frames(&mut self, input: &[u8]) -> usize {
+    fn take_whole_data_frames(&mut self, input: &[u8], max_message: u64) -> usize {
         let mut at = 0;
         loop {
             let rest = &input[at..];
@@ -239,7 +271,7 @@ impl FrameRelay {
             if !data
                 || end > rest.len() as u64
                 || self.check(&h).is_err()
-                || self.enter_data_frame(&h).is_err()
+                || self.enter_data_frame(&h, max_message).is_err()
             {
                 return at;
             }
@@ -261,19 +293,31 @@ impl FrameRelay {
         Ok(())
     }
 
-    /// Checks a data frame's place in its message (RFC 6455 §5.4) and notes where the
-    /// frame leaves the message and how large it is.
-    fn enter_data_frame(&mut self, h: &Header) -> Result<(), FrameError> {
-        if (h.opcode == OP_CONTINUATION) != self.in_message {
+    /// Checks a data frame's place in its message (RFC 6455 §5.4) and the message's
+    /// size with it, and notes where the frame leaves the message and how large it is.
+    /// Changes nothing on an error.
+    fn enter_data_frame(&mut self, h: &Header, max_message: u64) -> Result<(), FrameError> {
+        let continuation = h.opcode == OP_CONTINUATION;
+        if continuation != self.in_message {
             return Err(FrameError::BadFragmentation);
         }
+        let before = if continuation { self.message_len } else { 0 };
+        let message_len = before.saturating_add(h.length);
+        if message_len > max_message {
+            return Err(FrameError::MessageTooBig);
+        }
+        self.message_len = message_len;
         self.in_message = !h.fin;
         self.last_large = h.length >= LARGE_PAYLOAD;
         Ok(())
     }
 
     /// A complete header: check it (RFC 6455 §5.2, §5.4, §5.5) and enter its frame.
-    fn start_frame(&mut self, header_bytes: Bytes) -> Result<Option<Step>, FrameError> {
+    fn start_frame(
+        &mut self,
+        header_bytes: Bytes,
+        max_message: u64,
+    ) -> Result<Option<Step>, FrameError> {
         let h = parse_header(&header_bytes);
         self.check(&h)?;
         match h.opcode {
@@ -281,7 +325,7 @@ impl FrameRelay {
                 if !h.fin || h.length > 125 {
                     return Err(FrameError::InvalidControlFrame);
                 }
-                let mut frame = BytesMut::with_capacity(header_bytes.len() + h.length as usize);
+                let mut frame = Vec::with_capacity(header_bytes.len() + h.length as usize);
                 frame.extend_from_slice(&header_bytes);
                 self.state = State::Control {
                     frame,
@@ -292,7 +336,7 @@ impl FrameRelay {
                 Ok(None)
             }
             OP_CONTINUATION | OP_TEXT | OP_BINARY => {
-                self.enter_data_frame(&h)?;
+                self.enter_data_frame(&h, max_message)?;
                 self.state = if h.length > 0 {
                     State::Payload {
                         remaining: h.length,
@@ -434,7 +478,7 @@ mod tests {
         let (mut forwarded, mut controls) = (Vec::new(), Vec::new());
         for piece in pieces {
             let mut input = Bytes::copy_from_slice(piece);
-            while let Some(step) = relay.next(&mut input)? {
+            while let Some(step) = relay.next(&mut input, NO_MESSAGE_LIMIT)? {
                 match step {
                     Step::Forward(b) => forwarded.extend_from_slice(&b),
                     Step::Control(c) => controls.push(c),
@@ -447,7 +491,7 @@ mod tests {
     /// Every step `relay` takes over `input`, in order.
     fn steps(relay: &mut FrameRelay, input: &[u8]) -> Vec<Step> {
         let mut input = Bytes::copy_from_slice(input);
-        std::iter::from_fn(|| relay.next(&mut input).unwrap()).collect()
+        std::iter::from_fn(|| relay.next(&mut input, NO_MESSAGE_LIMIT).unwrap()).collect()
     }
 
     #[test]
@@ -489,14 +533,20 @@ mod tests {
         let mut relay = FrameRelay::new(false, false);
         let mut input = Bytes::copy_from_slice(&[&text[..], &masked].concat());
         assert_eq!(
-            relay.next(&mut input),
+            relay.next(&mut input, NO_MESSAGE_LIMIT),
             Ok(Some(Step::Forward(Bytes::copy_from_slice(&text))))
         );
-        assert_eq!(relay.next(&mut input), Err(FrameError::WrongMasking));
+        assert_eq!(
+            relay.next(&mut input, NO_MESSAGE_LIMIT),
+            Err(FrameError::WrongMasking)
+        );
         // A continuation with no message open is refused too, whole or not.
         let mut relay = FrameRelay::new(false, false);
         let mut input = Bytes::from_static(&[0x80, 0x01, 1]);
-        assert_eq!(relay.next(&mut input), Err(FrameError::BadFragmentation));
+        assert_eq!(
+            relay.next(&mut input, NO_MESSAGE_LIMIT),
+            Err(FrameError::BadFragmentation)
+        );
     }
 
     #[test]
@@ -529,10 +579,10 @@ mod tests {
         let mut relay = FrameRelay::new(false, false);
         assert!(relay.at_boundary());
         let mut input = Bytes::from_static(&[0x82, 0x04, 1, 2]);
-        while relay.next(&mut input).unwrap().is_some() {}
+        while relay.next(&mut input, NO_MESSAGE_LIMIT).unwrap().is_some() {}
         assert!(!relay.at_boundary(), "two payload bytes still to come");
         let mut input = Bytes::from_static(&[3, 4]);
-        while relay.next(&mut input).unwrap().is_some() {}
+        while relay.next(&mut input, NO_MESSAGE_LIMIT).unwrap().is_some() {}
         assert!(relay.at_boundary());
     }
 
@@ -558,6 +608,88 @@ mod tests {
         for (bytes, masked, error) in cases {
             let mut relay = FrameRelay::new(masked, false);
             assert_eq!(relay_all(&mut relay, &[bytes]), Err(error), "{bytes:?}");
+        }
+    }
+
+    /// A server data frame of `len` payload bytes (zeros), final or not.
+    fn data_frame(opcode: u8, fin: bool, len: usize) -> Vec<u8> {
+        let mut frame = vec![u8::from(fin) << 7 | opcode];
+        match len {
+            0..=125 => frame.push(len as u8),
+            126..=0xFFFF => {
+                frame.push(126);
+                frame.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                frame.push(127);
+                frame.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        frame.resize(frame.len() + len, 0);
+        frame
+    }
+
+    /// Relays `stream` with a message limit; returns what was forwarded and the error.
+    fn relay_limited(stream: &[u8], max_message: u64) -> (Vec<u8>, Option<FrameError>) {
+        let mut relay = FrameRelay::new(false, false);
+        let mut input = Bytes::copy_from_slice(stream);
+        let mut forwarded = Vec::new();
+        loop {
+            match relay.next(&mut input, max_message) {
+                Ok(Some(Step::Forward(b))) => forwarded.extend_from_slice(&b),
+                Ok(Some(Step::Control(c))) => forwarded.extend_from_slice(&c.raw),
+                Ok(None) => return (forwarded, None),
+                Err(e) => return (forwarded, Some(e)),
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_refused_at_the_header_that_crosses_it() {
+        let exactly = data_frame(OP_BINARY, true, 1000);
+        assert_eq!(relay_limited(&exactly, 1000), (exactly.clone(), None));
+        let (forwarded, error) = relay_limited(&data_frame(OP_TEXT, true, 1001), 1000);
+        assert_eq!(
+            (forwarded.len(), error),
+            (0, Some(FrameError::MessageTooBig))
+        );
+        // Fragments count together; a control frame between them does not count, and
+        // the frames before the one that crosses the limit have gone on.
+        let first = data_frame(OP_TEXT, false, 400);
+        let ping = encode_control(OP_PING, &[7; 100], None).to_vec();
+        let second = data_frame(OP_CONTINUATION, false, 400);
+        let third = data_frame(OP_CONTINUATION, true, 201);
+        let before = [&first[..], &ping, &second].concat();
+        let (forwarded, error) = relay_limited(&[&before[..], &third].concat(), 1000);
+        assert_eq!(
+            (forwarded, error),
+            (before.clone(), Some(FrameError::MessageTooBig))
+        );
+        let third = data_frame(OP_CONTINUATION, true, 200);
+        let stream = [&before[..], &third].concat();
+        assert_eq!(relay_limited(&stream, 1000), (stream.clone(), None));
+        // Each message starts from zero.
+        let stream = [exactly.clone(), exactly.clone(), exactly].concat();
+        assert_eq!(relay_limited(&stream, 1000), (stream.clone(), None));
+        assert_eq!(FrameError::MessageTooBig.close_code(), MESSAGE_TOO_BIG);
+        assert_eq!(FrameError::WrongMasking.close_code(), PROTOCOL_ERROR);
+    }
+
+    #[test]
+    fn a_too_big_message_is_found_however_its_header_is_split() {
+        // 2^40 bytes announced: refused at the header's last byte, whatever the reads.
+        let header = &data_frame(OP_BINARY, true, 70_000)[..10];
+        let mut huge = header.to_vec();
+        huge[2..10].copy_from_slice(&(1u64 << 40).to_be_bytes());
+        for at in 0..huge.len() {
+            let mut relay = FrameRelay::new(false, false);
+            let mut first = Bytes::copy_from_slice(&huge[..at]);
+            assert_eq!(relay.next(&mut first, 1 << 20), Ok(None), "split at {at}");
+            let mut rest = Bytes::copy_from_slice(&huge[at..]);
+            assert_eq!(
+                relay.next(&mut rest, 1 << 20),
+                Err(FrameError::MessageTooBig)
+            );
         }
     }
 

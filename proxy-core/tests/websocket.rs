@@ -721,3 +721,87 @@ fn rsv_bits_pass_only_when_the_101_negotiated_an_extension() {
         );
     }
 }
+
+fn with_max_message(bytes: u64) -> Config {
+    let mut config = Config::default();
+    config.websocket.max_message_size = bytes;
+    config
+}
+
+#[test]
+fn a_client_message_over_max_message_size_gets_1009_after_the_upstreams_close() {
+    let mut sim = websocket_tunnel(with_max_message(1000));
+    let exactly = encode_frame(true, 0x2, true, &[1; 1000]);
+    sim.client_sends(&exactly);
+    assert_eq!(
+        sim.take_upstream_received(),
+        exactly,
+        "at the limit: relayed"
+    );
+    // Fragments count together: 600 + 400 is the limit, one byte more is over.
+    let first = encode_frame(false, 0x1, true, &[b'a'; 600]);
+    let ping = encode_frame(true, PING, true, b"between fragments");
+    let second = encode_frame(false, 0x0, true, &[b'b'; 400]);
+    let third = encode_frame(true, 0x0, true, b"c");
+    sim.client_sends(&[first.clone(), ping.clone(), second.clone(), third].concat());
+    let to_upstream = decode_frames(sim.upstream_received());
+    assert_eq!(
+        to_upstream.len(),
+        4,
+        "three frames before the one over, a Close"
+    );
+    assert_eq!(
+        sim.upstream_received()[..first.len() + ping.len() + second.len()],
+        [first, ping, second].concat()
+    );
+    let close = &to_upstream[3];
+    assert_eq!(close.close_code(), Some(1001), "the client is going away");
+    assert_eq!(&close.payload[2..], b"client message too big");
+    assert!(close.masked, "the proxy is the upstream's client");
+    assert!(sim.client_received().is_empty(), "the client's Close waits");
+    // The upstream's messages still reach the client until its Close reply.
+    let news = server_frame(b"still relayed");
+    sim.upstream_sends(&[news.clone(), close_frame(false)].concat());
+    let to_client = decode_frames(sim.client_received());
+    assert_eq!(to_client.len(), 2);
+    assert_eq!(to_client[0].payload, b"still relayed");
+    assert_eq!(to_client[1].close_code(), Some(1009));
+    assert_eq!(&to_client[1].payload[2..], b"message too big");
+    assert_eq!(sim.shutdowns(), &[Side::Client], "failed: the FIN follows");
+    sim.eof(Side::Client);
+    assert!(sim.is_closed());
+    assert_eq!(
+        tunnel_end(&sim),
+        Some(TunnelEnd::MessageTooBig(Side::Client))
+    );
+}
+
+#[test]
+fn a_too_big_frame_passes_no_byte_unseen() {
+    // The header announces 100,000 bytes against a limit of 65,536: not one payload
+    // byte may go past unread (spliced), and the header itself is not forwarded.
+    let mut sim = websocket_tunnel(with_max_message(65_536));
+    let large = encode_frame(true, 0x2, true, &vec![7u8; 100_000]);
+    assert_eq!(sim.sends_passing_through(Side::Client, &large), 0);
+    let to_upstream = decode_frames(sim.upstream_received());
+    assert_eq!(to_upstream.len(), 1);
+    assert_eq!(to_upstream[0].close_code(), Some(1001));
+    // Under the limit, a large frame passes unseen as before.
+    let mut sim = websocket_tunnel(with_max_message(100_000));
+    let passed = sim.sends_passing_through(Side::Client, &large);
+    assert!(passed > 0, "the payload passes unseen");
+    assert_eq!(sim.upstream_received(), &large[..]);
+}
+
+#[test]
+fn max_message_size_holds_clients_only_and_is_off_by_default() {
+    let mut sim = websocket_tunnel(with_max_message(1000));
+    let from_upstream = encode_frame(true, 0x2, false, &[3; 5000]);
+    sim.upstream_sends(&from_upstream);
+    assert_eq!(sim.client_received(), &from_upstream[..]);
+    let mut sim = websocket_tunnel(Config::default());
+    let large = encode_frame(true, 0x2, true, &vec![9u8; 3 << 20]);
+    sim.client_sends(&large);
+    assert_eq!(sim.upstream_received().len(), large.len());
+    assert!(sim.client_received().is_empty());
+}

@@ -967,6 +967,7 @@ mod tests {
             max_idle = 0
             [websocket]
             ping_interval = "20s"
+            max_message_size = "1m"
             [log]
             access = false
             "#,
@@ -1000,6 +1001,7 @@ mod tests {
             settings.core.websocket.ping_interval,
             Some(Duration::from_secs(20))
         );
+        assert_eq!(settings.core.websocket.max_message_size, 1 << 20);
         assert!(!settings.access_log);
     }
 
@@ -1127,6 +1129,16 @@ mod tests {
         assert_eq!(
             message,
             "switchyard.toml:2: timeouts.send: must be longer than 0"
+        );
+    }
+
+    #[test]
+    fn a_bad_max_message_size_names_the_line_and_key() {
+        let message = error("[websocket]\nping_interval = \"20s\"\nmax_message_size = \"1 mb\"\n");
+        assert_eq!(
+            message,
+            "switchyard.toml:3: websocket.max_message_size: invalid size unit \"mb\" in \"1 mb\": \
+             use k, m or g (KiB, MiB, GiB)"
         );
     }
 

@@ -45,7 +45,7 @@ const REFUSALS: [(ProxyError, &str, &str); 3] = [
 ];
 
 /// Tunnel end reasons, as metric labels.
-const ENDS: [&str; 11] = [
+const ENDS: [&str; 12] = [
     "closed",
     "idle_timeout",
     "fin_timeout",
@@ -57,6 +57,7 @@ const ENDS: [&str; 11] = [
     "protocol_error",
     "upstream_unavailable",
     "refused",
+    "message_too_big",
 ];
 const SIDES: [&str; 3] = ["", "client", "upstream"];
 
@@ -512,6 +513,7 @@ fn end_labels(end: TunnelEnd) -> (usize, usize) {
         TunnelEnd::ProtocolError(s) => (8, side(s)),
         TunnelEnd::UpstreamUnavailable => (9, 0),
         TunnelEnd::Refused(_) => (10, 0),
+        TunnelEnd::MessageTooBig(s) => (11, side(s)),
     }
 }
 
@@ -519,7 +521,7 @@ fn end_labels(end: TunnelEnd) -> (usize, usize) {
 fn needs_side(end: &str) -> bool {
     matches!(
         end,
-        "reset" | "peer_gone" | "ping_timeout" | "protocol_error"
+        "reset" | "peer_gone" | "ping_timeout" | "protocol_error" | "message_too_big"
     )
 }
 

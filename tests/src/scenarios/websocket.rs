@@ -119,6 +119,45 @@ async fn mixed_messages_echo(p: &dyn ProxyUnderTest, edit: impl FnOnce(&mut Conf
     drop(sender.await.unwrap());
 }
 
+/// With `websocket.max_message_size`, a message at the limit is echoed; one byte over
+/// never reaches the backend, which gets Close 1001, and the client gets Close 1009
+/// "message too big" once the backend has answered.
+pub async fn websocket_message_over_max_message_size_gets_1009(p: &dyn ProxyUnderTest) {
+    const LIMIT: usize = 100_000;
+    let backend = WsEcho::start().await;
+    let proxy = start_with(p, backend.addr, |c| {
+        c.websocket.max_message_size = LIMIT as u64;
+    })
+    .await;
+    let mut client = ws::connect(proxy.addr).await;
+    let at_limit = crate::http::pattern(LIMIT, 1);
+    client
+        .send(Message::binary(at_limit.clone()))
+        .await
+        .unwrap();
+    let echo = ws::next(&mut client, WAIT)
+        .await
+        .expect("echo")
+        .expect("echo ok");
+    assert!(
+        echo.into_data() == at_limit,
+        "the message at the limit is echoed"
+    );
+    let over = crate::http::pattern(LIMIT + 1, 2);
+    client.send(Message::binary(over)).await.unwrap();
+    let end = ws::wait_end(&mut client, WAIT).await.unwrap();
+    assert_eq!(end, End::Close(Some((1009, "message too big".into()))));
+    let log = backend.wait_for(WAIT, |l| !l.closes.is_empty()).await;
+    assert_eq!(
+        log.closes,
+        vec![Some((1001, "client message too big".to_string()))]
+    );
+    assert_eq!(
+        log.messages, 1,
+        "only the message at the limit reached the backend"
+    );
+}
+
 /// 1,000 small messages sent back to back come back complete and in order.
 pub async fn websocket_thousand_messages_in_order(p: &dyn ProxyUnderTest) {
     let backend = WsEcho::start().await;
