@@ -97,6 +97,9 @@ pub enum ProxyError {
     ClientBodyTooSlow,
     /// A request body larger than `limits.max_request_body` (413, RFC 9110 §15.5.14).
     RequestBodyTooLarge,
+    /// A WebSocket handshake from a page origin `websocket.allowed_origins` does not
+    /// list (403, RFC 6455 §4.2.2 and §10.2).
+    OriginNotAllowed,
     /// A new upgrade attempt while the proxy drains (503).
     UpgradeWhileDraining,
     /// No route matches the request's host and path (404).
@@ -167,6 +170,7 @@ impl ProxyError {
             RequestHeadTooLarge | TooManyRequestFields => 431,
             RequestTargetTooLong => 414,
             RequestBodyTooLarge => 413,
+            OriginNotAllowed => 403,
             UnsupportedWebSocketVersion => 426,
             UnsupportedVersion => 505,
             ConnectNotSupported | MethodTooLong => 501,
@@ -235,6 +239,7 @@ impl ProxyError {
             ClientBodyTimeout => "request body timeout",
             ClientBodyTooSlow => "request body too slow",
             RequestBodyTooLarge => "request body too large",
+            OriginNotAllowed => "origin not allowed",
             UpgradeWhileDraining => "shutting down",
             NoRoute => "no route for this host and path",
             TooManyConnections => "too many connections",

@@ -83,6 +83,7 @@ mod head;
 mod head_writer;
 pub mod hop_by_hop;
 mod io;
+pub mod origin;
 mod outputs;
 mod proxy;
 pub mod proxy_protocol;

@@ -16,6 +16,8 @@ pub struct Routed<'c> {
     pub strip: usize,
     /// The route's own `max_request_body`, if it has one.
     pub max_request_body: Option<u64>,
+    /// The route's own `allowed_origins`, if it has them.
+    pub allowed_origins: Option<&'c [String]>,
 }
 
 /// Picks the route for a request to `host` (the `Host` value or the absolute-form
@@ -27,6 +29,7 @@ pub fn route<'c>(config: &'c Config, host: Option<&[u8]>, target: &[u8]) -> Opti
             group: "default",
             strip: 0,
             max_request_body: None,
+            allowed_origins: None,
         });
     }
     let host = host.map(host_name);
@@ -51,6 +54,7 @@ pub fn route<'c>(config: &'c Config, host: Option<&[u8]>, target: &[u8]) -> Opti
             0
         },
         max_request_body: route.max_request_body,
+        allowed_origins: route.allowed_origins.as_deref(),
     })
 }
 
@@ -150,7 +154,7 @@ mod tests {
                     path_prefix: prefix.into(),
                     upstream: upstream.into(),
                     strip_prefix: strip,
-                    max_request_body: None,
+                    ..Route::default()
                 })
                 .collect(),
             ..Config::default()

@@ -15,6 +15,7 @@ use crate::head::{FieldRoom, HeadError, HeadReader, Overflow};
 use crate::io::{
     ClientInfo, ConnectError, Event, Input, Output, RequestLog, Side, Target, TunnelEnd, TunnelLog,
 };
+use crate::origin;
 use crate::outputs::Outputs;
 use crate::proxy::Proxy;
 use crate::redirect;
@@ -794,6 +795,12 @@ impl Session {
         else {
             return self.fail(ProxyError::NoRoute);
         };
+        let offers_websocket = request.upgrade().is_some_and(|u| u.offers_websocket());
+        let allowed_origins =
+            (routed.allowed_origins).unwrap_or(&self.config.websocket.allowed_origins);
+        if offers_websocket && !origin::allows(allowed_origins, request.fields()) {
+            return self.fail(ProxyError::OriginNotAllowed);
+        }
         let max_body = (routed.max_request_body).unwrap_or(self.config.limits.max_request_body);
         let request_body = match BodyReader::request(request.body(), max_body) {
             Ok(reader) => reader,

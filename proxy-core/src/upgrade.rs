@@ -64,8 +64,12 @@ pub(crate) fn offer(fields: &Fields, http10: bool) -> Result<Option<UpgradeOffer
         }
         _ => None,
     };
-    if protocols.iter().any(|p| is_websocket(p.as_bytes())) {
-        if websocket_key.is_none() {
+    let offer = UpgradeOffer {
+        protocols,
+        websocket_key,
+    };
+    if offer.offers_websocket() {
+        if offer.websocket_key.is_none() {
             return Err(ProxyError::InvalidWebSocketKey);
         }
         let mut versions = fields.values(FieldName::SecWebSocketVersion);
@@ -73,10 +77,14 @@ pub(crate) fn offer(fields: &Fields, http10: bool) -> Result<Option<UpgradeOffer
             return Err(ProxyError::UnsupportedWebSocketVersion);
         }
     }
-    Ok(Some(UpgradeOffer {
-        protocols,
-        websocket_key,
-    }))
+    Ok(Some(offer))
+}
+
+impl UpgradeOffer {
+    /// Whether WebSocket is among the protocols offered.
+    pub fn offers_websocket(&self) -> bool {
+        self.protocols.iter().any(|p| is_websocket(p.as_bytes()))
+    }
 }
 
 /// A `Sec-WebSocket-Key` as RFC 6455 §4.1 has clients send it: 16 bytes in base64 (24

@@ -1143,6 +1143,36 @@ mod tests {
     }
 
     #[test]
+    fn allowed_origins_are_read_and_a_bad_one_names_its_line() {
+        let settings = parse(
+            "[websocket]\nallowed_origins = [\"https://app.example.com\", \"https://*.example.org\"]\n\
+             [[routes]]\npath_prefix = \"/public\"\nallowed_origins = []\n",
+        )
+        .unwrap();
+        let w = &settings.core.websocket;
+        assert_eq!(
+            w.allowed_origins,
+            ["https://app.example.com", "https://*.example.org"]
+        );
+        assert_eq!(settings.core.routes[0].allowed_origins, Some(vec![]));
+        let message = error(
+            "[websocket]\nping_interval = \"20s\"\nallowed_origins = [\"app.example.com\"]\n",
+        );
+        assert!(
+            message.starts_with(
+                "switchyard.toml:3: websocket.allowed_origins: \"app.example.com\" is not an origin"
+            ),
+            "{message}"
+        );
+        let message =
+            error("[[routes]]\npath_prefix = \"/a\"\nallowed_origins = [\"https://a.test/x\"]\n");
+        assert!(
+            message.starts_with("switchyard.toml:3: routes[0].allowed_origins: "),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn pings_need_a_pong_timeout() {
         let message = error("[websocket]\nping_interval = \"20s\"\npong_timeout = 0\n");
         assert_eq!(

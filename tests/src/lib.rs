@@ -217,6 +217,7 @@ macro_rules! scenarios {
             websocket_server_close_code_and_reason_pass_through,
             websocket_upgrade_request_headers_reach_backend,
             websocket_message_over_max_message_size_gets_1009,
+            websocket_from_an_origin_not_allowed_gets_403,
             fifty_concurrent_websockets,
             // plain http
             keep_alive_reuses_one_upstream_connection,

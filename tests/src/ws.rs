@@ -25,6 +25,23 @@ pub async fn connect(addr: SocketAddr) -> Client {
     ws
 }
 
+/// Opens `ws://addr/ws` as a browser page at `origin` would (with `Origin: origin`):
+/// the WebSocket, or the status the handshake was refused with.
+pub async fn connect_from(addr: SocketAddr, origin: &str) -> Result<Client, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Error;
+    let stream = TcpStream::connect(addr).await.expect("connect to proxy");
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", origin.parse().expect("an Origin value"));
+    match tokio_tungstenite::client_async(request, stream).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(Error::Http(response)) => Err(response.status().as_u16()),
+        Err(e) => panic!("WebSocket handshake failed without a status: {e}"),
+    }
+}
+
 /// The next data or close message, skipping pings and pongs; `None` when the stream
 /// ended. Panics after `within`.
 pub async fn next(ws: &mut Client, within: Duration) -> Option<Result<Message, String>> {

@@ -104,6 +104,7 @@ fail_without_proxy!(
     websocket_unmasked_client_frame_is_failed_with_1002,
     websocket_client_close_with_reserved_code_is_failed_with_1002,
     websocket_message_over_max_message_size_gets_1009,
+    websocket_from_an_origin_not_allowed_gets_403,
     upstream_invalid_content_length_is_502,
     upstream_garbage_response_is_502,
     round_robin_alternates_between_two_backends,

@@ -158,6 +158,33 @@ pub async fn websocket_message_over_max_message_size_gets_1009(p: &dyn ProxyUnde
     );
 }
 
+/// With `websocket.allowed_origins`, a page at a listed origin gets its WebSocket and
+/// one elsewhere gets `403`, and its handshake never reaches the backend.
+pub async fn websocket_from_an_origin_not_allowed_gets_403(p: &dyn ProxyUnderTest) {
+    let backend = WsEcho::start().await;
+    let proxy = start_with(p, backend.addr, |c| {
+        c.websocket.allowed_origins = vec!["https://*.example.com".into()];
+    })
+    .await;
+    let mut client = ws::connect_from(proxy.addr, "https://app.example.com")
+        .await
+        .expect("a listed origin gets its WebSocket");
+    client.send(Message::text("hi")).await.unwrap();
+    let echo = ws::next(&mut client, WAIT)
+        .await
+        .expect("echo")
+        .expect("echo ok");
+    assert_eq!(echo, Message::text("hi"));
+    let refused = ws::connect_from(proxy.addr, "https://evil.test").await;
+    assert_eq!(refused.err(), Some(403));
+    let log = backend.wait_for(WAIT, |l| l.messages == 1).await;
+    assert_eq!(
+        log.handshakes.len(),
+        1,
+        "the refused handshake never reached it"
+    );
+}
+
 /// 1,000 small messages sent back to back come back complete and in order.
 pub async fn websocket_thousand_messages_in_order(p: &dyn ProxyUnderTest) {
     let backend = WsEcho::start().await;
