@@ -772,10 +772,10 @@ impl Session {
             Err(error) => return self.fail(error),
         };
         if let Some(refused) = self.refused {
-            return self.fail(refused);
+            return self.refuse(&request, refused);
         }
         if self.draining() && request.upgrade().is_some() {
-            return self.fail(ProxyError::UpgradeWhileDraining);
+            return self.refuse(&request, ProxyError::UpgradeWhileDraining);
         }
         if request.answer_here() {
             let answer = request.answer(self.proxy.wall_clock().date());
@@ -784,42 +784,42 @@ impl Session {
         if let Some(port) = self.client.redirect_to_https {
             return match redirect::to_https(&request, port, self.proxy.wall_clock().date()) {
                 Some((redirect, status)) => self.answer_as_proxy(&request, redirect, status),
-                None => self.fail(ProxyError::MissingHost),
+                None => self.refuse(&request, ProxyError::MissingHost),
             };
         }
         if !self.config.routes.is_empty() && routing::has_dot_segment(request.forward_target()) {
-            return self.fail(ProxyError::DotSegmentInPath);
+            return self.refuse(&request, ProxyError::DotSegmentInPath);
         }
         let mut request = request;
         let Some(routed) = routing::route(&self.config, request.host(), request.forward_target())
         else {
-            return self.fail(ProxyError::NoRoute);
+            return self.refuse(&request, ProxyError::NoRoute);
         };
         let offers_websocket = request.upgrade().is_some_and(|u| u.offers_websocket());
         let allowed_origins =
             (routed.allowed_origins).unwrap_or(&self.config.websocket.allowed_origins);
         if offers_websocket && !origin::allows(allowed_origins, request.fields()) {
-            return self.fail(ProxyError::OriginNotAllowed);
+            return self.refuse(&request, ProxyError::OriginNotAllowed);
         }
         let max_body = (routed.max_request_body).unwrap_or(self.config.limits.max_request_body);
         let request_body = match BodyReader::request(request.body(), max_body) {
             Ok(reader) => reader,
-            Err(error) => return self.fail(error),
+            Err(error) => return self.refuse(&request, error),
         };
         request.strip_prefix(routed.strip);
         let Some(group) = self.proxy.find_group(routed.group) else {
-            return self.fail(ProxyError::NoLiveUpstream);
+            return self.refuse(&request, ProxyError::NoLiveUpstream);
         };
         if request.upgrade().is_some() {
             if !self.proxy.reserve_tunnel() {
-                return self.fail(ProxyError::TooManyTunnels);
+                return self.refuse(&request, ProxyError::TooManyTunnels);
             }
             self.tunnel_slot = true;
         }
         self.group = group;
         self.room().tried.clear();
         if !self.choose_server() {
-            return self.fail(ProxyError::NoLiveUpstream);
+            return self.refuse(&request, ProxyError::NoLiveUpstream);
         }
         let now = self.now;
         let host = self
@@ -1417,6 +1417,19 @@ impl Session {
         let date = self.proxy.wall_clock().date();
         self.send(Side::Client, error_response(error, head_request, date));
         self.emit_request_log(error.status(), Some(error));
+        self.linger();
+    }
+
+    /// Refuses `request`, whose head was read, before any exchange began: as
+    /// [`fail`](Self::fail), with the request's method and target in the log and no
+    /// body for a `HEAD` (RFC 9110 §9.3.2).
+    fn refuse(&mut self, request: &RequestHead, error: ProxyError) {
+        self.release_tunnel_slot();
+        let date = self.proxy.wall_clock().date();
+        self.send(Side::Client, error_response(error, request.is_head(), date));
+        let log = self.log_of_proxy_answer(Some(request), error.status(), Some(error));
+        self.outputs
+            .push_back(Output::Event(Event::Request(Box::new(log))));
         self.linger();
     }
 

@@ -75,10 +75,29 @@ fn no_matching_route_is_404() {
         upstream: "web".into(),
         ..Route::default()
     }];
-    let mut sim = Sim::new(config);
-    sim.client_sends(b"GET / HTTP/1.1\r\nHost: other.org\r\n\r\n");
+    let mut sim = Sim::new(config.clone());
+    sim.client_sends(b"GET /a?b HTTP/1.1\r\nHost: other.org\r\n\r\n");
     assert!(sim.client_received_str().starts_with("HTTP/1.1 404 "));
     assert!(!sim.has_pending_connect());
+    // The log names the request refused.
+    let log = sim.events().iter().find_map(|e| match e {
+        proxy_core::Event::Request(log) => Some(log.clone()),
+        _ => None,
+    });
+    let log = log.expect("a request log");
+    assert_eq!(
+        (&log.method[..], &log.target[..], log.status),
+        (&b"GET"[..], &b"/a?b"[..], 404)
+    );
+    // A HEAD gets the same status and head, and no body (RFC 9110 §9.3.2).
+    let mut sim = Sim::new(config);
+    sim.client_sends(b"HEAD / HTTP/1.1\r\nHost: other.org\r\n\r\n");
+    let response = sim.client_received_str();
+    assert!(response.starts_with("HTTP/1.1 404 "), "{response}");
+    assert!(
+        response.ends_with("\r\n\r\n"),
+        "no body after the head: {response:?}"
+    );
 }
 
 #[test]
