@@ -8,6 +8,10 @@
 //! Every request picks a server and releases it, on whichever thread runs its
 //! session, so the counts are atomics rather than fields behind the proxy's lock: a
 //! pick is a scan and an increment, with no lock unless a server is down.
+//!
+//! A server may carry a `weight` (its share, against the others') and be a `backup`
+//! (taken only when no other server of its group is usable), written after its
+//! address as nginx writes them: `"10.0.0.2:80 weight=3"`, `"10.0.0.9:80 backup"`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -28,9 +32,63 @@ pub struct ServerId {
     pub address: Arc<str>,
 }
 
+/// The most a server's `weight` may be: a round-robin cycle is as long as the weights'
+/// sum, and is laid out when the configuration loads.
+pub const MAX_WEIGHT: u32 = 256;
+
+/// A `servers` entry: `host:port`, then nginx's options `weight=N` (1 to
+/// [`MAX_WEIGHT`], default 1) and `backup`, separated by spaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerSpec<'a> {
+    /// The `host:port`.
+    pub address: &'a str,
+    /// Its share of new connections against the other servers' weights.
+    pub weight: u32,
+    /// Used only while no server of the group that is not a backup is usable.
+    pub backup: bool,
+}
+
+impl<'a> ServerSpec<'a> {
+    /// Reads an entry, or says what is wrong with it.
+    pub fn parse(text: &'a str) -> Result<ServerSpec<'a>, String> {
+        let mut words = text.split_ascii_whitespace();
+        let address = words.next().ok_or("a server address is empty")?;
+        let mut spec = ServerSpec {
+            address,
+            weight: 1,
+            backup: false,
+        };
+        let (mut weight_seen, mut backup_seen) = (false, false);
+        for word in words {
+            match word.split_once('=') {
+                Some(("weight", n)) if !weight_seen => {
+                    weight_seen = true;
+                    spec.weight = (n.parse().ok())
+                        .filter(|w| (1..=MAX_WEIGHT).contains(w))
+                        .ok_or_else(|| {
+                            format!("{word:?}: a weight is a whole number from 1 to {MAX_WEIGHT}")
+                        })?;
+                }
+                None if word == "backup" && !backup_seen => {
+                    backup_seen = true;
+                    spec.backup = true;
+                }
+                _ => {
+                    return Err(format!(
+                        "{word:?} in {text:?}: after the address a server takes \"weight=N\" and \"backup\", once each"
+                    ))
+                }
+            }
+        }
+        Ok(spec)
+    }
+}
+
 #[derive(Debug)]
 struct ServerState {
     address: Arc<str>,
+    weight: u32,
+    backup: bool,
     /// Connections in use (picked and not yet released).
     active: AtomicUsize,
     /// Connect failures in a row.
@@ -77,7 +135,12 @@ struct GroupState {
     max_fails: u32,
     fail_timeout: Duration,
     servers: Vec<ServerState>,
-    /// Where round-robin (and tie-breaking) continues.
+    /// One round-robin cycle: each server's index as often as its weight, spread out
+    /// (nginx's smooth weighted round robin, laid out once). With equal weights, each
+    /// server once, in order.
+    schedule: Vec<usize>,
+    /// Where round-robin continues (a position in `schedule`), and where
+    /// least-connections starts looking (a server index), so ties go round.
     cursor: AtomicUsize,
 }
 
@@ -109,21 +172,33 @@ impl Groups {
         let mut by_name = BTreeMap::new();
         let mut add = |name: &str, group: &UpstreamGroup| {
             by_name.insert(name.to_string(), groups.len());
-            groups.push(GroupState {
-                balance: group.balance,
-                max_fails: group.max_fails.max(1),
-                fail_timeout: group.fail_timeout,
-                servers: group
-                    .servers
-                    .iter()
-                    .map(|address| ServerState {
-                        address: address.as_str().into(),
+            let servers: Vec<ServerState> = (group.servers.iter())
+                .map(|text| {
+                    // `Config::validate` refuses what does not parse; here, the whole
+                    // text is taken as the address then, and fails as one.
+                    let spec = ServerSpec::parse(text).unwrap_or(ServerSpec {
+                        address: text,
+                        weight: 1,
+                        backup: false,
+                    });
+                    ServerState {
+                        address: spec.address.into(),
+                        weight: spec.weight,
+                        backup: spec.backup,
                         active: AtomicUsize::new(0),
                         fails: AtomicU32::new(0),
                         down: AtomicBool::new(false),
                         down_until: Mutex::new(None),
-                    })
-                    .collect(),
+                    }
+                })
+                .collect();
+            let weights: Vec<u32> = servers.iter().map(|s| s.weight).collect();
+            groups.push(GroupState {
+                balance: group.balance,
+                max_fails: group.max_fails.max(1),
+                fail_timeout: group.fail_timeout,
+                schedule: smooth_weighted_cycle(&weights),
+                servers,
                 cursor: AtomicUsize::new(0),
             });
         };
@@ -147,10 +222,10 @@ impl Groups {
         self.by_name.get(name).copied()
     }
 
-    /// Chooses a server of `group` that is up and not in `tried`, and counts it in use;
-    /// `client` is the address [`Balance::ClientIp`] keys by. Picks on several threads
-    /// at once may start from the same cursor: the choice spreads a little less evenly
-    /// then, and each is still counted.
+    /// Chooses a server of `group` that is up and not in `tried` (a backup only when no
+    /// other is), and counts it in use; `client` is the address [`Balance::ClientIp`]
+    /// keys by. Picks on several threads at once may start from the same cursor: the
+    /// choice spreads a little less evenly then, and each is still counted.
     pub fn pick(
         &self,
         group: usize,
@@ -159,26 +234,45 @@ impl Groups {
         now: Instant,
     ) -> Option<ServerId> {
         let state = self.groups.get(group)?;
-        let n = state.servers.len();
-        let usable = |i: usize, s: &ServerState| {
-            !tried.contains(&i) && s.down_until().is_none_or(|until| until <= now)
-        };
+        let (n, cycle) = (state.servers.len(), state.schedule.len());
         let cursor = state.cursor.load(Relaxed);
-        let order = (0..n).map(|k| (cursor + k) % n);
-        let chosen = match (state.balance, client) {
-            (Balance::ClientIp, Some(client)) => order
-                .filter(|&i| usable(i, &state.servers[i]))
-                .max_by_key(|&i| rendezvous_score(client, &state.servers[i].address)),
-            (Balance::RoundRobin | Balance::ClientIp, _) => {
-                order.clone().find(|&i| usable(i, &state.servers[i]))
+        let (chosen, next_cursor) = [false, true].into_iter().find_map(|backups| {
+            let usable = |i: &usize| {
+                let s = &state.servers[*i];
+                s.backup == backups
+                    && !tried.contains(i)
+                    && s.down_until().is_none_or(|until| until <= now)
+            };
+            let rotation = (0..n).map(|k| (cursor + k) % n);
+            match (state.balance, client) {
+                (Balance::ClientIp, Some(client)) => rotation
+                    .filter(usable)
+                    .map(|i| (i, weighted_rendezvous_score(client, &state.servers[i])))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(i, _)| (i, cursor)),
+                (Balance::RoundRobin | Balance::ClientIp, _) => (0..cycle)
+                    .map(|k| (cursor + k) % cycle)
+                    .find(|&at| usable(&state.schedule[at]))
+                    .map(|at| (state.schedule[at], (at + 1) % cycle)),
+                (Balance::LeastConnections, _) => {
+                    let load = |i: usize| {
+                        let s = &state.servers[i];
+                        (s.active.load(Relaxed) as u64, u64::from(s.weight))
+                    };
+                    // Fewest connections per unit of weight; the first of equals.
+                    rotation
+                        .filter(usable)
+                        .min_by(|&a, &b| {
+                            let ((load_a, weight_a), (load_b, weight_b)) = (load(a), load(b));
+                            (load_a * weight_b).cmp(&(load_b * weight_a))
+                        })
+                        .map(|i| (i, (i + 1) % n))
+                }
             }
-            (Balance::LeastConnections, _) => order
-                .filter(|&i| usable(i, &state.servers[i]))
-                .min_by_key(|&i| state.servers[i].active.load(Relaxed)),
-        }?;
+        })?;
         // With one server the cursor stays 0: no write to a line every thread reads.
-        if n > 1 && !(state.balance == Balance::ClientIp && client.is_some()) {
-            state.cursor.store((chosen + 1) % n, Relaxed);
+        if next_cursor != cursor {
+            state.cursor.store(next_cursor, Relaxed);
         }
         let server = &state.servers[chosen];
         server.active.fetch_add(1, Relaxed);
@@ -245,6 +339,36 @@ impl Groups {
     fn server(&self, id: &ServerId) -> Option<&ServerState> {
         self.groups.get(id.group)?.servers.get(id.server)
     }
+}
+
+/// Weighted rendezvous hashing: the score `weight / -ln(u)` for `u` the hash scaled
+/// into (0, 1) gives each server clients in proportion to its weight, and with equal
+/// weights orders servers as the hash itself does.
+fn weighted_rendezvous_score(client: IpAddr, server: &ServerState) -> f64 {
+    let hash = rendezvous_score(client, &server.address);
+    let unit = ((hash >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    f64::from(server.weight) / -unit.ln()
+}
+
+/// One cycle of smooth weighted round robin (as nginx picks): at each step every
+/// server gains its weight, the one with the most (the first of equals) is taken and
+/// loses the weights' sum. Each server comes up `weight` times, spread out.
+fn smooth_weighted_cycle(weights: &[u32]) -> Vec<usize> {
+    let total: i64 = weights.iter().map(|&w| i64::from(w)).sum();
+    let mut current = vec![0i64; weights.len()];
+    (0..total)
+        .map(|_| {
+            for (c, &w) in current.iter_mut().zip(weights) {
+                *c += i64::from(w);
+            }
+            let best = (0..current.len())
+                .rev()
+                .max_by_key(|&i| current[i])
+                .unwrap_or(0);
+            current[best] -= total;
+            best
+        })
+        .collect()
 }
 
 /// How much `client` prefers `server` (rendezvous hashing: each client takes the
@@ -456,6 +580,157 @@ mod tests {
             .map(|_| g.pick(0, &[], None, now).unwrap().address.to_string())
             .collect();
         assert_eq!(picks, ["a:1", "b:1", "a:1", "b:1"]);
+    }
+
+    /// Picks `n` servers of group 0 in a row, released at once.
+    fn picks(g: &Groups, n: usize, now: Instant) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let id = g.pick(0, &[], None, now).unwrap();
+                g.release(&id);
+                id.address.to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn server_entries_take_weight_and_backup_after_the_address() {
+        let spec = ServerSpec::parse("10.0.0.2:80 weight=3 backup").unwrap();
+        assert_eq!(
+            (spec.address, spec.weight, spec.backup),
+            ("10.0.0.2:80", 3, true)
+        );
+        let plain = ServerSpec::parse("  a:1 ").unwrap();
+        assert_eq!(
+            (plain.address, plain.weight, plain.backup),
+            ("a:1", 1, false)
+        );
+        for bad in [
+            "",
+            "a:1 weight=0",
+            "a:1 weight=257",
+            "a:1 weight=x",
+            "a:1 weight=2 weight=3",
+            "a:1 backup backup",
+            "a:1 down",
+            "a:1 max_fails=3",
+        ] {
+            assert!(ServerSpec::parse(bad).is_err(), "{bad:?}");
+        }
+        let mut config = Config::default();
+        config.upstreams.insert(
+            "api".into(),
+            UpstreamGroup {
+                servers: vec!["a:1 backup".into(), "b:1 backup".into()],
+                ..UpstreamGroup::default()
+            },
+        );
+        let error = config.validate().unwrap_err();
+        assert!(
+            error.starts_with("upstreams.api.servers: every server is a backup"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn round_robin_gives_each_server_its_weight_spread_out() {
+        let g = groups(
+            Balance::RoundRobin,
+            &["a:1 weight=3", "b:1", "c:1 weight=2"],
+        );
+        let now = clock();
+        let cycle = picks(&g, 6, now);
+        let count = |s: &str| cycle.iter().filter(|p| *p == s).count();
+        assert_eq!((count("a:1"), count("b:1"), count("c:1")), (3, 1, 2));
+        assert!(
+            cycle.windows(2).all(|w| w[0] != w[1]),
+            "spread out: {cycle:?}"
+        );
+        assert_eq!(picks(&g, 6, now), cycle, "the same cycle again");
+        assert_eq!(
+            smooth_weighted_cycle(&[1, 1, 1]),
+            [0, 1, 2],
+            "equal weights: each in turn"
+        );
+        // A server down leaves the others their turns.
+        let a = ServerId {
+            group: 0,
+            server: 0,
+            address: "a:1".into(),
+        };
+        g.failed(&a, now);
+        g.failed(&a, now);
+        let without_a = picks(&g, 6, now);
+        assert!(!without_a.contains(&"a:1".to_string()));
+        assert_eq!(without_a.iter().filter(|p| *p == "c:1").count(), 4);
+    }
+
+    #[test]
+    fn backups_serve_only_while_no_other_server_is_usable() {
+        for balance in [
+            Balance::RoundRobin,
+            Balance::LeastConnections,
+            Balance::ClientIp,
+        ] {
+            let g = groups(balance, &["a:1", "x:1 backup", "b:1", "y:1 backup"]);
+            let now = clock();
+            let all = picks(&g, 8, now);
+            assert!(
+                all.iter().all(|p| p == "a:1" || p == "b:1"),
+                "{balance:?}: {all:?}"
+            );
+            // `a` tried and `b` down: a backup, and the other backup next.
+            let b = ServerId {
+                group: 0,
+                server: 2,
+                address: "b:1".into(),
+            };
+            g.failed(&b, now);
+            g.failed(&b, now);
+            let backup = g.pick(0, &[0], None, now).unwrap();
+            assert!(["x:1", "y:1"].contains(&&*backup.address), "{balance:?}");
+            let other = g.pick(0, &[0, backup.server], None, now).unwrap();
+            assert!(["x:1", "y:1"].contains(&&*other.address));
+            assert_ne!(backup.server, other.server);
+            assert_eq!(g.pick(0, &[0, 1, 3], None, now), None);
+            // With `a` untried, `a` again; once `b` is back, never a backup.
+            assert_eq!(&*g.pick(0, &[], None, now).unwrap().address, "a:1");
+            let later = now + Duration::from_secs(10);
+            let after = picks(&g, 8, later);
+            assert!(after.iter().all(|p| p == "a:1" || p == "b:1"), "{after:?}");
+        }
+    }
+
+    #[test]
+    fn least_connections_counts_connections_per_unit_of_weight() {
+        let g = groups(Balance::LeastConnections, &["a:1 weight=2", "b:1"]);
+        let now = clock();
+        // Held, not released: `a` takes two for each of `b`'s.
+        let held: Vec<ServerId> = (0..9).map(|_| g.pick(0, &[], None, now).unwrap()).collect();
+        let on_a = held.iter().filter(|id| &*id.address == "a:1").count();
+        assert_eq!((on_a, held.len() - on_a), (6, 3));
+    }
+
+    #[test]
+    fn client_ip_gives_servers_clients_by_weight_and_keeps_placements_of_equal_weights() {
+        let g = groups(Balance::ClientIp, &["a:1", "b:1", "c:1 weight=2"]);
+        let now = clock();
+        let placed = placement(&g, 4000, &[], now);
+        let share = |s: &str| placed.iter().filter(|p| *p == s).count();
+        assert!((850..=1150).contains(&share("a:1")), "a: {}", share("a:1"));
+        assert!((850..=1150).contains(&share("b:1")), "b: {}", share("b:1"));
+        assert!((1800..=2200).contains(&share("c:1")), "c: {}", share("c:1"));
+        // A backup gets no client while the others are up.
+        let with_backup = groups(Balance::ClientIp, &["a:1", "z:1 backup", "b:1"]);
+        let placed = placement(&with_backup, 3000, &[], now);
+        assert!(placed.iter().all(|p| p != "z:1"));
+        // Weight 1 written out changes nothing.
+        let plain = groups(Balance::ClientIp, &["a:1", "b:1", "c:1"]);
+        let explicit = groups(Balance::ClientIp, &["a:1 weight=1", "b:1", "c:1 weight=1"]);
+        assert_eq!(
+            placement(&plain, 3000, &[], now),
+            placement(&explicit, 3000, &[], now)
+        );
     }
 
     #[test]

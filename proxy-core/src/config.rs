@@ -249,7 +249,9 @@ impl Default for Pool {
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct UpstreamGroup {
-    /// `host:port` of each server.
+    /// `host:port` of each server, then optionally `weight=N` (its share, 1 to 256,
+    /// default 1) and `backup` (used only while no other server is usable), as in
+    /// nginx: `"10.0.0.2:80 weight=3"` (see [`crate::balance::ServerSpec`]).
     pub servers: Vec<String>,
     /// How the next server is chosen.
     pub balance: Balance,
@@ -342,9 +344,15 @@ impl Config {
                     "upstreams.{name}.servers: a group needs at least one server"
                 ));
             }
-            if group.servers.iter().any(|s| s.trim().is_empty()) {
+            let mut all_backups = true;
+            for server in &group.servers {
+                let spec = crate::balance::ServerSpec::parse(server)
+                    .map_err(|e| format!("upstreams.{name}.servers: {e}"))?;
+                all_backups &= spec.backup;
+            }
+            if all_backups {
                 return Err(format!(
-                    "upstreams.{name}.servers: a server address is empty"
+                    "upstreams.{name}.servers: every server is a backup; one at least must not be"
                 ));
             }
         }

@@ -14,6 +14,7 @@
 
 use crate::setup::{ListenMode, ListenerSetup, Setup, UpstreamTls};
 use crate::tls::{self, CertFiles};
+use proxy_core::balance::ServerSpec;
 use proxy_core::config::duration;
 use proxy_core::{
     Balance, Config, Forwarded, Limits, Pool, Route, Timeouts, UpstreamGroup, WebSocket,
@@ -556,10 +557,9 @@ impl FileConfig {
         for (name, group) in self.upstreams {
             let key = format!("upstreams.{name}");
             for server in &group.servers {
-                check_upstream(server).map_err(invalid(format!("{key}.servers")))?;
-            }
-            for server in &group.servers {
-                add_tls(server, group.tls.clone(), format!("{key}.tls"))?;
+                let spec = ServerSpec::parse(server).map_err(invalid(format!("{key}.servers")))?;
+                check_upstream(spec.address).map_err(invalid(format!("{key}.servers")))?;
+                add_tls(spec.address, group.tls.clone(), format!("{key}.tls"))?;
             }
             upstreams.insert(
                 name,
@@ -1168,6 +1168,31 @@ mod tests {
             error("[[routes]]\npath_prefix = \"/a\"\nallowed_origins = [\"https://a.test/x\"]\n");
         assert!(
             message.starts_with("switchyard.toml:3: routes[0].allowed_origins: "),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn servers_may_carry_a_weight_and_be_backups() {
+        let settings = parse(
+            "[upstreams.api]\nservers = [\"10.0.0.1:80 weight=3\", \"10.0.0.2:80\", \"10.0.0.9:80 backup\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            settings.core.upstreams["api"].servers[0],
+            "10.0.0.1:80 weight=3"
+        );
+        let message = error("[upstreams.api]\nbalance = \"least_connections\"\nservers = [\"10.0.0.1:80 weight=0\"]\n");
+        assert!(
+            message
+                .starts_with("switchyard.toml:3: upstreams.api.servers: \"weight=0\": a weight is"),
+            "{message}"
+        );
+        let message = error("[upstreams.api]\nservers = [\"10.0.0.1 backup\"]\n");
+        assert!(
+            message.starts_with(
+                "switchyard.toml:2: upstreams.api.servers: \"10.0.0.1\" is not an address"
+            ),
             "{message}"
         );
     }

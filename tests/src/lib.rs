@@ -318,6 +318,7 @@ macro_rules! scenarios {
             upstream_garbage_response_is_502,
             // upstream groups and routes
             round_robin_alternates_between_two_backends,
+            weights_and_backup_servers_share_requests_as_configured,
             client_ip_balance_keeps_each_client_on_one_server,
             dead_backend_is_skipped_and_the_request_retried_on_the_next,
             routes_by_host_and_prefix_with_strip,

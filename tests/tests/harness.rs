@@ -108,6 +108,7 @@ fail_without_proxy!(
     upstream_invalid_content_length_is_502,
     upstream_garbage_response_is_502,
     round_robin_alternates_between_two_backends,
+    weights_and_backup_servers_share_requests_as_configured,
     routes_by_host_and_prefix_with_strip,
     over_max_connections_gets_503,
     over_max_tunnels_gets_503,

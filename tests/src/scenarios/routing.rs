@@ -160,3 +160,51 @@ pub async fn routes_by_host_and_prefix_with_strip(p: &dyn ProxyUnderTest) {
         );
     }
 }
+
+/// Which backend (by label) answered each of `n` requests through `proxy`.
+async fn served_by(proxy: &crate::RunningProxy, n: usize) -> Vec<String> {
+    let mut served = Vec::new();
+    for i in 0..n {
+        let r = exchange(proxy, &request("example.test", &format!("/{i}")), "GET").await;
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        served.push(r.text().split(' ').next().unwrap_or_default().to_string());
+    }
+    served
+}
+
+/// `"a weight=2"` beside `b`: two requests in three go to `a`; a `backup` gets none
+/// while the other server is up, and every request (retried onto it) once that one
+/// is down.
+pub async fn weights_and_backup_servers_share_requests_as_configured(p: &dyn ProxyUnderTest) {
+    let (a, b) = (labelled("a").await, labelled("b").await);
+    let proxy = start_with(p, a.addr, |c| {
+        let servers = vec![format!("{} weight=2", a.addr), b.addr.to_string()];
+        c.upstreams.insert(
+            "default".into(),
+            UpstreamGroup {
+                servers,
+                ..UpstreamGroup::default()
+            },
+        );
+    })
+    .await;
+    let served = served_by(&proxy, 6).await;
+    let on_a = served.iter().filter(|s| *s == "a").count();
+    assert_eq!((on_a, 6 - on_a), (4, 2), "weights 2:1: {served:?}");
+    let with_backup = |primary: SocketAddr| {
+        move |c: &mut crate::Config| {
+            let servers = vec![primary.to_string(), format!("{} backup", b.addr)];
+            c.upstreams.insert(
+                "default".into(),
+                UpstreamGroup {
+                    servers,
+                    ..UpstreamGroup::default()
+                },
+            );
+        }
+    };
+    let proxy = start_with(p, a.addr, with_backup(a.addr)).await;
+    assert_eq!(served_by(&proxy, 4).await, ["a"; 4], "the backup idles");
+    let proxy = start_with(p, a.addr, with_backup(dead_addr())).await;
+    assert_eq!(served_by(&proxy, 4).await, ["b"; 4], "the primary is down");
+}
