@@ -418,6 +418,17 @@ mod tests {
         crate::sim::Sim::new(Config::default()).now()
     }
 
+    /// Fails server `server` of group 0 twice: `max_fails` here, so it is down.
+    fn take_down(g: &Groups, server: usize, now: Instant) {
+        let id = ServerId {
+            group: 0,
+            server,
+            address: "".into(),
+        };
+        g.failed(&id, now);
+        g.failed(&id, now);
+    }
+
     #[test]
     fn round_robin_takes_each_server_in_turn() {
         let g = groups(Balance::RoundRobin, &["a:1", "b:1", "c:1"]);
@@ -535,13 +546,7 @@ mod tests {
         let g = groups(Balance::ClientIp, &["a:1", "b:1", "c:1"]);
         let now = clock();
         let before = placement(&g, 3000, &[], now);
-        let b = ServerId {
-            group: 0,
-            server: 1,
-            address: "b:1".into(),
-        };
-        g.failed(&b, now);
-        g.failed(&b, now);
+        take_down(&g, 1, now);
         let during = placement(&g, 3000, &[], now);
         for (was, is) in before.iter().zip(&during) {
             match was.as_str() {
@@ -653,13 +658,7 @@ mod tests {
             "equal weights: each in turn"
         );
         // A server down leaves the others their turns.
-        let a = ServerId {
-            group: 0,
-            server: 0,
-            address: "a:1".into(),
-        };
-        g.failed(&a, now);
-        g.failed(&a, now);
+        take_down(&g, 0, now);
         let without_a = picks(&g, 6, now);
         assert!(!without_a.contains(&"a:1".to_string()));
         assert_eq!(without_a.iter().filter(|p| *p == "c:1").count(), 4);
@@ -680,13 +679,7 @@ mod tests {
                 "{balance:?}: {all:?}"
             );
             // `a` tried and `b` down: a backup, and the other backup next.
-            let b = ServerId {
-                group: 0,
-                server: 2,
-                address: "b:1".into(),
-            };
-            g.failed(&b, now);
-            g.failed(&b, now);
+            take_down(&g, 2, now);
             let backup = g.pick(0, &[0], None, now).unwrap();
             assert!(["x:1", "y:1"].contains(&&*backup.address), "{balance:?}");
             let other = g.pick(0, &[0, backup.server], None, now).unwrap();
