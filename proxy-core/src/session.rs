@@ -779,11 +779,11 @@ impl Session {
         }
         if request.answer_here() {
             let answer = request.answer(self.proxy.wall_clock().date());
-            return self.answer_as_proxy(&request, answer, 200);
+            return self.answer_as_proxy(&request, answer, 200, None);
         }
         if let Some(port) = self.client.redirect_to_https {
             return match redirect::to_https(&request, port, self.proxy.wall_clock().date()) {
-                Some((redirect, status)) => self.answer_as_proxy(&request, redirect, status),
+                Some((redirect, status)) => self.answer_as_proxy(&request, redirect, status, None),
                 None => self.refuse(&request, ProxyError::MissingHost),
             };
         }
@@ -1424,22 +1424,25 @@ impl Session {
     /// [`fail`](Self::fail), with the request's method and target in the log and no
     /// body for a `HEAD` (RFC 9110 §9.3.2).
     fn refuse(&mut self, request: &RequestHead, error: ProxyError) {
-        self.release_tunnel_slot();
         let date = self.proxy.wall_clock().date();
-        self.send(Side::Client, error_response(error, request.is_head(), date));
-        let log = self.log_of_proxy_answer(Some(request), error.status(), Some(error));
-        self.outputs
-            .push_back(Output::Event(Event::Request(Box::new(log))));
-        self.linger();
+        let response = error_response(error, request.is_head(), date);
+        self.answer_as_proxy(request, response, error.status(), Some(error));
     }
 
     /// Sends `response` (with `status`), the proxy's own answer to `request` (as its
-    /// final recipient, see [`RequestHead::answer_here`], or a redirect), then closes
-    /// as after an error, so that a body it may carry is never read as the next request.
-    fn answer_as_proxy(&mut self, request: &RequestHead, response: Bytes, status: u16) {
+    /// final recipient, see [`RequestHead::answer_here`], a redirect, or a refusal for
+    /// `error`), then closes as after an error, so that a body it may carry is never
+    /// read as the next request.
+    fn answer_as_proxy(
+        &mut self,
+        request: &RequestHead,
+        response: Bytes,
+        status: u16,
+        error: Option<ProxyError>,
+    ) {
         self.release_tunnel_slot();
         self.send(Side::Client, response);
-        let log = self.log_of_proxy_answer(Some(request), status, None);
+        let log = self.log_of_proxy_answer(Some(request), status, error);
         self.outputs
             .push_back(Output::Event(Event::Request(Box::new(log))));
         self.linger();
