@@ -41,26 +41,13 @@ LOG_TAG=browser
 use_ports 26500
 PAGE_PORT=$((PORT_BASE + 9))
 
-command -v node >/dev/null || { echo "browser.sh needs Node.js (node, npm)" >&2; exit 2; }
-CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-if [ ! -x "$CHROMIUM" ]; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  log "installing chromium (apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get install -y -qq chromium >/dev/null ||
-    { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null; }
-fi
-export CHROMIUM
-
 install_proxies
 build_tools
 raise_nofile
 setup_pinning
 setup_work switchyard-browser
 write_configs
-log "installing playwright-core (npm)"
-npm install --silent --prefix "$WORK/node" playwright-core@1 >/dev/null
-export NODE_PATH=$WORK/node/node_modules
+setup_browser
 
 # A page from a loopback origin, for the WebSocket to be opened from.
 mkdir -p "$WORK/www" && echo '<!doctype html><title>switchyard browser check</title>' >"$WORK/www/index.html"

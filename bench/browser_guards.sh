@@ -29,22 +29,9 @@ use_ports 26600
 PAGE_PORT=$((PORT_BASE + 9))
 BIG=2000
 
-command -v node >/dev/null || { echo "browser_guards.sh needs Node.js (node, npm)" >&2; exit 2; }
-CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-if [ ! -x "$CHROMIUM" ]; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  log "installing chromium (apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get install -y -qq chromium >/dev/null ||
-    { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null; }
-fi
-export CHROMIUM
-
 build_tools
 setup_work switchyard-browser-guards
-log "installing playwright-core (npm)"
-npm install --silent --prefix "$WORK/node" playwright-core@1 >/dev/null
-export NODE_PATH=$WORK/node/node_modules
+setup_browser
 
 # The same page from two origins: 127.0.0.1 (allowed) and 127.0.0.2 (not).
 mkdir -p "$WORK/www" && echo '<!doctype html><title>switchyard guards</title>' >"$WORK/www/index.html"

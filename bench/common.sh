@@ -54,6 +54,26 @@ build_tools() {
   BENCH=$TARGET_DIR/release/switchyard-bench
 }
 
+# ---------------------------------------------------------------- a real browser
+# For browser.sh and browser_guards.sh (after setup_work): needs Node.js; installs
+# Debian's chromium if missing (CHROMIUM names another) and playwright-core into
+# $WORK/node, and exports CHROMIUM and NODE_PATH for the scripts' node programs.
+setup_browser() {
+  command -v node >/dev/null || { echo "$(basename "$0") needs Node.js (node, npm)" >&2; exit 2; }
+  CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+  if [ ! -x "$CHROMIUM" ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    log "installing chromium (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -qq chromium >/dev/null ||
+      { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null; }
+  fi
+  export CHROMIUM
+  log "installing playwright-core (npm)"
+  npm install --silent --prefix "$WORK/node" playwright-core@1 >/dev/null
+  export NODE_PATH=$WORK/node/node_modules
+}
+
 # ---------------------------------------------------------------- limits, pinning
 # Raises the soft open-file limit to the hard one; sets NOFILE.
 raise_nofile() {
