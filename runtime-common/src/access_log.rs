@@ -14,8 +14,16 @@
 //! character. With the binaries' log ([`crate::init_logging`]) the line is written
 //! here whole, timestamp and level included, in the formatter's layout, and queued to
 //! the log's writer thread; under another subscriber it is one tracing event.
+//!
+//! With `[log] format = "json"` the line is one JSON object in the layout of
+//! tracing-subscriber's JSON formatter, the values typed (numbers as numbers, an
+//! unknown address or no error as `null`):
+//!
+//! ```text
+//! {"timestamp":"2026-11-26T21:31:39.842934Z","level":"INFO","fields":{"kind":"request","client":"203.0.113.7:51514","method":"GET","target":"/chat","status":101,"request_bytes":0,"response_bytes":0,"duration_ms":1.204,"upstream":"10.0.0.2:9000","error":null},"target":"switchyard::access"}
+//! ```
 
-use crate::logging::{access_sink, AccessSink};
+use crate::logging::{access_sink, AccessSink, LogFormat};
 use proxy_core::Event;
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -51,8 +59,13 @@ pub fn event(event: &Event, client: Option<SocketAddr>, upstream: Option<SocketA
             info!(target: TARGET, "{line}");
             return;
         };
-        write_prefix(line, SystemTime::now(), sink.ansi);
-        write_line(line, event, client, upstream);
+        match sink.format {
+            LogFormat::Text => {
+                write_prefix(line, SystemTime::now(), sink.ansi);
+                write_line(line, event, client, upstream);
+            }
+            LogFormat::Json => write_json_line(line, SystemTime::now(), event, client, upstream),
+        }
         line.push('\n');
         // Queued, never dropped (the writer is not lossy), so no error to handle.
         let _ = std::io::Write::write_all(&mut sink.writer, line.as_bytes());
@@ -118,6 +131,94 @@ fn write_line(
         }
         // Not logged (see `event`).
         Event::UpstreamConnectTimeout => {}
+    }
+}
+
+/// The line for `event` as one JSON object, laid out as tracing-subscriber's JSON
+/// formatter lays out an event (`timestamp`, `level`, `fields`, `target`).
+fn write_json_line(
+    out: &mut String,
+    now: SystemTime,
+    event: &Event,
+    client: Option<SocketAddr>,
+    upstream: Option<SocketAddr>,
+) {
+    let _ = write!(
+        out,
+        "{{\"timestamp\":\"{}\",\"level\":\"INFO\",\"fields\":{{",
+        humantime::format_rfc3339_micros(now)
+    );
+    match event {
+        Event::Request(r) => {
+            out.push_str("\"kind\":\"request\",\"client\":");
+            push_json_addr(out, client);
+            out.push_str(",\"method\":");
+            push_json_str(out, &String::from_utf8_lossy(&r.method));
+            out.push_str(",\"target\":");
+            push_json_str(out, &String::from_utf8_lossy(&r.target));
+            out.push_str(",\"status\":");
+            push_number(out, r.status);
+            out.push_str(",\"request_bytes\":");
+            push_number(out, r.request_body_bytes);
+            out.push_str(",\"response_bytes\":");
+            push_number(out, r.response_body_bytes);
+            out.push_str(",\"duration_ms\":");
+            push_millis(out, r.duration);
+            out.push_str(",\"upstream\":");
+            push_json_addr(out, upstream);
+            out.push_str(",\"error\":");
+            match r.error {
+                Some(error) => push_json_str(out, error),
+                None => out.push_str("null"),
+            }
+        }
+        Event::Tunnel(t) => {
+            out.push_str("\"kind\":\"tunnel\",\"client\":");
+            push_json_addr(out, client);
+            out.push_str(",\"protocol\":");
+            push_json_str(out, &t.protocol);
+            out.push_str(",\"client_to_upstream\":");
+            push_number(out, t.client_to_upstream);
+            out.push_str(",\"upstream_to_client\":");
+            push_number(out, t.upstream_to_client);
+            out.push_str(",\"duration_ms\":");
+            push_millis(out, t.duration);
+            out.push_str(",\"end\":");
+            push_json_str(out, &format!("{:?}", t.end)); // rare: once per tunnel
+            out.push_str(",\"upstream\":");
+            push_json_addr(out, upstream);
+        }
+        // Not logged (see `event`).
+        Event::UpstreamConnectTimeout => {}
+    }
+    out.push_str("},\"target\":\"switchyard::access\"}");
+}
+
+/// A JSON string: `"` and `\` escaped, control characters as `\u00XX`.
+fn push_json_str(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// An address as a JSON string, or `null` when unknown.
+fn push_json_addr(out: &mut String, addr: Option<SocketAddr>) {
+    match addr {
+        Some(_) => {
+            out.push('"');
+            push_addr(out, addr);
+            out.push('"');
+        }
+        None => out.push_str("null"),
     }
 }
 
@@ -249,6 +350,75 @@ mod tests {
             line,
             "2025-11-26T21:27:24.703978Z  INFO switchyard::access: "
         );
+    }
+
+    /// The JSON line of `event` at a fixed time, parsed.
+    fn json_line(event: &Event, client: &str, upstream: Option<&str>) -> serde_json::Value {
+        let mut line = String::new();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_764_192_444_703_978);
+        let upstream = upstream.map(|u| u.parse().unwrap());
+        write_json_line(&mut line, t, event, client.parse().ok(), upstream);
+        assert!(!line.contains('\n'), "one line: {line}");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    #[test]
+    fn a_json_request_line_is_one_object_with_typed_values() {
+        let log = RequestLog {
+            method: Bytes::from_static(b"GET"),
+            // Quotes, a backslash, a control byte and bytes that are not UTF-8 (none of
+            // which a refused target could carry into the log raw).
+            target: Bytes::from_static(b"/a\"b\\c\x01\xff"),
+            status: 403,
+            request_body_bytes: 0,
+            response_body_bytes: 1234567,
+            duration: Duration::from_micros(1_204),
+            from_proxy: true,
+            error: Some("origin not allowed"),
+        };
+        let line = json_line(&Event::Request(Box::new(log)), "203.0.113.7:51514", None);
+        assert_eq!(
+            line,
+            serde_json::json!({
+                "timestamp": "2025-11-26T21:27:24.703978Z",
+                "level": "INFO",
+                "fields": {
+                    "kind": "request",
+                    "client": "203.0.113.7:51514",
+                    "method": "GET",
+                    "target": "/a\"b\\c\u{1}\u{fffd}",
+                    "status": 403,
+                    "request_bytes": 0,
+                    "response_bytes": 1234567,
+                    "duration_ms": 1.204,
+                    "upstream": null,
+                    "error": "origin not allowed",
+                },
+                "target": "switchyard::access",
+            })
+        );
+    }
+
+    #[test]
+    fn a_json_tunnel_line_is_one_object_with_typed_values() {
+        let log = TunnelLog {
+            protocol: "websocket".into(),
+            client_to_upstream: 812,
+            upstream_to_client: 90211,
+            duration: Duration::from_millis(60_001),
+            end: TunnelEnd::MessageTooBig(Side::Client),
+        };
+        let line = json_line(
+            &Event::Tunnel(Box::new(log)),
+            "[2001:db8::1]:443",
+            Some("10.0.0.2:9000"),
+        );
+        assert_eq!(line["fields"]["kind"], "tunnel");
+        assert_eq!(line["fields"]["client"], "[2001:db8::1]:443");
+        assert_eq!(line["fields"]["upstream_to_client"], 90211);
+        assert_eq!(line["fields"]["duration_ms"], 60001.0);
+        assert_eq!(line["fields"]["end"], "MessageTooBig(Client)");
+        assert_eq!(line["fields"]["upstream"], "10.0.0.2:9000");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! the [`Setup`] a [`Context`](crate::Context) runs (certificates loaded). Relative
 //! file paths are relative to the configuration file's directory.
 
+use crate::logging::LogFormat;
 use crate::setup::{ListenMode, ListenerSetup, Setup, UpstreamTls};
 use crate::tls::{self, CertFiles};
 use proxy_core::balance::ServerSpec;
@@ -52,6 +53,9 @@ pub struct Settings {
     pub work_stealing: bool,
     /// Whether request and tunnel lines are logged (`[log] access`).
     pub access_log: bool,
+    /// Text or JSON lines (`[log] format`), for the binaries' [`crate::init_logging`]
+    /// (read at start: a reload does not change it).
+    pub log_format: LogFormat,
     /// Where `GET /metrics` is served (`[admin] listen`), if anywhere.
     pub admin: Option<SocketAddr>,
     /// TLS towards upstream servers, by server address.
@@ -120,6 +124,7 @@ impl Default for Settings {
             threads: None,
             work_stealing: true,
             access_log: true,
+            log_format: LogFormat::Text,
             admin: None,
             upstream_tls: BTreeMap::new(),
             core: Config::default(),
@@ -302,11 +307,15 @@ struct FileConfig {
 #[serde(default, deny_unknown_fields)]
 struct Log {
     access: bool,
+    format: LogFormat,
 }
 
 impl Default for Log {
     fn default() -> Self {
-        Log { access: true }
+        Log {
+            access: true,
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -674,6 +683,7 @@ impl FileConfig {
             threads: self.threads,
             work_stealing: self.work_stealing.unwrap_or(defaults.work_stealing),
             access_log: self.log.access,
+            log_format: self.log.format,
             admin,
             upstream_tls,
             core,
@@ -1193,6 +1203,18 @@ mod tests {
             message.starts_with(
                 "switchyard.toml:2: upstreams.api.servers: \"10.0.0.1\" is not an address"
             ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn log_lines_are_text_or_json() {
+        assert_eq!(parse("").unwrap().log_format, LogFormat::Text);
+        let settings = parse("[log]\nformat = \"json\"\n").unwrap();
+        assert_eq!(settings.log_format, LogFormat::Json);
+        let message = error("[log]\naccess = true\nformat = \"xml\"\n");
+        assert!(
+            message.starts_with("switchyard.toml:3: log.format: unknown variant `xml`"),
             "{message}"
         );
     }

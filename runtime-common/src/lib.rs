@@ -77,7 +77,7 @@ pub use cpu_affinity::{allowed_cpus, bind_this_thread};
 pub use drive::MAX_READ;
 pub use fin::send_before_fin;
 pub use listen::{bind_listener, bind_listener_for, bind_listeners_for, LISTEN_BACKLOG};
-pub use logging::{flush_logs, init_logging};
+pub use logging::{flush_logs, init_logging, LogFormat};
 pub use open_files::{raise_open_file_limit, raise_open_file_limit_and_log};
 pub use runtime::{sleep, timeout, Conn, Listener, Pipe, Runtime, Transport, Upstream};
 pub use rustls;

@@ -1,5 +1,6 @@
 //! The binaries' log: stderr, levels from `RUST_LOG` (default `info`), access lines
-//! switched by the configuration (`[log] access`).
+//! switched by the configuration (`[log] access`), text or one JSON object per line
+//! (`[log] format`).
 //!
 //! Lines are formatted on the thread that logs and written by a thread of their own,
 //! in batches, so the proxy's threads make no system call for them. Nothing is
@@ -31,6 +32,21 @@ pub(crate) struct AccessSink {
     pub(crate) writer: NonBlocking,
     /// Whether the level is coloured, as the subscriber colours it.
     pub(crate) ansi: bool,
+    /// The lines' format.
+    pub(crate) format: LogFormat,
+}
+
+/// How the binaries write their log lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// `2026-11-26T21:31:39.842934Z  INFO target: message key=value …`.
+    #[default]
+    Text,
+    /// One JSON object per line, as tracing-subscriber's JSON formatter writes them:
+    /// `{"timestamp":…,"level":…,"fields":{…},"target":…}`; an access line's fields
+    /// are its values (`kind`, `client`, `status`, …), typed, for a log shipper.
+    Json,
 }
 
 /// The log's writer, if [`init_logging`] set one up (an embedder's own subscriber
@@ -39,12 +55,12 @@ pub(crate) fn access_sink() -> Option<&'static AccessSink> {
     ACCESS_SINK.get()
 }
 
-/// Starts logging to stderr. Call [`flush_logs`] before the process exits.
-pub fn init_logging() {
+/// Starts logging to stderr in `format`. Call [`flush_logs`] before the process exits.
+pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env_lossy();
-    let ansi = std::io::stderr().is_terminal();
+    let ansi = std::io::stderr().is_terminal() && format == LogFormat::Text;
     // The writer thread flushes whenever it has no more lines waiting.
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
@@ -54,12 +70,16 @@ pub fn init_logging() {
     let sink = AccessSink {
         writer: writer.clone(),
         ansi,
+        format,
     };
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        .with_ansi(ansi)
-        .init();
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => subscriber.init(),
+        LogFormat::Json => subscriber.json().init(),
+    }
     let _ = ACCESS_SINK.set(sink);
     *WRITER.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
 }

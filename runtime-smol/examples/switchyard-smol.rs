@@ -35,7 +35,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    runtime_common::init_logging();
+    runtime_common::init_logging(settings.log_format);
     runtime_common::raise_open_file_limit_and_log();
     let threads = settings
         .threads

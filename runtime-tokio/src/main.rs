@@ -118,7 +118,7 @@ fn main() -> ExitCode {
         }
     };
     cli.overrides.apply(&mut settings);
-    runtime_common::init_logging();
+    runtime_common::init_logging(settings.log_format);
     runtime_common::raise_open_file_limit_and_log();
 
     let threads = settings

@@ -357,6 +357,47 @@ pub async fn config_file_proxies_then_sigterm_exits_0(exe: &Path) {
     );
 }
 
+/// `[log] format = "json"`: every line on stderr is one JSON object, the access line
+/// of a request among them with its values typed.
+pub async fn json_log_lines_are_json_objects(exe: &Path) {
+    let backend = Backend::http_and_websocket().await;
+    let listen = free_addr();
+    let file = config_file(listen, backend.addr, "2s");
+    std::fs::write(
+        file.path(),
+        std::fs::read_to_string(file.path()).unwrap() + "\n[log]\nformat = \"json\"\n",
+    )
+    .unwrap();
+    let args = ["--config".to_string(), file.path().display().to_string()];
+    let mut proc = Process::spawn(exe, &args, listen).await;
+    drop(http_get(listen, "/json-line").await);
+    proc.wait_output("\"target\":\"/json-line\"", Duration::from_secs(3))
+        .await
+        .expect("the request's access line");
+    proc.sigterm();
+    let status = proc.wait_exit(Duration::from_secs(3)).await.unwrap();
+    let output = proc.output();
+    assert!(status.success(), "exit status {status}; output:\n{output}");
+    let lines: Vec<serde_json::Value> = (output.lines())
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
+        .collect();
+    assert!(
+        lines.len() >= 2,
+        "the access line and the start and stop lines:\n{output}"
+    );
+    let access = (lines.iter())
+        .find(|l| l["fields"]["target"] == "/json-line")
+        .expect("the access line");
+    assert_eq!(access["target"], "switchyard::access");
+    assert_eq!(access["fields"]["kind"], "request");
+    assert_eq!(access["fields"]["method"], "GET");
+    assert_eq!(access["fields"]["status"], 200);
+    assert_eq!(access["fields"]["upstream"], backend.addr.to_string());
+    assert!(access["fields"]["error"].is_null());
+    assert!(access["fields"]["duration_ms"].is_f64());
+}
+
 /// `work_stealing = false`, `threads = 3`: the main thread and two more, each with an
 /// event loop and listener of its own (and a CPU of its own if there are 3), serve
 /// WebSockets and requests on fresh connections (the kernel spreads them over the

@@ -91,6 +91,17 @@ mod example {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn example_json_log_lines_are_json_objects() {
+        let exe = exe();
+        switchyard_e2e::run_scenario(
+            "example_json_log_lines_are_json_objects",
+            "switchyard-smol",
+            binary::json_log_lines_are_json_objects(&exe),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn example_sigterm_with_open_websocket_exits_0_by_deadline() {
         let exe = exe();
         switchyard_e2e::run_scenario(

@@ -89,6 +89,17 @@ mod binary {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn binary_json_log_lines_are_json_objects() {
+        let exe = exe();
+        switchyard_e2e::run_scenario(
+            "binary_json_log_lines_are_json_objects",
+            "switchyard",
+            binary::json_log_lines_are_json_objects(&exe),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn binary_flags_sigterm_with_idle_keepalive_exits_0() {
         let exe = exe();
         switchyard_e2e::run_scenario(
