@@ -294,6 +294,9 @@ impl Harness {
         // Small enough that chunked and `Content-Length` bodies cross it.
         config.limits.max_request_body = 1000;
         config.websocket.ping_interval = Some(Duration::from_secs(20));
+        // Small enough that the fragments' client frames cross it: a client message
+        // over it ends the tunnel with the proxy's Close, after what was relayed.
+        config.websocket.max_message_size = 200;
         let now = base();
         let client = ClientInfo {
             addr: Some("192.0.2.1:40000".parse().unwrap()),
